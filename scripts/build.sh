@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Configure and build into DIR (default build/). Extra arguments go to cmake.
+#   scripts/build.sh build-asan -DCF_SANITIZE=ON
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+dir=${1:-build}
+shift || true
+cmake -S "$top" -B "$top/$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+cmake --build "$top/$dir" -j"$(nproc)"

@@ -1,0 +1,55 @@
+/*
+ * config: the certfleet configuration file, DIR/certfleet.conf.
+ *
+ * One descriptor table (config.c) drives parsing, validation, defaults,
+ * --dump-config and the test that docs/config.md lists every key. The
+ * format is "key = value" lines; '#' starts a comment; unknown keys and
+ * bad values stop with the file, the line and the reason.
+ */
+#ifndef CF_DAEMON_CONFIG_H
+#define CF_DAEMON_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "util/util.h"
+
+typedef struct cf_config {
+	char *data_dir;           /* absolute; not a key: where the file lives */
+	char *store;              /* registry URI; relative sqlite paths are under data_dir */
+	char *ca_passphrase_file; /* passphrase of the intermediate CA keys */
+	int64_t cert_days;
+	int64_t cert_backdate;    /* seconds */
+	char *crl_url;            /* "" when unset */
+	char *ocsp_url;           /* "" when unset */
+	char *default_policy;     /* attached to issued certificates without --policy */
+	int64_t key_min_rsa_bits;
+	char *log_level;
+} cf_config;
+
+/* Fill every field with its default, data_dir set to dir. */
+int cf_config_init(cf_config *cfg, const char *data_dir, cf_err *err);
+
+/*
+ * Read path over the defaults already in cfg. CF_EINVAL with
+ * "<path>:<line>: <reason>" in err->msg for a bad line or value;
+ * CF_ENOTFOUND when the file is missing.
+ */
+int cf_config_load(cf_config *cfg, const char *path, cf_err *err);
+
+/* The registry URI with a relative sqlite path made absolute. Freed with free(). */
+char *cf_config_store_uri(const cf_config *cfg);
+
+/* A config path made absolute against data_dir. Freed with free(). */
+char *cf_config_path(const cf_config *cfg, const char *path);
+
+/* Write every key with its value and one-line help as a valid config file. */
+void cf_config_dump(const cf_config *cfg, FILE *fp);
+
+/* Release the strings. */
+void cf_config_clear(cf_config *cfg);
+
+/* For tests and docs: the name of key i, or NULL past the end. */
+const char *cf_config_key_name(size_t i);
+
+#endif

@@ -1,0 +1,247 @@
+/*
+ * pki: keys, CSR validation, certificate issuance, certificate facts.
+ *
+ * OpenSSL 3 EVP APIs only. Knows nothing of the registry or MQTT: callers
+ * pass the thing name, the profile and the policy in, and store what comes
+ * out. Private keys leave this module only as encrypted PKCS#8 files.
+ */
+#ifndef CF_PKI_H
+#define CF_PKI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "util/util.h"
+
+/* Largest CSR accepted, PEM or DER (protocol: BAD_CSR above it). */
+#define CF_PKI_CSR_MAX (16 * 1024)
+/* Largest certificate (PEM) accepted from outside. */
+#define CF_PKI_CERT_MAX (64 * 1024)
+/* certificateId: lowercase hex SHA-256 of the DER, plus NUL. */
+#define CF_PKI_ID_LEN 65
+/* Serial numbers as lowercase hex, 128 bits, plus NUL. */
+#define CF_PKI_SERIAL_LEN 41
+
+typedef enum {
+	CF_KEY_UNKNOWN = 0,
+	CF_KEY_EC_P256,
+	CF_KEY_EC_P384,
+	CF_KEY_ED25519,
+	CF_KEY_RSA_2048,
+	CF_KEY_RSA_3072,
+	CF_KEY_RSA_4096
+} cf_key_type;
+
+/* Parse "EC-P256", "EC-P384", "ED25519", "RSA-2048", "RSA-3072", "RSA-4096". */
+int cf_pki_key_type_parse(cf_key_type *out, const char *name);
+/* The name above, or "UNKNOWN". */
+const char *cf_pki_key_type_name(cf_key_type type);
+
+/* Generate a fresh key. The caller frees *out with EVP_PKEY_free(). */
+int cf_pki_key_generate(EVP_PKEY **out, cf_key_type type, cf_err *err);
+
+/*
+ * Write key as encrypted PKCS#8 PEM (AES-256-CBC, PBKDF2) to path, mode
+ * 0600, atomically; an existing file is CF_EEXISTS.
+ */
+int cf_pki_key_write_encrypted(const char *path, EVP_PKEY *key, const char *pass,
+			       size_t pass_len, cf_err *err);
+
+/*
+ * Read an encrypted PKCS#8 PEM key. CF_ECRYPTO when the passphrase is wrong
+ * or the file is not a key; CF_ENOTFOUND when missing.
+ */
+int cf_pki_key_read_encrypted(EVP_PKEY **out, const char *path, const char *pass, size_t pass_len,
+			      cf_err *err);
+
+/* Lowercase hex SHA-256 of the key's SubjectPublicKeyInfo DER. */
+int cf_pki_key_spki_sha256(char out[CF_PKI_ID_LEN], EVP_PKEY *key, cf_err *err);
+
+/* ---- key policy and quality ----------------------------------------- */
+
+/* What a CSR's or certificate's key and signature must meet. */
+typedef struct cf_pki_key_policy {
+	unsigned int rsa_min_bits; /* 2048 by default */
+	bool allow_rsa;
+	bool allow_p256;
+	bool allow_p384;
+	bool allow_ed25519;
+} cf_pki_key_policy;
+
+/* RSA >= 2048, P-256, P-384, Ed25519. */
+void cf_pki_key_policy_init(cf_pki_key_policy *policy);
+
+/* ---- CSRs ----------------------------------------------------------- */
+
+typedef struct cf_pki_csr cf_pki_csr; /* opaque: a parsed, signature-checked request */
+
+/*
+ * Parse a CSR in PEM or DER (at most CF_PKI_CSR_MAX bytes) and verify its
+ * self-signature. Errors are CF_EPROTO with the protocol reason: "BAD_CSR"
+ * (size, not a CSR, trailing garbage, unsupported signature algorithm),
+ * "BAD_SIGNATURE". Changed: also "WEAK_KEY" when the request is signed with
+ * MD5 or SHA-1, or its key algorithm or curve is one we cannot use at all;
+ * the weak digest is refused before verification, so the reason does not
+ * depend on whether OpenSSL would verify it. Keys on P-192, P-521 and
+ * secp256k1 and short RSA keys parse and are refused by the policy check.
+ * The subject is not looked at. The caller frees *out with cf_pki_csr_free().
+ */
+int cf_pki_csr_parse(cf_pki_csr **out, const void *data, size_t len, cf_err *err);
+
+/*
+ * Check the CSR's key against policy: CF_EPROTO "WEAK_KEY" (RSA too short,
+ * a curve or algorithm not allowed). MD5 and SHA-1 signatures never get
+ * this far: cf_pki_csr_parse() refuses them with "WEAK_KEY".
+ */
+int cf_pki_csr_check_policy(const cf_pki_csr *csr, const cf_pki_key_policy *policy, cf_err *err);
+
+/* Lowercase hex SHA-256 of the CSR's SubjectPublicKeyInfo (for KEY_REUSE). Borrowed. */
+const char *cf_pki_csr_spki_sha256(const cf_pki_csr *csr);
+
+/* The key type of the CSR's public key (CF_KEY_UNKNOWN when outside the list). */
+cf_key_type cf_pki_csr_key_type(const cf_pki_csr *csr);
+
+/* Release. NULL is accepted. */
+void cf_pki_csr_free(cf_pki_csr *csr);
+
+/* ---- CAs and issuance ----------------------------------------------- */
+
+typedef struct cf_pki_ca cf_pki_ca; /* opaque: a CA certificate and its private key */
+
+/*
+ * Make a CA signer from its certificate and key. Checks that the key
+ * matches the certificate and that the certificate is a CA. Takes its own
+ * references: the caller keeps and frees cert and key.
+ */
+int cf_pki_ca_new(cf_pki_ca **out, X509 *cert, EVP_PKEY *key, cf_err *err);
+
+/* The CA certificate (borrowed, lives as long as ca). */
+X509 *cf_pki_ca_cert(const cf_pki_ca *ca);
+
+/* Release, wiping the key. NULL is accepted. */
+void cf_pki_ca_free(cf_pki_ca *ca);
+
+/*
+ * Create a self-signed root CA certificate for key: subject CN=common_name
+ * (O=organization when not NULL), basicConstraints CA:TRUE critical,
+ * keyUsage keyCertSign+cRLSign critical, SKI, validity days.
+ */
+int cf_pki_root_create(X509 **out, EVP_PKEY *key, const char *common_name,
+		       const char *organization, int days, cf_err *err);
+
+/*
+ * Sign an intermediate CA certificate for pubkey with issuer: CA:TRUE,
+ * pathlen:0, keyCertSign+cRLSign, SKI/AKI, validity days (capped at the
+ * issuer's notAfter).
+ */
+int cf_pki_intermediate_sign(X509 **out, cf_pki_ca *issuer, EVP_PKEY *pubkey,
+			     const char *common_name, const char *organization, int days,
+			     cf_err *err);
+
+/*
+ * Make a CSR for an intermediate (for offline signing by the root).
+ * The caller frees *out with X509_REQ_free().
+ */
+int cf_pki_ca_csr_create(X509_REQ **out, EVP_PKEY *key, const char *common_name,
+			 const char *organization, cf_err *err);
+
+/* What an issued device certificate looks like besides its subject. */
+typedef struct cf_pki_profile {
+	int days;             /* validity, default 365 */
+	int backdate_seconds; /* notBefore = now - backdate, default 300 */
+	const char *crl_url;  /* CRL distribution point, or NULL */
+	const char *ocsp_url; /* OCSP in Authority Information Access, or NULL */
+} cf_pki_profile;
+
+/* 365 days, backdated 5 minutes, no CRL or OCSP URL. */
+void cf_pki_profile_init(cf_pki_profile *profile);
+
+/*
+ * Issue a device certificate for csr's public key, signed by ca. thing must
+ * be 1 to 128 characters (CF_EINVAL otherwise; RFC 5280 bounds a CN at 64,
+ * OpenSSL parses longer ones). The
+ * subject is CN=thing and the SAN URI urn:certfleet:thing:<thing>, whatever
+ * the CSR asked. EKU clientAuth, KU digitalSignature critical,
+ * basicConstraints CA:FALSE critical, SKI/AKI, a 128-bit random positive
+ * serial, and the profile's validity and URLs. notAfter is capped at the
+ * CA's notAfter. The caller frees *out with X509_free().
+ */
+int cf_pki_issue(X509 **out, cf_pki_ca *ca, const cf_pki_csr *csr, const char *thing,
+		 const cf_pki_profile *profile, cf_err *err);
+
+/*
+ * Added: the same certificate as cf_pki_issue(), as DER, without building
+ * an X509. Parsing the result into an X509 costs OpenSSL 3.0 about as much
+ * as the verify and the sign together (its key decoder), so a caller that
+ * only stores and sends the certificate should use this. The caller frees
+ * *out with free(). CF_EINVAL for a bad thing name or profile, CF_ESTATE
+ * when the CA has expired, CF_ECRYPTO when signing fails.
+ */
+int cf_pki_issue_der(unsigned char **out, size_t *len_out, cf_pki_ca *ca, const cf_pki_csr *csr,
+		     const char *thing, const cf_pki_profile *profile, cf_err *err);
+
+/* ---- certificates --------------------------------------------------- */
+
+/* Facts about a certificate, as the registry keeps them. */
+typedef struct cf_pki_cert_info {
+	char id[CF_PKI_ID_LEN];          /* SHA-256 of the DER */
+	char serial[CF_PKI_SERIAL_LEN];  /* lowercase hex, no leading zeros */
+	char subject[256];               /* RFC 2253 */
+	char issuer[256];                /* RFC 2253 */
+	char common_name[129];           /* subject CN, or "" */
+	char spki_sha256[CF_PKI_ID_LEN]; /* SHA-256 of the SubjectPublicKeyInfo DER */
+	char key_alg[16];                /* "EC", "RSA", "ED25519", or the OID name */
+	char key_curve[32];              /* "P-256", "secp256k1", ... or "" */
+	int key_bits;
+	cf_key_type key_type;
+	char sig_alg[48]; /* "ecdsa-with-SHA256", "sha1WithRSAEncryption", ... */
+	int64_t not_before;
+	int64_t not_after;
+	bool is_ca;
+} cf_pki_cert_info;
+
+/* Fill info from cert. */
+int cf_pki_cert_info_get(cf_pki_cert_info *info, X509 *cert, cf_err *err);
+
+/* certificateId of cert. */
+int cf_pki_cert_id(char out[CF_PKI_ID_LEN], X509 *cert, cf_err *err);
+
+/*
+ * Parse one PEM certificate (at most CF_PKI_CERT_MAX bytes). CF_EINVAL with
+ * reason "BAD_CERTIFICATE" when it is not one.
+ */
+int cf_pki_cert_from_pem(X509 **out, const char *pem, size_t len, cf_err *err);
+
+/* PEM text of cert, NUL-terminated, freed with free(). */
+int cf_pki_cert_to_pem(char **out, size_t *len_out, X509 *cert, cf_err *err);
+
+/* Verdict of cf_pki_key_quality(). */
+typedef struct cf_pki_quality {
+	bool ok;
+	const char *reason; /* "WEAK_KEY", "WEAK_SIGNATURE", or NULL when ok */
+	char detail[128];   /* "RSA key of 1024 bits", ... */
+} cf_pki_quality;
+
+/* Judge a certificate's key and signature against policy. Never fails. */
+void cf_pki_key_quality(cf_pki_quality *out, const cf_pki_cert_info *info,
+			const cf_pki_key_policy *policy);
+
+/* True when cert's signature verifies with issuer's public key. */
+bool cf_pki_cert_signed_by(X509 *cert, X509 *issuer);
+
+/* True when key is the private half of cert's public key. */
+bool cf_pki_key_matches_cert(EVP_PKEY *key, X509 *cert);
+
+/*
+ * The RFC 5280 CRL reason names, case-sensitive: unspecified, keyCompromise,
+ * cACompromise, affiliationChanged, superseded, cessationOfOperation,
+ * privilegeWithdrawn, aACompromise. Not accepted: certificateHold (REVOKED
+ * is terminal here, a hold is not) and removeFromCRL (delta CRLs only).
+ */
+bool cf_pki_revoke_reason_valid(const char *name);
+
+#endif

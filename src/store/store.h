@@ -1,0 +1,371 @@
+/*
+ * store: the registry of CAs, things, certificates, policies and events.
+ *
+ * One interface over backends chosen by URI scheme ("sqlite:PATH" now,
+ * "postgres://..." later). Every change is written together with its event
+ * in one transaction; the event log is hash-chained so that an edited or
+ * deleted row is detected by cf_store_events_verify().
+ *
+ * Strings in records returned through an out-parameter are owned by the
+ * record and released by its _clear() function; records handed to a list
+ * callback are borrowed for the duration of the call.
+ */
+#ifndef CF_STORE_H
+#define CF_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+typedef struct cf_store cf_store; /* opaque */
+
+/* ---- statuses ------------------------------------------------------- */
+
+typedef enum {
+	CF_CERT_PENDING_ACTIVATION = 0,
+	CF_CERT_ACTIVE,
+	CF_CERT_INACTIVE,
+	CF_CERT_REVOKED
+} cf_cert_status;
+
+typedef enum { CF_CA_ACTIVE = 0, CF_CA_RETIRED, CF_CA_REVOKED, CF_CA_PENDING } cf_ca_status;
+
+/* "PENDING_ACTIVATION", "ACTIVE", "INACTIVE", "REVOKED". */
+const char *cf_cert_status_name(cf_cert_status status);
+/* Case-insensitive parse of the names above. CF_EINVAL otherwise. */
+int cf_cert_status_parse(cf_cert_status *out, const char *name);
+/* "ACTIVE", "RETIRED", "REVOKED", "PENDING". */
+const char *cf_ca_status_name(cf_ca_status status);
+
+/*
+ * The one place certificate transitions are decided:
+ * PENDING_ACTIVATION -> ACTIVE | INACTIVE | REVOKED; ACTIVE <-> INACTIVE;
+ * any -> REVOKED; REVOKED is final. A transition to the same status is refused.
+ */
+bool cf_cert_transition_allowed(cf_cert_status from, cf_cert_status to);
+
+/* ---- records -------------------------------------------------------- */
+
+/*
+ * Who made a change and why, written into the event. Every mutating
+ * function requires an actor with a non-empty who (CF_EINVAL otherwise):
+ * an audit log entry without an author is worth little.
+ */
+typedef struct cf_store_actor {
+	const char *who; /* "cli:root", "certfleetd", "broker" */
+	const char *why; /* free text, may be NULL */
+} cf_store_actor;
+
+typedef struct cf_store_ca {
+	char *name;
+	cf_ca_status status;
+	bool is_default;    /* the default issuer of device certificates */
+	bool is_root;       /* self-signed; its key is never in the data dir */
+	bool external;      /* registered with proof of possession, no key here */
+	char *parent;       /* name of the issuing CA, or NULL */
+	char *cert_id;      /* SHA-256 of the CA certificate DER; NULL when PENDING */
+	char *subject;
+	char *cert_pem;     /* NULL when PENDING */
+	char *key_ref;      /* key file path relative to the data dir, or NULL */
+	char *key_type;     /* "EC-P256", ... */
+	int64_t not_before; /* 0 when PENDING */
+	int64_t not_after;
+	int64_t created_at;
+	int64_t updated_at;
+	char *revoke_reason; /* NULL unless REVOKED */
+} cf_store_ca;
+
+void cf_store_ca_clear(cf_store_ca *ca);
+
+typedef struct cf_store_thing {
+	char *name;
+	char *attributes; /* a JSON object as text, "{}" when none */
+	int64_t created_at;
+} cf_store_thing;
+
+void cf_store_thing_clear(cf_store_thing *thing);
+
+typedef struct cf_store_cert {
+	char *id;     /* certificateId: SHA-256 hex of the DER */
+	char *serial; /* lowercase hex */
+	char *ca;     /* name of the issuing CA */
+	char *thing;  /* bound thing, or NULL */
+	cf_cert_status status;
+	int64_t not_before;
+	int64_t not_after;
+	char *key_type; /* "EC-P256", ..., or "RSA-1024"-like facts for registered certs */
+	int key_bits;
+	char *sig_alg;
+	char *spki_sha256;
+	char *pem;
+	int64_t created_at;
+	int64_t updated_at;
+	char *revoke_reason; /* NULL unless REVOKED */
+	int64_t revoked_at;  /* 0 unless REVOKED */
+	int64_t change_seq;  /* seq of the event that last inserted it or changed its
+				status or policies; ignored by cf_store_cert_insert() */
+} cf_store_cert;
+
+void cf_store_cert_clear(cf_store_cert *cert);
+
+typedef struct cf_store_policy {
+	char *name;
+	char *document; /* the JSON text as created */
+	int64_t created_at;
+} cf_store_policy;
+
+void cf_store_policy_clear(cf_store_policy *policy);
+
+typedef struct cf_store_event {
+	int64_t seq;
+	int64_t time;
+	char *actor;
+	char *action;   /* "cert.issued", "cert.status", "ca.created", ... */
+	char *resource; /* "cert:<id>", "thing:<name>", "ca:<name>", "policy:<name>" */
+	char *detail;   /* a JSON object as text */
+	char *prev_hash;
+	char *hash;
+} cf_store_event;
+
+void cf_store_event_clear(cf_store_event *event);
+
+/* ---- opening -------------------------------------------------------- */
+
+/*
+ * Open the store named by uri and bring its schema up to date (numbered
+ * migrations, each in its own transaction). CF_EINVAL for an unknown
+ * scheme; CF_ESTORE when the database cannot be opened or migrated, or
+ * when its schema is newer than this build knows. The caller releases
+ * *out with cf_store_close().
+ *
+ * SQLite URIs: "sqlite:PATH", where PATH is taken literally (relative to
+ * the working directory unless it starts with '/'). The URL-like form
+ * "sqlite://PATH" is accepted too and means the same PATH, so
+ * "sqlite:///var/lib/certfleet/registry.db" names an absolute path.
+ * PATH must not be empty; query strings and "file:" URIs are not parsed.
+ * A missing file is created (read-write open only).
+ */
+int cf_store_open(cf_store **out, const char *uri, cf_err *err);
+
+/*
+ * Open read-only: no migrations, no writes (the broker plugin). CF_ESTORE
+ * when the schema is older or newer than this build knows, or the file is
+ * missing. Every mutating function on such a handle fails with CF_ESTATE.
+ */
+int cf_store_open_readonly(cf_store **out, const char *uri, cf_err *err);
+
+/* Release a handle. NULL is accepted and does nothing. */
+void cf_store_close(cf_store *store);
+
+/* The schema version the store is at. */
+int cf_store_schema_version(cf_store *store, int *out, cf_err *err);
+
+/* The schema version this build migrates to and expects. */
+#define CF_STORE_SCHEMA_VERSION 1
+
+/*
+ * The clock used for created_at, updated_at, event times and registration
+ * code expiry. Returns seconds since the epoch.
+ */
+typedef int64_t (*cf_store_clock_fn)(void *payload);
+
+/*
+ * Replace the handle's clock (cf_time_now() by default); now == NULL
+ * restores the default. For tests and simulations: the rotation engine and
+ * the audits already take a clock, and the registry must agree with them.
+ */
+void cf_store_set_clock(cf_store *store, cf_store_clock_fn now, void *payload);
+
+/* ---- CAs ------------------------------------------------------------ */
+
+/* Insert a CA. CF_EEXISTS for a taken name or certificate. Event "ca.created". */
+int cf_store_ca_insert(cf_store *store, const cf_store_ca *ca, const cf_store_actor *actor,
+		       cf_err *err);
+
+/*
+ * Complete a PENDING CA with its signed certificate: sets cert_id, subject,
+ * cert_pem, validity, parent, status ACTIVE. CF_ESTATE if not PENDING.
+ */
+int cf_store_ca_activate(cf_store *store, const cf_store_ca *ca, const cf_store_actor *actor,
+			 cf_err *err);
+
+/* Fetch by name. CF_ENOTFOUND. */
+int cf_store_ca_get(cf_store *store, cf_store_ca *out, const char *name, cf_err *err);
+
+/* Fetch by certificate id (CA certificate SHA-256). CF_ENOTFOUND. */
+int cf_store_ca_get_by_cert(cf_store *store, cf_store_ca *out, const char *cert_id, cf_err *err);
+
+/* Fetch the default issuer. CF_ENOTFOUND when none is set. */
+int cf_store_ca_get_default(cf_store *store, cf_store_ca *out, cf_err *err);
+
+typedef int (*cf_store_ca_cb)(const cf_store_ca *ca, void *payload);
+
+/* Call cb for every CA by name; a non-zero return from cb stops and is returned. */
+int cf_store_ca_list(cf_store *store, cf_store_ca_cb cb, void *payload, cf_err *err);
+
+/* Make name the only default issuer. CF_ESTATE unless it is ACTIVE and not a root. */
+int cf_store_ca_set_default(cf_store *store, const char *name, const cf_store_actor *actor,
+			    cf_err *err);
+
+/*
+ * Change a CA's status: ACTIVE -> RETIRED, ACTIVE|RETIRED -> REVOKED
+ * (reason required). A retired or revoked CA stops being the default.
+ * CF_ESTATE for anything else.
+ */
+int cf_store_ca_set_status(cf_store *store, const char *name, cf_ca_status to,
+			   const char *reason, const cf_store_actor *actor, cf_err *err);
+
+/* ---- registration codes (bring your own CA) -------------------------- */
+
+/*
+ * Hand out a fresh random registration code (hex, 32 chars) valid for ttl
+ * seconds. The code must appear as the CN of a verification certificate
+ * signed by the CA's key.
+ */
+int cf_store_regcode_create(cf_store *store, char out[65], int64_t ttl, const cf_store_actor *actor,
+			    cf_err *err);
+
+/*
+ * Consume a registration code: CF_ENOTFOUND when unknown, used or expired.
+ * Done in the same transaction as inserting the CA: see cf_store_ca_register().
+ */
+int cf_store_ca_register(cf_store *store, const cf_store_ca *ca, const char *code,
+			 const cf_store_actor *actor, cf_err *err);
+
+/* ---- things --------------------------------------------------------- */
+
+/* Insert. CF_EEXISTS. attributes may be NULL for "{}". Event "thing.created". */
+int cf_store_thing_insert(cf_store *store, const char *name, const char *attributes,
+			  const cf_store_actor *actor, cf_err *err);
+
+int cf_store_thing_get(cf_store *store, cf_store_thing *out, const char *name, cf_err *err);
+
+typedef int (*cf_store_thing_cb)(const cf_store_thing *thing, void *payload);
+
+int cf_store_thing_list(cf_store *store, cf_store_thing_cb cb, void *payload, cf_err *err);
+
+/*
+ * Delete a thing. CF_ENOTFOUND; CF_ESTATE while it has a certificate that
+ * is ACTIVE or PENDING_ACTIVATION. Its other certificates stay in history
+ * and keep the thing's name in cert->thing (certs.thing is deliberately
+ * not a foreign key), so the record still says whom a certificate was for.
+ * Such a certificate can no longer become ACTIVE: see
+ * cf_store_cert_transition().
+ */
+int cf_store_thing_delete(cf_store *store, const char *name, const cf_store_actor *actor,
+			  cf_err *err);
+
+/* ---- certificates --------------------------------------------------- */
+
+/*
+ * Insert a certificate with its policies, in one transaction with the event
+ * "cert.issued" (or "cert.registered" when registered is set). CF_EEXISTS
+ * when the id, or the serial for that CA, is taken; CF_ENOTFOUND when the
+ * CA, the thing or a policy does not exist; CF_ESTATE when the CA is not
+ * ACTIVE (issued) or REVOKED (registered).
+ */
+int cf_store_cert_insert(cf_store *store, const cf_store_cert *cert, const char *const *policies,
+			 size_t npolicies, bool registered, const cf_store_actor *actor,
+			 cf_err *err);
+
+/*
+ * Fetch by id, or by a unique id prefix of at least 8 hex digits.
+ * CF_ENOTFOUND; CF_EINVAL for an ambiguous prefix.
+ */
+int cf_store_cert_get(cf_store *store, cf_store_cert *out, const char *id, cf_err *err);
+
+typedef struct cf_store_cert_filter {
+	const char *thing;        /* NULL: any */
+	const char *ca;           /* NULL: any */
+	int status;               /* a cf_cert_status, or -1: any */
+	int64_t not_after_before; /* 0: any; else only certificates with not_after < this */
+	int64_t limit;            /* 0: no limit */
+} cf_store_cert_filter;
+
+#define CF_STORE_CERT_FILTER_INIT { NULL, NULL, -1, 0, 0 }
+
+typedef int (*cf_store_cert_cb)(const cf_store_cert *cert, void *payload);
+
+/* Call cb for every matching certificate, soonest expiry first. */
+int cf_store_cert_list(cf_store *store, const cf_store_cert_filter *filter, cf_store_cert_cb cb,
+		       void *payload, cf_err *err);
+
+/*
+ * Move a certificate to status to, if cf_cert_transition_allowed() says so,
+ * with the event "cert.status" (from, to, reason, why). id is a full id or a
+ * unique prefix as for cf_store_cert_get(). reason is the RFC 5280 reason
+ * for REVOKED ("unspecified" when NULL) and ignored otherwise. CF_ENOTFOUND;
+ * CF_ESTATE for a refused transition (err->msg names both statuses), and
+ * for -> ACTIVE when the certificate's thing has been deleted.
+ */
+int cf_store_cert_transition(cf_store *store, const char *id, cf_cert_status to,
+			     const char *reason, const cf_store_actor *actor, cf_err *err);
+
+/*
+ * The change feed the broker plugin polls: call cb, in change_seq order, for
+ * every certificate inserted, or whose status or policies changed, after
+ * after_seq (pass the largest cert->change_seq seen so far; 0 for
+ * everything). Only the latest change of each certificate is reported;
+ * change_seq is the seq of that change's event. limit 0: no limit.
+ */
+int cf_store_cert_changes(cf_store *store, int64_t after_seq, int64_t limit, cf_store_cert_cb cb,
+			  void *payload, cf_err *err);
+
+/* ---- policies ------------------------------------------------------- */
+
+/*
+ * Check a policy document: {"version": 1, "statements": [{"effect":
+ * "allow"|"deny", "actions": ["connect"|"publish"|"subscribe"|"receive"|"*"],
+ * "resources": ["<topic filter with ${clientid} / ${thing}>", ...]}, ...]}.
+ * CF_EINVAL with a message that says what is wrong and where.
+ */
+int cf_store_policy_validate(const char *document, cf_err *err);
+
+/* Validate and insert. CF_EEXISTS. Event "policy.created". */
+int cf_store_policy_insert(cf_store *store, const char *name, const char *document,
+			   const cf_store_actor *actor, cf_err *err);
+
+int cf_store_policy_get(cf_store *store, cf_store_policy *out, const char *name, cf_err *err);
+
+typedef int (*cf_store_policy_cb)(const cf_store_policy *policy, void *payload);
+
+/* Every policy, or only those attached to cert_id when it is not NULL. */
+int cf_store_policy_list(cf_store *store, const char *cert_id, cf_store_policy_cb cb,
+			 void *payload, cf_err *err);
+
+/* Attach. CF_ENOTFOUND for either side; CF_EEXISTS when already attached. */
+int cf_store_policy_attach(cf_store *store, const char *name, const char *cert_id,
+			   const cf_store_actor *actor, cf_err *err);
+
+/* Detach. CF_ENOTFOUND when not attached. */
+int cf_store_policy_detach(cf_store *store, const char *name, const char *cert_id,
+			   const cf_store_actor *actor, cf_err *err);
+
+/* ---- events --------------------------------------------------------- */
+
+typedef struct cf_store_event_filter {
+	const char *resource; /* exact resource, or NULL */
+	int64_t after_seq;    /* only seq > after_seq */
+	int64_t limit;        /* 0: no limit */
+	bool newest_first;
+} cf_store_event_filter;
+
+#define CF_STORE_EVENT_FILTER_INIT { NULL, 0, 0, false }
+
+typedef int (*cf_store_event_cb)(const cf_store_event *event, void *payload);
+
+int cf_store_events_list(cf_store *store, const cf_store_event_filter *filter,
+			 cf_store_event_cb cb, void *payload, cf_err *err);
+
+/*
+ * Walk the whole chain: each event's hash must cover its fields and the
+ * previous hash, sequence numbers must have no gap, and the last event must
+ * match the chain head kept beside the log. CF_EINTEGRITY with *bad_seq set
+ * to the first bad event (0 when the head is wrong); *count gets the number
+ * of events checked.
+ */
+int cf_store_events_verify(cf_store *store, int64_t *count, int64_t *bad_seq, cf_err *err);
+
+#endif
