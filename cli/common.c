@@ -257,6 +257,16 @@ cell_text(json_t *v)
 	return json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
 }
 
+/* One cell, padded to width except in the last column. */
+static void
+print_cell(const char *text, size_t width, bool last)
+{
+	if (last)
+		printf("%s\n", text);
+	else
+		printf("%-*s  ", (int)width, text);
+}
+
 static void
 print_table(json_t *rows, const char *const *columns)
 {
@@ -277,12 +287,11 @@ print_table(json_t *rows, const char *const *columns)
 		}
 	}
 	for (c = 0; c < ncol; c++)
-		printf("%-*s%s", (int)width[c], columns[c], c + 1 < ncol ? "  " : "\n");
+		print_cell(columns[c], width[c], c + 1 == ncol);
 	json_array_foreach (rows, r, row) {
 		for (c = 0; c < ncol; c++) {
 			text = cell_text(json_object_get(row, columns[c]));
-			printf("%-*s%s", (int)width[c], text != NULL ? text : "?",
-			       c + 1 < ncol ? "  " : "\n");
+			print_cell(text != NULL ? text : "?", width[c], c + 1 == ncol);
 			free(text);
 		}
 	}

@@ -1,0 +1,356 @@
+/* Certificate facts, identifiers, PEM, key quality, revocation reasons. */
+#include "pki_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+int
+cf_pki__asn1_time_to_epoch(int64_t *out, const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return CF_EINVAL;
+	*out = (int64_t)timegm(&tm);
+	return CF_OK;
+}
+
+/* Lowercase hex SHA-256 of data. */
+static int
+sha256_hex(char out[CF_PKI_ID_LEN], const unsigned char *data, size_t len)
+{
+	unsigned char md[32];
+
+	if (EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL) != 1)
+		return CF_ECRYPTO;
+	cf_hex_encode(out, md, sizeof(md));
+	return CF_OK;
+}
+
+int
+cf_pki_cert_id(char out[CF_PKI_ID_LEN], X509 *cert, cf_err *err)
+{
+	unsigned char *der = NULL;
+	int len, rc;
+
+	out[0] = '\0';
+	/* i2d of a parsed certificate reuses the bytes it was parsed from. */
+	len = i2d_X509(cert, &der);
+	if (len <= 0 || sha256_hex(out, der, (size_t)len) != CF_OK)
+		rc = cf_err_set_ossl(err, CF_ECRYPTO, NULL, "cannot hash the certificate");
+	else
+		rc = CF_OK;
+	OPENSSL_free(der);
+	return rc;
+}
+
+/* Serial as lowercase hex without leading zeros ("0" for zero). */
+static int
+serial_hex(char out[CF_PKI_SERIAL_LEN], X509 *cert)
+{
+	const ASN1_INTEGER *sn = X509_get0_serialNumber(cert);
+	const unsigned char *p = ASN1_STRING_get0_data(sn);
+	size_t len = (size_t)ASN1_STRING_length(sn), skip = 0;
+	char hex[2 * 20 + 1];
+
+	while (skip < len && p[skip] == 0)
+		skip++;
+	/* RFC 5280 allows 20 octets; negative serials are not ours to keep. */
+	if (len - skip > 20 || ASN1_STRING_type(sn) == V_ASN1_NEG_INTEGER)
+		return CF_EINVAL;
+	if (skip == len) {
+		memcpy(out, "0", 2);
+		return CF_OK;
+	}
+	cf_hex_encode(hex, p + skip, len - skip);
+	/* The first byte may still give one leading zero digit. */
+	memcpy(out, hex[0] == '0' ? hex + 1 : hex, strlen(hex[0] == '0' ? hex + 1 : hex) + 1);
+	return CF_OK;
+}
+
+/* A name as RFC 2253 text, truncated to size. */
+static int
+name_text(char *out, size_t size, const X509_NAME *name)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data;
+	long n;
+
+	out[0] = '\0';
+	if (bio == NULL)
+		return CF_ENOMEM;
+	if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) < 0) {
+		BIO_free(bio);
+		return CF_ECRYPTO;
+	}
+	n = BIO_get_mem_data(bio, &data);
+	if (n > 0) {
+		if ((size_t)n >= size)
+			n = (long)size - 1;
+		memcpy(out, data, (size_t)n);
+		out[n] = '\0';
+	}
+	BIO_free(bio);
+	return CF_OK;
+}
+
+static void
+common_name_get(char *out, size_t size, const X509_NAME *name)
+{
+	int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+	unsigned char *utf8 = NULL;
+	int n;
+
+	out[0] = '\0';
+	if (i < 0)
+		return;
+	n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
+	if (n > 0 && (size_t)n < size) {
+		memcpy(out, utf8, (size_t)n);
+		out[n] = '\0';
+	}
+	OPENSSL_free(utf8);
+}
+
+/* key_alg, key_curve, key_bits, key_type from the public key. */
+static void
+key_facts(cf_pki_cert_info *info, X509 *cert)
+{
+	EVP_PKEY *key = X509_get0_pubkey(cert);
+	ASN1_OBJECT *alg = NULL;
+	char group[32];
+	const char *nist;
+	size_t n = 0;
+	int bits;
+
+	if (key == NULL) {
+		/* Unknown to OpenSSL: report the algorithm OID's name. */
+		ERR_clear_error();
+		X509_PUBKEY_get0_param(&alg, NULL, NULL, NULL, X509_get_X509_PUBKEY(cert));
+		OBJ_obj2txt(info->key_alg, sizeof(info->key_alg), alg, 0);
+		return;
+	}
+	bits = EVP_PKEY_get_bits(key);
+	info->key_bits = bits;
+	if (EVP_PKEY_is_a(key, "RSA")) {
+		snprintf(info->key_alg, sizeof(info->key_alg), "RSA");
+		info->key_type = bits == 2048   ? CF_KEY_RSA_2048
+				 : bits == 3072 ? CF_KEY_RSA_3072
+				 : bits == 4096 ? CF_KEY_RSA_4096
+						: CF_KEY_UNKNOWN;
+	} else if (EVP_PKEY_is_a(key, "ED25519")) {
+		snprintf(info->key_alg, sizeof(info->key_alg), "ED25519");
+		info->key_type = CF_KEY_ED25519;
+	} else if (EVP_PKEY_is_a(key, "EC")) {
+		snprintf(info->key_alg, sizeof(info->key_alg), "EC");
+		if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group,
+						   sizeof(group), &n) != 1)
+			return;
+		nist = EC_curve_nid2nist(OBJ_sn2nid(group));
+		snprintf(info->key_curve, sizeof(info->key_curve), "%s",
+			 nist != NULL ? nist : group);
+		if (strcmp(info->key_curve, "P-256") == 0)
+			info->key_type = CF_KEY_EC_P256;
+		else if (strcmp(info->key_curve, "P-384") == 0)
+			info->key_type = CF_KEY_EC_P384;
+	} else {
+		snprintf(info->key_alg, sizeof(info->key_alg), "%s", EVP_PKEY_get0_type_name(key));
+	}
+}
+
+int
+cf_pki_cert_info_get(cf_pki_cert_info *info, X509 *cert, cf_err *err)
+{
+	const X509_PUBKEY *xpk = X509_get_X509_PUBKEY(cert);
+	unsigned char *spki = NULL;
+	int spki_len, rc;
+
+	memset(info, 0, sizeof(*info));
+	rc = cf_pki_cert_id(info->id, cert, err);
+	if (rc != CF_OK)
+		return rc;
+	if (serial_hex(info->serial, cert) != CF_OK)
+		return cf_err_set(err, CF_EINVAL, "BAD_CERTIFICATE",
+				  "serial is not a positive 20-octet integer");
+	if (name_text(info->subject, sizeof(info->subject), X509_get_subject_name(cert)) != CF_OK ||
+	    name_text(info->issuer, sizeof(info->issuer), X509_get_issuer_name(cert)) != CF_OK)
+		return cf_err_set_ossl(err, CF_ENOMEM, NULL, "printing names");
+	common_name_get(info->common_name, sizeof(info->common_name), X509_get_subject_name(cert));
+	spki_len = i2d_X509_PUBKEY(xpk, &spki);
+	if (spki_len <= 0 || sha256_hex(info->spki_sha256, spki, (size_t)spki_len) != CF_OK) {
+		OPENSSL_free(spki);
+		return cf_err_set_ossl(err, CF_ECRYPTO, NULL, "hashing the public key");
+	}
+	OPENSSL_free(spki);
+	key_facts(info, cert);
+	snprintf(info->sig_alg, sizeof(info->sig_alg), "%s",
+		 OBJ_nid2ln(X509_get_signature_nid(cert)));
+	if (cf_pki__asn1_time_to_epoch(&info->not_before, X509_get0_notBefore(cert)) != CF_OK ||
+	    cf_pki__asn1_time_to_epoch(&info->not_after, X509_get0_notAfter(cert)) != CF_OK)
+		return cf_err_set(err, CF_EINVAL, "BAD_CERTIFICATE", "unreadable validity");
+	info->is_ca = (X509_get_extension_flags(cert) & EXFLAG_CA) != 0;
+	return CF_OK;
+}
+
+int
+cf_pki_cert_from_pem(X509 **out, const char *pem, size_t len, cf_err *err)
+{
+	BIO *bio = NULL;
+	X509 *cert = NULL;
+	int rc;
+
+	*out = NULL;
+	if (pem == NULL || len == 0 || len > CF_PKI_CERT_MAX)
+		return cf_err_set(err, CF_EINVAL, "BAD_CERTIFICATE", "certificate is %zu bytes",
+				  len);
+	bio = BIO_new_mem_buf(pem, (int)len);
+	if (bio == NULL) {
+		rc = cf_err_set_ossl(err, CF_ENOMEM, NULL, "BIO_new_mem_buf");
+		goto out;
+	}
+	cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+	if (cert == NULL) {
+		rc = cf_err_set_ossl(err, CF_EINVAL, "BAD_CERTIFICATE", "not a PEM certificate");
+		goto out;
+	}
+	*out = cert;
+	cert = NULL;
+	rc = CF_OK;
+out:
+	X509_free(cert);
+	BIO_free(bio);
+	return rc;
+}
+
+int
+cf_pki_cert_to_pem(char **out, size_t *len_out, X509 *cert, cf_err *err)
+{
+	BIO *bio = NULL;
+	char *data, *copy;
+	long n;
+	int rc;
+
+	*out = NULL;
+	bio = BIO_new(BIO_s_mem());
+	if (bio == NULL || PEM_write_bio_X509(bio, cert) != 1) {
+		rc = cf_err_set_ossl(err, CF_ECRYPTO, NULL, "cannot write PEM");
+		goto out;
+	}
+	n = BIO_get_mem_data(bio, &data);
+	copy = malloc((size_t)n + 1);
+	if (copy == NULL) {
+		rc = cf_err_set(err, CF_ENOMEM, NULL, "PEM copy");
+		goto out;
+	}
+	memcpy(copy, data, (size_t)n);
+	copy[n] = '\0';
+	*out = copy;
+	if (len_out != NULL)
+		*len_out = (size_t)n;
+	rc = CF_OK;
+out:
+	BIO_free(bio);
+	return rc;
+}
+
+static bool
+key_weak(char *detail, size_t size, const cf_pki_cert_info *info, const cf_pki_key_policy *policy)
+{
+	if (strcmp(info->key_alg, "RSA") == 0) {
+		snprintf(detail, size, "RSA key of %d bits", info->key_bits);
+		return !policy->allow_rsa || info->key_bits < (int)policy->rsa_min_bits;
+	}
+	if (strcmp(info->key_alg, "EC") == 0) {
+		snprintf(detail, size, "EC key on %s", info->key_curve[0] ? info->key_curve : "?");
+		return !((info->key_type == CF_KEY_EC_P256 && policy->allow_p256) ||
+			 (info->key_type == CF_KEY_EC_P384 && policy->allow_p384));
+	}
+	if (strcmp(info->key_alg, "ED25519") == 0) {
+		snprintf(detail, size, "Ed25519 key");
+		return !policy->allow_ed25519;
+	}
+	snprintf(detail, size, "%s key not allowed", info->key_alg);
+	return true;
+}
+
+/* MD2, MD4, MD5 or SHA-1 inside the signature algorithm. */
+static bool
+signature_weak(const cf_pki_cert_info *info)
+{
+	int md_nid = NID_undef, pk_nid = NID_undef;
+
+	if (OBJ_find_sigid_algs(OBJ_ln2nid(info->sig_alg), &md_nid, &pk_nid) != 1)
+		return false;
+	return md_nid == NID_md2 || md_nid == NID_md4 || md_nid == NID_md5 || md_nid == NID_sha1 ||
+	       md_nid == NID_md5_sha1;
+}
+
+void
+cf_pki_key_quality(cf_pki_quality *out, const cf_pki_cert_info *info,
+		   const cf_pki_key_policy *policy)
+{
+	memset(out, 0, sizeof(*out));
+	out->ok = true;
+	if (key_weak(out->detail, sizeof(out->detail), info, policy)) {
+		out->ok = false;
+		out->reason = "WEAK_KEY";
+		return;
+	}
+	if (signature_weak(info)) {
+		out->ok = false;
+		out->reason = "WEAK_SIGNATURE";
+		snprintf(out->detail, sizeof(out->detail), "signature %s", info->sig_alg);
+		return;
+	}
+	out->detail[0] = '\0';
+}
+
+bool
+cf_pki_cert_signed_by(X509 *cert, X509 *issuer)
+{
+	EVP_PKEY *key = X509_get0_pubkey(issuer);
+	bool ok = key != NULL && X509_verify(cert, key) == 1;
+
+	if (!ok)
+		ERR_clear_error();
+	return ok;
+}
+
+bool
+cf_pki_key_matches_cert(EVP_PKEY *key, X509 *cert)
+{
+	bool ok = key != NULL && cert != NULL && X509_check_private_key(cert, key) == 1;
+
+	if (!ok)
+		ERR_clear_error();
+	return ok;
+}
+
+bool
+cf_pki_revoke_reason_valid(const char *name)
+{
+	/*
+	 * RFC 5280 5.3.1 reasons that end a certificate for good. Left out:
+	 * certificateHold (a revocation here is terminal, a hold is not) and
+	 * removeFromCRL (only meaningful in delta CRLs, to undo a hold).
+	 */
+	static const char *const reasons[] = {
+		"unspecified", "keyCompromise",        "cACompromise",       "affiliationChanged",
+		"superseded",  "cessationOfOperation", "privilegeWithdrawn", "aACompromise",
+	};
+	size_t i;
+
+	for (i = 0; name != NULL && i < CF_ARRAY_LEN(reasons); i++) {
+		if (strcmp(name, reasons[i]) == 0)
+			return true;
+	}
+	return false;
+}

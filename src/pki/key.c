@@ -1,0 +1,226 @@
+/* Keys: generation, encrypted PKCS#8 files, fingerprints, the key policy. */
+#include "pki_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+/* Encrypted key files are small; anything larger is not one of ours. */
+#define KEY_FILE_MAX (64 * 1024)
+
+static const struct {
+	cf_key_type type;
+	const char *name;
+} key_names[] = {
+	{ CF_KEY_EC_P256, "EC-P256" },   { CF_KEY_EC_P384, "EC-P384" },
+	{ CF_KEY_ED25519, "ED25519" },   { CF_KEY_RSA_2048, "RSA-2048" },
+	{ CF_KEY_RSA_3072, "RSA-3072" }, { CF_KEY_RSA_4096, "RSA-4096" },
+};
+
+int
+cf_pki_key_type_parse(cf_key_type *out, const char *name)
+{
+	size_t i;
+
+	*out = CF_KEY_UNKNOWN;
+	for (i = 0; name != NULL && i < CF_ARRAY_LEN(key_names); i++) {
+		if (strcmp(name, key_names[i].name) == 0) {
+			*out = key_names[i].type;
+			return CF_OK;
+		}
+	}
+	return CF_EINVAL;
+}
+
+const char *
+cf_pki_key_type_name(cf_key_type type)
+{
+	size_t i;
+
+	for (i = 0; i < CF_ARRAY_LEN(key_names); i++) {
+		if (key_names[i].type == type)
+			return key_names[i].name;
+	}
+	return "UNKNOWN";
+}
+
+int
+cf_pki_key_generate(EVP_PKEY **out, cf_key_type type, cf_err *err)
+{
+	EVP_PKEY *key = NULL;
+
+	*out = NULL;
+	switch (type) {
+	case CF_KEY_EC_P256:
+		key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+		break;
+	case CF_KEY_EC_P384:
+		key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+		break;
+	case CF_KEY_ED25519:
+		key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+		break;
+	case CF_KEY_RSA_2048:
+		key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+		break;
+	case CF_KEY_RSA_3072:
+		key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)3072);
+		break;
+	case CF_KEY_RSA_4096:
+		key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)4096);
+		break;
+	default:
+		return cf_err_set(err, CF_EINVAL, NULL, "unknown key type %d", (int)type);
+	}
+	if (key == NULL)
+		return cf_err_set_ossl(err, CF_ECRYPTO, NULL, "key generation failed type=%s",
+				       cf_pki_key_type_name(type));
+	*out = key;
+	return CF_OK;
+}
+
+int
+cf_pki_key_write_encrypted(const char *path, EVP_PKEY *key, const char *pass, size_t pass_len,
+			   cf_err *err)
+{
+	BIO *bio = NULL;
+	char *pem;
+	long pem_len;
+	int rc;
+
+	if (key == NULL || pass == NULL || pass_len == 0 || pass_len > 1024)
+		return cf_err_set(err, CF_EINVAL, NULL, "a key and a passphrase are required");
+	bio = BIO_new(BIO_s_mem());
+	if (bio == NULL) {
+		rc = cf_err_set_ossl(err, CF_ENOMEM, NULL, "BIO_new");
+		goto out;
+	}
+	/* PKCS#8 v2: PBKDF2 (HMAC-SHA256) and AES-256-CBC. */
+	if (PEM_write_bio_PKCS8PrivateKey(bio, key, EVP_aes_256_cbc(), pass, (int)pass_len, NULL,
+					  NULL) != 1) {
+		rc = cf_err_set_ossl(err, CF_ECRYPTO, NULL, "cannot encrypt key for %s", path);
+		goto out;
+	}
+	pem_len = BIO_get_mem_data(bio, &pem);
+	if (pem_len <= 0) {
+		rc = cf_err_set_ossl(err, CF_ECRYPTO, NULL, "empty key encoding");
+		goto out;
+	}
+	rc = cf_file_write_atomic(path, pem, (size_t)pem_len, 0600, true, err);
+out:
+	BIO_free(bio);
+	return rc;
+}
+
+/* The passphrase handed to the PEM reader through its callback. */
+struct pass_arg {
+	const char *pass;
+	size_t len;
+};
+
+static int
+pass_cb(char *buf, int size, int rwflag, void *u)
+{
+	const struct pass_arg *arg = u;
+
+	(void)rwflag;
+	if (size < 0 || arg->len > (size_t)size)
+		return -1;
+	memcpy(buf, arg->pass, arg->len);
+	return (int)arg->len;
+}
+
+int
+cf_pki_key_read_encrypted(EVP_PKEY **out, const char *path, const char *pass, size_t pass_len,
+			  cf_err *err)
+{
+	char *text = NULL;
+	size_t text_len = 0;
+	BIO *bio = NULL;
+	EVP_PKEY *key = NULL;
+	struct pass_arg arg = { pass, pass_len };
+	int rc;
+
+	*out = NULL;
+	if (pass == NULL || pass_len == 0)
+		return cf_err_set(err, CF_EINVAL, NULL, "a passphrase is required");
+	rc = cf_file_read(&text, &text_len, path, KEY_FILE_MAX, err);
+	if (rc != CF_OK)
+		goto out;
+	/* Refuse a plaintext key: this function promises an encrypted one. */
+	if (strstr(text, "-----BEGIN ENCRYPTED PRIVATE KEY-----") == NULL) {
+		rc = cf_err_set(err, CF_ECRYPTO, NULL, "%s is not an encrypted PKCS#8 key", path);
+		goto out;
+	}
+	bio = BIO_new_mem_buf(text, (int)text_len);
+	if (bio == NULL) {
+		rc = cf_err_set_ossl(err, CF_ENOMEM, NULL, "BIO_new_mem_buf");
+		goto out;
+	}
+	key = PEM_read_bio_PrivateKey(bio, NULL, pass_cb, &arg);
+	if (key == NULL) {
+		rc = cf_err_set_ossl(err, CF_ECRYPTO, NULL, "cannot decrypt %s", path);
+		goto out;
+	}
+	*out = key;
+	key = NULL;
+	rc = CF_OK;
+out:
+	EVP_PKEY_free(key);
+	BIO_free(bio);
+	if (text != NULL)
+		OPENSSL_cleanse(text, text_len);
+	free(text);
+	OPENSSL_cleanse(&arg, sizeof(arg));
+	return rc;
+}
+
+int
+cf_pki_key_spki_sha256(char out[CF_PKI_ID_LEN], EVP_PKEY *key, cf_err *err)
+{
+	unsigned char *der = NULL;
+	unsigned char md[32];
+	int len, rc;
+
+	out[0] = '\0';
+	len = i2d_PUBKEY(key, &der);
+	if (len <= 0) {
+		rc = cf_err_set_ossl(err, CF_ECRYPTO, NULL, "cannot encode public key");
+		goto out;
+	}
+	if (EVP_Digest(der, (size_t)len, md, NULL, EVP_sha256(), NULL) != 1) {
+		rc = cf_err_set_ossl(err, CF_ECRYPTO, NULL, "SHA-256");
+		goto out;
+	}
+	cf_hex_encode(out, md, sizeof(md));
+	rc = CF_OK;
+out:
+	OPENSSL_free(der);
+	return rc;
+}
+
+const char *
+cf_pki__md_name_for_key(EVP_PKEY *key)
+{
+	/* Match the digest to the key's strength (RFC 5480 section 4). */
+	if (EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448"))
+		return NULL;
+	if (EVP_PKEY_is_a(key, "EC") && EVP_PKEY_get_bits(key) > 256)
+		return "SHA384";
+	return "SHA256";
+}
+
+void
+cf_pki_key_policy_init(cf_pki_key_policy *policy)
+{
+	memset(policy, 0, sizeof(*policy));
+	policy->rsa_min_bits = 2048;
+	policy->allow_rsa = true;
+	policy->allow_p256 = true;
+	policy->allow_p384 = true;
+	policy->allow_ed25519 = true;
+}

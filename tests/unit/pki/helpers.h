@@ -1,0 +1,37 @@
+/* Shared helpers for the pki unit tests. */
+#ifndef CF_TEST_PKI_HELPERS_H
+#define CF_TEST_PKI_HELPERS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "pki/pki.h"
+
+/* Read tests/data/csr/<name> (under CF_SOURCE_DIR) into a malloc'd buffer. */
+char *pki_test_fixture(const char *name, size_t *len);
+
+/* A root CA, an intermediate signed by it, and a signer for the intermediate. */
+struct pki_test_chain {
+	EVP_PKEY *root_key;
+	X509 *root;
+	cf_pki_ca *root_ca;
+	EVP_PKEY *int_key;
+	X509 *inter;
+	cf_pki_ca *int_ca;
+};
+
+void pki_test_chain_make(struct pki_test_chain *chain, cf_key_type type);
+void pki_test_chain_clear(struct pki_test_chain *chain);
+
+/* Parse a fixture CSR, asserting success. */
+cf_pki_csr *pki_test_csr(const char *name);
+
+/* Groups, one per test file; each returns the number of failures. */
+int test_pki_key_run(void);
+int test_pki_csr_run(void);
+int test_pki_issue_run(void);
+int test_pki_cert_run(void);
+
+#endif

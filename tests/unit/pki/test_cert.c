@@ -1,0 +1,231 @@
+/* Certificate facts, identifiers, PEM, key quality, revocation reasons. */
+#include "helpers.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/pem.h>
+
+static X509 *
+device_cert(struct pki_test_chain *chain, const char *csr_name, const char *thing)
+{
+	cf_pki_csr *csr = pki_test_csr(csr_name);
+	cf_pki_profile profile;
+	X509 *cert = NULL;
+
+	cf_pki_profile_init(&profile);
+	assert_int_equal(cf_pki_issue(&cert, chain->int_ca, csr, thing, &profile, NULL), 0);
+	cf_pki_csr_free(csr);
+	return cert;
+}
+
+static void
+test_pki_cert__id_is_sha256_of_der(void **state)
+{
+	struct pki_test_chain chain;
+	unsigned char *der = NULL, md[32];
+	char want[CF_PKI_ID_LEN], id[CF_PKI_ID_LEN];
+	X509 *cert;
+	int len;
+
+	(void)state;
+	pki_test_chain_make(&chain, CF_KEY_EC_P256);
+	cert = device_cert(&chain, "good-p256.pem", "thing-1");
+	len = i2d_X509(cert, &der);
+	assert_true(len > 0);
+	assert_int_equal(EVP_Digest(der, (size_t)len, md, NULL, EVP_sha256(), NULL), 1);
+	cf_hex_encode(want, md, sizeof(md));
+	assert_int_equal(cf_pki_cert_id(id, cert, NULL), 0);
+	assert_string_equal(id, want);
+	OPENSSL_free(der);
+	X509_free(cert);
+	pki_test_chain_clear(&chain);
+}
+
+static void
+test_pki_cert__info_of_device_cert(void **state)
+{
+	struct pki_test_chain chain;
+	cf_pki_cert_info info;
+	cf_pki_csr *csr = pki_test_csr("good-p256.pem");
+	X509 *cert;
+	size_t i;
+
+	(void)state;
+	pki_test_chain_make(&chain, CF_KEY_EC_P256);
+	cert = device_cert(&chain, "good-p256.pem", "thing-1");
+	assert_int_equal(cf_pki_cert_info_get(&info, cert, NULL), 0);
+	assert_string_equal(info.subject, "CN=thing-1");
+	assert_string_equal(info.issuer, "CN=Test Issuing CA,O=certfleet");
+	assert_string_equal(info.common_name, "thing-1");
+	assert_string_equal(info.spki_sha256, cf_pki_csr_spki_sha256(csr));
+	assert_string_equal(info.key_alg, "EC");
+	assert_string_equal(info.key_curve, "P-256");
+	assert_int_equal(info.key_bits, 256);
+	assert_int_equal(info.key_type, CF_KEY_EC_P256);
+	assert_string_equal(info.sig_alg, "ecdsa-with-SHA256");
+	assert_false(info.is_ca);
+	assert_true(info.not_after - info.not_before == 365 * 86400 + 300);
+	/* Lowercase hex, no leading zero, at most 32 digits. */
+	assert_true(strlen(info.serial) >= 1 && strlen(info.serial) <= 32);
+	assert_true(info.serial[0] != '0');
+	for (i = 0; info.serial[i] != '\0'; i++)
+		assert_non_null(strchr("0123456789abcdef", info.serial[i]));
+	assert_int_equal(cf_pki_cert_info_get(&info, chain.root, NULL), 0);
+	assert_true(info.is_ca);
+	assert_string_equal(info.subject, "CN=Test Root,O=certfleet");
+	X509_free(cert);
+	cf_pki_csr_free(csr);
+	pki_test_chain_clear(&chain);
+}
+
+static void
+test_pki_cert__info_key_kinds(void **state)
+{
+	static const struct {
+		const char *csr;
+		const char *alg;
+		const char *curve;
+		cf_key_type type;
+	} cases[] = {
+		{ "good-p384.pem", "EC", "P-384", CF_KEY_EC_P384 },
+		{ "good-ed25519.pem", "ED25519", "", CF_KEY_ED25519 },
+		{ "good-rsa2048.pem", "RSA", "", CF_KEY_RSA_2048 },
+	};
+	struct pki_test_chain chain;
+	cf_pki_cert_info info;
+	size_t i;
+
+	(void)state;
+	pki_test_chain_make(&chain, CF_KEY_EC_P256);
+	for (i = 0; i < CF_ARRAY_LEN(cases); i++) {
+		X509 *cert = device_cert(&chain, cases[i].csr, "k");
+
+		assert_int_equal(cf_pki_cert_info_get(&info, cert, NULL), 0);
+		assert_string_equal(info.key_alg, cases[i].alg);
+		assert_string_equal(info.key_curve, cases[i].curve);
+		assert_int_equal(info.key_type, cases[i].type);
+		X509_free(cert);
+	}
+	pki_test_chain_clear(&chain);
+}
+
+static void
+test_pki_cert__pem_roundtrip(void **state)
+{
+	struct pki_test_chain chain;
+	X509 *cert, *back = NULL;
+	char *pem = NULL;
+	size_t len = 0;
+	cf_err err = CF_ERR_INIT;
+
+	(void)state;
+	pki_test_chain_make(&chain, CF_KEY_EC_P256);
+	cert = device_cert(&chain, "good-p256.pem", "thing-1");
+	assert_int_equal(cf_pki_cert_to_pem(&pem, &len, cert, NULL), 0);
+	assert_int_equal(strlen(pem), len);
+	assert_int_equal(cf_pki_cert_from_pem(&back, pem, len, NULL), 0);
+	assert_int_equal(X509_cmp(cert, back), 0);
+	X509_free(back);
+	back = NULL;
+	assert_int_equal(cf_pki_cert_from_pem(&back, "garbage", 7, &err), CF_EINVAL);
+	assert_string_equal(err.reason, "BAD_CERTIFICATE");
+	free(pem);
+	X509_free(cert);
+	pki_test_chain_clear(&chain);
+}
+
+static void
+test_pki_cert__signed_by(void **state)
+{
+	struct pki_test_chain chain;
+	X509 *cert;
+
+	(void)state;
+	pki_test_chain_make(&chain, CF_KEY_EC_P256);
+	cert = device_cert(&chain, "good-p256.pem", "thing-1");
+	assert_true(cf_pki_cert_signed_by(cert, chain.inter));
+	assert_false(cf_pki_cert_signed_by(cert, chain.root));
+	assert_true(cf_pki_cert_signed_by(chain.inter, chain.root));
+	assert_true(cf_pki_key_matches_cert(chain.root_key, chain.root));
+	assert_false(cf_pki_key_matches_cert(chain.root_key, chain.inter));
+	X509_free(cert);
+	pki_test_chain_clear(&chain);
+}
+
+static void
+quality(const char *alg, const char *curve, int bits, cf_key_type type, const char *sig,
+	const char *want_reason)
+{
+	cf_pki_cert_info info;
+	cf_pki_key_policy policy;
+	cf_pki_quality q;
+
+	memset(&info, 0, sizeof(info));
+	snprintf(info.key_alg, sizeof(info.key_alg), "%s", alg);
+	snprintf(info.key_curve, sizeof(info.key_curve), "%s", curve);
+	info.key_bits = bits;
+	info.key_type = type;
+	snprintf(info.sig_alg, sizeof(info.sig_alg), "%s", sig);
+	cf_pki_key_policy_init(&policy);
+	cf_pki_key_quality(&q, &info, &policy);
+	if (want_reason == NULL) {
+		assert_true(q.ok);
+		assert_null(q.reason);
+	} else {
+		assert_false(q.ok);
+		assert_string_equal(q.reason, want_reason);
+		assert_true(q.detail[0] != '\0');
+	}
+}
+
+static void
+test_pki_cert__key_quality(void **state)
+{
+	(void)state;
+	quality("EC", "P-256", 256, CF_KEY_EC_P256, "ecdsa-with-SHA256", NULL);
+	quality("EC", "P-384", 384, CF_KEY_EC_P384, "ecdsa-with-SHA384", NULL);
+	quality("ED25519", "", 256, CF_KEY_ED25519, "ED25519", NULL);
+	quality("RSA", "", 2048, CF_KEY_RSA_2048, "sha256WithRSAEncryption", NULL);
+	quality("RSA", "", 1024, CF_KEY_UNKNOWN, "sha256WithRSAEncryption", "WEAK_KEY");
+	quality("EC", "P-192", 192, CF_KEY_UNKNOWN, "ecdsa-with-SHA256", "WEAK_KEY");
+	quality("EC", "secp256k1", 256, CF_KEY_UNKNOWN, "ecdsa-with-SHA256", "WEAK_KEY");
+	quality("DSA", "", 2048, CF_KEY_UNKNOWN, "dsa_with_SHA256", "WEAK_KEY");
+	quality("RSA", "", 2048, CF_KEY_RSA_2048, "sha1WithRSAEncryption", "WEAK_SIGNATURE");
+	quality("RSA", "", 2048, CF_KEY_RSA_2048, "md5WithRSAEncryption", "WEAK_SIGNATURE");
+	quality("EC", "P-256", 256, CF_KEY_EC_P256, "ecdsa-with-SHA1", "WEAK_SIGNATURE");
+}
+
+static void
+test_pki_cert__revoke_reasons(void **state)
+{
+	static const char *good[] = { "unspecified",        "keyCompromise", "cACompromise",
+				      "affiliationChanged", "superseded",    "cessationOfOperation",
+				      "privilegeWithdrawn", "aACompromise" };
+	static const char *bad[] = { "certificateHold", "removeFromCRL", "keycompromise", "",
+				     "KeyCompromise",   "other" };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < CF_ARRAY_LEN(good); i++)
+		assert_true(cf_pki_revoke_reason_valid(good[i]));
+	for (i = 0; i < CF_ARRAY_LEN(bad); i++)
+		assert_false(cf_pki_revoke_reason_valid(bad[i]));
+	assert_false(cf_pki_revoke_reason_valid(NULL));
+}
+
+int
+test_pki_cert_run(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pki_cert__id_is_sha256_of_der),
+		cmocka_unit_test(test_pki_cert__info_of_device_cert),
+		cmocka_unit_test(test_pki_cert__info_key_kinds),
+		cmocka_unit_test(test_pki_cert__pem_roundtrip),
+		cmocka_unit_test(test_pki_cert__signed_by),
+		cmocka_unit_test(test_pki_cert__key_quality),
+		cmocka_unit_test(test_pki_cert__revoke_reasons),
+	};
+
+	return cmocka_run_group_tests_name("pki_cert", tests, NULL, NULL);
+}

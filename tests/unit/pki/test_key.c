@@ -1,0 +1,180 @@
+/* Keys: generation, encrypted files, passphrases, names. */
+#include "helpers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PASS "correct horse battery staple"
+
+/* A fresh path in a private temporary directory. */
+static void
+temp_path(char *out, size_t size, const char *leaf)
+{
+	char dir[] = "/tmp/cf-pki-test-XXXXXX";
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(out, size, "%s/%s", dir, leaf);
+}
+
+static void
+remove_path(const char *path)
+{
+	char dir[512];
+	char *slash;
+
+	unlink(path);
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	*slash = '\0';
+	rmdir(dir);
+}
+
+static void
+roundtrip(cf_key_type type, const char *alg)
+{
+	EVP_PKEY *key = NULL, *back = NULL;
+	char path[512];
+	struct stat st;
+	cf_err err = CF_ERR_INIT;
+
+	temp_path(path, sizeof(path), "ca.key");
+	assert_int_equal(cf_pki_key_generate(&key, type, NULL), 0);
+	assert_true(EVP_PKEY_is_a(key, alg));
+	assert_int_equal(cf_pki_key_write_encrypted(path, key, PASS, strlen(PASS), &err), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(cf_pki_key_read_encrypted(&back, path, PASS, strlen(PASS), &err), 0);
+	assert_int_equal(EVP_PKEY_eq(key, back), 1);
+	EVP_PKEY_free(back);
+	back = NULL;
+	/* The wrong passphrase is a crypto failure, never a key. */
+	assert_int_equal(cf_pki_key_read_encrypted(&back, path, "wrong", 5, &err), CF_ECRYPTO);
+	assert_null(back);
+	/* An existing file is never overwritten. */
+	assert_int_equal(cf_pki_key_write_encrypted(path, key, PASS, strlen(PASS), &err),
+			 CF_EEXISTS);
+	remove_path(path);
+	EVP_PKEY_free(key);
+}
+
+static void
+test_pki_key__p256_roundtrip(void **state)
+{
+	(void)state;
+	roundtrip(CF_KEY_EC_P256, "EC");
+}
+
+static void
+test_pki_key__p384_roundtrip(void **state)
+{
+	(void)state;
+	roundtrip(CF_KEY_EC_P384, "EC");
+}
+
+static void
+test_pki_key__ed25519_roundtrip(void **state)
+{
+	(void)state;
+	roundtrip(CF_KEY_ED25519, "ED25519");
+}
+
+static void
+test_pki_key__rsa_roundtrip(void **state)
+{
+	(void)state;
+	roundtrip(CF_KEY_RSA_2048, "RSA");
+	roundtrip(CF_KEY_RSA_3072, "RSA");
+	roundtrip(CF_KEY_RSA_4096, "RSA");
+}
+
+static void
+test_pki_key__file_is_encrypted_pkcs8(void **state)
+{
+	EVP_PKEY *key = NULL;
+	char path[512], *text = NULL;
+	size_t len;
+
+	(void)state;
+	temp_path(path, sizeof(path), "k.pem");
+	assert_int_equal(cf_pki_key_generate(&key, CF_KEY_EC_P256, NULL), 0);
+	assert_int_equal(cf_pki_key_write_encrypted(path, key, PASS, strlen(PASS), NULL), 0);
+	assert_int_equal(cf_file_read(&text, &len, path, 65536, NULL), 0);
+	assert_non_null(strstr(text, "-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+	assert_null(strstr(text, "-----BEGIN PRIVATE KEY-----"));
+	free(text);
+	remove_path(path);
+	EVP_PKEY_free(key);
+}
+
+static void
+test_pki_key__missing_file(void **state)
+{
+	EVP_PKEY *key = NULL;
+
+	(void)state;
+	assert_int_equal(cf_pki_key_read_encrypted(&key, "/nonexistent/cf.key", PASS, 4, NULL),
+			 CF_ENOTFOUND);
+	assert_null(key);
+}
+
+static void
+test_pki_key__empty_passphrase_refused(void **state)
+{
+	EVP_PKEY *key = NULL;
+
+	(void)state;
+	assert_int_equal(cf_pki_key_generate(&key, CF_KEY_EC_P256, NULL), 0);
+	assert_int_equal(cf_pki_key_write_encrypted("/tmp/never", key, "", 0, NULL), CF_EINVAL);
+	EVP_PKEY_free(key);
+}
+
+static void
+test_pki_key__type_names(void **state)
+{
+	static const char *names[] = { "EC-P256",  "EC-P384",  "ED25519",
+				       "RSA-2048", "RSA-3072", "RSA-4096" };
+	cf_key_type type;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < CF_ARRAY_LEN(names); i++) {
+		assert_int_equal(cf_pki_key_type_parse(&type, names[i]), 0);
+		assert_string_equal(cf_pki_key_type_name(type), names[i]);
+	}
+	assert_int_equal(cf_pki_key_type_parse(&type, "ec-p256"), CF_EINVAL);
+	assert_int_equal(cf_pki_key_type_parse(&type, "RSA-1024"), CF_EINVAL);
+	assert_string_equal(cf_pki_key_type_name(CF_KEY_UNKNOWN), "UNKNOWN");
+}
+
+static void
+test_pki_key__policy_defaults(void **state)
+{
+	cf_pki_key_policy policy;
+
+	(void)state;
+	cf_pki_key_policy_init(&policy);
+	assert_int_equal(policy.rsa_min_bits, 2048);
+	assert_true(policy.allow_rsa && policy.allow_p256 && policy.allow_p384 &&
+		    policy.allow_ed25519);
+}
+
+int
+test_pki_key_run(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pki_key__p256_roundtrip),
+		cmocka_unit_test(test_pki_key__p384_roundtrip),
+		cmocka_unit_test(test_pki_key__ed25519_roundtrip),
+		cmocka_unit_test(test_pki_key__rsa_roundtrip),
+		cmocka_unit_test(test_pki_key__file_is_encrypted_pkcs8),
+		cmocka_unit_test(test_pki_key__missing_file),
+		cmocka_unit_test(test_pki_key__empty_passphrase_refused),
+		cmocka_unit_test(test_pki_key__type_names),
+		cmocka_unit_test(test_pki_key__policy_defaults),
+	};
+
+	return cmocka_run_group_tests_name("pki_key", tests, NULL, NULL);
+}
