@@ -1,0 +1,2401 @@
+/*
+ * sqlite.c: the SQLite backend of the registry ("sqlite:PATH").
+ *
+ * How it works:
+ * - One connection per handle, in WAL mode with synchronous=NORMAL: readers
+ *   (the broker plugin) never block the writer, and a commit costs a write
+ *   to the WAL, not an fsync. A crash may lose the last commits but never
+ *   corrupts the file.
+ * - Writes run in BEGIN IMMEDIATE transactions: the write lock is taken at
+ *   the start, so two processes writing the same file wait for each other
+ *   (busy_timeout, 5 s) instead of failing half-way with SQLITE_BUSY on
+ *   upgrade from a read lock. A lock still held after 5 s is CF_EBUSY.
+ * - Every statement is prepared once per handle, on first use, and reset
+ *   after each use (a statement left un-reset would pin a read snapshot).
+ *   List statements may be re-entered from their own callback, in which case
+ *   a temporary statement is prepared for the inner call.
+ * - Every change appends its event in the same transaction: event_append()
+ *   reads the chain head (one row, event_head), inserts the event and moves
+ *   the head, so deleting the last event is detected as well as any other.
+ * - certs.change_seq is the seq of the event that last changed the row, so
+ *   the change feed needs no counter of its own and follows commit order.
+ * - The schema moves forward by numbered migrations, each in its own
+ *   transaction and recorded in schema_migrations.
+ */
+#include "store_backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#define BUSY_TIMEOUT_MS 5000
+
+/* ---- schema -------------------------------------------------------------- */
+
+/*
+ * Migration 1. Notes on choices:
+ * - statuses are stored as their names, readable with the sqlite3 shell;
+ * - cas.parent is not a foreign key: an external CA's issuer need not be
+ *   registered here;
+ * - certs.thing is not a foreign key: a deleted thing's certificates keep
+ *   its name for history (cf_store_thing_delete());
+ * - event_head holds the last seq and hash, updated with every append.
+ */
+static const char migration_1[] =
+	"CREATE TABLE cas ("
+	" name TEXT PRIMARY KEY,"
+	" status TEXT NOT NULL CHECK (status IN ('ACTIVE','RETIRED','REVOKED','PENDING')),"
+	" is_default INTEGER NOT NULL DEFAULT 0,"
+	" is_root INTEGER NOT NULL DEFAULT 0,"
+	" external INTEGER NOT NULL DEFAULT 0,"
+	" parent TEXT,"
+	" cert_id TEXT UNIQUE,"
+	" subject TEXT,"
+	" cert_pem TEXT,"
+	" key_ref TEXT,"
+	" key_type TEXT,"
+	" not_before INTEGER NOT NULL DEFAULT 0,"
+	" not_after INTEGER NOT NULL DEFAULT 0,"
+	" created_at INTEGER NOT NULL,"
+	" updated_at INTEGER NOT NULL,"
+	" revoke_reason TEXT);"
+	/* At most one default issuer, enforced by the database itself. */
+	"CREATE UNIQUE INDEX cas_one_default ON cas(is_default) WHERE is_default = 1;"
+	"CREATE TABLE things ("
+	" name TEXT PRIMARY KEY,"
+	" attributes TEXT NOT NULL DEFAULT '{}',"
+	" created_at INTEGER NOT NULL);"
+	"CREATE TABLE certs ("
+	" id TEXT PRIMARY KEY,"
+	" serial TEXT NOT NULL,"
+	" ca TEXT NOT NULL REFERENCES cas(name),"
+	" thing TEXT,"
+	" status TEXT NOT NULL CHECK (status IN"
+	"  ('PENDING_ACTIVATION','ACTIVE','INACTIVE','REVOKED')),"
+	" not_before INTEGER NOT NULL,"
+	" not_after INTEGER NOT NULL,"
+	" key_type TEXT NOT NULL,"
+	" key_bits INTEGER NOT NULL,"
+	" sig_alg TEXT NOT NULL,"
+	" spki_sha256 TEXT NOT NULL,"
+	" pem TEXT NOT NULL,"
+	" created_at INTEGER NOT NULL,"
+	" updated_at INTEGER NOT NULL,"
+	" revoke_reason TEXT,"
+	" revoked_at INTEGER NOT NULL DEFAULT 0,"
+	" change_seq INTEGER NOT NULL,"
+	" UNIQUE (ca, serial));"
+	"CREATE INDEX certs_thing ON certs(thing);"
+	"CREATE INDEX certs_status_not_after ON certs(status, not_after);"
+	"CREATE INDEX certs_spki ON certs(spki_sha256);"
+	"CREATE INDEX certs_change_seq ON certs(change_seq);"
+	"CREATE TABLE policies ("
+	" name TEXT PRIMARY KEY,"
+	" document TEXT NOT NULL,"
+	" created_at INTEGER NOT NULL);"
+	"CREATE TABLE cert_policies ("
+	" cert_id TEXT NOT NULL REFERENCES certs(id),"
+	" policy TEXT NOT NULL REFERENCES policies(name),"
+	" PRIMARY KEY (cert_id, policy)) WITHOUT ROWID;"
+	/*
+	 * No index on cert_policies(policy): nothing deletes a policy yet, and
+	 * each index is one more page written per issuance.
+	 */
+	"CREATE TABLE regcodes ("
+	" digest TEXT PRIMARY KEY,"
+	" created_at INTEGER NOT NULL,"
+	" expires_at INTEGER NOT NULL,"
+	" used_at INTEGER NOT NULL DEFAULT 0,"
+	" used_by TEXT);"
+	"CREATE TABLE events ("
+	" seq INTEGER PRIMARY KEY,"
+	" time INTEGER NOT NULL,"
+	" actor TEXT NOT NULL,"
+	" action TEXT NOT NULL,"
+	" resource TEXT NOT NULL,"
+	" detail TEXT NOT NULL,"
+	" prev_hash TEXT NOT NULL,"
+	" hash TEXT NOT NULL);"
+	"CREATE INDEX events_resource ON events(resource, seq);"
+	"CREATE TABLE event_head ("
+	" id INTEGER PRIMARY KEY CHECK (id = 1),"
+	" seq INTEGER NOT NULL,"
+	" hash TEXT NOT NULL);"
+	"INSERT INTO event_head (id, seq, hash) VALUES (1, 0, '" CF_STORE_GENESIS_HASH "');";
+
+/* migrations[i] brings the schema from version i to i + 1. */
+static const char *const migrations[] = { migration_1 };
+
+/* ---- statements ---------------------------------------------------------- */
+
+#define CA_COLS                                                                                  \
+	"name, status, is_default, is_root, external, parent, cert_id, subject, cert_pem, "      \
+	"key_ref, key_type, not_before, not_after, created_at, updated_at, revoke_reason"
+#define CERT_COLS                                                                                \
+	"id, serial, ca, thing, status, not_before, not_after, key_type, key_bits, sig_alg, "    \
+	"spki_sha256, pem, created_at, updated_at, revoke_reason, revoked_at, change_seq"
+#define EVENT_COLS "seq, time, actor, action, resource, detail, prev_hash, hash"
+
+enum stmt_id {
+	ST_BEGIN_WRITE,
+	ST_BEGIN_READ,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_SCHEMA_VERSION,
+	ST_HEAD_GET,
+	ST_HEAD_SET,
+	ST_EVENT_INSERT,
+	ST_CA_INSERT,
+	ST_CA_BY_NAME,
+	ST_CA_BY_CERT,
+	ST_CA_DEFAULT,
+	ST_CA_STATE,
+	ST_CA_ACTIVATE,
+	ST_CA_CLEAR_DEFAULT,
+	ST_CA_SET_DEFAULT,
+	ST_CA_SET_STATUS,
+	ST_REGCODE_INSERT,
+	ST_REGCODE_USE,
+	ST_THING_INSERT,
+	ST_THING_GET,
+	ST_THING_EXISTS,
+	ST_THING_LIVE_CERTS,
+	ST_THING_DELETE,
+	ST_CERT_INSERT,
+	ST_CERT_GET,
+	ST_CERT_PREFIX,
+	ST_CERT_STATE,
+	ST_CERT_SET_STATUS,
+	ST_CERT_TOUCH,
+	ST_POLICY_INSERT,
+	ST_POLICY_GET,
+	ST_POLICY_EXISTS,
+	ST_ATTACH,
+	ST_DETACH,
+	ST_EVENTS_ALL,
+	ST__COUNT
+};
+
+static const char *const stmt_sql[ST__COUNT] = {
+	[ST_BEGIN_WRITE] = "BEGIN IMMEDIATE",
+	[ST_BEGIN_READ] = "BEGIN",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+	[ST_HEAD_GET] = "SELECT seq, hash FROM event_head WHERE id = 1",
+	[ST_HEAD_SET] = "UPDATE event_head SET seq = ?1, hash = ?2 WHERE id = 1",
+	[ST_EVENT_INSERT] = "INSERT INTO events (" EVENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+			    "?7, ?8)",
+	[ST_CA_INSERT] = "INSERT INTO cas (" CA_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+			 "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+	[ST_CA_BY_NAME] = "SELECT " CA_COLS " FROM cas WHERE name = ?1",
+	[ST_CA_BY_CERT] = "SELECT " CA_COLS " FROM cas WHERE cert_id = ?1",
+	[ST_CA_DEFAULT] = "SELECT " CA_COLS " FROM cas WHERE is_default = 1",
+	[ST_CA_STATE] = "SELECT status, is_root FROM cas WHERE name = ?1",
+	[ST_CA_ACTIVATE] = "UPDATE cas SET status = 'ACTIVE', cert_id = ?2, subject = ?3, "
+			   "cert_pem = ?4, parent = COALESCE(?5, parent), "
+			   "key_type = COALESCE(?6, key_type), not_before = ?7, not_after = ?8, "
+			   "updated_at = ?9 WHERE name = ?1",
+	[ST_CA_CLEAR_DEFAULT] = "UPDATE cas SET is_default = 0, updated_at = ?1 "
+				"WHERE is_default = 1",
+	[ST_CA_SET_DEFAULT] = "UPDATE cas SET is_default = 1, updated_at = ?2 WHERE name = ?1",
+	[ST_CA_SET_STATUS] = "UPDATE cas SET status = ?2, is_default = 0, "
+			     "revoke_reason = COALESCE(?3, revoke_reason), updated_at = ?4 "
+			     "WHERE name = ?1",
+	[ST_REGCODE_INSERT] = "INSERT INTO regcodes (digest, created_at, expires_at) "
+			      "VALUES (?1, ?2, ?3)",
+	[ST_REGCODE_USE] = "UPDATE regcodes SET used_at = ?2, used_by = ?3 "
+			   "WHERE digest = ?1 AND used_at = 0 AND expires_at > ?2",
+	[ST_THING_INSERT] = "INSERT INTO things (name, attributes, created_at) VALUES (?1, ?2, ?3)",
+	[ST_THING_GET] = "SELECT name, attributes, created_at FROM things WHERE name = ?1",
+	[ST_THING_EXISTS] = "SELECT 1 FROM things WHERE name = ?1",
+	[ST_THING_LIVE_CERTS] = "SELECT count(*) FROM certs WHERE thing = ?1 "
+				"AND status IN ('ACTIVE', 'PENDING_ACTIVATION')",
+	[ST_THING_DELETE] = "DELETE FROM things WHERE name = ?1",
+	[ST_CERT_INSERT] = "INSERT INTO certs (" CERT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+			   "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+	[ST_CERT_GET] = "SELECT " CERT_COLS " FROM certs WHERE id = ?1",
+	/* Ids are lowercase hex, so every id starting with p sorts below p || 'g'. */
+	[ST_CERT_PREFIX] = "SELECT " CERT_COLS " FROM certs WHERE id >= ?1 AND id < ?1 || 'g' "
+			   "ORDER BY id LIMIT 2",
+	[ST_CERT_STATE] = "SELECT status, thing FROM certs WHERE id = ?1",
+	[ST_CERT_SET_STATUS] = "UPDATE certs SET status = ?2, revoke_reason = ?3, "
+			       "revoked_at = ?4, updated_at = ?5, change_seq = ?6 WHERE id = ?1",
+	[ST_CERT_TOUCH] = "UPDATE certs SET change_seq = ?2, updated_at = ?3 WHERE id = ?1",
+	[ST_POLICY_INSERT] = "INSERT INTO policies (name, document, created_at) "
+			     "VALUES (?1, ?2, ?3)",
+	[ST_POLICY_GET] = "SELECT name, document, created_at FROM policies WHERE name = ?1",
+	[ST_POLICY_EXISTS] = "SELECT 1 FROM policies WHERE name = ?1",
+	[ST_ATTACH] = "INSERT INTO cert_policies (cert_id, policy) VALUES (?1, ?2)",
+	[ST_DETACH] = "DELETE FROM cert_policies WHERE cert_id = ?1 AND policy = ?2",
+	[ST_EVENTS_ALL] = "SELECT " EVENT_COLS " FROM events ORDER BY seq",
+};
+
+/* List statements, which may be re-entered from their callback. */
+enum list_id {
+	LS_CA,
+	LS_THING,
+	LS_POLICY,
+	LS_POLICY_CERT,
+	LS_CHANGES,
+	LS__COUNT
+};
+
+static const char *const list_sql[LS__COUNT] = {
+	[LS_CA] = "SELECT " CA_COLS " FROM cas ORDER BY name",
+	[LS_THING] = "SELECT name, attributes, created_at FROM things ORDER BY name",
+	[LS_POLICY] = "SELECT name, document, created_at FROM policies ORDER BY name",
+	[LS_POLICY_CERT] = "SELECT p.name, p.document, p.created_at FROM policies p "
+			   "JOIN cert_policies cp ON cp.policy = p.name "
+			   "WHERE cp.cert_id = ?1 ORDER BY p.name",
+	[LS_CHANGES] = "SELECT " CERT_COLS " FROM certs WHERE change_seq > ?1 "
+		       "ORDER BY change_seq LIMIT ?2",
+};
+
+/* cert_list: one statement per combination of filters, so each can use an index. */
+enum {
+	CF_THING = 1,
+	CF_CA = 2,
+	CF_STATUS = 4,
+	CF_BEFORE = 8,
+	CF__VARIANTS = 16
+};
+
+/* events_list: resource filter (1) x newest first (2). */
+#define EV__VARIANTS 4
+
+struct sq {
+	sqlite3 *db;
+	char *path;
+	sqlite3_stmt *stmts[ST__COUNT];
+	sqlite3_stmt *lists[LS__COUNT];
+	sqlite3_stmt *cert_lists[CF__VARIANTS];
+	sqlite3_stmt *event_lists[EV__VARIANTS];
+};
+
+static struct sq *
+sq_of(cf_store *store)
+{
+	return store->impl;
+}
+
+/* ---- errors -------------------------------------------------------------- */
+
+/* Map an SQLite result to a CF_E* code with the connection's message. */
+static int
+db_fail(struct sq *sq, int sqlrc, const char *what, cf_err *err)
+{
+	int code;
+
+	switch (sqlrc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		code = CF_EBUSY;
+		break;
+	case SQLITE_NOMEM:
+		code = CF_ENOMEM;
+		break;
+	default:
+		code = CF_ESTORE;
+		break;
+	}
+	return cf_err_set(err, code, NULL, "sqlite %s: %s: %s", sq->path, what,
+			  sqlite3_errmsg(sq->db));
+}
+
+static bool
+is_constraint(int sqlrc, int extended)
+{
+	return sqlrc == extended;
+}
+
+/* ---- statements ---------------------------------------------------------- */
+
+static int
+prepare(struct sq *sq, sqlite3_stmt **out, const char *sql, unsigned int flags, cf_err *err)
+{
+	int rc;
+
+	rc = sqlite3_prepare_v3(sq->db, sql, -1, flags, out, NULL);
+	if (rc != SQLITE_OK)
+		return db_fail(sq, rc, "prepare", err);
+	return CF_OK;
+}
+
+/* The cached statement id, prepared on first use. Release with stmt_put(). */
+static int
+stmt_get(sqlite3_stmt **out, struct sq *sq, enum stmt_id id, cf_err *err)
+{
+	int rc;
+
+	*out = NULL;
+	if (sq->stmts[id] == NULL) {
+		rc = prepare(sq, &sq->stmts[id], stmt_sql[id], SQLITE_PREPARE_PERSISTENT, err);
+		if (rc != CF_OK)
+			return rc;
+	}
+	*out = sq->stmts[id];
+	return CF_OK;
+}
+
+/* Reset so the statement holds no snapshot and no stale bindings. NULL is fine. */
+static void
+stmt_put(sqlite3_stmt *st)
+{
+	if (st == NULL)
+		return;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+/*
+ * A list statement cached in *slot. When the cached one is running (a
+ * callback re-entered the same list), prepare a private one; *temp says so.
+ */
+static int
+list_get(sqlite3_stmt **out, bool *temp, struct sq *sq, sqlite3_stmt **slot, const char *sql,
+	 cf_err *err)
+{
+	int rc;
+
+	*out = NULL;
+	*temp = false;
+	if (*slot != NULL && sqlite3_stmt_busy(*slot)) {
+		*temp = true;
+		return prepare(sq, out, sql, 0, err);
+	}
+	if (*slot == NULL) {
+		rc = prepare(sq, slot, sql, SQLITE_PREPARE_PERSISTENT, err);
+		if (rc != CF_OK)
+			return rc;
+	}
+	*out = *slot;
+	return CF_OK;
+}
+
+static void
+list_put(sqlite3_stmt *st, bool temp)
+{
+	if (temp)
+		sqlite3_finalize(st);
+	else
+		stmt_put(st);
+}
+
+static int
+bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s == NULL)
+		return sqlite3_bind_null(st, i);
+	return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+static int
+bind_fail(struct sq *sq, int brc, cf_err *err)
+{
+	return db_fail(sq, brc, "bind", err);
+}
+
+/* Run a statement that returns no rows. */
+static int
+exec_stmt(struct sq *sq, sqlite3_stmt *st, const char *what, cf_err *err)
+{
+	int rc;
+
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(sq, rc, what, err);
+	return CF_OK;
+}
+
+/* Step a statement that returns at most one row; *row says whether it did. */
+static int
+step_row(struct sq *sq, sqlite3_stmt *st, bool *row, const char *what, cf_err *err)
+{
+	int rc;
+
+	rc = sqlite3_step(st);
+	*row = rc == SQLITE_ROW;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(sq, rc, what, err);
+	return CF_OK;
+}
+
+/* Run the cached statement id with one text parameter, no rows expected. */
+static int
+exec_id1(struct sq *sq, enum stmt_id id, const char *a, const char *what, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = stmt_get(&st, sq, id, err);
+	if (rc != CF_OK)
+		return rc;
+	if (bind_text(st, 1, a) != SQLITE_OK)
+		rc = bind_fail(sq, SQLITE_ERROR, err);
+	else
+		rc = exec_stmt(sq, st, what, err);
+	stmt_put(st);
+	return rc;
+}
+
+/* Does the cached one-parameter query id return a row? */
+static int
+row_exists(bool *exists, struct sq *sq, enum stmt_id id, const char *key, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*exists = false;
+	rc = stmt_get(&st, sq, id, err);
+	if (rc != CF_OK)
+		return rc;
+	if (bind_text(st, 1, key) != SQLITE_OK)
+		rc = bind_fail(sq, SQLITE_ERROR, err);
+	else
+		rc = step_row(sq, st, exists, "lookup", err);
+	stmt_put(st);
+	return rc;
+}
+
+/* ---- transactions -------------------------------------------------------- */
+
+static int
+tx_begin(struct sq *sq, enum stmt_id id, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = stmt_get(&st, sq, id, err);
+	if (rc == CF_OK)
+		rc = exec_stmt(sq, st, "begin", err);
+	stmt_put(st);
+	return rc;
+}
+
+static int
+tx_commit(struct sq *sq, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = stmt_get(&st, sq, ST_COMMIT, err);
+	if (rc == CF_OK)
+		rc = exec_stmt(sq, st, "commit", err);
+	stmt_put(st);
+	return rc;
+}
+
+/* Undo an open transaction, if any. Safe to call on every way out. */
+static void
+tx_rollback(struct sq *sq)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_get_autocommit(sq->db))
+		return;
+	if (stmt_get(&st, sq, ST_ROLLBACK, NULL) == CF_OK)
+		(void)sqlite3_step(st);
+	stmt_put(st);
+	if (!sqlite3_get_autocommit(sq->db))
+		(void)sqlite3_exec(sq->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* Commit when rc is CF_OK, roll back otherwise; returns the final code. */
+static int
+tx_end(struct sq *sq, int rc, cf_err *err)
+{
+	if (rc == CF_OK)
+		rc = tx_commit(sq, err);
+	if (rc != CF_OK)
+		tx_rollback(sq);
+	return rc;
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+static int
+head_get(struct sq *sq, int64_t *seq, char hash[65], cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	const unsigned char *text;
+	bool row = false;
+	int rc;
+
+	rc = stmt_get(&st, sq, ST_HEAD_GET, err);
+	if (rc == CF_OK)
+		rc = step_row(sq, st, &row, "read event head", err);
+	if (rc == CF_OK && !row)
+		rc = cf_err_set(err, CF_EINTEGRITY, NULL, "sqlite %s: event head is missing",
+				sq->path);
+	if (rc == CF_OK) {
+		*seq = sqlite3_column_int64(st, 0);
+		text = sqlite3_column_text(st, 1);
+		if (text == NULL || strlen((const char *)text) != 64)
+			rc = cf_err_set(err, CF_EINTEGRITY, NULL, "event head hash is malformed");
+		else
+			memcpy(hash, text, 65);
+	}
+	stmt_put(st);
+	return rc;
+}
+
+/* The fields of an event row, borrowed. */
+struct event_row {
+	int64_t seq;
+	int64_t time;
+	const char *actor;
+	const char *action;
+	const char *resource;
+	const char *detail;
+	const char *prev_hash;
+	const char *hash;
+};
+
+static int
+event_insert(struct sq *sq, const struct event_row *ev, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, brc;
+
+	rc = stmt_get(&st, sq, ST_EVENT_INSERT, err);
+	if (rc != CF_OK)
+		return rc;
+	brc = sqlite3_bind_int64(st, 1, ev->seq);
+	brc |= sqlite3_bind_int64(st, 2, ev->time);
+	brc |= bind_text(st, 3, ev->actor);
+	brc |= bind_text(st, 4, ev->action);
+	brc |= bind_text(st, 5, ev->resource);
+	brc |= bind_text(st, 6, ev->detail);
+	brc |= bind_text(st, 7, ev->prev_hash);
+	brc |= bind_text(st, 8, ev->hash);
+	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err) : exec_stmt(sq, st, "insert event", err);
+	stmt_put(st);
+	return rc;
+}
+
+static int
+head_set(struct sq *sq, int64_t seq, const char *hash, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, brc;
+
+	rc = stmt_get(&st, sq, ST_HEAD_SET, err);
+	if (rc != CF_OK)
+		return rc;
+	brc = sqlite3_bind_int64(st, 1, seq);
+	brc |= bind_text(st, 2, hash);
+	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err) : exec_stmt(sq, st, "move event head", err);
+	stmt_put(st);
+	return rc;
+}
+
+/*
+ * Append one event inside the caller's write transaction. Reading the head
+ * here, under the write lock, is what keeps the chain linear when several
+ * processes write. *seq_out (may be NULL) gets the new seq.
+ */
+static int
+event_append(cf_store *store, const cf_store_actor *actor, const char *action,
+	     const char *resource, const char *detail, int64_t *seq_out, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	char prev[65], hash[65];
+	struct event_row ev;
+	int64_t head;
+	int rc;
+
+	rc = head_get(sq, &head, prev, err);
+	if (rc != CF_OK)
+		return rc;
+	ev.seq = head + 1;
+	ev.time = cf_store__now(store);
+	rc = cf_store__event_hash(hash, prev, ev.seq, ev.time, actor->who, action, resource,
+				  detail, err);
+	if (rc != CF_OK)
+		return rc;
+	ev.actor = actor->who;
+	ev.action = action;
+	ev.resource = resource;
+	ev.detail = detail;
+	ev.prev_hash = prev;
+	ev.hash = hash;
+	rc = event_insert(sq, &ev, err);
+	if (rc == CF_OK)
+		rc = head_set(sq, ev.seq, hash, err);
+	if (rc == CF_OK && seq_out != NULL)
+		*seq_out = ev.seq;
+	return rc;
+}
+
+/* "kind:name" for an event's resource; NULL on ENOMEM. */
+static char *
+resource_name(const char *kind, const char *name)
+{
+	size_t a = strlen(kind), b = strlen(name);
+	char *s = malloc(a + b + 2);
+
+	if (s == NULL)
+		return NULL;
+	memcpy(s, kind, a);
+	s[a] = ':';
+	memcpy(s + a + 1, name, b + 1);
+	return s;
+}
+
+/* Append the event for resource "kind:name": the usual last step of a change. */
+static int
+event_log(cf_store *store, const cf_store_actor *actor, const char *action, const char *kind,
+	  const char *name, const char *detail, int64_t *seq_out, cf_err *err)
+{
+	char *resource = NULL;
+	int rc;
+
+	resource = resource_name(kind, name);
+	if (resource == NULL)
+		return cf_err_set(err, CF_ENOMEM, NULL, "event resource");
+	rc = event_append(store, actor, action, resource, detail, seq_out, err);
+	free(resource);
+	return rc;
+}
+
+/* ---- rows ---------------------------------------------------------------- */
+
+static int
+col_dup(char **dst, sqlite3_stmt *st, int col)
+{
+	const unsigned char *text = sqlite3_column_text(st, col);
+
+	*dst = NULL;
+	if (text == NULL)
+		return sqlite3_column_type(st, col) == SQLITE_NULL ? 0 : 1;
+	*dst = strdup((const char *)text);
+	return *dst == NULL;
+}
+
+static int
+read_ca(cf_store_ca *out, sqlite3_stmt *st, cf_err *err)
+{
+	int bad;
+
+	memset(out, 0, sizeof(*out));
+	bad = col_dup(&out->name, st, 0);
+	bad |= cf_store__ca_status_parse(&out->status, (const char *)sqlite3_column_text(st, 1));
+	out->is_default = sqlite3_column_int(st, 2) != 0;
+	out->is_root = sqlite3_column_int(st, 3) != 0;
+	out->external = sqlite3_column_int(st, 4) != 0;
+	bad |= col_dup(&out->parent, st, 5);
+	bad |= col_dup(&out->cert_id, st, 6);
+	bad |= col_dup(&out->subject, st, 7);
+	bad |= col_dup(&out->cert_pem, st, 8);
+	bad |= col_dup(&out->key_ref, st, 9);
+	bad |= col_dup(&out->key_type, st, 10);
+	out->not_before = sqlite3_column_int64(st, 11);
+	out->not_after = sqlite3_column_int64(st, 12);
+	out->created_at = sqlite3_column_int64(st, 13);
+	out->updated_at = sqlite3_column_int64(st, 14);
+	bad |= col_dup(&out->revoke_reason, st, 15);
+	if (bad != 0) {
+		cf_store_ca_clear(out);
+		return cf_err_set(err, CF_ENOMEM, NULL, "reading a CA row");
+	}
+	return CF_OK;
+}
+
+static int
+read_cert(cf_store_cert *out, sqlite3_stmt *st, cf_err *err)
+{
+	int bad;
+
+	memset(out, 0, sizeof(*out));
+	bad = col_dup(&out->id, st, 0);
+	bad |= col_dup(&out->serial, st, 1);
+	bad |= col_dup(&out->ca, st, 2);
+	bad |= col_dup(&out->thing, st, 3);
+	bad |= cf_cert_status_parse(&out->status, (const char *)sqlite3_column_text(st, 4));
+	out->not_before = sqlite3_column_int64(st, 5);
+	out->not_after = sqlite3_column_int64(st, 6);
+	bad |= col_dup(&out->key_type, st, 7);
+	out->key_bits = sqlite3_column_int(st, 8);
+	bad |= col_dup(&out->sig_alg, st, 9);
+	bad |= col_dup(&out->spki_sha256, st, 10);
+	bad |= col_dup(&out->pem, st, 11);
+	out->created_at = sqlite3_column_int64(st, 12);
+	out->updated_at = sqlite3_column_int64(st, 13);
+	bad |= col_dup(&out->revoke_reason, st, 14);
+	out->revoked_at = sqlite3_column_int64(st, 15);
+	out->change_seq = sqlite3_column_int64(st, 16);
+	if (bad != 0) {
+		cf_store_cert_clear(out);
+		return cf_err_set(err, CF_ENOMEM, NULL, "reading a certificate row");
+	}
+	return CF_OK;
+}
+
+static int
+read_thing(cf_store_thing *out, sqlite3_stmt *st, cf_err *err)
+{
+	int bad;
+
+	memset(out, 0, sizeof(*out));
+	bad = col_dup(&out->name, st, 0);
+	bad |= col_dup(&out->attributes, st, 1);
+	out->created_at = sqlite3_column_int64(st, 2);
+	if (bad != 0) {
+		cf_store_thing_clear(out);
+		return cf_err_set(err, CF_ENOMEM, NULL, "reading a thing row");
+	}
+	return CF_OK;
+}
+
+static int
+read_policy(cf_store_policy *out, sqlite3_stmt *st, cf_err *err)
+{
+	int bad;
+
+	memset(out, 0, sizeof(*out));
+	bad = col_dup(&out->name, st, 0);
+	bad |= col_dup(&out->document, st, 1);
+	out->created_at = sqlite3_column_int64(st, 2);
+	if (bad != 0) {
+		cf_store_policy_clear(out);
+		return cf_err_set(err, CF_ENOMEM, NULL, "reading a policy row");
+	}
+	return CF_OK;
+}
+
+/* Event columns may have been tampered with: NULLs read as "" so verify can judge. */
+static int
+read_event(cf_store_event *out, sqlite3_stmt *st, cf_err *err)
+{
+	char **fields[] = { &out->actor, &out->action, &out->resource,
+			    &out->detail, &out->prev_hash, &out->hash };
+	const unsigned char *text;
+	size_t i;
+	int bad = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->seq = sqlite3_column_int64(st, 0);
+	out->time = sqlite3_column_int64(st, 1);
+	for (i = 0; i < CF_ARRAY_LEN(fields); i++) {
+		text = sqlite3_column_text(st, (int)i + 2);
+		*fields[i] = strdup(text == NULL ? "" : (const char *)text);
+		bad |= *fields[i] == NULL;
+	}
+	if (bad != 0) {
+		cf_store_event_clear(out);
+		return cf_err_set(err, CF_ENOMEM, NULL, "reading an event row");
+	}
+	return CF_OK;
+}
+
+/*
+ * Generic "fetch one row with the cached query id and key". CF_ENOTFOUND
+ * when there is none, with "<what> '<key>' not found".
+ */
+typedef int (*row_reader)(void *out, sqlite3_stmt *st, cf_err *err);
+
+static int
+get_one(struct sq *sq, enum stmt_id id, const char *key, row_reader read, void *out,
+	const char *what, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	bool row = false;
+	int rc;
+
+	rc = stmt_get(&st, sq, id, err);
+	if (rc != CF_OK)
+		return rc;
+	if (key != NULL && bind_text(st, 1, key) != SQLITE_OK)
+		rc = bind_fail(sq, SQLITE_ERROR, err);
+	if (rc == CF_OK)
+		rc = step_row(sq, st, &row, what, err);
+	if (rc == CF_OK && !row)
+		rc = cf_err_set(err, CF_ENOTFOUND, NULL, "%s '%.80s' not found", what,
+				key == NULL ? "" : key);
+	if (rc == CF_OK)
+		rc = read(out, st, err);
+	stmt_put(st);
+	return rc;
+}
+
+static int
+read_ca_any(void *out, sqlite3_stmt *st, cf_err *err)
+{
+	return read_ca(out, st, err);
+}
+
+static int
+read_cert_any(void *out, sqlite3_stmt *st, cf_err *err)
+{
+	return read_cert(out, st, err);
+}
+
+static int
+read_thing_any(void *out, sqlite3_stmt *st, cf_err *err)
+{
+	return read_thing(out, st, err);
+}
+
+static int
+read_policy_any(void *out, sqlite3_stmt *st, cf_err *err)
+{
+	return read_policy(out, st, err);
+}
+
+/* ---- open, close, schema ------------------------------------------------- */
+
+/* "sqlite:PATH" or "sqlite://PATH" -> PATH. */
+static const char *
+uri_path(const char *uri)
+{
+	const char *p = uri + strlen("sqlite:");
+
+	if (strncmp(p, "//", 2) == 0)
+		p += 2;
+	return p;
+}
+
+static int
+pragma(struct sq *sq, const char *sql, const char *expect, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	const unsigned char *got;
+	bool row = false;
+	int rc;
+
+	rc = prepare(sq, &st, sql, 0, err);
+	if (rc == CF_OK)
+		rc = step_row(sq, st, &row, sql, err);
+	if (rc == CF_OK && expect != NULL) {
+		got = row ? sqlite3_column_text(st, 0) : NULL;
+		if (got == NULL || strcmp((const char *)got, expect) != 0)
+			rc = cf_err_set(err, CF_ESTORE, NULL, "sqlite %s: %s gave '%s', want '%s'",
+					sq->path, sql, got == NULL ? "" : (const char *)got,
+					expect);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+read_schema_version(struct sq *sq, int *out, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	bool row = false;
+	int rc;
+
+	*out = 0;
+	/* A file without the table (fresh, or not ours) is at version 0. */
+	rc = prepare(sq, &st, "SELECT 1 FROM sqlite_master WHERE type = 'table' "
+			      "AND name = 'schema_migrations'", 0, err);
+	if (rc == CF_OK)
+		rc = step_row(sq, st, &row, "read schema", err);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != CF_OK || !row)
+		return rc;
+	rc = stmt_get(&st, sq, ST_SCHEMA_VERSION, err);
+	if (rc == CF_OK)
+		rc = step_row(sq, st, &row, "read schema version", err);
+	if (rc == CF_OK && row)
+		*out = sqlite3_column_int(st, 0);
+	stmt_put(st);
+	return rc;
+}
+
+/* Apply migration version (1-based) unless another process already did. */
+static int
+migrate_one(cf_store *store, int version, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	char *msg = NULL;
+	char sql[128];
+	int current = 0, rc;
+
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = read_schema_version(sq, &current, err);
+	if (rc == CF_OK && current < version) {
+		if (sqlite3_exec(sq->db, migrations[version - 1], NULL, NULL, &msg) != SQLITE_OK)
+			rc = cf_err_set(err, CF_ESTORE, NULL, "sqlite %s: migration %d: %s",
+					sq->path, version, msg == NULL ? "?" : msg);
+	}
+	if (rc == CF_OK && current < version) {
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO schema_migrations (version, applied_at) VALUES (%d, %lld)",
+			 version, (long long)cf_store__now(store));
+		if (sqlite3_exec(sq->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+			rc = db_fail(sq, SQLITE_ERROR, "record migration", err);
+	}
+	sqlite3_free(msg);
+	return tx_end(sq, rc, err);
+}
+
+static int
+migrate(cf_store *store, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	int version = 0, rc, v;
+
+	rc = read_schema_version(sq, &version, err);
+	if (rc != CF_OK)
+		return rc;
+	if (version > (int)CF_ARRAY_LEN(migrations))
+		return cf_err_set(err, CF_ESTORE, NULL,
+				  "sqlite %s: schema version %d is newer than this build (%d)",
+				  sq->path, version, (int)CF_ARRAY_LEN(migrations));
+	if (version == (int)CF_ARRAY_LEN(migrations))
+		return CF_OK;
+	if (sqlite3_exec(sq->db,
+			 "CREATE TABLE IF NOT EXISTS schema_migrations ("
+			 " version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+			 NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(sq, sqlite3_errcode(sq->db), "create schema_migrations", err);
+	for (v = version + 1; v <= (int)CF_ARRAY_LEN(migrations); v++) {
+		rc = migrate_one(store, v, err);
+		if (rc != CF_OK)
+			return rc;
+	}
+	return CF_OK;
+}
+
+static int
+check_readonly_schema(struct sq *sq, cf_err *err)
+{
+	int version = 0, rc;
+
+	rc = read_schema_version(sq, &version, err);
+	if (rc != CF_OK)
+		return rc;
+	if (version != CF_STORE_SCHEMA_VERSION)
+		return cf_err_set(err, CF_ESTORE, NULL,
+				  "sqlite %s: schema version %d, this build needs exactly %d "
+				  "(run certfleetd once to migrate)",
+				  sq->path, version, CF_STORE_SCHEMA_VERSION);
+	return CF_OK;
+}
+
+static void
+sq_close(cf_store *store)
+{
+	struct sq *sq = sq_of(store);
+	size_t i;
+
+	if (sq == NULL)
+		return;
+	for (i = 0; i < ST__COUNT; i++)
+		sqlite3_finalize(sq->stmts[i]);
+	for (i = 0; i < LS__COUNT; i++)
+		sqlite3_finalize(sq->lists[i]);
+	for (i = 0; i < CF__VARIANTS; i++)
+		sqlite3_finalize(sq->cert_lists[i]);
+	for (i = 0; i < EV__VARIANTS; i++)
+		sqlite3_finalize(sq->event_lists[i]);
+	sqlite3_close_v2(sq->db);
+	free(sq->path);
+	free(sq);
+	store->impl = NULL;
+}
+
+/* Connection settings, then the first real read, which tells a database from garbage. */
+static int
+configure(cf_store *store, bool readonly, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	int rc;
+
+	sqlite3_extended_result_codes(sq->db, 1);
+	sqlite3_busy_timeout(sq->db, BUSY_TIMEOUT_MS);
+	if (readonly) {
+		rc = pragma(sq, "PRAGMA query_only = 1", NULL, err);
+		if (rc == CF_OK)
+			rc = check_readonly_schema(sq, err);
+		return rc;
+	}
+	/*
+	 * 1 KiB pages, for new files only (a no-op on an existing one): every
+	 * commit writes each page it touched to the WAL, and an issuance touches
+	 * a dozen (the row, six certificate indexes, the event, its index, the
+	 * head). Smaller pages cut the bytes written and checksummed per commit;
+	 * measured 89 -> 67 us per cf_store_cert_insert().
+	 */
+	rc = pragma(sq, "PRAGMA page_size = 1024", NULL, err);
+	if (rc == CF_OK)
+		rc = pragma(sq, "PRAGMA journal_mode = WAL", "wal", err);
+	if (rc == CF_OK)
+		rc = pragma(sq, "PRAGMA synchronous = NORMAL", NULL, err);
+	if (rc == CF_OK)
+		rc = pragma(sq, "PRAGMA foreign_keys = ON", NULL, err);
+	if (rc == CF_OK)
+		rc = migrate(store, err);
+	return rc;
+}
+
+static int
+sq_open(cf_store *store, const char *uri, bool readonly, cf_err *err)
+{
+	struct sq *sq = NULL;
+	const char *path = uri_path(uri);
+	int flags, rc;
+
+	if (path[0] == '\0')
+		return cf_err_set(err, CF_EINVAL, NULL, "sqlite URI has no path: '%.64s'", uri);
+	sq = calloc(1, sizeof(*sq));
+	if (sq == NULL)
+		return cf_err_set(err, CF_ENOMEM, NULL, "sqlite handle");
+	store->impl = sq;
+	sq->path = strdup(path);
+	if (sq->path == NULL) {
+		rc = cf_err_set(err, CF_ENOMEM, NULL, "sqlite path");
+		goto out;
+	}
+	/* NOMUTEX: a handle is used by one thread at a time; the statement cache is not shared. */
+	flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	rc = sqlite3_open_v2(path, &sq->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		rc = cf_err_set(err, CF_ESTORE, NULL, "sqlite %s: cannot open: %s", path,
+				sq->db == NULL ? "out of memory" : sqlite3_errmsg(sq->db));
+		goto out;
+	}
+	rc = configure(store, readonly, err);
+out:
+	if (rc != CF_OK)
+		sq_close(store);
+	return rc;
+}
+
+static int
+sq_schema_version(cf_store *store, int *out, cf_err *err)
+{
+	return read_schema_version(sq_of(store), out, err);
+}
+
+/* ---- CAs ----------------------------------------------------------------- */
+
+static int
+ca_insert_row(struct sq *sq, const cf_store_ca *ca, int64_t now, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, brc;
+
+	rc = stmt_get(&st, sq, ST_CA_INSERT, err);
+	if (rc != CF_OK)
+		return rc;
+	brc = bind_text(st, 1, ca->name);
+	brc |= bind_text(st, 2, cf_ca_status_name(ca->status));
+	brc |= sqlite3_bind_int(st, 3, ca->is_default);
+	brc |= sqlite3_bind_int(st, 4, ca->is_root);
+	brc |= sqlite3_bind_int(st, 5, ca->external);
+	brc |= bind_text(st, 6, ca->parent);
+	brc |= bind_text(st, 7, ca->cert_id);
+	brc |= bind_text(st, 8, ca->subject);
+	brc |= bind_text(st, 9, ca->cert_pem);
+	brc |= bind_text(st, 10, ca->key_ref);
+	brc |= bind_text(st, 11, ca->key_type);
+	brc |= sqlite3_bind_int64(st, 12, ca->not_before);
+	brc |= sqlite3_bind_int64(st, 13, ca->not_after);
+	brc |= sqlite3_bind_int64(st, 14, now);
+	brc |= sqlite3_bind_int64(st, 15, now);
+	brc |= bind_text(st, 16, ca->revoke_reason);
+	if (brc != SQLITE_OK) {
+		rc = bind_fail(sq, brc, err);
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	if (is_constraint(rc, SQLITE_CONSTRAINT_PRIMARYKEY))
+		rc = cf_err_set(err, CF_EEXISTS, NULL, "CA '%s' already exists", ca->name);
+	else if (is_constraint(rc, SQLITE_CONSTRAINT_UNIQUE))
+		rc = cf_err_set(err, CF_EEXISTS, NULL, "CA certificate %.16s is already registered",
+				ca->cert_id);
+	else
+		rc = rc == SQLITE_DONE ? CF_OK : db_fail(sq, rc, "insert CA", err);
+out:
+	stmt_put(st);
+	return rc;
+}
+
+static int
+clear_default(struct sq *sq, int64_t now, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = stmt_get(&st, sq, ST_CA_CLEAR_DEFAULT, err);
+	if (rc != CF_OK)
+		return rc;
+	if (sqlite3_bind_int64(st, 1, now) != SQLITE_OK)
+		rc = bind_fail(sq, SQLITE_ERROR, err);
+	else
+		rc = exec_stmt(sq, st, "clear default CA", err);
+	stmt_put(st);
+	return rc;
+}
+
+static const char *
+ca_kind(const cf_store_ca *ca)
+{
+	if (ca->external)
+		return "external";
+	return ca->is_root ? "root" : "intermediate";
+}
+
+/* Insert the row and its events: action ("ca.created"/"ca.registered"), then "ca.default". */
+static int
+ca_insert_logged(cf_store *store, const cf_store_ca *ca, const char *action,
+		 const cf_store_actor *actor, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	int64_t now = cf_store__now(store);
+	char *detail = NULL;
+	int rc = CF_OK;
+
+	if (ca->is_default)
+		rc = clear_default(sq, now, err);
+	if (rc == CF_OK)
+		rc = ca_insert_row(sq, ca, now, err);
+	if (rc == CF_OK)
+		rc = cf_store__detail(&detail, actor, err, "status", cf_ca_status_name(ca->status),
+				      "kind", ca_kind(ca), "parent", ca->parent, "cert_id",
+				      ca->cert_id, "subject", ca->subject, "key_type",
+				      ca->key_type, NULL);
+	if (rc == CF_OK)
+		rc = event_log(store, actor, action, "ca", ca->name, detail, NULL, err);
+	free(detail);
+	detail = NULL;
+	if (rc == CF_OK && ca->is_default) {
+		rc = cf_store__detail(&detail, actor, err, NULL);
+		if (rc == CF_OK)
+			rc = event_log(store, actor, "ca.default", "ca", ca->name, detail, NULL,
+				       err);
+		free(detail);
+	}
+	return rc;
+}
+
+static int
+sq_ca_insert(cf_store *store, const cf_store_ca *ca, const cf_store_actor *actor, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	int rc;
+
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = ca_insert_logged(store, ca, "ca.created", actor, err);
+	return tx_end(sq, rc, err);
+}
+
+/* Status and root flag of a CA. CF_ENOTFOUND. */
+static int
+ca_state(struct sq *sq, const char *name, cf_ca_status *status, bool *is_root, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	bool row = false;
+	int rc;
+
+	rc = stmt_get(&st, sq, ST_CA_STATE, err);
+	if (rc != CF_OK)
+		return rc;
+	if (bind_text(st, 1, name) != SQLITE_OK)
+		rc = bind_fail(sq, SQLITE_ERROR, err);
+	else
+		rc = step_row(sq, st, &row, "read CA", err);
+	if (rc == CF_OK && !row)
+		rc = cf_err_set(err, CF_ENOTFOUND, NULL, "CA '%s' not found", name);
+	if (rc == CF_OK) {
+		*is_root = sqlite3_column_int(st, 1) != 0;
+		if (cf_store__ca_status_parse(status, (const char *)sqlite3_column_text(st, 0)) !=
+		    CF_OK)
+			rc = cf_err_set(err, CF_ESTORE, NULL, "CA '%s' has a bad status", name);
+	}
+	stmt_put(st);
+	return rc;
+}
+
+static int
+ca_activate_row(struct sq *sq, const cf_store_ca *ca, int64_t now, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, brc;
+
+	rc = stmt_get(&st, sq, ST_CA_ACTIVATE, err);
+	if (rc != CF_OK)
+		return rc;
+	brc = bind_text(st, 1, ca->name);
+	brc |= bind_text(st, 2, ca->cert_id);
+	brc |= bind_text(st, 3, ca->subject);
+	brc |= bind_text(st, 4, ca->cert_pem);
+	brc |= bind_text(st, 5, ca->parent);
+	brc |= bind_text(st, 6, ca->key_type);
+	brc |= sqlite3_bind_int64(st, 7, ca->not_before);
+	brc |= sqlite3_bind_int64(st, 8, ca->not_after);
+	brc |= sqlite3_bind_int64(st, 9, now);
+	if (brc != SQLITE_OK) {
+		rc = bind_fail(sq, brc, err);
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	if (is_constraint(rc, SQLITE_CONSTRAINT_UNIQUE))
+		rc = cf_err_set(err, CF_EEXISTS, NULL, "CA certificate %.16s is already registered",
+				ca->cert_id);
+	else
+		rc = rc == SQLITE_DONE ? CF_OK : db_fail(sq, rc, "activate CA", err);
+out:
+	stmt_put(st);
+	return rc;
+}
+
+static int
+sq_ca_activate(cf_store *store, const cf_store_ca *ca, const cf_store_actor *actor, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	cf_ca_status status;
+	char *detail = NULL;
+	bool is_root;
+	int rc;
+
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = ca_state(sq, ca->name, &status, &is_root, err);
+	if (rc == CF_OK && status != CF_CA_PENDING)
+		rc = cf_err_set(err, CF_ESTATE, NULL, "CA '%s' is %s, not PENDING", ca->name,
+				cf_ca_status_name(status));
+	if (rc == CF_OK)
+		rc = ca_activate_row(sq, ca, cf_store__now(store), err);
+	if (rc == CF_OK)
+		rc = cf_store__detail(&detail, actor, err, "cert_id", ca->cert_id, "parent",
+				      ca->parent, "subject", ca->subject, NULL);
+	if (rc == CF_OK)
+		rc = event_log(store, actor, "ca.activated", "ca", ca->name, detail, NULL, err);
+	free(detail);
+	return tx_end(sq, rc, err);
+}
+
+static int
+sq_ca_get(cf_store *store, cf_store_ca *out, const char *by, const char *key, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+
+	memset(out, 0, sizeof(*out));
+	if (strcmp(by, "name") == 0)
+		return get_one(sq, ST_CA_BY_NAME, key, read_ca_any, out, "CA", err);
+	if (strcmp(by, "cert_id") == 0)
+		return get_one(sq, ST_CA_BY_CERT, key, read_ca_any, out, "CA certificate", err);
+	return get_one(sq, ST_CA_DEFAULT, NULL, read_ca_any, out, "default CA", err);
+}
+
+/*
+ * Step a list statement and hand each row to cb through read. A non-zero
+ * return from cb stops the walk and is returned as is.
+ */
+typedef int (*row_visit)(sqlite3_stmt *st, void *cb, void *payload, cf_err *err);
+
+static int
+walk(struct sq *sq, sqlite3_stmt *st, row_visit visit, void *cb, void *payload, cf_err *err)
+{
+	int rc, sqlrc;
+
+	for (;;) {
+		sqlrc = sqlite3_step(st);
+		if (sqlrc == SQLITE_DONE)
+			return CF_OK;
+		if (sqlrc != SQLITE_ROW)
+			return db_fail(sq, sqlrc, "list", err);
+		rc = visit(st, cb, payload, err);
+		if (rc != 0)
+			return rc;
+	}
+}
+
+/*
+ * Callbacks are passed through walk() as void *; a union-free way to carry
+ * a function pointer is a small struct per type.
+ */
+struct ca_cb_box {
+	cf_store_ca_cb cb;
+};
+struct thing_cb_box {
+	cf_store_thing_cb cb;
+};
+struct cert_cb_box {
+	cf_store_cert_cb cb;
+};
+struct policy_cb_box {
+	cf_store_policy_cb cb;
+};
+struct event_cb_box {
+	cf_store_event_cb cb;
+};
+
+static int
+visit_ca(sqlite3_stmt *st, void *box, void *payload, cf_err *err)
+{
+	cf_store_ca ca;
+	int rc;
+
+	rc = read_ca(&ca, st, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = ((struct ca_cb_box *)box)->cb(&ca, payload);
+	cf_store_ca_clear(&ca);
+	return rc;
+}
+
+static int
+visit_thing(sqlite3_stmt *st, void *box, void *payload, cf_err *err)
+{
+	cf_store_thing thing;
+	int rc;
+
+	rc = read_thing(&thing, st, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = ((struct thing_cb_box *)box)->cb(&thing, payload);
+	cf_store_thing_clear(&thing);
+	return rc;
+}
+
+static int
+visit_cert(sqlite3_stmt *st, void *box, void *payload, cf_err *err)
+{
+	cf_store_cert cert;
+	int rc;
+
+	rc = read_cert(&cert, st, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = ((struct cert_cb_box *)box)->cb(&cert, payload);
+	cf_store_cert_clear(&cert);
+	return rc;
+}
+
+static int
+visit_policy(sqlite3_stmt *st, void *box, void *payload, cf_err *err)
+{
+	cf_store_policy policy;
+	int rc;
+
+	rc = read_policy(&policy, st, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = ((struct policy_cb_box *)box)->cb(&policy, payload);
+	cf_store_policy_clear(&policy);
+	return rc;
+}
+
+static int
+visit_event(sqlite3_stmt *st, void *box, void *payload, cf_err *err)
+{
+	cf_store_event event;
+	int rc;
+
+	rc = read_event(&event, st, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = ((struct event_cb_box *)box)->cb(&event, payload);
+	cf_store_event_clear(&event);
+	return rc;
+}
+
+/* Run list statement id (optionally with one text parameter) through visit. */
+static int
+list_simple(struct sq *sq, enum list_id id, const char *param, row_visit visit, void *box,
+	    void *payload, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	bool temp = false;
+	int rc;
+
+	rc = list_get(&st, &temp, sq, &sq->lists[id], list_sql[id], err);
+	if (rc != CF_OK)
+		return rc;
+	if (param != NULL && bind_text(st, 1, param) != SQLITE_OK)
+		rc = bind_fail(sq, SQLITE_ERROR, err);
+	if (rc == CF_OK)
+		rc = walk(sq, st, visit, box, payload, err);
+	list_put(st, temp);
+	return rc;
+}
+
+static int
+sq_ca_list(cf_store *store, cf_store_ca_cb cb, void *payload, cf_err *err)
+{
+	struct ca_cb_box box = { cb };
+
+	return list_simple(sq_of(store), LS_CA, NULL, visit_ca, &box, payload, err);
+}
+
+/* The name of the current default CA into *out (NULL when none). */
+static int
+default_name(struct sq *sq, char **out, cf_err *err)
+{
+	cf_store_ca ca;
+	int rc;
+
+	*out = NULL;
+	rc = get_one(sq, ST_CA_DEFAULT, NULL, read_ca_any, &ca, "default CA", NULL);
+	if (rc == CF_ENOTFOUND)
+		return CF_OK;
+	if (rc != CF_OK)
+		return cf_err_set(err, rc, NULL, "sqlite %s: cannot read the default CA", sq->path);
+	*out = ca.name;
+	ca.name = NULL;
+	cf_store_ca_clear(&ca);
+	return CF_OK;
+}
+
+static int
+ca_default_row(struct sq *sq, const char *name, int64_t now, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, brc;
+
+	rc = stmt_get(&st, sq, ST_CA_SET_DEFAULT, err);
+	if (rc != CF_OK)
+		return rc;
+	brc = bind_text(st, 1, name);
+	brc |= sqlite3_bind_int64(st, 2, now);
+	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err) : exec_stmt(sq, st, "set default CA", err);
+	stmt_put(st);
+	return rc;
+}
+
+static int
+sq_ca_set_default(cf_store *store, const char *name, const cf_store_actor *actor, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	int64_t now = cf_store__now(store);
+	char *previous = NULL, *detail = NULL;
+	cf_ca_status status;
+	bool is_root;
+	int rc;
+
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = ca_state(sq, name, &status, &is_root, err);
+	if (rc == CF_OK && (status != CF_CA_ACTIVE || is_root))
+		rc = cf_err_set(err, CF_ESTATE, NULL,
+				"CA '%s' is %s%s: only an ACTIVE intermediate can be the default",
+				name, is_root ? "a root, " : "", cf_ca_status_name(status));
+	if (rc == CF_OK)
+		rc = default_name(sq, &previous, err);
+	if (rc == CF_OK)
+		rc = clear_default(sq, now, err);
+	if (rc == CF_OK)
+		rc = ca_default_row(sq, name, now, err);
+	if (rc == CF_OK)
+		rc = cf_store__detail(&detail, actor, err, "previous", previous, NULL);
+	if (rc == CF_OK)
+		rc = event_log(store, actor, "ca.default", "ca", name, detail, NULL, err);
+	free(previous);
+	free(detail);
+	return tx_end(sq, rc, err);
+}
+
+static int
+ca_status_row(struct sq *sq, const char *name, cf_ca_status to, const char *reason, int64_t now,
+	      cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, brc;
+
+	rc = stmt_get(&st, sq, ST_CA_SET_STATUS, err);
+	if (rc != CF_OK)
+		return rc;
+	brc = bind_text(st, 1, name);
+	brc |= bind_text(st, 2, cf_ca_status_name(to));
+	brc |= bind_text(st, 3, to == CF_CA_REVOKED ? reason : NULL);
+	brc |= sqlite3_bind_int64(st, 4, now);
+	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err) : exec_stmt(sq, st, "set CA status", err);
+	stmt_put(st);
+	return rc;
+}
+
+static int
+sq_ca_set_status(cf_store *store, const char *name, cf_ca_status to, const char *reason,
+		 const cf_store_actor *actor, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	cf_ca_status from;
+	char *detail = NULL;
+	bool is_root;
+	int rc;
+
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = ca_state(sq, name, &from, &is_root, err);
+	if (rc == CF_OK && !cf_store__ca_transition_allowed(from, to))
+		rc = cf_err_set(err, CF_ESTATE, NULL, "CA '%s': %s -> %s is not allowed", name,
+				cf_ca_status_name(from), cf_ca_status_name(to));
+	if (rc == CF_OK)
+		rc = ca_status_row(sq, name, to, reason, cf_store__now(store), err);
+	if (rc == CF_OK)
+		rc = cf_store__detail(&detail, actor, err, "from", cf_ca_status_name(from), "to",
+				      cf_ca_status_name(to), "reason",
+				      to == CF_CA_REVOKED ? reason : NULL, NULL);
+	if (rc == CF_OK)
+		rc = event_log(store, actor, "ca.status", "ca", name, detail, NULL, err);
+	free(detail);
+	return tx_end(sq, rc, err);
+}
+
+/* ---- registration codes -------------------------------------------------- */
+
+static int
+sq_regcode_create(cf_store *store, const char *digest, int64_t expires_at,
+		  const cf_store_actor *actor, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	sqlite3_stmt *st = NULL;
+	char *detail = NULL;
+	char when[CF_TIME_BUF], id[17];
+	int rc, brc;
+
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = stmt_get(&st, sq, ST_REGCODE_INSERT, err);
+	if (rc == CF_OK) {
+		brc = bind_text(st, 1, digest);
+		brc |= sqlite3_bind_int64(st, 2, cf_store__now(store));
+		brc |= sqlite3_bind_int64(st, 3, expires_at);
+		rc = brc != SQLITE_OK ? bind_fail(sq, brc, err)
+				      : exec_stmt(sq, st, "insert registration code", err);
+	}
+	stmt_put(st);
+	/* The event names the code by a digest prefix: never the code itself. */
+	memcpy(id, digest, 16);
+	id[16] = '\0';
+	if (rc == CF_OK)
+		rc = cf_store__detail(&detail, actor, err, "expires_at",
+				      cf_time_format(when, expires_at), NULL);
+	if (rc == CF_OK)
+		rc = event_log(store, actor, "regcode.created", "regcode", id, detail, NULL, err);
+	free(detail);
+	return tx_end(sq, rc, err);
+}
+
+/* Mark the code used by ca_name; CF_ENOTFOUND unless it was unused and unexpired. */
+static int
+regcode_use(cf_store *store, const char *digest, const char *ca_name, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	sqlite3_stmt *st = NULL;
+	int rc, brc;
+
+	rc = stmt_get(&st, sq, ST_REGCODE_USE, err);
+	if (rc != CF_OK)
+		return rc;
+	brc = bind_text(st, 1, digest);
+	brc |= sqlite3_bind_int64(st, 2, cf_store__now(store));
+	brc |= bind_text(st, 3, ca_name);
+	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err)
+			      : exec_stmt(sq, st, "use registration code", err);
+	if (rc == CF_OK && sqlite3_changes(sq->db) != 1)
+		rc = cf_err_set(err, CF_ENOTFOUND, NULL,
+				"registration code unknown, already used or expired");
+	stmt_put(st);
+	return rc;
+}
+
+static int
+sq_ca_register(cf_store *store, const cf_store_ca *ca, const char *digest,
+	       const cf_store_actor *actor, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	cf_store_ca copy = *ca; /* shallow: only the flag differs */
+	int rc;
+
+	copy.external = true;
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = regcode_use(store, digest, ca->name, err);
+	if (rc == CF_OK)
+		rc = ca_insert_logged(store, &copy, "ca.registered", actor, err);
+	return tx_end(sq, rc, err);
+}
+
+/* ---- things -------------------------------------------------------------- */
+
+static int
+sq_thing_insert(cf_store *store, const char *name, const char *attributes,
+		const cf_store_actor *actor, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	sqlite3_stmt *st = NULL;
+	char *detail = NULL;
+	int rc, brc;
+
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = stmt_get(&st, sq, ST_THING_INSERT, err);
+	if (rc == CF_OK) {
+		brc = bind_text(st, 1, name);
+		brc |= bind_text(st, 2, attributes);
+		brc |= sqlite3_bind_int64(st, 3, cf_store__now(store));
+		rc = brc != SQLITE_OK ? bind_fail(sq, brc, err) : sqlite3_step(st);
+		if (brc == SQLITE_OK && is_constraint(rc, SQLITE_CONSTRAINT_PRIMARYKEY))
+			rc = cf_err_set(err, CF_EEXISTS, NULL, "thing '%s' already exists", name);
+		else if (brc == SQLITE_OK)
+			rc = rc == SQLITE_DONE ? CF_OK : db_fail(sq, rc, "insert thing", err);
+	}
+	stmt_put(st);
+	if (rc == CF_OK)
+		rc = cf_store__detail(&detail, actor, err, "attributes", attributes, NULL);
+	if (rc == CF_OK)
+		rc = event_log(store, actor, "thing.created", "thing", name, detail, NULL, err);
+	free(detail);
+	return tx_end(sq, rc, err);
+}
+
+static int
+sq_thing_get(cf_store *store, cf_store_thing *out, const char *name, cf_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	return get_one(sq_of(store), ST_THING_GET, name, read_thing_any, out, "thing", err);
+}
+
+static int
+sq_thing_list(cf_store *store, cf_store_thing_cb cb, void *payload, cf_err *err)
+{
+	struct thing_cb_box box = { cb };
+
+	return list_simple(sq_of(store), LS_THING, NULL, visit_thing, &box, payload, err);
+}
+
+static int
+live_cert_count(struct sq *sq, const char *thing, int64_t *count, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	bool row = false;
+	int rc;
+
+	*count = 0;
+	rc = stmt_get(&st, sq, ST_THING_LIVE_CERTS, err);
+	if (rc != CF_OK)
+		return rc;
+	if (bind_text(st, 1, thing) != SQLITE_OK)
+		rc = bind_fail(sq, SQLITE_ERROR, err);
+	else
+		rc = step_row(sq, st, &row, "count certificates", err);
+	if (rc == CF_OK && row)
+		*count = sqlite3_column_int64(st, 0);
+	stmt_put(st);
+	return rc;
+}
+
+static int
+sq_thing_delete(cf_store *store, const char *name, const cf_store_actor *actor, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	char *detail = NULL;
+	int64_t live = 0;
+	bool exists;
+	int rc;
+
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = row_exists(&exists, sq, ST_THING_EXISTS, name, err);
+	if (rc == CF_OK && !exists)
+		rc = cf_err_set(err, CF_ENOTFOUND, NULL, "thing '%s' not found", name);
+	if (rc == CF_OK)
+		rc = live_cert_count(sq, name, &live, err);
+	if (rc == CF_OK && live > 0)
+		rc = cf_err_set(err, CF_ESTATE, NULL,
+				"thing '%s' has %lld ACTIVE or PENDING_ACTIVATION certificates",
+				name, (long long)live);
+	if (rc == CF_OK)
+		rc = exec_id1(sq, ST_THING_DELETE, name, "delete thing", err);
+	if (rc == CF_OK)
+		rc = cf_store__detail(&detail, actor, err, NULL);
+	if (rc == CF_OK)
+		rc = event_log(store, actor, "thing.deleted", "thing", name, detail, NULL, err);
+	free(detail);
+	return tx_end(sq, rc, err);
+}
+
+/* ---- certificates -------------------------------------------------------- */
+
+static int
+cert_insert_row(struct sq *sq, const cf_store_cert *cert, int64_t now, int64_t change_seq,
+		cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, brc;
+
+	rc = stmt_get(&st, sq, ST_CERT_INSERT, err);
+	if (rc != CF_OK)
+		return rc;
+	brc = bind_text(st, 1, cert->id);
+	brc |= bind_text(st, 2, cert->serial);
+	brc |= bind_text(st, 3, cert->ca);
+	brc |= bind_text(st, 4, cert->thing);
+	brc |= bind_text(st, 5, cf_cert_status_name(cert->status));
+	brc |= sqlite3_bind_int64(st, 6, cert->not_before);
+	brc |= sqlite3_bind_int64(st, 7, cert->not_after);
+	brc |= bind_text(st, 8, cert->key_type);
+	brc |= sqlite3_bind_int(st, 9, cert->key_bits);
+	brc |= bind_text(st, 10, cert->sig_alg);
+	brc |= bind_text(st, 11, cert->spki_sha256);
+	brc |= bind_text(st, 12, cert->pem);
+	brc |= sqlite3_bind_int64(st, 13, now);
+	brc |= sqlite3_bind_int64(st, 14, now);
+	brc |= sqlite3_bind_null(st, 15);
+	brc |= sqlite3_bind_int64(st, 16, 0);
+	brc |= sqlite3_bind_int64(st, 17, change_seq);
+	if (brc != SQLITE_OK) {
+		rc = bind_fail(sq, brc, err);
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	if (is_constraint(rc, SQLITE_CONSTRAINT_PRIMARYKEY))
+		rc = cf_err_set(err, CF_EEXISTS, NULL, "certificate %.16s already exists",
+				cert->id);
+	else if (is_constraint(rc, SQLITE_CONSTRAINT_UNIQUE))
+		rc = cf_err_set(err, CF_EEXISTS, NULL, "serial %s is already used by CA '%s'",
+				cert->serial, cert->ca);
+	else
+		rc = rc == SQLITE_DONE ? CF_OK : db_fail(sq, rc, "insert certificate", err);
+out:
+	stmt_put(st);
+	return rc;
+}
+
+static int
+attach_row(struct sq *sq, const char *cert_id, const char *policy, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, brc;
+
+	rc = stmt_get(&st, sq, ST_ATTACH, err);
+	if (rc != CF_OK)
+		return rc;
+	brc = bind_text(st, 1, cert_id);
+	brc |= bind_text(st, 2, policy);
+	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err) : sqlite3_step(st);
+	if (brc == SQLITE_OK && is_constraint(rc, SQLITE_CONSTRAINT_PRIMARYKEY))
+		rc = cf_err_set(err, CF_EEXISTS, NULL, "policy '%s' is already attached", policy);
+	else if (brc == SQLITE_OK)
+		rc = rc == SQLITE_DONE ? CF_OK : db_fail(sq, rc, "attach policy", err);
+	stmt_put(st);
+	return rc;
+}
+
+/* What the issuing CA must be: ACTIVE to issue; anything but REVOKED to register. */
+static int
+check_issuer(struct sq *sq, const cf_store_cert *cert, bool registered, cf_err *err)
+{
+	cf_ca_status status;
+	bool is_root;
+	int rc;
+
+	rc = ca_state(sq, cert->ca, &status, &is_root, err);
+	if (rc != CF_OK)
+		return rc;
+	if (!registered && status != CF_CA_ACTIVE)
+		return cf_err_set(err, CF_ESTATE, NULL, "CA '%s' is %s: it cannot issue",
+				  cert->ca, cf_ca_status_name(status));
+	if (registered && status == CF_CA_REVOKED)
+		return cf_err_set(err, CF_ESTATE, NULL, "CA '%s' is REVOKED", cert->ca);
+	return CF_OK;
+}
+
+/* The thing and every policy must exist (certs.thing is not a foreign key). */
+static int
+check_references(struct sq *sq, const cf_store_cert *cert, const char *const *policies,
+		 size_t npolicies, cf_err *err)
+{
+	bool exists;
+	size_t i;
+	int rc;
+
+	if (cert->thing != NULL) {
+		rc = row_exists(&exists, sq, ST_THING_EXISTS, cert->thing, err);
+		if (rc != CF_OK)
+			return rc;
+		if (!exists)
+			return cf_err_set(err, CF_ENOTFOUND, NULL, "thing '%s' not found",
+					  cert->thing);
+	}
+	for (i = 0; i < npolicies; i++) {
+		rc = row_exists(&exists, sq, ST_POLICY_EXISTS, policies[i], err);
+		if (rc != CF_OK)
+			return rc;
+		if (!exists)
+			return cf_err_set(err, CF_ENOTFOUND, NULL, "policy '%s' not found",
+					  policies[i]);
+	}
+	return CF_OK;
+}
+
+/*
+ * The issuance hot path: one transaction, every statement cached, the event
+ * appended first so that its seq becomes the row's change_seq.
+ */
+static int
+sq_cert_insert(cf_store *store, const cf_store_cert *cert, const char *const *policies,
+	       size_t npolicies, bool registered, const cf_store_actor *actor, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	char *detail = NULL;
+	int64_t seq = 0;
+	size_t i;
+	int rc;
+
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = check_issuer(sq, cert, registered, err);
+	if (rc == CF_OK)
+		rc = check_references(sq, cert, policies, npolicies, err);
+	if (rc == CF_OK)
+		rc = cf_store__detail_cert(&detail, cert, policies, npolicies, actor, err);
+	if (rc == CF_OK)
+		rc = event_log(store, actor, registered ? "cert.registered" : "cert.issued", "cert",
+			       cert->id, detail, &seq, err);
+	if (rc == CF_OK)
+		rc = cert_insert_row(sq, cert, cf_store__now(store), seq, err);
+	for (i = 0; rc == CF_OK && i < npolicies; i++)
+		rc = attach_row(sq, cert->id, policies[i], err);
+	free(detail);
+	return tx_end(sq, rc, err);
+}
+
+static int
+sq_cert_get(cf_store *store, cf_store_cert *out, const char *id, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	sqlite3_stmt *st = NULL;
+	bool row = false;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (strlen(id) == 64)
+		return get_one(sq, ST_CERT_GET, id, read_cert_any, out, "certificate", err);
+	rc = stmt_get(&st, sq, ST_CERT_PREFIX, err);
+	if (rc != CF_OK)
+		return rc;
+	if (bind_text(st, 1, id) != SQLITE_OK)
+		rc = bind_fail(sq, SQLITE_ERROR, err);
+	else
+		rc = step_row(sq, st, &row, "find certificate", err);
+	if (rc == CF_OK && !row)
+		rc = cf_err_set(err, CF_ENOTFOUND, NULL, "certificate '%s' not found", id);
+	if (rc == CF_OK)
+		rc = read_cert(out, st, err);
+	if (rc == CF_OK) {
+		rc = step_row(sq, st, &row, "find certificate", err);
+		if (rc == CF_OK && row)
+			rc = cf_err_set(err, CF_EINVAL, NULL,
+					"certificate prefix '%s' is ambiguous", id);
+		if (rc != CF_OK)
+			cf_store_cert_clear(out);
+	}
+	stmt_put(st);
+	return rc;
+}
+
+/* The SQL for one combination of cert_list filters (mask of CF_THING ...). */
+static void
+cert_list_sql(char *buf, size_t len, unsigned int mask)
+{
+	snprintf(buf, len, "SELECT " CERT_COLS " FROM certs WHERE 1%s%s%s%s "
+		 "ORDER BY not_after, id LIMIT ?5",
+		 (mask & CF_THING) ? " AND thing = ?1" : "", (mask & CF_CA) ? " AND ca = ?2" : "",
+		 (mask & CF_STATUS) ? " AND status = ?3" : "",
+		 (mask & CF_BEFORE) ? " AND not_after < ?4" : "");
+}
+
+static int
+sq_cert_list(cf_store *store, const cf_store_cert_filter *filter, cf_store_cert_cb cb,
+	     void *payload, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	struct cert_cb_box box = { cb };
+	sqlite3_stmt *st = NULL;
+	unsigned int mask = 0;
+	bool temp = false;
+	char sql[512];
+	int rc, brc = SQLITE_OK;
+
+	mask |= filter->thing != NULL ? CF_THING : 0;
+	mask |= filter->ca != NULL ? CF_CA : 0;
+	mask |= filter->status >= 0 ? CF_STATUS : 0;
+	mask |= filter->not_after_before != 0 ? CF_BEFORE : 0;
+	cert_list_sql(sql, sizeof(sql), mask);
+	rc = list_get(&st, &temp, sq, &sq->cert_lists[mask], sql, err);
+	if (rc != CF_OK)
+		return rc;
+	if (mask & CF_THING)
+		brc |= bind_text(st, 1, filter->thing);
+	if (mask & CF_CA)
+		brc |= bind_text(st, 2, filter->ca);
+	if (mask & CF_STATUS)
+		brc |= bind_text(st, 3, cf_cert_status_name((cf_cert_status)filter->status));
+	if (mask & CF_BEFORE)
+		brc |= sqlite3_bind_int64(st, 4, filter->not_after_before);
+	brc |= sqlite3_bind_int64(st, 5, filter->limit > 0 ? filter->limit : -1);
+	if (brc != SQLITE_OK)
+		rc = bind_fail(sq, brc, err);
+	else
+		rc = walk(sq, st, visit_cert, &box, payload, err);
+	list_put(st, temp);
+	return rc;
+}
+
+/* Status and thing of a certificate. CF_ENOTFOUND. *thing is freed with free(). */
+static int
+cert_state(struct sq *sq, const char *id, cf_cert_status *status, char **thing, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	bool row = false;
+	int rc;
+
+	*thing = NULL;
+	rc = stmt_get(&st, sq, ST_CERT_STATE, err);
+	if (rc != CF_OK)
+		return rc;
+	if (bind_text(st, 1, id) != SQLITE_OK)
+		rc = bind_fail(sq, SQLITE_ERROR, err);
+	else
+		rc = step_row(sq, st, &row, "read certificate", err);
+	if (rc == CF_OK && !row)
+		rc = cf_err_set(err, CF_ENOTFOUND, NULL, "certificate '%.16s' not found", id);
+	if (rc == CF_OK &&
+	    cf_cert_status_parse(status, (const char *)sqlite3_column_text(st, 0)) != CF_OK)
+		rc = cf_err_set(err, CF_ESTORE, NULL, "certificate %.16s has a bad status", id);
+	if (rc == CF_OK && col_dup(thing, st, 1) != 0)
+		rc = cf_err_set(err, CF_ENOMEM, NULL, "reading a certificate");
+	stmt_put(st);
+	return rc;
+}
+
+static int
+cert_status_row(cf_store *store, const char *id, cf_cert_status to, const char *reason,
+		int64_t seq, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	int64_t now = cf_store__now(store);
+	sqlite3_stmt *st = NULL;
+	int rc, brc;
+
+	rc = stmt_get(&st, sq, ST_CERT_SET_STATUS, err);
+	if (rc != CF_OK)
+		return rc;
+	brc = bind_text(st, 1, id);
+	brc |= bind_text(st, 2, cf_cert_status_name(to));
+	brc |= bind_text(st, 3, to == CF_CERT_REVOKED ? reason : NULL);
+	brc |= sqlite3_bind_int64(st, 4, to == CF_CERT_REVOKED ? now : 0);
+	brc |= sqlite3_bind_int64(st, 5, now);
+	brc |= sqlite3_bind_int64(st, 6, seq);
+	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err)
+			      : exec_stmt(sq, st, "set certificate status", err);
+	stmt_put(st);
+	return rc;
+}
+
+/* May the certificate go from -> to? The rules themselves live in store.c. */
+static int
+check_transition(struct sq *sq, const char *id, cf_cert_status from, cf_cert_status to,
+		 const char *thing, cf_err *err)
+{
+	bool exists = true;
+	int rc;
+
+	if (!cf_cert_transition_allowed(from, to))
+		return cf_err_set(err, CF_ESTATE, NULL, "certificate %.16s: %s -> %s is not allowed",
+				  id, cf_cert_status_name(from), cf_cert_status_name(to));
+	/* A deleted thing's name may be reused: its old certificates must stay shut. */
+	if (to == CF_CERT_ACTIVE && thing != NULL) {
+		rc = row_exists(&exists, sq, ST_THING_EXISTS, thing, err);
+		if (rc != CF_OK)
+			return rc;
+		if (!exists)
+			return cf_err_set(err, CF_ESTATE, NULL,
+					  "certificate %.16s: thing '%s' was deleted", id, thing);
+	}
+	return CF_OK;
+}
+
+static int
+sq_cert_transition(cf_store *store, const char *id, cf_cert_status to, const char *reason,
+		   const cf_store_actor *actor, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	char *thing = NULL, *detail = NULL;
+	cf_cert_status from = CF_CERT_PENDING_ACTIVATION;
+	int64_t seq = 0;
+	int rc;
+
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = cert_state(sq, id, &from, &thing, err);
+	if (rc == CF_OK)
+		rc = check_transition(sq, id, from, to, thing, err);
+	if (rc == CF_OK)
+		rc = cf_store__detail(&detail, actor, err, "from", cf_cert_status_name(from), "to",
+				      cf_cert_status_name(to), "reason", reason, NULL);
+	if (rc == CF_OK)
+		rc = event_log(store, actor, "cert.status", "cert", id, detail, &seq, err);
+	if (rc == CF_OK)
+		rc = cert_status_row(store, id, to, reason, seq, err);
+	free(thing);
+	free(detail);
+	return tx_end(sq, rc, err);
+}
+
+static int
+sq_cert_changes(cf_store *store, int64_t after_seq, int64_t limit, cf_store_cert_cb cb,
+		void *payload, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	struct cert_cb_box box = { cb };
+	sqlite3_stmt *st = NULL;
+	bool temp = false;
+	int rc, brc;
+
+	rc = list_get(&st, &temp, sq, &sq->lists[LS_CHANGES], list_sql[LS_CHANGES], err);
+	if (rc != CF_OK)
+		return rc;
+	brc = sqlite3_bind_int64(st, 1, after_seq);
+	brc |= sqlite3_bind_int64(st, 2, limit > 0 ? limit : -1);
+	if (brc != SQLITE_OK)
+		rc = bind_fail(sq, brc, err);
+	else
+		rc = walk(sq, st, visit_cert, &box, payload, err);
+	list_put(st, temp);
+	return rc;
+}
+
+/* ---- policies ------------------------------------------------------------ */
+
+static int
+sq_policy_insert(cf_store *store, const char *name, const char *document,
+		 const cf_store_actor *actor, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	sqlite3_stmt *st = NULL;
+	char *detail = NULL;
+	int rc, brc;
+
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = stmt_get(&st, sq, ST_POLICY_INSERT, err);
+	if (rc == CF_OK) {
+		brc = bind_text(st, 1, name);
+		brc |= bind_text(st, 2, document);
+		brc |= sqlite3_bind_int64(st, 3, cf_store__now(store));
+		rc = brc != SQLITE_OK ? bind_fail(sq, brc, err) : sqlite3_step(st);
+		if (brc == SQLITE_OK && is_constraint(rc, SQLITE_CONSTRAINT_PRIMARYKEY))
+			rc = cf_err_set(err, CF_EEXISTS, NULL, "policy '%s' already exists", name);
+		else if (brc == SQLITE_OK)
+			rc = rc == SQLITE_DONE ? CF_OK : db_fail(sq, rc, "insert policy", err);
+	}
+	stmt_put(st);
+	if (rc == CF_OK)
+		rc = cf_store__detail(&detail, actor, err, NULL);
+	if (rc == CF_OK)
+		rc = event_log(store, actor, "policy.created", "policy", name, detail, NULL, err);
+	free(detail);
+	return tx_end(sq, rc, err);
+}
+
+static int
+sq_policy_get(cf_store *store, cf_store_policy *out, const char *name, cf_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	return get_one(sq_of(store), ST_POLICY_GET, name, read_policy_any, out, "policy", err);
+}
+
+static int
+sq_policy_list(cf_store *store, const char *cert_id, cf_store_policy_cb cb, void *payload,
+	       cf_err *err)
+{
+	struct policy_cb_box box = { cb };
+
+	return list_simple(sq_of(store), cert_id == NULL ? LS_POLICY : LS_POLICY_CERT, cert_id,
+			   visit_policy, &box, payload, err);
+}
+
+/* Both sides must exist; CF_ENOTFOUND names the missing one. */
+static int
+check_pair(struct sq *sq, const char *name, const char *cert_id, cf_err *err)
+{
+	bool exists;
+	int rc;
+
+	rc = row_exists(&exists, sq, ST_POLICY_EXISTS, name, err);
+	if (rc == CF_OK && !exists)
+		rc = cf_err_set(err, CF_ENOTFOUND, NULL, "policy '%s' not found", name);
+	if (rc == CF_OK) {
+		rc = row_exists(&exists, sq, ST_CERT_STATE, cert_id, err);
+		if (rc == CF_OK && !exists)
+			rc = cf_err_set(err, CF_ENOTFOUND, NULL, "certificate '%.16s' not found",
+					cert_id);
+	}
+	return rc;
+}
+
+/* Bump the certificate's change_seq: what it may do at the broker changed. */
+static int
+cert_touch(cf_store *store, const char *cert_id, int64_t seq, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	sqlite3_stmt *st = NULL;
+	int rc, brc;
+
+	rc = stmt_get(&st, sq, ST_CERT_TOUCH, err);
+	if (rc != CF_OK)
+		return rc;
+	brc = bind_text(st, 1, cert_id);
+	brc |= sqlite3_bind_int64(st, 2, seq);
+	brc |= sqlite3_bind_int64(st, 3, cf_store__now(store));
+	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err) : exec_stmt(sq, st, "touch cert", err);
+	stmt_put(st);
+	return rc;
+}
+
+static int
+detach_row(struct sq *sq, const char *name, const char *cert_id, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, brc;
+
+	rc = stmt_get(&st, sq, ST_DETACH, err);
+	if (rc != CF_OK)
+		return rc;
+	brc = bind_text(st, 1, cert_id);
+	brc |= bind_text(st, 2, name);
+	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err) : exec_stmt(sq, st, "detach policy", err);
+	if (rc == CF_OK && sqlite3_changes(sq->db) != 1)
+		rc = cf_err_set(err, CF_ENOTFOUND, NULL, "policy '%s' is not attached to %.16s",
+				name, cert_id);
+	stmt_put(st);
+	return rc;
+}
+
+static int
+policy_link(cf_store *store, const char *name, const char *cert_id, bool attach,
+	    const cf_store_actor *actor, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	char *detail = NULL;
+	int64_t seq = 0;
+	int rc;
+
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = check_pair(sq, name, cert_id, err);
+	if (rc == CF_OK)
+		rc = attach ? attach_row(sq, cert_id, name, err) : detach_row(sq, name, cert_id, err);
+	if (rc == CF_OK)
+		rc = cf_store__detail(&detail, actor, err, "policy", name, NULL);
+	if (rc == CF_OK)
+		rc = event_log(store, actor, attach ? "policy.attached" : "policy.detached", "cert",
+			       cert_id, detail, &seq, err);
+	if (rc == CF_OK)
+		rc = cert_touch(store, cert_id, seq, err);
+	free(detail);
+	return tx_end(sq, rc, err);
+}
+
+static int
+sq_policy_attach(cf_store *store, const char *name, const char *cert_id,
+		 const cf_store_actor *actor, cf_err *err)
+{
+	return policy_link(store, name, cert_id, true, actor, err);
+}
+
+static int
+sq_policy_detach(cf_store *store, const char *name, const char *cert_id,
+		 const cf_store_actor *actor, cf_err *err)
+{
+	return policy_link(store, name, cert_id, false, actor, err);
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+static int
+sq_events_list(cf_store *store, const cf_store_event_filter *filter, cf_store_event_cb cb,
+	       void *payload, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	struct event_cb_box box = { cb };
+	unsigned int variant = (filter->resource != NULL ? 1u : 0u) |
+			       (filter->newest_first ? 2u : 0u);
+	sqlite3_stmt *st = NULL;
+	bool temp = false;
+	char sql[256];
+	int rc, brc;
+
+	snprintf(sql, sizeof(sql), "SELECT " EVENT_COLS " FROM events WHERE seq > ?1%s "
+		 "ORDER BY seq%s LIMIT ?3", (variant & 1u) ? " AND resource = ?2" : "",
+		 (variant & 2u) ? " DESC" : "");
+	rc = list_get(&st, &temp, sq, &sq->event_lists[variant], sql, err);
+	if (rc != CF_OK)
+		return rc;
+	brc = sqlite3_bind_int64(st, 1, filter->after_seq);
+	if (variant & 1u)
+		brc |= bind_text(st, 2, filter->resource);
+	brc |= sqlite3_bind_int64(st, 3, filter->limit > 0 ? filter->limit : -1);
+	if (brc != SQLITE_OK)
+		rc = bind_fail(sq, brc, err);
+	else
+		rc = walk(sq, st, visit_event, &box, payload, err);
+	list_put(st, temp);
+	return rc;
+}
+
+/* State of a chain walk. */
+struct chain {
+	int64_t expect; /* next seq */
+	char prev[65];  /* hash the next event must point at */
+	int64_t count;
+};
+
+/* Check one event against the chain so far; *bad_seq names the first bad one. */
+static int
+chain_step(struct chain *ch, const cf_store_event *ev, int64_t *bad_seq, cf_err *err)
+{
+	char hash[65];
+	int rc;
+
+	if (ev->seq != ch->expect) {
+		*bad_seq = ch->expect;
+		return cf_err_set(err, CF_EINTEGRITY, NULL, "event %lld is missing (next is %lld)",
+				  (long long)ch->expect, (long long)ev->seq);
+	}
+	if (strcmp(ev->prev_hash, ch->prev) != 0) {
+		*bad_seq = ev->seq;
+		return cf_err_set(err, CF_EINTEGRITY, NULL,
+				  "event %lld does not point at the previous hash",
+				  (long long)ev->seq);
+	}
+	rc = cf_store__event_hash(hash, ev->prev_hash, ev->seq, ev->time, ev->actor, ev->action,
+				  ev->resource, ev->detail, err);
+	if (rc != CF_OK)
+		return rc;
+	if (strcmp(hash, ev->hash) != 0) {
+		*bad_seq = ev->seq;
+		return cf_err_set(err, CF_EINTEGRITY, NULL, "event %lld was altered",
+				  (long long)ev->seq);
+	}
+	memcpy(ch->prev, hash, sizeof(hash));
+	ch->expect++;
+	ch->count++;
+	return CF_OK;
+}
+
+/* The head must name the last event: a missing tail shows up here. */
+static int
+chain_end(const struct chain *ch, int64_t head_seq, const char *head_hash, int64_t *bad_seq,
+	  cf_err *err)
+{
+	if (head_seq >= ch->expect) {
+		*bad_seq = ch->expect;
+		return cf_err_set(err, CF_EINTEGRITY, NULL,
+				  "events %lld to %lld are missing from the end of the log",
+				  (long long)ch->expect, (long long)head_seq);
+	}
+	if (head_seq != ch->expect - 1 || strcmp(head_hash, ch->prev) != 0) {
+		*bad_seq = 0;
+		return cf_err_set(err, CF_EINTEGRITY, NULL,
+				  "the chain head (seq %lld) does not match the last event",
+				  (long long)head_seq);
+	}
+	return CF_OK;
+}
+
+static int
+verify_walk(struct sq *sq, struct chain *ch, int64_t *bad_seq, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	cf_store_event ev;
+	int rc, sqlrc;
+
+	rc = stmt_get(&st, sq, ST_EVENTS_ALL, err);
+	while (rc == CF_OK) {
+		sqlrc = sqlite3_step(st);
+		if (sqlrc == SQLITE_DONE)
+			break;
+		if (sqlrc != SQLITE_ROW) {
+			rc = db_fail(sq, sqlrc, "read events", err);
+			break;
+		}
+		rc = read_event(&ev, st, err);
+		if (rc != CF_OK)
+			break;
+		rc = chain_step(ch, &ev, bad_seq, err);
+		cf_store_event_clear(&ev);
+	}
+	stmt_put(st);
+	return rc;
+}
+
+static int
+sq_events_verify(cf_store *store, int64_t *count, int64_t *bad_seq, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	struct chain ch = { 1, CF_STORE_GENESIS_HASH, 0 };
+	char head_hash[65];
+	int64_t head_seq = 0;
+	int rc;
+
+	/* One read transaction: the head and the rows come from the same snapshot. */
+	rc = tx_begin(sq, ST_BEGIN_READ, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = head_get(sq, &head_seq, head_hash, err);
+	if (rc == CF_OK)
+		rc = verify_walk(sq, &ch, bad_seq, err);
+	if (rc == CF_OK)
+		rc = chain_end(&ch, head_seq, head_hash, bad_seq, err);
+	*count = ch.count;
+	tx_rollback(sq); /* nothing was written */
+	return rc;
+}
+
+const struct cf_store_backend cf_store__sqlite_backend = {
+	.version = CF_STORE_BACKEND_VERSION,
+	.scheme = "sqlite",
+	.open = sq_open,
+	.close = sq_close,
+	.schema_version = sq_schema_version,
+	.ca_insert = sq_ca_insert,
+	.ca_activate = sq_ca_activate,
+	.ca_get = sq_ca_get,
+	.ca_list = sq_ca_list,
+	.ca_set_default = sq_ca_set_default,
+	.ca_set_status = sq_ca_set_status,
+	.regcode_create = sq_regcode_create,
+	.ca_register = sq_ca_register,
+	.thing_insert = sq_thing_insert,
+	.thing_get = sq_thing_get,
+	.thing_list = sq_thing_list,
+	.thing_delete = sq_thing_delete,
+	.cert_insert = sq_cert_insert,
+	.cert_get = sq_cert_get,
+	.cert_list = sq_cert_list,
+	.cert_transition = sq_cert_transition,
+	.cert_changes = sq_cert_changes,
+	.policy_insert = sq_policy_insert,
+	.policy_get = sq_policy_get,
+	.policy_list = sq_policy_list,
+	.policy_attach = sq_policy_attach,
+	.policy_detach = sq_policy_detach,
+	.events_list = sq_events_list,
+	.events_verify = sq_events_verify,
+};

@@ -1,0 +1,957 @@
+/*
+ * store.c: the public registry interface. Checks arguments, picks the
+ * backend by URI scheme and holds what every backend shares: status names,
+ * the transition rules, the event hash and event details.
+ */
+#include "store_backend.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+/* A PostgreSQL backend adds one line here. */
+static const struct cf_store_backend *const backends[] = {
+	&cf_store__sqlite_backend,
+};
+
+static const char *const cert_status_names[] = {
+	[CF_CERT_PENDING_ACTIVATION] = "PENDING_ACTIVATION",
+	[CF_CERT_ACTIVE] = "ACTIVE",
+	[CF_CERT_INACTIVE] = "INACTIVE",
+	[CF_CERT_REVOKED] = "REVOKED",
+};
+
+static const char *const ca_status_names[] = {
+	[CF_CA_ACTIVE] = "ACTIVE",
+	[CF_CA_RETIRED] = "RETIRED",
+	[CF_CA_REVOKED] = "REVOKED",
+	[CF_CA_PENDING] = "PENDING",
+};
+
+/* ---- statuses ------------------------------------------------------------ */
+
+const char *
+cf_cert_status_name(cf_cert_status status)
+{
+	if ((unsigned int)status >= CF_ARRAY_LEN(cert_status_names))
+		return "UNKNOWN";
+	return cert_status_names[status];
+}
+
+int
+cf_cert_status_parse(cf_cert_status *out, const char *name)
+{
+	size_t i;
+
+	if (name == NULL)
+		return CF_EINVAL;
+	for (i = 0; i < CF_ARRAY_LEN(cert_status_names); i++) {
+		if (strcasecmp(name, cert_status_names[i]) == 0) {
+			*out = (cf_cert_status)i;
+			return CF_OK;
+		}
+	}
+	return CF_EINVAL;
+}
+
+const char *
+cf_ca_status_name(cf_ca_status status)
+{
+	if ((unsigned int)status >= CF_ARRAY_LEN(ca_status_names))
+		return "UNKNOWN";
+	return ca_status_names[status];
+}
+
+int
+cf_store__ca_status_parse(cf_ca_status *out, const char *name)
+{
+	size_t i;
+
+	for (i = 0; name != NULL && i < CF_ARRAY_LEN(ca_status_names); i++) {
+		if (strcmp(name, ca_status_names[i]) == 0) {
+			*out = (cf_ca_status)i;
+			return CF_OK;
+		}
+	}
+	return CF_EINVAL;
+}
+
+static bool
+cert_status_valid(int status)
+{
+	return status >= 0 && (size_t)status < CF_ARRAY_LEN(cert_status_names);
+}
+
+bool
+cf_cert_transition_allowed(cf_cert_status from, cf_cert_status to)
+{
+	if (!cert_status_valid((int)from) || !cert_status_valid((int)to) || from == to)
+		return false;
+	if (from == CF_CERT_REVOKED)
+		return false; /* terminal */
+	if (to == CF_CERT_REVOKED)
+		return true; /* anything alive may be revoked */
+	switch (from) {
+	case CF_CERT_PENDING_ACTIVATION:
+		return to == CF_CERT_ACTIVE || to == CF_CERT_INACTIVE;
+	case CF_CERT_ACTIVE:
+		return to == CF_CERT_INACTIVE;
+	case CF_CERT_INACTIVE:
+		/* Never back to PENDING: that state only exists before first use. */
+		return to == CF_CERT_ACTIVE;
+	default:
+		return false;
+	}
+}
+
+bool
+cf_store__ca_transition_allowed(cf_ca_status from, cf_ca_status to)
+{
+	if (to == CF_CA_RETIRED)
+		return from == CF_CA_ACTIVE;
+	if (to == CF_CA_REVOKED)
+		return from == CF_CA_ACTIVE || from == CF_CA_RETIRED;
+	return false; /* PENDING -> ACTIVE is cf_store_ca_activate()'s job */
+}
+
+/* ---- records ------------------------------------------------------------- */
+
+void
+cf_store_ca_clear(cf_store_ca *ca)
+{
+	if (ca == NULL)
+		return;
+	free(ca->name);
+	free(ca->parent);
+	free(ca->cert_id);
+	free(ca->subject);
+	free(ca->cert_pem);
+	free(ca->key_ref);
+	free(ca->key_type);
+	free(ca->revoke_reason);
+	memset(ca, 0, sizeof(*ca));
+}
+
+void
+cf_store_thing_clear(cf_store_thing *thing)
+{
+	if (thing == NULL)
+		return;
+	free(thing->name);
+	free(thing->attributes);
+	memset(thing, 0, sizeof(*thing));
+}
+
+void
+cf_store_cert_clear(cf_store_cert *cert)
+{
+	if (cert == NULL)
+		return;
+	free(cert->id);
+	free(cert->serial);
+	free(cert->ca);
+	free(cert->thing);
+	free(cert->key_type);
+	free(cert->sig_alg);
+	free(cert->spki_sha256);
+	free(cert->pem);
+	free(cert->revoke_reason);
+	memset(cert, 0, sizeof(*cert));
+}
+
+void
+cf_store_policy_clear(cf_store_policy *policy)
+{
+	if (policy == NULL)
+		return;
+	free(policy->name);
+	free(policy->document);
+	memset(policy, 0, sizeof(*policy));
+}
+
+void
+cf_store_event_clear(cf_store_event *event)
+{
+	if (event == NULL)
+		return;
+	free(event->actor);
+	free(event->action);
+	free(event->resource);
+	free(event->detail);
+	free(event->prev_hash);
+	free(event->hash);
+	memset(event, 0, sizeof(*event));
+}
+
+/* ---- shared helpers ------------------------------------------------------ */
+
+int64_t
+cf_store__now(const cf_store *store)
+{
+	if (store->now != NULL)
+		return store->now(store->now_payload);
+	return cf_time_now();
+}
+
+static void
+put_be64(unsigned char out[8], uint64_t v)
+{
+	int i;
+
+	for (i = 7; i >= 0; i--) {
+		out[i] = (unsigned char)(v & 0xff);
+		v >>= 8;
+	}
+}
+
+static int
+hash_int(EVP_MD_CTX *ctx, int64_t v)
+{
+	unsigned char buf[8];
+
+	put_be64(buf, (uint64_t)v);
+	return EVP_DigestUpdate(ctx, buf, sizeof(buf));
+}
+
+static int
+hash_str(EVP_MD_CTX *ctx, const char *s)
+{
+	unsigned char buf[8];
+	size_t len = strlen(s);
+
+	put_be64(buf, (uint64_t)len);
+	if (EVP_DigestUpdate(ctx, buf, sizeof(buf)) != 1)
+		return 0;
+	return EVP_DigestUpdate(ctx, s, len);
+}
+
+int
+cf_store__event_hash(char out[65], const char *prev_hash, int64_t seq, int64_t time,
+		     const char *actor, const char *action, const char *resource,
+		     const char *detail, cf_err *err)
+{
+	EVP_MD_CTX *ctx = NULL;
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	int rc;
+
+	out[0] = '\0';
+	ctx = EVP_MD_CTX_new();
+	if (ctx == NULL) {
+		rc = cf_err_set_ossl(err, CF_ENOMEM, NULL, "EVP_MD_CTX_new");
+		goto out;
+	}
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	    hash_str(ctx, "certfleet-event-v1") != 1 || hash_str(ctx, prev_hash) != 1 ||
+	    hash_int(ctx, seq) != 1 || hash_int(ctx, time) != 1 || hash_str(ctx, actor) != 1 ||
+	    hash_str(ctx, action) != 1 || hash_str(ctx, resource) != 1 ||
+	    hash_str(ctx, detail) != 1 || EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 ||
+	    mdlen != sizeof(md)) {
+		rc = cf_err_set_ossl(err, CF_ECRYPTO, NULL, "event hash");
+		goto out;
+	}
+	cf_hex_encode(out, md, sizeof(md));
+	rc = CF_OK;
+out:
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+/* Dump obj (not consumed) compact and sorted, so the text hashes the same everywhere. */
+static int
+detail_dump(char **out, json_t *obj, const cf_store_actor *actor, cf_err *err)
+{
+	char *text;
+
+	if (actor->why != NULL && json_object_set_new(obj, "why", json_string(actor->why)) != 0)
+		return cf_err_set(err, CF_ENOMEM, NULL, "event detail: cannot add why");
+	text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+	if (text == NULL)
+		return cf_err_set(err, CF_ENOMEM, NULL, "event detail: json_dumps failed");
+	*out = text;
+	return CF_OK;
+}
+
+int
+cf_store__detail(char **out, const cf_store_actor *actor, cf_err *err, ...)
+{
+	json_t *obj = NULL;
+	const char *key, *value;
+	va_list ap;
+	int rc = CF_OK;
+
+	*out = NULL;
+	obj = json_object();
+	if (obj == NULL)
+		return cf_err_set(err, CF_ENOMEM, NULL, "event detail: json_object");
+	va_start(ap, err);
+	for (;;) {
+		key = va_arg(ap, const char *);
+		if (key == NULL)
+			break;
+		value = va_arg(ap, const char *);
+		if (value == NULL)
+			continue;
+		if (json_object_set_new(obj, key, json_string(value)) != 0) {
+			rc = cf_err_set(err, CF_EINVAL, NULL, "event detail: bad value for %s",
+					key);
+			break;
+		}
+	}
+	va_end(ap);
+	if (rc == CF_OK)
+		rc = detail_dump(out, obj, actor, err);
+	json_decref(obj);
+	return rc;
+}
+
+int
+cf_store__detail_cert(char **out, const cf_store_cert *cert, const char *const *policies,
+		      size_t npolicies, const cf_store_actor *actor, cf_err *err)
+{
+	json_t *obj = NULL, *list = NULL;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	obj = json_pack("{s:s, s:s, s:s?, s:s}", "serial", cert->serial, "ca", cert->ca, "thing",
+			cert->thing, "status", cf_cert_status_name(cert->status));
+	list = json_array();
+	if (obj == NULL || list == NULL) {
+		rc = cf_err_set(err, CF_ENOMEM, NULL, "event detail: json_pack");
+		goto out;
+	}
+	for (i = 0; i < npolicies; i++) {
+		if (json_array_append_new(list, json_string(policies[i])) != 0) {
+			rc = cf_err_set(err, CF_ENOMEM, NULL, "event detail: policies");
+			goto out;
+		}
+	}
+	if (json_object_set(obj, "policies", list) != 0) {
+		rc = cf_err_set(err, CF_ENOMEM, NULL, "event detail: policies");
+		goto out;
+	}
+	rc = detail_dump(out, obj, actor, err);
+out:
+	json_decref(list);
+	json_decref(obj);
+	return rc;
+}
+
+/* ---- argument checks ----------------------------------------------------- */
+
+static int
+check_writable(cf_store *store, const cf_store_actor *actor, cf_err *err)
+{
+	if (store == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "store is NULL");
+	if (store->readonly)
+		return cf_err_set(err, CF_ESTATE, NULL, "store opened read-only");
+	if (actor == NULL || actor->who == NULL || actor->who[0] == '\0')
+		return cf_err_set(err, CF_EINVAL, NULL, "a change needs an actor");
+	return CF_OK;
+}
+
+static int
+check_name(const char *what, const char *name, cf_err *err)
+{
+	if (!cf_name_valid(name))
+		return cf_err_set(err, CF_EINVAL, NULL, "invalid %s name '%s'", what,
+				  name == NULL ? "(null)" : name);
+	return CF_OK;
+}
+
+/* A JSON object as text, or NULL. */
+static int
+check_json_object(const char *what, const char *text, cf_err *err)
+{
+	json_t *doc = NULL;
+	json_error_t jerr;
+	int rc = CF_OK;
+
+	if (text == NULL)
+		return CF_OK;
+	doc = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	if (doc == NULL || !json_is_object(doc))
+		rc = cf_err_set(err, CF_EINVAL, NULL, "%s must be a JSON object", what);
+	json_decref(doc);
+	return rc;
+}
+
+static bool
+is_hex_lower(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	}
+	return s[len] == '\0';
+}
+
+/* Lowercase a certificate id or prefix into buf; 8..64 hex digits. */
+static int
+normalize_cert_id(char buf[65], const char *id, cf_err *err)
+{
+	size_t len, i;
+
+	len = id == NULL ? 0 : strnlen(id, 65);
+	if (len < 8 || len > 64)
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "certificate id must be 8 to 64 hex digits");
+	for (i = 0; i < len; i++)
+		buf[i] = (char)tolower((unsigned char)id[i]);
+	buf[len] = '\0';
+	if (!is_hex_lower(buf, len))
+		return cf_err_set(err, CF_EINVAL, NULL, "certificate id must be hex");
+	return CF_OK;
+}
+
+static int
+check_cert(const cf_store_cert *cert, cf_err *err)
+{
+	if (cert == NULL || cert->id == NULL || strlen(cert->id) != 64 ||
+	    !is_hex_lower(cert->id, 64))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "certificate id must be 64 lowercase hex digits");
+	if (cert->serial == NULL || cert->serial[0] == '\0' ||
+	    !is_hex_lower(cert->serial, strlen(cert->serial)))
+		return cf_err_set(err, CF_EINVAL, NULL, "serial must be lowercase hex");
+	if (check_name("CA", cert->ca, err) != CF_OK)
+		return CF_EINVAL;
+	if (cert->thing != NULL && check_name("thing", cert->thing, err) != CF_OK)
+		return CF_EINVAL;
+	if (!cert_status_valid((int)cert->status) || cert->status == CF_CERT_REVOKED)
+		return cf_err_set(err, CF_EINVAL, NULL, "a new certificate cannot be %s",
+				  cf_cert_status_name(cert->status));
+	if (cert->key_type == NULL || cert->sig_alg == NULL || cert->spki_sha256 == NULL ||
+	    cert->pem == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "key_type, sig_alg, spki_sha256 and pem are required");
+	if (cert->not_after <= cert->not_before)
+		return cf_err_set(err, CF_EINVAL, NULL, "not_after must follow not_before");
+	return CF_OK;
+}
+
+static int
+check_ca(const cf_store_ca *ca, cf_err *err)
+{
+	if (ca == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "ca is NULL");
+	if (check_name("CA", ca->name, err) != CF_OK)
+		return CF_EINVAL;
+	if (ca->parent != NULL && check_name("parent CA", ca->parent, err) != CF_OK)
+		return CF_EINVAL;
+	if ((unsigned int)ca->status >= CF_ARRAY_LEN(ca_status_names))
+		return cf_err_set(err, CF_EINVAL, NULL, "bad CA status");
+	if (ca->status != CF_CA_PENDING && (ca->cert_id == NULL || ca->cert_pem == NULL))
+		return cf_err_set(err, CF_EINVAL, NULL, "a %s CA needs cert_id and cert_pem",
+				  cf_ca_status_name(ca->status));
+	if (ca->cert_id != NULL && (strlen(ca->cert_id) != 64 || !is_hex_lower(ca->cert_id, 64)))
+		return cf_err_set(err, CF_EINVAL, NULL, "CA cert_id must be 64 lowercase hex");
+	if (ca->is_default && (ca->status != CF_CA_ACTIVE || ca->is_root))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "only an ACTIVE intermediate can be the default issuer");
+	return CF_OK;
+}
+
+/* ---- opening ------------------------------------------------------------- */
+
+static const struct cf_store_backend *
+backend_for(const char *uri)
+{
+	size_t i, n;
+
+	for (i = 0; i < CF_ARRAY_LEN(backends); i++) {
+		n = strlen(backends[i]->scheme);
+		if (strncmp(uri, backends[i]->scheme, n) == 0 && uri[n] == ':')
+			return backends[i];
+	}
+	return NULL;
+}
+
+static int
+store_open(cf_store **out, const char *uri, bool readonly, cf_err *err)
+{
+	cf_store *store = NULL;
+	const struct cf_store_backend *backend;
+	int rc;
+
+	*out = NULL;
+	if (uri == NULL) {
+		rc = cf_err_set(err, CF_EINVAL, NULL, "store URI is NULL");
+		goto out;
+	}
+	backend = backend_for(uri);
+	if (backend == NULL) {
+		rc = cf_err_set(err, CF_EINVAL, NULL, "unknown store URI scheme in '%.64s'", uri);
+		goto out;
+	}
+	/* A backend built against another contract must not be called at all. */
+	if (backend->version != CF_STORE_BACKEND_VERSION) {
+		rc = cf_err_set(err, CF_ESTORE, NULL, "store backend %s has version %u, want %u",
+				backend->scheme, backend->version, CF_STORE_BACKEND_VERSION);
+		goto out;
+	}
+	store = calloc(1, sizeof(*store));
+	if (store == NULL) {
+		rc = cf_err_set(err, CF_ENOMEM, NULL, "store handle");
+		goto out;
+	}
+	store->backend = backend;
+	store->readonly = readonly;
+	rc = backend->open(store, uri, readonly, err);
+	if (rc != CF_OK)
+		goto out;
+	*out = store;
+	store = NULL;
+out:
+	free(store); /* a failed open leaves no impl behind */
+	return rc;
+}
+
+int
+cf_store_open(cf_store **out, const char *uri, cf_err *err)
+{
+	return store_open(out, uri, false, err);
+}
+
+int
+cf_store_open_readonly(cf_store **out, const char *uri, cf_err *err)
+{
+	return store_open(out, uri, true, err);
+}
+
+void
+cf_store_close(cf_store *store)
+{
+	if (store == NULL)
+		return;
+	store->backend->close(store);
+	free(store);
+}
+
+void
+cf_store_set_clock(cf_store *store, cf_store_clock_fn now, void *payload)
+{
+	store->now = now;
+	store->now_payload = now == NULL ? NULL : payload;
+}
+
+int
+cf_store_schema_version(cf_store *store, int *out, cf_err *err)
+{
+	if (store == NULL || out == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	return store->backend->schema_version(store, out, err);
+}
+
+/* ---- CAs ----------------------------------------------------------------- */
+
+int
+cf_store_ca_insert(cf_store *store, const cf_store_ca *ca, const cf_store_actor *actor,
+		   cf_err *err)
+{
+	int rc;
+
+	rc = check_writable(store, actor, err);
+	if (rc == CF_OK)
+		rc = check_ca(ca, err);
+	if (rc != CF_OK)
+		return rc;
+	return store->backend->ca_insert(store, ca, actor, err);
+}
+
+int
+cf_store_ca_activate(cf_store *store, const cf_store_ca *ca, const cf_store_actor *actor,
+		     cf_err *err)
+{
+	int rc;
+
+	rc = check_writable(store, actor, err);
+	if (rc != CF_OK)
+		return rc;
+	if (ca == NULL || check_name("CA", ca->name, err) != CF_OK)
+		return cf_err_set(err, CF_EINVAL, NULL, "a CA name is required");
+	if (ca->cert_id == NULL || strlen(ca->cert_id) != 64 || !is_hex_lower(ca->cert_id, 64) ||
+	    ca->cert_pem == NULL || ca->subject == NULL || ca->not_after <= ca->not_before)
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "activation needs cert_id, subject, cert_pem and validity");
+	if (ca->parent != NULL && check_name("parent CA", ca->parent, err) != CF_OK)
+		return CF_EINVAL;
+	return store->backend->ca_activate(store, ca, actor, err);
+}
+
+int
+cf_store_ca_get(cf_store *store, cf_store_ca *out, const char *name, cf_err *err)
+{
+	if (store == NULL || out == NULL || name == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	return store->backend->ca_get(store, out, "name", name, err);
+}
+
+int
+cf_store_ca_get_by_cert(cf_store *store, cf_store_ca *out, const char *cert_id, cf_err *err)
+{
+	if (store == NULL || out == NULL || cert_id == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	return store->backend->ca_get(store, out, "cert_id", cert_id, err);
+}
+
+int
+cf_store_ca_get_default(cf_store *store, cf_store_ca *out, cf_err *err)
+{
+	if (store == NULL || out == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	return store->backend->ca_get(store, out, "default", "", err);
+}
+
+int
+cf_store_ca_list(cf_store *store, cf_store_ca_cb cb, void *payload, cf_err *err)
+{
+	if (store == NULL || cb == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	return store->backend->ca_list(store, cb, payload, err);
+}
+
+int
+cf_store_ca_set_default(cf_store *store, const char *name, const cf_store_actor *actor,
+			cf_err *err)
+{
+	int rc;
+
+	rc = check_writable(store, actor, err);
+	if (rc == CF_OK)
+		rc = check_name("CA", name, err);
+	if (rc != CF_OK)
+		return rc;
+	return store->backend->ca_set_default(store, name, actor, err);
+}
+
+int
+cf_store_ca_set_status(cf_store *store, const char *name, cf_ca_status to, const char *reason,
+		       const cf_store_actor *actor, cf_err *err)
+{
+	int rc;
+
+	rc = check_writable(store, actor, err);
+	if (rc == CF_OK)
+		rc = check_name("CA", name, err);
+	if (rc != CF_OK)
+		return rc;
+	if (to == CF_CA_REVOKED && (reason == NULL || reason[0] == '\0'))
+		return cf_err_set(err, CF_EINVAL, NULL, "revoking a CA needs a reason");
+	if (to != CF_CA_RETIRED && to != CF_CA_REVOKED)
+		return cf_err_set(err, CF_ESTATE, NULL, "a CA cannot be set to %s",
+				  cf_ca_status_name(to));
+	return store->backend->ca_set_status(store, name, to, reason, actor, err);
+}
+
+/* ---- registration codes -------------------------------------------------- */
+
+static int
+regcode_digest(char out[65], const char *code, cf_err *err)
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+
+	if (EVP_Digest(code, strlen(code), md, &mdlen, EVP_sha256(), NULL) != 1)
+		return cf_err_set_ossl(err, CF_ECRYPTO, NULL, "sha256");
+	cf_hex_encode(out, md, sizeof(md));
+	return CF_OK;
+}
+
+int
+cf_store_regcode_create(cf_store *store, char out[65], int64_t ttl, const cf_store_actor *actor,
+			cf_err *err)
+{
+	unsigned char raw[16];
+	char digest[65];
+	int rc;
+
+	out[0] = '\0';
+	rc = check_writable(store, actor, err);
+	if (rc != CF_OK)
+		return rc;
+	if (ttl <= 0 || ttl > 366 * 86400)
+		return cf_err_set(err, CF_EINVAL, NULL, "registration code ttl out of range");
+	if (RAND_bytes(raw, (int)sizeof(raw)) != 1)
+		return cf_err_set_ossl(err, CF_ECRYPTO, NULL, "RAND_bytes");
+	cf_hex_encode(out, raw, sizeof(raw));
+	OPENSSL_cleanse(raw, sizeof(raw));
+	rc = regcode_digest(digest, out, err);
+	if (rc == CF_OK)
+		rc = store->backend->regcode_create(store, digest, cf_store__now(store) + ttl,
+						    actor, err);
+	if (rc != CF_OK)
+		OPENSSL_cleanse(out, 65);
+	return rc;
+}
+
+int
+cf_store_ca_register(cf_store *store, const cf_store_ca *ca, const char *code,
+		     const cf_store_actor *actor, cf_err *err)
+{
+	char digest[65];
+	int rc;
+
+	rc = check_writable(store, actor, err);
+	if (rc == CF_OK)
+		rc = check_ca(ca, err);
+	if (rc != CF_OK)
+		return rc;
+	if (code == NULL || code[0] == '\0')
+		return cf_err_set(err, CF_ENOTFOUND, NULL, "no registration code");
+	rc = regcode_digest(digest, code, err);
+	if (rc != CF_OK)
+		return rc;
+	return store->backend->ca_register(store, ca, digest, actor, err);
+}
+
+/* ---- things -------------------------------------------------------------- */
+
+int
+cf_store_thing_insert(cf_store *store, const char *name, const char *attributes,
+		      const cf_store_actor *actor, cf_err *err)
+{
+	int rc;
+
+	rc = check_writable(store, actor, err);
+	if (rc == CF_OK)
+		rc = check_name("thing", name, err);
+	if (rc == CF_OK)
+		rc = check_json_object("thing attributes", attributes, err);
+	if (rc != CF_OK)
+		return rc;
+	return store->backend->thing_insert(store, name, attributes == NULL ? "{}" : attributes,
+					    actor, err);
+}
+
+int
+cf_store_thing_get(cf_store *store, cf_store_thing *out, const char *name, cf_err *err)
+{
+	if (store == NULL || out == NULL || name == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	return store->backend->thing_get(store, out, name, err);
+}
+
+int
+cf_store_thing_list(cf_store *store, cf_store_thing_cb cb, void *payload, cf_err *err)
+{
+	if (store == NULL || cb == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	return store->backend->thing_list(store, cb, payload, err);
+}
+
+int
+cf_store_thing_delete(cf_store *store, const char *name, const cf_store_actor *actor,
+		      cf_err *err)
+{
+	int rc;
+
+	rc = check_writable(store, actor, err);
+	if (rc == CF_OK)
+		rc = check_name("thing", name, err);
+	if (rc != CF_OK)
+		return rc;
+	return store->backend->thing_delete(store, name, actor, err);
+}
+
+/* ---- certificates -------------------------------------------------------- */
+
+int
+cf_store_cert_insert(cf_store *store, const cf_store_cert *cert, const char *const *policies,
+		     size_t npolicies, bool registered, const cf_store_actor *actor,
+		     cf_err *err)
+{
+	size_t i;
+	int rc;
+
+	rc = check_writable(store, actor, err);
+	if (rc == CF_OK)
+		rc = check_cert(cert, err);
+	if (rc != CF_OK)
+		return rc;
+	if (npolicies > 0 && policies == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "policies is NULL");
+	for (i = 0; i < npolicies; i++) {
+		if (check_name("policy", policies[i], err) != CF_OK)
+			return CF_EINVAL;
+	}
+	return store->backend->cert_insert(store, cert, policies, npolicies, registered, actor,
+					   err);
+}
+
+int
+cf_store_cert_get(cf_store *store, cf_store_cert *out, const char *id, cf_err *err)
+{
+	char buf[65];
+	int rc;
+
+	if (store == NULL || out == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	memset(out, 0, sizeof(*out));
+	rc = normalize_cert_id(buf, id, err);
+	if (rc != CF_OK)
+		return rc;
+	return store->backend->cert_get(store, out, buf, err);
+}
+
+int
+cf_store_cert_list(cf_store *store, const cf_store_cert_filter *filter, cf_store_cert_cb cb,
+		   void *payload, cf_err *err)
+{
+	static const cf_store_cert_filter any = CF_STORE_CERT_FILTER_INIT;
+
+	if (store == NULL || cb == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	if (filter == NULL)
+		filter = &any;
+	if (filter->status != -1 && !cert_status_valid(filter->status))
+		return cf_err_set(err, CF_EINVAL, NULL, "bad status filter %d", filter->status);
+	if (filter->limit < 0)
+		return cf_err_set(err, CF_EINVAL, NULL, "negative limit");
+	return store->backend->cert_list(store, filter, cb, payload, err);
+}
+
+int
+cf_store_cert_transition(cf_store *store, const char *id, cf_cert_status to, const char *reason,
+			 const cf_store_actor *actor, cf_err *err)
+{
+	cf_store_cert cert = { 0 };
+	int rc;
+
+	rc = check_writable(store, actor, err);
+	if (rc != CF_OK)
+		return rc;
+	if (!cert_status_valid((int)to))
+		return cf_err_set(err, CF_EINVAL, NULL, "bad target status %d", (int)to);
+	/* Resolve a prefix to the full id first; the backend works on full ids. */
+	rc = cf_store_cert_get(store, &cert, id, err);
+	if (rc != CF_OK)
+		return rc;
+	if (to != CF_CERT_REVOKED)
+		reason = NULL;
+	else if (reason == NULL || reason[0] == '\0')
+		reason = "unspecified";
+	rc = store->backend->cert_transition(store, cert.id, to, reason, actor, err);
+	cf_store_cert_clear(&cert);
+	return rc;
+}
+
+int
+cf_store_cert_changes(cf_store *store, int64_t after_seq, int64_t limit, cf_store_cert_cb cb,
+		      void *payload, cf_err *err)
+{
+	if (store == NULL || cb == NULL || after_seq < 0 || limit < 0)
+		return cf_err_set(err, CF_EINVAL, NULL, "bad argument");
+	return store->backend->cert_changes(store, after_seq, limit, cb, payload, err);
+}
+
+/* ---- policies ------------------------------------------------------------ */
+
+int
+cf_store_policy_insert(cf_store *store, const char *name, const char *document,
+		       const cf_store_actor *actor, cf_err *err)
+{
+	int rc;
+
+	rc = check_writable(store, actor, err);
+	if (rc == CF_OK)
+		rc = check_name("policy", name, err);
+	if (rc == CF_OK)
+		rc = cf_store_policy_validate(document, err);
+	if (rc != CF_OK)
+		return rc;
+	return store->backend->policy_insert(store, name, document, actor, err);
+}
+
+int
+cf_store_policy_get(cf_store *store, cf_store_policy *out, const char *name, cf_err *err)
+{
+	if (store == NULL || out == NULL || name == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	return store->backend->policy_get(store, out, name, err);
+}
+
+int
+cf_store_policy_list(cf_store *store, const char *cert_id, cf_store_policy_cb cb, void *payload,
+		     cf_err *err)
+{
+	if (store == NULL || cb == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	return store->backend->policy_list(store, cert_id, cb, payload, err);
+}
+
+static int
+check_attach(cf_store *store, const char *name, const char *cert_id,
+	     const cf_store_actor *actor, cf_err *err)
+{
+	int rc;
+
+	rc = check_writable(store, actor, err);
+	if (rc == CF_OK)
+		rc = check_name("policy", name, err);
+	if (rc == CF_OK && cert_id == NULL)
+		rc = cf_err_set(err, CF_EINVAL, NULL, "cert_id is NULL");
+	return rc;
+}
+
+int
+cf_store_policy_attach(cf_store *store, const char *name, const char *cert_id,
+		       const cf_store_actor *actor, cf_err *err)
+{
+	int rc;
+
+	rc = check_attach(store, name, cert_id, actor, err);
+	if (rc != CF_OK)
+		return rc;
+	return store->backend->policy_attach(store, name, cert_id, actor, err);
+}
+
+int
+cf_store_policy_detach(cf_store *store, const char *name, const char *cert_id,
+		       const cf_store_actor *actor, cf_err *err)
+{
+	int rc;
+
+	rc = check_attach(store, name, cert_id, actor, err);
+	if (rc != CF_OK)
+		return rc;
+	return store->backend->policy_detach(store, name, cert_id, actor, err);
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+int
+cf_store_events_list(cf_store *store, const cf_store_event_filter *filter, cf_store_event_cb cb,
+		     void *payload, cf_err *err)
+{
+	static const cf_store_event_filter all = CF_STORE_EVENT_FILTER_INIT;
+
+	if (store == NULL || cb == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	if (filter == NULL)
+		filter = &all;
+	if (filter->limit < 0 || filter->after_seq < 0)
+		return cf_err_set(err, CF_EINVAL, NULL, "negative limit or after_seq");
+	return store->backend->events_list(store, filter, cb, payload, err);
+}
+
+int
+cf_store_events_verify(cf_store *store, int64_t *count, int64_t *bad_seq, cf_err *err)
+{
+	if (store == NULL || count == NULL || bad_seq == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	*count = 0;
+	*bad_seq = 0;
+	return store->backend->events_verify(store, count, bad_seq, err);
+}

@@ -1,0 +1,142 @@
+/*
+ * store_backend.h: the contract between store.c and a backend. Private to
+ * src/store/.
+ *
+ * How it works: store.c owns the public functions. It checks arguments,
+ * refuses writes on a read-only handle, and then calls the backend through
+ * the table below. A backend does the SQL and nothing else it can avoid:
+ * status transitions, event hashing and event details come from the shared
+ * cf_store__* helpers below, so that SQLite and PostgreSQL decide the same
+ * way and write byte-identical events. Adding a backend means one new file,
+ * one new table, and one line in store.c's list of backends.
+ *
+ * Every mutating entry point must write its event in the same transaction
+ * as the change, through a backend-private "append event" step that reads
+ * the chain head inside the transaction, computes the hash with
+ * cf_store__event_hash() and updates the head.
+ */
+#ifndef CF_STORE_BACKEND_H
+#define CF_STORE_BACKEND_H
+
+#include "store.h"
+
+/* Bumped whenever the table below changes shape. */
+#define CF_STORE_BACKEND_VERSION 1
+
+/* The prev_hash of the first event: 64 zeros. */
+#define CF_STORE_GENESIS_HASH "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* Every handle, whatever the backend. */
+struct cf_store {
+	const struct cf_store_backend *backend;
+	void *impl; /* backend state, owned by the backend */
+	bool readonly;
+	cf_store_clock_fn now;
+	void *now_payload;
+};
+
+/*
+ * A backend. Arguments have been checked by store.c: strings are non-NULL
+ * where the public header requires them, names are valid, actor->who is set,
+ * the handle is writable for mutating calls.
+ */
+struct cf_store_backend {
+	unsigned int version; /* CF_STORE_BACKEND_VERSION */
+	const char *scheme;   /* matched against the URI up to ':' */
+
+	/* Fill store->impl. uri is the whole URI, scheme included. */
+	int (*open)(cf_store *store, const char *uri, bool readonly, cf_err *err);
+	void (*close)(cf_store *store);
+	int (*schema_version)(cf_store *store, int *out, cf_err *err);
+
+	int (*ca_insert)(cf_store *store, const cf_store_ca *ca, const cf_store_actor *actor,
+			 cf_err *err);
+	int (*ca_activate)(cf_store *store, const cf_store_ca *ca, const cf_store_actor *actor,
+			   cf_err *err);
+	/* by is "name", "cert_id" or "default" (key then ignored). */
+	int (*ca_get)(cf_store *store, cf_store_ca *out, const char *by, const char *key,
+		      cf_err *err);
+	int (*ca_list)(cf_store *store, cf_store_ca_cb cb, void *payload, cf_err *err);
+	int (*ca_set_default)(cf_store *store, const char *name, const cf_store_actor *actor,
+			      cf_err *err);
+	int (*ca_set_status)(cf_store *store, const char *name, cf_ca_status to,
+			     const char *reason, const cf_store_actor *actor, cf_err *err);
+	/* digest: lowercase hex SHA-256 of the code. */
+	int (*regcode_create)(cf_store *store, const char *digest, int64_t expires_at,
+			      const cf_store_actor *actor, cf_err *err);
+	int (*ca_register)(cf_store *store, const cf_store_ca *ca, const char *digest,
+			   const cf_store_actor *actor, cf_err *err);
+
+	int (*thing_insert)(cf_store *store, const char *name, const char *attributes,
+			    const cf_store_actor *actor, cf_err *err);
+	int (*thing_get)(cf_store *store, cf_store_thing *out, const char *name, cf_err *err);
+	int (*thing_list)(cf_store *store, cf_store_thing_cb cb, void *payload, cf_err *err);
+	int (*thing_delete)(cf_store *store, const char *name, const cf_store_actor *actor,
+			    cf_err *err);
+
+	int (*cert_insert)(cf_store *store, const cf_store_cert *cert, const char *const *policies,
+			   size_t npolicies, bool registered, const cf_store_actor *actor,
+			   cf_err *err);
+	/* id: lowercase hex, 64 digits (exact) or 8-63 (unique prefix). */
+	int (*cert_get)(cf_store *store, cf_store_cert *out, const char *id, cf_err *err);
+	int (*cert_list)(cf_store *store, const cf_store_cert_filter *filter, cf_store_cert_cb cb,
+			 void *payload, cf_err *err);
+	/* id: a full id, resolved by store.c. */
+	int (*cert_transition)(cf_store *store, const char *id, cf_cert_status to,
+			       const char *reason, const cf_store_actor *actor, cf_err *err);
+	int (*cert_changes)(cf_store *store, int64_t after_seq, int64_t limit,
+			    cf_store_cert_cb cb, void *payload, cf_err *err);
+
+	int (*policy_insert)(cf_store *store, const char *name, const char *document,
+			     const cf_store_actor *actor, cf_err *err);
+	int (*policy_get)(cf_store *store, cf_store_policy *out, const char *name, cf_err *err);
+	int (*policy_list)(cf_store *store, const char *cert_id, cf_store_policy_cb cb,
+			   void *payload, cf_err *err);
+	int (*policy_attach)(cf_store *store, const char *name, const char *cert_id,
+			     const cf_store_actor *actor, cf_err *err);
+	int (*policy_detach)(cf_store *store, const char *name, const char *cert_id,
+			     const cf_store_actor *actor, cf_err *err);
+
+	int (*events_list)(cf_store *store, const cf_store_event_filter *filter,
+			   cf_store_event_cb cb, void *payload, cf_err *err);
+	int (*events_verify)(cf_store *store, int64_t *count, int64_t *bad_seq, cf_err *err);
+};
+
+extern const struct cf_store_backend cf_store__sqlite_backend;
+
+/* ---- shared helpers (store.c) ------------------------------------------ */
+
+/* The handle's clock. */
+int64_t cf_store__now(const cf_store *store);
+
+/*
+ * The event hash: lowercase hex SHA-256 over an encoding where every string
+ * is preceded by its length as 8 bytes big-endian and every integer is 8
+ * bytes big-endian two's complement:
+ *   str("certfleet-event-v1") str(prev_hash) int(seq) int(time)
+ *   str(actor) str(action) str(resource) str(detail)
+ * Length prefixes make the encoding unambiguous: no choice of field values
+ * can produce the bytes of a different choice.
+ */
+int cf_store__event_hash(char out[65], const char *prev_hash, int64_t seq, int64_t time,
+			 const char *actor, const char *action, const char *resource,
+			 const char *detail, cf_err *err);
+
+/*
+ * Build an event detail: a JSON object of the given string pairs (a NULL
+ * key ends the list; a NULL value leaves the key out) plus "why" from the
+ * actor when set, dumped compact with sorted keys. *out is freed with free().
+ */
+int cf_store__detail(char **out, const cf_store_actor *actor, cf_err *err, ...);
+
+/* The detail of cert.issued / cert.registered: serial, ca, thing, status, policies. */
+int cf_store__detail_cert(char **out, const cf_store_cert *cert, const char *const *policies,
+			  size_t npolicies, const cf_store_actor *actor, cf_err *err);
+
+/* CA statuses a backend may move to: ACTIVE -> RETIRED, ACTIVE|RETIRED -> REVOKED. */
+bool cf_store__ca_transition_allowed(cf_ca_status from, cf_ca_status to);
+
+/* Parse a CA status name as stored. CF_EINVAL for anything else. */
+int cf_store__ca_status_parse(cf_ca_status *out, const char *name);
+
+#endif

@@ -1,0 +1,347 @@
+/*
+ * SQLite specifics: tampering with the file underneath the store, two
+ * processes writing at once, read-only handles, schema versions, URIs and
+ * files that are not registries. Skipped on other backends.
+ */
+#include "fixture.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+/* Run sql on the registry file with a connection of our own, as an attacker would. */
+static void
+raw_exec(struct fixture *fx, const char *sql)
+{
+	sqlite3 *db = NULL;
+	char *msg = NULL;
+
+	assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg);
+	sqlite3_close(db);
+}
+
+/* Six events: a CA, two things, three certificates. */
+static void
+seed(struct fixture *fx)
+{
+	fx_add_ca(fx, "int-1");
+	fx_add_thing(fx, "a");
+	fx_add_thing(fx, "b");
+	fx_add_cert(fx, 1, "int-1", "a", CF_CERT_ACTIVE, 30);
+	fx_add_cert(fx, 2, "int-1", "b", CF_CERT_ACTIVE, 30);
+	fx_add_cert(fx, 3, "int-1", "b", CF_CERT_PENDING_ACTIVATION, 30);
+	assert_int_equal(fx_verify_ok(fx), 6);
+}
+
+static void
+expect_bad(struct fixture *fx, int64_t want_bad)
+{
+	int64_t count = 0, bad = -1;
+	cf_err err = CF_ERR_INIT;
+
+	assert_int_equal(cf_store_events_verify(fx->store, &count, &bad, &err), CF_EINTEGRITY);
+	assert_int_equal(bad, want_bad);
+	assert_int_equal(err.code, CF_EINTEGRITY);
+}
+
+static void
+test_store_sqlite__edited_detail_detected(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	raw_exec(fx, "UPDATE events SET detail = '{}' WHERE seq = 3");
+	expect_bad(fx, 3);
+}
+
+static void
+test_store_sqlite__edited_actor_detected(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	raw_exec(fx, "UPDATE events SET actor = 'someone-else' WHERE seq = 5");
+	expect_bad(fx, 5);
+}
+
+static void
+test_store_sqlite__rehashed_row_detected(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	/* A forger who fixes the row's own hash still breaks the next link. */
+	raw_exec(fx, "UPDATE events SET hash = '1111111111111111111111111111111111111111111111111111"
+		     "111111111111' WHERE seq = 2");
+	expect_bad(fx, 2);
+}
+
+static void
+test_store_sqlite__deleted_middle_detected(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	raw_exec(fx, "DELETE FROM events WHERE seq = 4");
+	expect_bad(fx, 4);
+}
+
+static void
+test_store_sqlite__deleted_last_detected(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	raw_exec(fx, "DELETE FROM events WHERE seq = 6");
+	expect_bad(fx, 6);
+}
+
+static void
+test_store_sqlite__edited_head_detected(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	raw_exec(fx, "UPDATE event_head SET hash = '2222222222222222222222222222222222222222222222222222222222222222'");
+	expect_bad(fx, 0);
+}
+
+/* Child: own handle, n certificates, exit status 0 on success. */
+static int
+child_insert(const char *uri, uint64_t first, int n)
+{
+	cf_store *store = NULL;
+	struct fx_cert c;
+	cf_err err = CF_ERR_INIT;
+	int i;
+
+	if (cf_store_open(&store, uri, &err) != 0) {
+		fprintf(stderr, "child open: %s\n", err.msg);
+		return 1;
+	}
+	for (i = 0; i < n; i++) {
+		fx_cert_init(&c, first + (uint64_t)i, "int-1", "a", CF_CERT_ACTIVE, 30);
+		if (cf_store_cert_insert(store, &c.cert, NULL, 0, false, &fx_actor, &err) != 0) {
+			fprintf(stderr, "child insert %d: %s\n", i, err.msg);
+			cf_store_close(store);
+			return 1;
+		}
+	}
+	cf_store_close(store);
+	return 0;
+}
+
+static int
+count_cert(const cf_store_cert *cert, void *payload)
+{
+	(void)cert;
+	(*(int *)payload)++;
+	return 0;
+}
+
+static void
+test_store_sqlite__two_processes_insert(void **state)
+{
+	struct fixture *fx = *state;
+	pid_t pids[2];
+	int i, status, n = 0;
+
+	fx_require_sqlite(fx);
+	fx_add_ca(fx, "int-1");
+	fx_add_thing(fx, "a");
+	for (i = 0; i < 2; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		/* The child never touches the parent's handle, and leaves with _exit(). */
+		if (pids[i] == 0)
+			_exit(child_insert(fx->uri, (uint64_t)(i + 1) * 100000, 1000));
+	}
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	assert_int_equal(cf_store_cert_list(fx->store, NULL, count_cert, &n, NULL), 0);
+	assert_int_equal(n, 2000);
+	assert_int_equal(fx_verify_ok(fx), 2002);
+}
+
+static void
+test_store_sqlite__readonly_refuses_writes(void **state)
+{
+	struct fixture *fx = *state;
+	cf_store *ro = NULL;
+	cf_store_cert cert;
+	char id[65], uri[600];
+	int64_t count = 0, bad = 0;
+	cf_err err = CF_ERR_INIT;
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	assert_int_equal(cf_store_open_readonly(&ro, fx->uri, &err), 0);
+	fx_id(id, 1);
+	assert_int_equal(cf_store_cert_get(ro, &cert, id, NULL), 0);
+	cf_store_cert_clear(&cert);
+	assert_int_equal(cf_store_events_verify(ro, &count, &bad, NULL), 0);
+	assert_int_equal(count, 6);
+	assert_int_equal(cf_store_thing_insert(ro, "c", NULL, &fx_actor, &err), CF_ESTATE);
+	assert_int_equal(cf_store_cert_transition(ro, id, CF_CERT_REVOKED, NULL, &fx_actor, NULL),
+			 CF_ESTATE);
+	/* The writer goes on while the reader is open, and the reader sees it. */
+	fx_add_thing(fx, "c");
+	{
+		cf_store_thing thing;
+
+		assert_int_equal(cf_store_thing_get(ro, &thing, "c", NULL), 0);
+		cf_store_thing_clear(&thing);
+	}
+	cf_store_close(ro);
+	ro = NULL;
+
+	snprintf(uri, sizeof(uri), "sqlite:%s/missing.db", fx->dir);
+	assert_int_equal(cf_store_open_readonly(&ro, uri, &err), CF_ESTORE);
+	assert_null(ro);
+}
+
+static void
+test_store_sqlite__schema_version(void **state)
+{
+	struct fixture *fx = *state;
+	cf_store *other = NULL;
+	int version = 0;
+	cf_err err = CF_ERR_INIT;
+
+	fx_require_sqlite(fx);
+	assert_int_equal(cf_store_schema_version(fx->store, &version, NULL), 0);
+	assert_int_equal(version, CF_STORE_SCHEMA_VERSION);
+	/* Reopening migrates nothing and keeps the version. */
+	assert_int_equal(cf_store_open(&other, fx->uri, &err), 0);
+	assert_int_equal(cf_store_schema_version(other, &version, NULL), 0);
+	assert_int_equal(version, CF_STORE_SCHEMA_VERSION);
+	cf_store_close(other);
+	other = NULL;
+
+	/* A newer schema (a later build migrated the file) is refused by both opens. */
+	raw_exec(fx, "INSERT INTO schema_migrations VALUES (99, 0)");
+	assert_int_equal(cf_store_open(&other, fx->uri, &err), CF_ESTORE);
+	assert_non_null(strstr(err.msg, "newer"));
+	assert_int_equal(cf_store_open_readonly(&other, fx->uri, &err), CF_ESTORE);
+	assert_null(other);
+	/* An older one (here: none at all) is refused by the read-only open. */
+	raw_exec(fx, "DELETE FROM schema_migrations");
+	assert_int_equal(cf_store_open_readonly(&other, fx->uri, &err), CF_ESTORE);
+	assert_non_null(strstr(err.msg, "schema version 0"));
+}
+
+static void
+test_store_sqlite__garbage_file(void **state)
+{
+	struct fixture *fx = *state;
+	char path[600], uri[620];
+	cf_store *store = NULL;
+	cf_err err = CF_ERR_INIT;
+	int fd;
+
+	fx_require_sqlite(fx);
+	snprintf(path, sizeof(path), "%s/garbage.db", fx->dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(write(fd, "this is not a database, just text.\n", 35), 35);
+	close(fd);
+	snprintf(uri, sizeof(uri), "sqlite:%s", path);
+	assert_int_equal(cf_store_open(&store, uri, &err), CF_ESTORE);
+	assert_null(store);
+	assert_non_null(strstr(err.msg, "not a database"));
+	assert_non_null(strstr(err.msg, "garbage.db"));
+	assert_int_equal(cf_store_open_readonly(&store, uri, &err), CF_ESTORE);
+	assert_non_null(strstr(err.msg, "not a database"));
+}
+
+static void
+test_store_sqlite__uri_forms(void **state)
+{
+	struct fixture *fx = *state;
+	cf_store *store = NULL;
+	cf_store_thing thing;
+	char uri[620];
+	cf_err err = CF_ERR_INIT;
+
+	fx_require_sqlite(fx);
+	fx_add_thing(fx, "a");
+	/* "sqlite://" + an absolute path: three slashes, the same file. */
+	snprintf(uri, sizeof(uri), "sqlite://%s", fx->path);
+	assert_int_equal(cf_store_open(&store, uri, &err), 0);
+	assert_int_equal(cf_store_thing_get(store, &thing, "a", NULL), 0);
+	cf_store_thing_clear(&thing);
+	cf_store_close(store);
+	store = NULL;
+	assert_int_equal(cf_store_open(&store, "sqlite:", &err), CF_EINVAL);
+	assert_int_equal(cf_store_open(&store, "sqlite://", &err), CF_EINVAL);
+	assert_int_equal(cf_store_open(&store, "mysql://x", &err), CF_EINVAL);
+	assert_int_equal(cf_store_open(&store, "sqlitex:/tmp/x", &err), CF_EINVAL);
+	assert_int_equal(cf_store_open(&store, NULL, &err), CF_EINVAL);
+	assert_null(store);
+}
+
+static void
+test_store_sqlite__pragmas(void **state)
+{
+	struct fixture *fx = *state;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	fx_require_sqlite(fx);
+	assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+int
+test_sqlite_run(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_store_sqlite__edited_detail_detected,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__edited_actor_detected,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__rehashed_row_detected,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__deleted_middle_detected,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__deleted_last_detected,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__edited_head_detected,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__two_processes_insert,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__readonly_refuses_writes,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__schema_version, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__garbage_file, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__uri_forms, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__pragmas, fx_setup, fx_teardown),
+	};
+
+	return cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
+}
