@@ -89,7 +89,7 @@ setup_registry(cf_store **store_out, const char *dir, X509 **int_cert_out, EVP_P
 	cf_pki_ca *root_ca = NULL;
 	cf_pki_cert_info info;
 	cf_store_ca rec;
-	char uri[512], path[512], *pem = NULL;
+	char uri[384], path[384], *pem = NULL;
 	char root_name[] = "root", int_name[] = "bench", p384[] = "EC-P384", p256[] = "EC-P256";
 	char key_ref[] = "bench.key.pem";
 	size_t len;
@@ -210,7 +210,7 @@ run_quiet(const char *argv[])
 static double
 cli_rate(const char *dir, X509 *inter, EVP_PKEY *int_key, const struct csr_blob *csrs, int n)
 {
-	char ca_cert[512], ca_key[512], csr[512], out[512], *pem = NULL;
+	char ca_cert[384], ca_key[384], csr[384], out[384], *pem = NULL;
 	cf_err err = CF_ERR_INIT;
 	BIO *bio = BIO_new(BIO_s_mem());
 	BUF_MEM *mem;
@@ -250,7 +250,7 @@ main(int argc, char **argv)
 {
 	int n = 20000, n_cli = 200, c, i;
 	const char *dir_opt = NULL;
-	char tmpl[] = "/tmp/certfleet-bench-XXXXXX", dir[512], pass[600], name[32];
+	char tmpl[] = "/tmp/certfleet-bench-XXXXXX", dir[256], pass[384], name[32];
 	cf_err err = CF_ERR_INIT;
 	cf_store_actor actor = { "bench", NULL };
 	cf_authority_config ac;
