@@ -191,8 +191,11 @@ raw_rate(EVP_PKEY *ca_key, int n)
 static int
 run_quiet(const char *argv[])
 {
-	pid_t pid = fork();
+	pid_t pid;
 	int status;
+
+	fflush(NULL); /* the child must not print our buffered output again */
+	pid = fork();
 
 	if (pid == 0) {
 		if (freopen("/dev/null", "w", stdout) == NULL ||

@@ -183,23 +183,14 @@ lend(const char *s)
 	return (char *)(uintptr_t)s;
 }
 
-/* The registry facts of a freshly issued certificate. */
-static int
-cert_record(cf_store_cert *rec, cf_pki_cert_info *info, X509 *cert, const char *ca,
-	    const cf_authority_request *req, char **pem_out, cf_err *err)
+/* The registry record of a freshly issued certificate, lending info's strings. */
+static void
+cert_record(cf_store_cert *rec, const cf_pki_cert_info *info, const char *pem, const char *ca,
+	    const cf_authority_request *req)
 {
-	size_t pem_len;
-	int rc;
-
-	rc = cf_pki_cert_info_get(info, cert, err);
-	if (rc != CF_OK)
-		return rc;
-	rc = cf_pki_cert_to_pem(pem_out, &pem_len, cert, err);
-	if (rc != CF_OK)
-		return rc;
 	memset(rec, 0, sizeof(*rec));
-	rec->id = info->id;
-	rec->serial = info->serial;
+	rec->id = lend(info->id);
+	rec->serial = lend(info->serial);
 	rec->ca = lend(ca);
 	rec->thing = lend(req->thing);
 	rec->status = req->status;
@@ -207,10 +198,9 @@ cert_record(cf_store_cert *rec, cf_pki_cert_info *info, X509 *cert, const char *
 	rec->not_after = info->not_after;
 	rec->key_type = lend(cf_pki_key_type_name(info->key_type));
 	rec->key_bits = info->key_bits;
-	rec->sig_alg = info->sig_alg;
-	rec->spki_sha256 = info->spki_sha256;
-	rec->pem = *pem_out;
-	return CF_OK;
+	rec->sig_alg = lend(info->sig_alg);
+	rec->spki_sha256 = lend(info->spki_sha256);
+	rec->pem = lend(pem);
 }
 
 int
@@ -219,7 +209,8 @@ cf_authority_issue(cf_authority *auth, cf_authority_result *out,
 {
 	cf_pki_csr *csr = NULL;
 	struct signer *signer = NULL;
-	X509 *cert = NULL;
+	unsigned char *der = NULL;
+	size_t der_len = 0, pem_len = 0;
 	char *pem = NULL;
 	cf_store_thing thing;
 	cf_store_cert rec;
@@ -252,16 +243,17 @@ cf_authority_issue(cf_authority *auth, cf_authority_result *out,
 		goto out;
 	if (req->days > 0)
 		profile.days = req->days;
-	rc = cf_pki_issue(&cert, signer->ca, csr, thing.name, &profile, err);
+	/* DER and facts straight from issuance: no round trip through an X509. */
+	rc = cf_pki_issue_der(&der, &der_len, signer->ca, csr, thing.name, &profile, &info, err);
+	if (rc == CF_OK)
+		rc = cf_pki_der_to_pem(&pem, &pem_len, der, der_len, "CERTIFICATE", err);
 	if (rc != CF_OK)
 		goto out;
 	if (npolicies == 0 && auth->default_policy != NULL && auth->default_policy[0] != '\0') {
 		policies = (const char *const *)&auth->default_policy;
 		npolicies = 1;
 	}
-	rc = cert_record(&rec, &info, cert, signer->name, req, &pem, err);
-	if (rc != CF_OK)
-		goto out;
+	cert_record(&rec, &info, pem, signer->name, req);
 	rc = cf_store_cert_insert(auth->store, &rec, policies, npolicies, false, actor, err);
 	if (rc != CF_OK)
 		goto out;
@@ -270,7 +262,7 @@ cf_authority_issue(cf_authority *auth, cf_authority_result *out,
 	pem = NULL;
 out:
 	free(pem);
-	X509_free(cert);
+	free(der);
 	cf_pki_csr_free(csr);
 	cf_store_thing_clear(&thing);
 	return rc;
