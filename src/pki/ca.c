@@ -1,6 +1,7 @@
 /* CA certificates (root, intermediate, CSR for offline signing) and the CA signer. */
 #include "pki_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -121,6 +122,43 @@ ca_key_id_cache(cf_pki_ca *ca, cf_err *err)
 	return CF_OK;
 }
 
+/* The long name of the signature algorithm, as X509_get_signature_nid() would give it. */
+static int
+ca_sig_alg_name_cache(cf_pki_ca *ca, cf_err *err)
+{
+	const unsigned char *p = ca->sigalg_der;
+	const ASN1_OBJECT *obj = NULL;
+	X509_ALGOR *alg = d2i_X509_ALGOR(NULL, &p, (long)ca->sigalg_len);
+	const char *name;
+
+	if (alg == NULL)
+		return cf_err_set_ossl(err, CF_ECRYPTO, NULL,
+				       "the CA's algorithm id does not parse");
+	X509_ALGOR_get0(&obj, NULL, NULL, alg);
+	name = OBJ_nid2ln(OBJ_obj2nid(obj));
+	snprintf(ca->sig_alg, sizeof(ca->sig_alg), "%s", name != NULL ? name : "");
+	X509_ALGOR_free(alg);
+	return CF_OK;
+}
+
+/*
+ * What issuance reports in cf_pki_cert_info without parsing the certificate:
+ * the issuer as text and the signature algorithm's name, and the digests
+ * fetched once (EVP_sha256() would look the implementation up every time).
+ */
+static int
+ca_info_cache(cf_pki_ca *ca, cf_err *err)
+{
+	ca->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	ca->sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+	if (ca->sha256 == NULL || ca->sha1 == NULL)
+		return cf_err_set_ossl(err, CF_ECRYPTO, NULL, "fetching SHA-256 and SHA-1");
+	if (cf_pki__name_text(ca->issuer_text, sizeof(ca->issuer_text),
+			      X509_get_subject_name(ca->cert)) != CF_OK)
+		return cf_err_set_ossl(err, CF_ENOMEM, NULL, "printing the CA subject");
+	return ca_sig_alg_name_cache(ca, err);
+}
+
 /* Cache what every issued certificate repeats: issuer name, AKI, notAfter. */
 static int
 ca_cache_fill(cf_pki_ca *ca, cf_err *err)
@@ -138,7 +176,10 @@ ca_cache_fill(cf_pki_ca *ca, cf_err *err)
 		return rc;
 	if (cf_pki__asn1_time_to_epoch(&ca->not_after, X509_get0_notAfter(ca->cert)) != CF_OK)
 		return cf_err_set(err, CF_EINVAL, NULL, "CA notAfter unreadable");
-	return ca_signer_init(ca, err);
+	rc = ca_signer_init(ca, err);
+	if (rc != CF_OK)
+		return rc;
+	return ca_info_cache(ca, err);
 }
 
 int
@@ -201,6 +242,8 @@ cf_pki_ca_free(cf_pki_ca *ca)
 	X509_free(ca->cert);
 	OPENSSL_free(ca->name_der);
 	OPENSSL_free(ca->sigalg_der);
+	EVP_MD_free(ca->sha256);
+	EVP_MD_free(ca->sha1);
 	free(ca);
 }
 

@@ -76,9 +76,8 @@ serial_hex(char out[CF_PKI_SERIAL_LEN], X509 *cert)
 	return CF_OK;
 }
 
-/* A name as RFC 2253 text, truncated to size. */
-static int
-name_text(char *out, size_t size, const X509_NAME *name)
+int
+cf_pki__name_text(char *out, size_t size, const X509_NAME *name)
 {
 	BIO *bio = BIO_new(BIO_s_mem());
 	char *data;
@@ -102,8 +101,8 @@ name_text(char *out, size_t size, const X509_NAME *name)
 	return CF_OK;
 }
 
-static void
-common_name_get(char *out, size_t size, const X509_NAME *name)
+void
+cf_pki__common_name_get(char *out, size_t size, const X509_NAME *name)
 {
 	int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
 	unsigned char *utf8 = NULL;
@@ -180,10 +179,13 @@ cf_pki_cert_info_get(cf_pki_cert_info *info, X509 *cert, cf_err *err)
 	if (serial_hex(info->serial, cert) != CF_OK)
 		return cf_err_set(err, CF_EINVAL, "BAD_CERTIFICATE",
 				  "serial is not a positive 20-octet integer");
-	if (name_text(info->subject, sizeof(info->subject), X509_get_subject_name(cert)) != CF_OK ||
-	    name_text(info->issuer, sizeof(info->issuer), X509_get_issuer_name(cert)) != CF_OK)
+	if (cf_pki__name_text(info->subject, sizeof(info->subject), X509_get_subject_name(cert)) !=
+		    CF_OK ||
+	    cf_pki__name_text(info->issuer, sizeof(info->issuer), X509_get_issuer_name(cert)) !=
+		    CF_OK)
 		return cf_err_set_ossl(err, CF_ENOMEM, NULL, "printing names");
-	common_name_get(info->common_name, sizeof(info->common_name), X509_get_subject_name(cert));
+	cf_pki__common_name_get(info->common_name, sizeof(info->common_name),
+				X509_get_subject_name(cert));
 	spki_len = i2d_X509_PUBKEY(xpk, &spki);
 	if (spki_len <= 0 || sha256_hex(info->spki_sha256, spki, (size_t)spki_len) != CF_OK) {
 		OPENSSL_free(spki);
@@ -259,6 +261,62 @@ cf_pki_cert_to_pem(char **out, size_t *len_out, X509 *cert, cf_err *err)
 out:
 	BIO_free(bio);
 	return rc;
+}
+
+/* Longest PEM label accepted ("CERTIFICATE", "X509 CRL", ... are far shorter). */
+#define PEM_LABEL_MAX 64
+
+/*
+ * The same bytes as PEM_write_bio(): EVP_EncodeUpdate() writes each 48-byte
+ * block as a 64-character line with "\n", and EVP_EncodeFinal() ends the
+ * last, shorter line the same way; no headers.
+ */
+int
+cf_pki_der_to_pem(char **out, size_t *len_out, const unsigned char *der, size_t der_len,
+		  const char *label, cf_err *err)
+{
+	static const char begin[] = "-----BEGIN ", end[] = "-----END ", dashes[] = "-----\n";
+	size_t label_len = label == NULL ? 0 : strlen(label), size, off = 0, i, n;
+	char *pem;
+	int w;
+
+	*out = NULL;
+	if (len_out != NULL)
+		*len_out = 0;
+	/* 65 / 48 < 2: halving SIZE_MAX leaves room for the size sum below. */
+	if (label_len == 0 || label_len > PEM_LABEL_MAX || (der == NULL && der_len > 0) ||
+	    der_len > SIZE_MAX / 2)
+		return cf_err_set(err, CF_EINVAL, NULL, "bad PEM label or %zu bytes of DER",
+				  der_len);
+	/* Every 48 bytes (or fewer, at the end) become 64 characters and a newline. */
+	size = 2 * (sizeof(begin) + label_len + sizeof(dashes)) + (der_len + 47) / 48 * 65 + 1;
+	pem = malloc(size);
+	if (pem == NULL)
+		return cf_err_set(err, CF_ENOMEM, NULL, "PEM of %zu bytes", size);
+	memcpy(pem + off, begin, sizeof(begin) - 1);
+	off += sizeof(begin) - 1;
+	memcpy(pem + off, label, label_len);
+	off += label_len;
+	memcpy(pem + off, dashes, sizeof(dashes) - 1);
+	off += sizeof(dashes) - 1;
+	for (i = 0; i < der_len; i += n) {
+		n = der_len - i < 48 ? der_len - i : 48;
+		/* Writes the base64 and a NUL, which the newline overwrites. */
+		w = EVP_EncodeBlock((unsigned char *)pem + off, der + i, (int)n);
+		off += (size_t)w;
+		pem[off++] = '\n';
+	}
+	memcpy(pem + off, end, sizeof(end) - 1);
+	off += sizeof(end) - 1;
+	memcpy(pem + off, label, label_len);
+	off += label_len;
+	memcpy(pem + off, dashes, sizeof(dashes) - 1);
+	off += sizeof(dashes) - 1;
+	pem[off] = '\0';
+	*out = pem;
+	if (len_out != NULL)
+		*len_out = off;
+	return CF_OK;
 }
 
 static bool

@@ -7,8 +7,11 @@
  * prepared by cf_pki_ca_new(); the request's SubjectPublicKeyInfo is copied
  * byte for byte from the CSR. Only the serial, the validity, the subject,
  * the SAN, the SKI and the optional URLs are written per certificate. The
- * result is signed once and handed to OpenSSL's parser, so the X509 the
- * caller gets is exactly what any other party will parse.
+ * result is signed once. cf_pki_issue() hands it to OpenSSL's parser, so
+ * the X509 the caller gets is exactly what any other party will parse;
+ * cf_pki_issue_der() does not, and reports the certificate's facts from
+ * what it wrote (info_fill()), formatted as cf_pki_cert_info_get() would:
+ * the tests compare the two on every key type.
  *
  *   Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signature }
  *   TBSCertificate ::= SEQUENCE { [0] version(2), serial, signature, issuer,
@@ -21,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
 
@@ -152,12 +156,12 @@ ext_end(cf_pki__der_buf *buf, size_t ext, size_t value)
 
 /* SKI: SHA-1 of the subjectPublicKey bits (RFC 5280 4.2.1.2, method 1). */
 static bool
-put_ski(cf_pki__der_buf *buf, const cf_pki_csr *csr)
+put_ski(cf_pki__der_buf *buf, const cf_pki_ca *ca, const cf_pki_csr *csr)
 {
 	unsigned char md[20];
 	size_t ext = ext_begin(buf, oid_ski, sizeof(oid_ski)), value = cf_pki__der_begin(buf);
 
-	if (EVP_Digest(csr->pub, csr->pub_len, md, NULL, EVP_sha1(), NULL) != 1)
+	if (EVP_Digest(csr->pub, csr->pub_len, md, NULL, ca->sha1, NULL) != 1)
 		return false;
 	cf_pki__der_put_tlv(buf, CF_DER_OCTETS, md, sizeof(md));
 	ext_end(buf, ext, value);
@@ -232,7 +236,7 @@ put_extensions(cf_pki__der_buf *buf, const cf_pki_ca *ca, const cf_pki_csr *csr,
 	cf_pki__der_put(buf, ext_basic_constraints, sizeof(ext_basic_constraints));
 	cf_pki__der_put(buf, ext_key_usage, sizeof(ext_key_usage));
 	cf_pki__der_put(buf, ext_eku_client, sizeof(ext_eku_client));
-	if (!put_ski(buf, csr))
+	if (!put_ski(buf, ca, csr))
 		return false;
 	put_aki(buf, ca);
 	put_san(buf, thing);
@@ -280,30 +284,37 @@ issue_args_check(const char *thing, const cf_pki_profile *profile, cf_err *err)
 	return CF_OK;
 }
 
+/* What tbs_write() chose for this certificate, for cf_pki_cert_info. */
+struct tbs_facts {
+	unsigned char serial[16];
+	int64_t not_before;
+	int64_t not_after;
+};
+
 /* Write the TBSCertificate into buf. */
 static int
-tbs_write(cf_pki__der_buf *buf, const cf_pki_ca *ca, const cf_pki_csr *csr, const char *thing,
-	  const cf_pki_profile *profile, cf_err *err)
+tbs_write(cf_pki__der_buf *buf, struct tbs_facts *facts, const cf_pki_ca *ca, const cf_pki_csr *csr,
+	  const char *thing, const cf_pki_profile *profile, cf_err *err)
 {
-	unsigned char serial[16];
-	int64_t now = cf_time_now(), not_after;
+	int64_t now = cf_time_now();
 	size_t tbs = cf_pki__der_begin(buf), validity;
 	int rc;
 
-	rc = cf_pki__serial_random(serial, err);
+	rc = cf_pki__serial_random(facts->serial, err);
 	if (rc != CF_OK)
 		return rc;
-	not_after = now + (int64_t)profile->days * 86400;
-	if (not_after > ca->not_after)
-		not_after = ca->not_after;
-	if (not_after <= now - profile->backdate_seconds)
+	facts->not_before = now - profile->backdate_seconds;
+	facts->not_after = now + (int64_t)profile->days * 86400;
+	if (facts->not_after > ca->not_after)
+		facts->not_after = ca->not_after;
+	if (facts->not_after <= facts->not_before)
 		return cf_err_set(err, CF_ESTATE, NULL, "the CA has expired");
 	cf_pki__der_put(buf, version_v3, sizeof(version_v3));
-	put_serial(buf, serial);
+	put_serial(buf, facts->serial);
 	cf_pki__der_put(buf, ca->sigalg_der, ca->sigalg_len);
 	cf_pki__der_put(buf, ca->name_der, ca->name_len);
 	validity = cf_pki__der_begin(buf);
-	if (!put_time(buf, now - profile->backdate_seconds) || !put_time(buf, not_after))
+	if (!put_time(buf, facts->not_before) || !put_time(buf, facts->not_after))
 		return cf_err_set(err, CF_EINVAL, NULL, "validity out of range");
 	cf_pki__der_end(buf, validity, CF_DER_SEQUENCE);
 	put_subject(buf, thing);
@@ -338,11 +349,140 @@ cert_sign(cf_pki__der_buf *buf, const cf_pki_ca *ca, cf_err *err)
 	return CF_OK;
 }
 
-int
-cf_pki_issue_der(unsigned char **out, size_t *len_out, cf_pki_ca *ca, const cf_pki_csr *csr,
-		 const char *thing, const cf_pki_profile *profile, cf_err *err)
+/* Characters that RFC 2253 (and X509_NAME_print_ex) print as they are: the thing-name set. */
+static bool
+rfc2253_plain(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '.' || *s == ':' || *s == '-'))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * subject and common_name for a name outside the thing-name set: let
+ * OpenSSL print the subject we wrote, so escaping and UTF-8 handling stay
+ * exactly those of cf_pki_cert_info_get(). Registry names never get here.
+ */
+static int
+subject_text_slow(cf_pki_cert_info *info, const char *thing, cf_err *err)
 {
 	cf_pki__der_buf buf = { NULL, 0, 0, false };
+	const unsigned char *p;
+	X509_NAME *name = NULL;
+	int rc;
+
+	put_subject(&buf, thing);
+	if (buf.failed) {
+		rc = cf_err_set(err, CF_ENOMEM, NULL, "writing a subject");
+		goto out;
+	}
+	p = buf.p;
+	/* Fails when the name is not UTF-8; d2i_X509 would refuse the certificate too. */
+	name = d2i_X509_NAME(NULL, &p, (long)buf.len);
+	if (name == NULL) {
+		rc = cf_err_set_ossl(err, CF_EINVAL, NULL,
+				     "thing name does not parse as a subject");
+		goto out;
+	}
+	if (cf_pki__name_text(info->subject, sizeof(info->subject), name) != CF_OK) {
+		rc = cf_err_set_ossl(err, CF_EINVAL, NULL, "thing name does not print");
+		goto out;
+	}
+	cf_pki__common_name_get(info->common_name, sizeof(info->common_name), name);
+	rc = CF_OK;
+out:
+	X509_NAME_free(name);
+	cf_pki__der_buf_clear(&buf);
+	return rc;
+}
+
+/* Serial as cf_pki_cert_info_get() prints it: lowercase hex, no leading zeros. */
+static void
+serial_text(char out[CF_PKI_SERIAL_LEN], const unsigned char serial[16])
+{
+	char hex[2 * 16 + 1];
+	size_t skip = 0;
+
+	/* cf_pki__serial_random() never returns zero, so skip stops inside. */
+	while (skip < 15 && serial[skip] == 0)
+		skip++;
+	cf_hex_encode(hex, serial + skip, 16 - skip);
+	skip = hex[0] == '0' ? 1 : 0;
+	memcpy(out, hex + skip, strlen(hex + skip) + 1);
+}
+
+/* The key facts as cf_pki_cert_info_get() reports them, from the parsed request. */
+static void
+key_facts(cf_pki_cert_info *info, const cf_pki_csr *csr)
+{
+	const char *curve;
+
+	info->key_bits = csr->key_bits;
+	info->key_type = csr->key_type;
+	switch (csr->key_id) {
+	case EVP_PKEY_RSA:
+		snprintf(info->key_alg, sizeof(info->key_alg), "RSA");
+		break;
+	case EVP_PKEY_ED25519:
+		snprintf(info->key_alg, sizeof(info->key_alg), "ED25519");
+		break;
+	case EVP_PKEY_EC:
+		snprintf(info->key_alg, sizeof(info->key_alg), "EC");
+		curve = EC_curve_nid2nist(csr->curve_nid);
+		if (curve == NULL)
+			curve = OBJ_nid2sn(csr->curve_nid);
+		snprintf(info->key_curve, sizeof(info->key_curve), "%s",
+			 curve != NULL ? curve : "");
+		break;
+	default:
+		break;
+	}
+}
+
+/* Everything cf_pki_cert_info_get() would say about the certificate just written. */
+static int
+info_fill(cf_pki_cert_info *info, const cf_pki_ca *ca, const cf_pki_csr *csr, const char *thing,
+	  const struct tbs_facts *facts, const unsigned char *der, size_t der_len, cf_err *err)
+{
+	unsigned char md[32];
+	int rc;
+
+	_Static_assert(sizeof(ca->issuer_text) == sizeof(info->issuer), "issuer text size");
+	_Static_assert(sizeof(ca->sig_alg) == sizeof(info->sig_alg), "sig_alg size");
+	memset(info, 0, sizeof(*info));
+	if (EVP_Digest(der, der_len, md, NULL, ca->sha256, NULL) != 1)
+		return cf_err_set_ossl(err, CF_ECRYPTO, NULL, "SHA-256 of the certificate");
+	cf_hex_encode(info->id, md, sizeof(md));
+	serial_text(info->serial, facts->serial);
+	if (rfc2253_plain(thing)) {
+		/* Nothing in this set is special to RFC 2253, first or last or anywhere. */
+		snprintf(info->subject, sizeof(info->subject), "CN=%s", thing);
+		snprintf(info->common_name, sizeof(info->common_name), "%s", thing);
+	} else {
+		rc = subject_text_slow(info, thing, err);
+		if (rc != CF_OK)
+			return rc;
+	}
+	memcpy(info->issuer, ca->issuer_text, sizeof(info->issuer));
+	memcpy(info->spki_sha256, csr->spki_sha256, sizeof(info->spki_sha256));
+	key_facts(info, csr);
+	memcpy(info->sig_alg, ca->sig_alg, sizeof(info->sig_alg));
+	info->not_before = facts->not_before;
+	info->not_after = facts->not_after;
+	info->is_ca = false;
+	return CF_OK;
+}
+
+int
+cf_pki_issue_der(unsigned char **out, size_t *len_out, cf_pki_ca *ca, const cf_pki_csr *csr,
+		 const char *thing, const cf_pki_profile *profile, cf_pki_cert_info *info,
+		 cf_err *err)
+{
+	cf_pki__der_buf buf = { NULL, 0, 0, false };
+	struct tbs_facts facts;
 	int rc;
 
 	*out = NULL;
@@ -350,12 +490,17 @@ cf_pki_issue_der(unsigned char **out, size_t *len_out, cf_pki_ca *ca, const cf_p
 	rc = issue_args_check(thing, profile, err);
 	if (rc != CF_OK)
 		goto out;
-	rc = tbs_write(&buf, ca, csr, thing, profile, err);
+	rc = tbs_write(&buf, &facts, ca, csr, thing, profile, err);
 	if (rc != CF_OK)
 		goto out;
 	rc = cert_sign(&buf, ca, err);
 	if (rc != CF_OK)
 		goto out;
+	if (info != NULL) {
+		rc = info_fill(info, ca, csr, thing, &facts, buf.p, buf.len, err);
+		if (rc != CF_OK)
+			goto out;
+	}
 	*out = buf.p;
 	*len_out = buf.len;
 	buf.p = NULL;
@@ -375,7 +520,7 @@ cf_pki_issue(X509 **out, cf_pki_ca *ca, const cf_pki_csr *csr, const char *thing
 	int rc;
 
 	*out = NULL;
-	rc = cf_pki_issue_der(&der, &len, ca, csr, thing, profile, err);
+	rc = cf_pki_issue_der(&der, &len, ca, csr, thing, profile, NULL, err);
 	if (rc != CF_OK)
 		goto out;
 	p = der;

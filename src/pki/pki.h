@@ -173,21 +173,28 @@ void cf_pki_profile_init(cf_pki_profile *profile);
 int cf_pki_issue(X509 **out, cf_pki_ca *ca, const cf_pki_csr *csr, const char *thing,
 		 const cf_pki_profile *profile, cf_err *err);
 
+typedef struct cf_pki_cert_info cf_pki_cert_info; /* defined under "certificates" */
+
 /*
  * Added: the same certificate as cf_pki_issue(), as DER, without building
  * an X509. Parsing the result into an X509 costs OpenSSL 3.0 about as much
  * as the verify and the sign together (its key decoder), so a caller that
- * only stores and sends the certificate should use this. The caller frees
- * *out with free(). CF_EINVAL for a bad thing name or profile, CF_ESTATE
- * when the CA has expired, CF_ECRYPTO when signing fails.
+ * only stores and sends the certificate should use this, with
+ * cf_pki_der_to_pem() for the PEM. The caller frees *out with free().
+ * Changed: when info is not NULL it is filled, without parsing the result,
+ * with exactly what cf_pki_cert_info_get() would report for the
+ * certificate (notAfter as capped at the CA's). CF_EINVAL for a bad thing
+ * name or profile, CF_ESTATE when the CA has expired, CF_ECRYPTO when
+ * signing fails.
  */
 int cf_pki_issue_der(unsigned char **out, size_t *len_out, cf_pki_ca *ca, const cf_pki_csr *csr,
-		     const char *thing, const cf_pki_profile *profile, cf_err *err);
+		     const char *thing, const cf_pki_profile *profile, cf_pki_cert_info *info,
+		     cf_err *err);
 
 /* ---- certificates --------------------------------------------------- */
 
 /* Facts about a certificate, as the registry keeps them. */
-typedef struct cf_pki_cert_info {
+struct cf_pki_cert_info {
 	char id[CF_PKI_ID_LEN];          /* SHA-256 of the DER */
 	char serial[CF_PKI_SERIAL_LEN];  /* lowercase hex, no leading zeros */
 	char subject[256];               /* RFC 2253 */
@@ -202,7 +209,7 @@ typedef struct cf_pki_cert_info {
 	int64_t not_before;
 	int64_t not_after;
 	bool is_ca;
-} cf_pki_cert_info;
+};
 
 /* Fill info from cert. */
 int cf_pki_cert_info_get(cf_pki_cert_info *info, X509 *cert, cf_err *err);
@@ -218,6 +225,18 @@ int cf_pki_cert_from_pem(X509 **out, const char *pem, size_t len, cf_err *err);
 
 /* PEM text of cert, NUL-terminated, freed with free(). */
 int cf_pki_cert_to_pem(char **out, size_t *len_out, X509 *cert, cf_err *err);
+
+/*
+ * Added: PEM text of der_len bytes of DER under label ("CERTIFICATE"):
+ * "-----BEGIN <label>-----", base64 in 64-character lines, "-----END
+ * <label>-----", each line ending in "\n"; byte for byte what
+ * PEM_write_bio_X509() writes for the same certificate. The DER is not
+ * looked at. *out is NUL-terminated and freed with free(); *len_out (may be
+ * NULL) excludes the NUL. CF_EINVAL for an empty or over-long (64) label,
+ * CF_ENOMEM.
+ */
+int cf_pki_der_to_pem(char **out, size_t *len_out, const unsigned char *der, size_t der_len,
+		      const char *label, cf_err *err);
 
 /* Verdict of cf_pki_key_quality(). */
 typedef struct cf_pki_quality {

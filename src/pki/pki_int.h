@@ -83,6 +83,12 @@ const char *cf_pki__md_name_for_key(EVP_PKEY *key);
 /* Convert an ASN1_TIME to seconds since the epoch. */
 int cf_pki__asn1_time_to_epoch(int64_t *out, const ASN1_TIME *t);
 
+/* name as RFC 2253 text (cf_pki_cert_info's subject and issuer), truncated to size. */
+int cf_pki__name_text(char *out, size_t size, const X509_NAME *name);
+
+/* The first CN of name as UTF-8, or "" when absent or longer than size - 1. */
+void cf_pki__common_name_get(char *out, size_t size, const X509_NAME *name);
+
 /* The parsed request; see csr.c. All pointers into der stay valid while der lives. */
 struct cf_pki_csr {
 	unsigned char *der; /* the CertificationRequest, owned */
@@ -113,6 +119,10 @@ struct cf_pki_ca {
 	unsigned char key_id[64]; /* the CA's subject key identifier, for AKI */
 	size_t key_id_len;
 	int64_t not_after;
+	EVP_MD *sha256;        /* fetched once: certificateId of every issued certificate */
+	EVP_MD *sha1;          /* fetched once: subject key identifiers */
+	char issuer_text[256]; /* the CA's subject as cf_pki_cert_info_get() prints it */
+	char sig_alg[48];      /* long name of the signature algorithm, as in cf_pki_cert_info */
 };
 
 /* Sign data with the CA key into sig (ca->sig_max bytes). */

@@ -135,6 +135,124 @@ test_pki_cert__pem_roundtrip(void **state)
 	pki_test_chain_clear(&chain);
 }
 
+/* What PEM_write_bio() makes of len bytes under label, NUL-terminated, freed with free(). */
+static char *
+openssl_pem(const unsigned char *der, size_t len, const char *label)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data, *copy;
+	long n;
+
+	assert_non_null(bio);
+	assert_true(PEM_write_bio(bio, label, "", der, (long)len) > 0);
+	n = BIO_get_mem_data(bio, &data);
+	copy = malloc((size_t)n + 1);
+	assert_non_null(copy);
+	memcpy(copy, data, (size_t)n);
+	copy[n] = '\0';
+	BIO_free(bio);
+	return copy;
+}
+
+/* Byte for byte what PEM_write_bio_X509() writes, for certificates of every key type. */
+static void
+test_pki_cert__der_to_pem_matches_openssl(void **state)
+{
+	static const cf_key_type types[] = { CF_KEY_EC_P256, CF_KEY_EC_P384, CF_KEY_ED25519,
+					     CF_KEY_RSA_2048 };
+	static const char *csrs[] = { "good-p256.pem", "good-p384.pem", "good-ed25519.pem",
+				      "good-rsa2048.pem" };
+	cf_pki_profile profile;
+	size_t i, j;
+
+	(void)state;
+	cf_pki_profile_init(&profile);
+	for (i = 0; i < CF_ARRAY_LEN(types); i++) {
+		struct pki_test_chain chain;
+
+		pki_test_chain_make(&chain, types[i]);
+		for (j = 0; j < CF_ARRAY_LEN(csrs); j++) {
+			cf_pki_csr *csr = pki_test_csr(csrs[j]);
+			unsigned char *der = NULL;
+			const unsigned char *p;
+			size_t der_len = 0, len = 0;
+			char *pem = NULL, *want = NULL;
+			X509 *cert;
+
+			assert_int_equal(cf_pki_issue_der(&der, &der_len, chain.int_ca, csr,
+							  "thing-1", &profile, NULL, NULL),
+					 0);
+			p = der;
+			cert = d2i_X509(NULL, &p, (long)der_len);
+			assert_non_null(cert);
+			assert_int_equal(cf_pki_cert_to_pem(&want, NULL, cert, NULL), 0);
+			assert_int_equal(
+				cf_pki_der_to_pem(&pem, &len, der, der_len, "CERTIFICATE", NULL),
+				0);
+			assert_string_equal(pem, want);
+			assert_int_equal(strlen(pem), len);
+			free(want);
+			free(pem);
+			X509_free(cert);
+			free(der);
+			cf_pki_csr_free(csr);
+		}
+		pki_test_chain_clear(&chain);
+	}
+}
+
+/* Every last-line length, including none (a multiple of 48 bytes), and empty input. */
+static void
+test_pki_cert__der_to_pem_every_length(void **state)
+{
+	unsigned char data[200];
+	char *pem = NULL, *want;
+	size_t i, len = 0;
+
+	(void)state;
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = (unsigned char)(i * 37 + 11);
+	/* PEM_write_bio() reports 0 bytes for empty data, so compare that by hand. */
+	assert_int_equal(cf_pki_der_to_pem(&pem, &len, data, 0, "X509 CRL", NULL), 0);
+	assert_string_equal(pem, "-----BEGIN X509 CRL-----\n-----END X509 CRL-----\n");
+	free(pem);
+	for (i = 1; i <= sizeof(data); i++) {
+		want = openssl_pem(data, i, "X509 CRL");
+		assert_int_equal(cf_pki_der_to_pem(&pem, &len, data, i, "X509 CRL", NULL), 0);
+		assert_string_equal(pem, want);
+		assert_int_equal(len, strlen(want));
+		free(pem);
+		free(want);
+	}
+	/* len_out may be NULL. */
+	assert_int_equal(cf_pki_der_to_pem(&pem, NULL, data, 48, "CERTIFICATE", NULL), 0);
+	assert_non_null(pem);
+	free(pem);
+}
+
+static void
+test_pki_cert__der_to_pem_bad_label(void **state)
+{
+	static const unsigned char der[] = { 0x30, 0x00 };
+	char label[66];
+	char *pem = (char *)1;
+	size_t len = 1;
+	cf_err err = CF_ERR_INIT;
+
+	(void)state;
+	assert_int_equal(cf_pki_der_to_pem(&pem, &len, der, sizeof(der), NULL, &err), CF_EINVAL);
+	assert_null(pem);
+	assert_int_equal(len, 0);
+	assert_int_equal(cf_pki_der_to_pem(&pem, &len, der, sizeof(der), "", NULL), CF_EINVAL);
+	memset(label, 'A', sizeof(label) - 1);
+	label[sizeof(label) - 1] = '\0';
+	assert_int_equal(cf_pki_der_to_pem(&pem, &len, der, sizeof(der), label, NULL), CF_EINVAL);
+	label[64] = '\0';
+	assert_int_equal(cf_pki_der_to_pem(&pem, &len, der, sizeof(der), label, NULL), 0);
+	free(pem);
+	assert_int_equal(cf_pki_der_to_pem(&pem, &len, NULL, 5, "CERTIFICATE", NULL), CF_EINVAL);
+}
+
 static void
 test_pki_cert__signed_by(void **state)
 {
@@ -222,6 +340,9 @@ test_pki_cert_run(void)
 		cmocka_unit_test(test_pki_cert__info_of_device_cert),
 		cmocka_unit_test(test_pki_cert__info_key_kinds),
 		cmocka_unit_test(test_pki_cert__pem_roundtrip),
+		cmocka_unit_test(test_pki_cert__der_to_pem_matches_openssl),
+		cmocka_unit_test(test_pki_cert__der_to_pem_every_length),
+		cmocka_unit_test(test_pki_cert__der_to_pem_bad_label),
 		cmocka_unit_test(test_pki_cert__signed_by),
 		cmocka_unit_test(test_pki_cert__key_quality),
 		cmocka_unit_test(test_pki_cert__revoke_reasons),

@@ -442,6 +442,193 @@ test_pki_issue__ca_csr(void **state)
 	X509_REQ_free(req);
 }
 
+/* Field by field, so that a failure names the field. */
+static void
+assert_info_equal(const cf_pki_cert_info *got, const cf_pki_cert_info *want)
+{
+	assert_string_equal(got->id, want->id);
+	assert_string_equal(got->serial, want->serial);
+	assert_string_equal(got->subject, want->subject);
+	assert_string_equal(got->issuer, want->issuer);
+	assert_string_equal(got->common_name, want->common_name);
+	assert_string_equal(got->spki_sha256, want->spki_sha256);
+	assert_string_equal(got->key_alg, want->key_alg);
+	assert_string_equal(got->key_curve, want->key_curve);
+	assert_int_equal(got->key_bits, want->key_bits);
+	assert_int_equal(got->key_type, want->key_type);
+	assert_string_equal(got->sig_alg, want->sig_alg);
+	assert_int_equal(got->not_before, want->not_before);
+	assert_int_equal(got->not_after, want->not_after);
+	assert_int_equal(got->is_ca, want->is_ca);
+}
+
+/* Issue as DER with info, parse the DER, and check info against cf_pki_cert_info_get(). */
+static void
+der_info_check(cf_pki_ca *ca, const cf_pki_csr *csr, const char *thing,
+	       const cf_pki_profile *profile, cf_pki_cert_info *info_out)
+{
+	cf_pki_cert_info info, want;
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	size_t len = 0;
+	cf_err err = CF_ERR_INIT;
+	X509 *cert;
+
+	memset(&info, 0xa5, sizeof(info)); /* whatever was there must not show through */
+	if (cf_pki_issue_der(&der, &len, ca, csr, thing, profile, &info, &err) != 0)
+		fail_msg("issue_der %s: %s", thing, err.msg);
+	p = der;
+	cert = d2i_X509(NULL, &p, (long)len);
+	assert_non_null(cert);
+	assert_ptr_equal(p, der + len);
+	assert_int_equal(cf_pki_cert_info_get(&want, cert, NULL), 0);
+	assert_info_equal(&info, &want);
+	if (info_out != NULL)
+		*info_out = info;
+	X509_free(cert);
+	free(der);
+}
+
+static void
+test_pki_issue__der_info_matches_cert_info(void **state)
+{
+	static const cf_key_type ca_types[] = { CF_KEY_EC_P256, CF_KEY_EC_P384, CF_KEY_ED25519,
+						CF_KEY_RSA_2048 };
+	static const char *csrs[] = { "good-p256.pem", "good-p384.pem", "good-ed25519.pem",
+				      "good-rsa2048.pem", "good-der-p256.der" };
+	static const char *const sig_algs[] = { "ecdsa-with-SHA256", "ecdsa-with-SHA384", "ED25519",
+						"sha256WithRSAEncryption" };
+	static const char *const key_algs[] = { "EC", "EC", "ED25519", "RSA", "EC" };
+	cf_pki_profile profile;
+	cf_pki_cert_info info;
+	char longest[129];
+	size_t i, j;
+
+	(void)state;
+	cf_pki_profile_init(&profile);
+	for (i = 0; i < sizeof(longest) - 1; i++)
+		longest[i] = "abcXYZ019_.:-"[i % 13];
+	longest[sizeof(longest) - 1] = '\0';
+	for (i = 0; i < CF_ARRAY_LEN(ca_types); i++) {
+		struct pki_test_chain chain;
+
+		pki_test_chain_make(&chain, ca_types[i]);
+		for (j = 0; j < CF_ARRAY_LEN(csrs); j++) {
+			cf_pki_csr *csr = pki_test_csr(csrs[j]);
+
+			der_info_check(chain.int_ca, csr, "thing-1", &profile, &info);
+			/* Not only equal to OpenSSL's view: also what we expect. */
+			assert_string_equal(info.sig_alg, sig_algs[i]);
+			assert_string_equal(info.key_alg, key_algs[j]);
+			assert_string_equal(info.issuer, "CN=Test Issuing CA,O=certfleet");
+			assert_string_equal(info.subject, "CN=thing-1");
+			assert_string_equal(info.spki_sha256, cf_pki_csr_spki_sha256(csr));
+			assert_int_equal(info.key_type, cf_pki_csr_key_type(csr));
+			/* Every character a thing name may have; the longest name. */
+			der_info_check(chain.int_ca, csr, "AZaz09_.:-Thing", &profile, NULL);
+			der_info_check(chain.int_ca, csr, longest, &profile, NULL);
+			cf_pki_csr_free(csr);
+		}
+		/* The CA's own signer: a root CA issuing directly, other issuer text. */
+		{
+			cf_pki_csr *csr = pki_test_csr("good-p256.pem");
+
+			der_info_check(chain.root_ca, csr, "thing-2", &profile, &info);
+			assert_string_equal(info.issuer, "CN=Test Root,O=certfleet");
+			cf_pki_csr_free(csr);
+		}
+		pki_test_chain_clear(&chain);
+	}
+}
+
+static void
+test_pki_issue__der_info_with_urls(void **state)
+{
+	struct fixture *fx = *state;
+	cf_pki_csr *csr = pki_test_csr("good-p256.pem");
+
+	fx->profile.crl_url = "http://pki.example/crl/issuing.crl";
+	fx->profile.ocsp_url = "http://pki.example/ocsp";
+	der_info_check(fx->chain.int_ca, csr, "thing-1", &fx->profile, NULL);
+	cf_pki_csr_free(csr);
+}
+
+/* Names outside the thing-name set still come out as OpenSSL prints them. */
+static void
+test_pki_issue__der_info_escaped_subject(void **state)
+{
+	static const char *const things[] = {
+		"a,b+c;d", " lead",        "#hash",     "trail ",     "q\"uo\\te<>",
+		"x=y",     "th\xc3\xafng", "tab\there", "~!@$%^&*()",
+	};
+	struct fixture *fx = *state;
+	cf_pki_csr *csr = pki_test_csr("good-p256.pem");
+	cf_pki_cert_info info;
+	unsigned char *der = NULL;
+	X509 *cert = NULL;
+	size_t i, len = 0;
+
+	for (i = 0; i < CF_ARRAY_LEN(things); i++)
+		der_info_check(fx->chain.int_ca, csr, things[i], &fx->profile, NULL);
+	der_info_check(fx->chain.int_ca, csr, "a,b", &fx->profile, &info);
+	assert_string_equal(info.subject, "CN=a\\,b");
+	assert_string_equal(info.common_name, "a,b");
+	/* Not UTF-8: OpenSSL cannot parse such a certificate, and info cannot describe it. */
+	assert_int_equal(cf_pki_issue_der(&der, &len, fx->chain.int_ca, csr, "bad\xff",
+					  &fx->profile, &info, NULL),
+			 CF_EINVAL);
+	assert_null(der);
+	assert_int_not_equal(
+		cf_pki_issue(&cert, fx->chain.int_ca, csr, "bad\xff", &fx->profile, NULL), 0);
+	cf_pki_csr_free(csr);
+}
+
+/* notAfter in info is the capped one, and the rest of the validity is as written. */
+static void
+test_pki_issue__der_info_validity_capped(void **state)
+{
+	struct fixture *fx = *state;
+	cf_pki_csr *csr = pki_test_csr("good-p256.pem");
+	int64_t now = cf_time_now();
+	cf_pki_cert_info info;
+
+	fx->profile.days = 20000;
+	fx->profile.backdate_seconds = 600;
+	der_info_check(fx->chain.int_ca, csr, "thing-1", &fx->profile, &info);
+	assert_int_equal(info.not_after, epoch(X509_get0_notAfter(fx->chain.inter)));
+	assert_true(info.not_after < now + 20000LL * 86400);
+	assert_true(info.not_before >= now - 600 - 5 && info.not_before <= now - 600 + 5);
+	/* Within the CA's life: not capped. */
+	fx->profile.days = 30;
+	der_info_check(fx->chain.int_ca, csr, "thing-1", &fx->profile, &info);
+	assert_int_equal(info.not_after - info.not_before, 30 * 86400 + 600);
+	cf_pki_csr_free(csr);
+}
+
+/* A failed issue leaves *out NULL; info NULL is accepted. */
+static void
+test_pki_issue__der_info_optional(void **state)
+{
+	struct fixture *fx = *state;
+	cf_pki_csr *csr = pki_test_csr("good-p256.pem");
+	cf_pki_cert_info info;
+	unsigned char *der = NULL;
+	size_t len = 0;
+
+	assert_int_equal(
+		cf_pki_issue_der(&der, &len, fx->chain.int_ca, csr, "t", &fx->profile, NULL, NULL),
+		0);
+	assert_non_null(der);
+	assert_true(len > 0);
+	free(der);
+	assert_int_equal(
+		cf_pki_issue_der(&der, &len, fx->chain.int_ca, csr, "", &fx->profile, &info, NULL),
+		CF_EINVAL);
+	assert_null(der);
+	assert_int_equal(len, 0);
+	cf_pki_csr_free(csr);
+}
+
 int
 test_pki_issue_run(void)
 {
@@ -462,6 +649,14 @@ test_pki_issue_run(void)
 		cmocka_unit_test(test_pki_issue__signature_algorithms),
 		cmocka_unit_test_setup_teardown(test_pki_issue__ca_new_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pki_issue__ca_csr, setup, teardown),
+		cmocka_unit_test(test_pki_issue__der_info_matches_cert_info),
+		cmocka_unit_test_setup_teardown(test_pki_issue__der_info_with_urls, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_pki_issue__der_info_escaped_subject, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_pki_issue__der_info_validity_capped, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_pki_issue__der_info_optional, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("pki_issue", tests, NULL, NULL);
