@@ -119,33 +119,50 @@ out:
 	return rc;
 }
 
-/* The cached signer of ca (NULL: the default issuer), loaded on first use. */
+static struct signer *
+signer_cached(cf_authority *auth, const char *name)
+{
+	struct signer *s;
+
+	for (s = auth->signers; s != NULL; s = s->next) {
+		if (strcmp(s->name, name) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+/*
+ * The signer of ca (NULL: the default issuer), loaded on first use. A
+ * cached signer is used without asking the registry again: the CA's status
+ * is checked where it counts, in the transaction that records the
+ * certificate.
+ */
 static int
 signer_get(struct signer **out, cf_authority *auth, const char *ca, cf_err *err)
 {
 	cf_store_ca rec;
-	struct signer *s;
+	struct signer *s = NULL;
 	cf_pki_ca *loaded = NULL;
 	int rc;
 
-	*out = NULL;
+	*out = ca != NULL ? signer_cached(auth, ca) : NULL;
+	if (*out != NULL)
+		return CF_OK;
 	memset(&rec, 0, sizeof(rec));
 	rc = ca == NULL ? cf_store_ca_get_default(auth->store, &rec, err)
 			: cf_store_ca_get(auth->store, &rec, ca, err);
 	if (rc != CF_OK)
 		goto out;
-	for (s = auth->signers; s != NULL; s = s->next) {
-		if (strcmp(s->name, rec.name) == 0) {
-			*out = s;
-			goto out;
-		}
-	}
+	*out = signer_cached(auth, rec.name);
+	if (*out != NULL)
+		goto out;
 	rc = signer_load(&loaded, auth, &rec, err);
 	if (rc != CF_OK)
 		goto out;
 	s = calloc(1, sizeof(*s));
-	if (s == NULL || (s->name = strdup(rec.name)) == NULL) {
-		free(s);
+	if (s != NULL)
+		s->name = strdup(rec.name);
+	if (s == NULL || s->name == NULL) {
 		rc = cf_err_set(err, CF_ENOMEM, NULL, "signer cache");
 		goto out;
 	}
@@ -154,7 +171,11 @@ signer_get(struct signer **out, cf_authority *auth, const char *ca, cf_err *err)
 	s->next = auth->signers;
 	auth->signers = s;
 	*out = s;
+	s = NULL;
 out:
+	if (s != NULL)
+		free(s->name);
+	free(s);
 	cf_pki_ca_free(loaded);
 	cf_store_ca_clear(&rec);
 	return rc;
@@ -203,30 +224,35 @@ cert_record(cf_store_cert *rec, const cf_pki_cert_info *info, const char *pem, c
 	rec->pem = lend(pem);
 }
 
-int
-cf_authority_issue(cf_authority *auth, cf_authority_result *out,
-		   const cf_authority_request *req, const cf_store_actor *actor, cf_err *err)
+/* One request on its way through a batch: what signing produced for the registry. */
+struct pending {
+	cf_pki_cert_info info;
+	char *pem;
+	cf_store_cert rec;
+	const char *const *policies;
+	size_t npolicies;
+};
+
+/*
+ * Everything but the registry write: CSR checks first (a bad CSR never
+ * reaches the CA key), then the thing and the CA, then the signature.
+ */
+static int
+sign_one(cf_authority *auth, struct pending *p, const cf_authority_request *req,
+	 struct signer **def, cf_err *err)
 {
 	cf_pki_csr *csr = NULL;
 	struct signer *signer = NULL;
 	unsigned char *der = NULL;
 	size_t der_len = 0, pem_len = 0;
-	char *pem = NULL;
 	cf_store_thing thing;
-	cf_store_cert rec;
-	cf_pki_cert_info info;
 	cf_pki_profile profile = auth->profile;
-	const char *const *policies = req->policies;
-	size_t npolicies = req->npolicies;
 	int rc;
 
-	memset(out, 0, sizeof(*out));
 	memset(&thing, 0, sizeof(thing));
-	/* Cheap refusals first: a bad CSR never reaches the CA key. */
 	rc = cf_pki_csr_parse(&csr, req->csr, req->csr_len, err);
-	if (rc != CF_OK)
-		goto out;
-	rc = cf_pki_csr_check_policy(csr, &auth->key_policy, err);
+	if (rc == CF_OK)
+		rc = cf_pki_csr_check_policy(csr, &auth->key_policy, err);
 	if (rc != CF_OK)
 		goto out;
 	if (req->reject_spki != NULL &&
@@ -238,33 +264,104 @@ cf_authority_issue(cf_authority *auth, cf_authority_result *out,
 	rc = cf_store_thing_get(auth->store, &thing, req->thing, err);
 	if (rc != CF_OK)
 		goto out;
-	rc = signer_get(&signer, auth, req->ca, err);
+	/* The default issuer is looked up once per batch. */
+	if (req->ca != NULL)
+		rc = signer_get(&signer, auth, req->ca, err);
+	else if (*def == NULL)
+		rc = signer_get(def, auth, NULL, err);
 	if (rc != CF_OK)
 		goto out;
+	if (req->ca == NULL)
+		signer = *def;
 	if (req->days > 0)
 		profile.days = req->days;
 	/* DER and facts straight from issuance: no round trip through an X509. */
-	rc = cf_pki_issue_der(&der, &der_len, signer->ca, csr, thing.name, &profile, &info, err);
+	rc = cf_pki_issue_der(&der, &der_len, signer->ca, csr, thing.name, &profile, &p->info,
+			      err);
 	if (rc == CF_OK)
-		rc = cf_pki_der_to_pem(&pem, &pem_len, der, der_len, "CERTIFICATE", err);
+		rc = cf_pki_der_to_pem(&p->pem, &pem_len, der, der_len, "CERTIFICATE", err);
 	if (rc != CF_OK)
 		goto out;
-	if (npolicies == 0 && auth->default_policy != NULL && auth->default_policy[0] != '\0') {
-		policies = (const char *const *)&auth->default_policy;
-		npolicies = 1;
+	p->policies = req->policies;
+	p->npolicies = req->npolicies;
+	if (p->npolicies == 0 && auth->default_policy != NULL && auth->default_policy[0] != '\0') {
+		p->policies = (const char *const *)&auth->default_policy;
+		p->npolicies = 1;
 	}
-	cert_record(&rec, &info, pem, signer->name, req);
-	rc = cf_store_cert_insert(auth->store, &rec, policies, npolicies, false, actor, err);
-	if (rc != CF_OK)
-		goto out;
-	memcpy(out->id, info.id, sizeof(out->id));
-	out->pem = pem;
-	pem = NULL;
+	cert_record(&p->rec, &p->info, p->pem, signer->name, req);
 out:
-	free(pem);
 	free(der);
 	cf_pki_csr_free(csr);
 	cf_store_thing_clear(&thing);
+	return rc;
+}
+
+int
+cf_authority_issue_batch(cf_authority *auth, cf_authority_item *items, size_t n,
+			 const cf_store_actor *actor, cf_err *err)
+{
+	struct pending *pend = NULL;
+	cf_store_cert_new *news = NULL;
+	size_t *which = NULL; /* news[k] is items[which[k]] */
+	struct signer *def = NULL;
+	size_t i, k, nnew = 0;
+	int rc;
+
+	pend = calloc(n > 0 ? n : 1, sizeof(*pend));
+	news = calloc(n > 0 ? n : 1, sizeof(*news));
+	which = calloc(n > 0 ? n : 1, sizeof(*which));
+	if (pend == NULL || news == NULL || which == NULL) {
+		rc = cf_err_set(err, CF_ENOMEM, NULL, "issuance batch");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		memset(&items[i].result, 0, sizeof(items[i].result));
+		cf_err_clear(&items[i].err);
+		items[i].rc = sign_one(auth, &pend[i], items[i].req, &def, &items[i].err);
+		if (items[i].rc != CF_OK)
+			continue; /* refused: it never reaches the registry */
+		news[nnew].cert = &pend[i].rec;
+		news[nnew].policies = pend[i].policies;
+		news[nnew].npolicies = pend[i].npolicies;
+		which[nnew++] = i;
+	}
+	rc = nnew > 0 ? cf_store_cert_insert_batch(auth->store, news, nnew, actor, err) : CF_OK;
+	for (k = 0; k < nnew; k++) {
+		cf_authority_item *item = &items[which[k]];
+
+		item->rc = news[k].rc;
+		if (item->rc != CF_OK) {
+			item->err = news[k].err;
+			continue;
+		}
+		memcpy(item->result.id, pend[which[k]].info.id, sizeof(item->result.id));
+		item->result.pem = pend[which[k]].pem;
+		pend[which[k]].pem = NULL;
+	}
+out:
+	for (i = 0; pend != NULL && i < n; i++)
+		free(pend[i].pem);
+	free(pend);
+	free(news);
+	free(which);
+	return rc;
+}
+
+int
+cf_authority_issue(cf_authority *auth, cf_authority_result *out,
+		   const cf_authority_request *req, const cf_store_actor *actor, cf_err *err)
+{
+	cf_authority_item item;
+	int rc;
+
+	memset(&item, 0, sizeof(item));
+	item.req = req;
+	rc = cf_authority_issue_batch(auth, &item, 1, actor, err);
+	if (rc == CF_OK && item.rc != CF_OK && err != NULL)
+		*err = item.err;
+	if (rc == CF_OK)
+		rc = item.rc;
+	*out = item.result;
 	return rc;
 }
 

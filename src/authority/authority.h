@@ -65,6 +65,25 @@ int cf_authority_issue(cf_authority *auth, cf_authority_result *out,
 
 void cf_authority_result_clear(cf_authority_result *result);
 
+/* One request of cf_authority_issue_batch(). */
+typedef struct cf_authority_item {
+	const cf_authority_request *req; /* in */
+	cf_authority_result result;      /* out, when rc is CF_OK: release with _result_clear() */
+	int rc;                          /* out: CF_OK, or why this one was refused */
+	cf_err err;                      /* out */
+} cf_authority_item;
+
+/*
+ * Issue several certificates with one registry transaction (group commit),
+ * the way certfleetd does when many CSRs wait: each item is signed and
+ * refused or issued on its own, exactly as by cf_authority_issue(); only the
+ * commit is shared. Returns CF_OK when the registry transaction committed;
+ * otherwise (CF_EBUSY, CF_ESTORE) nothing was written and each item's rc
+ * says so.
+ */
+int cf_authority_issue_batch(cf_authority *auth, cf_authority_item *items, size_t n,
+			     const cf_store_actor *actor, cf_err *err);
+
 /*
  * The signer of the named CA (NULL: the default issuer), loading and
  * decrypting its key on first use. Borrowed: lives as long as auth.

@@ -36,6 +36,11 @@
 
 /*
  * Migration 1. Notes on choices:
+ * - every index is one more page written per issuance, and an index on a
+ *   random key (a hash, a serial) touches a different page each time: there
+ *   is none on certs.spki_sha256 or events.resource, which only audits and
+ *   operator queries read, by scanning (measured: the two cost ~30 us of a
+ *   ~180 us issuance);
  * - statuses are stored as their names, readable with the sqlite3 shell;
  * - cas.parent is not a foreign key: an external CA's issuer need not be
  *   registered here;
@@ -89,7 +94,6 @@ static const char migration_1[] =
 	" UNIQUE (ca, serial));"
 	"CREATE INDEX certs_thing ON certs(thing);"
 	"CREATE INDEX certs_status_not_after ON certs(status, not_after);"
-	"CREATE INDEX certs_spki ON certs(spki_sha256);"
 	"CREATE INDEX certs_change_seq ON certs(change_seq);"
 	"CREATE TABLE policies ("
 	" name TEXT PRIMARY KEY,"
@@ -118,7 +122,6 @@ static const char migration_1[] =
 	" detail TEXT NOT NULL,"
 	" prev_hash TEXT NOT NULL,"
 	" hash TEXT NOT NULL);"
-	"CREATE INDEX events_resource ON events(resource, seq);"
 	"CREATE TABLE event_head ("
 	" id INTEGER PRIMARY KEY CHECK (id = 1),"
 	" seq INTEGER NOT NULL,"
@@ -142,6 +145,9 @@ enum stmt_id {
 	ST_BEGIN_WRITE,
 	ST_BEGIN_READ,
 	ST_COMMIT,
+	ST_SAVEPOINT,
+	ST_ROLLBACK_TO,
+	ST_RELEASE,
 	ST_ROLLBACK,
 	ST_SCHEMA_VERSION,
 	ST_HEAD_GET,
@@ -183,6 +189,9 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_BEGIN_READ] = "BEGIN",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SAVEPOINT] = "SAVEPOINT cf_item",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO cf_item",
+	[ST_RELEASE] = "RELEASE cf_item",
 	[ST_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
 	[ST_HEAD_GET] = "SELECT seq, hash FROM event_head WHERE id = 1",
 	[ST_HEAD_SET] = "UPDATE event_head SET seq = ?1, hash = ?2 WHERE id = 1",
@@ -1017,17 +1026,22 @@ configure(cf_store *store, bool readonly, cf_err *err)
 		return rc;
 	}
 	/*
-	 * 1 KiB pages, for new files only (a no-op on an existing one): every
-	 * commit writes each page it touched to the WAL, and an issuance touches
-	 * a dozen (the row, six certificate indexes, the event, its index, the
-	 * head). Smaller pages cut the bytes written and checksummed per commit;
-	 * measured 89 -> 67 us per cf_store_cert_insert().
+	 * For new files only (a no-op on an existing one): 4 KiB pages, the
+	 * file system's. With a page cache of 64 MiB the indexes of a large
+	 * registry stay in memory, and a checkpoint every 10,000 pages (about
+	 * 40 MiB of WAL) instead of SQLite's 1,000 spreads the checkpoint's
+	 * fsync over ten times more commits. Measured on bench/issue: 38% ->
+	 * 47% of the raw crypto rate with group commit.
 	 */
-	rc = pragma(sq, "PRAGMA page_size = 1024", NULL, err);
+	rc = pragma(sq, "PRAGMA page_size = 4096", NULL, err);
 	if (rc == CF_OK)
 		rc = pragma(sq, "PRAGMA journal_mode = WAL", "wal", err);
 	if (rc == CF_OK)
 		rc = pragma(sq, "PRAGMA synchronous = NORMAL", NULL, err);
+	if (rc == CF_OK)
+		rc = pragma(sq, "PRAGMA cache_size = -65536", NULL, err);
+	if (rc == CF_OK)
+		rc = pragma(sq, "PRAGMA wal_autocheckpoint = 10000", NULL, err);
 	if (rc == CF_OK)
 		rc = pragma(sq, "PRAGMA foreign_keys = ON", NULL, err);
 	if (rc == CF_OK)
@@ -1810,10 +1824,33 @@ check_issuer(struct sq *sq, const cf_store_cert *cert, bool registered, cf_err *
 	return CF_OK;
 }
 
+/*
+ * What a batch has already checked, inside its transaction: a batch
+ * usually names one CA and one policy, and those checks cannot change
+ * before the commit.
+ */
+struct batch_memo {
+	const char *issuer_ok;   /* a CA that may issue, or NULL */
+	const char *policy_ok[4];
+	size_t npolicy_ok;
+};
+
+static bool
+memo_has_policy(const struct batch_memo *memo, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < memo->npolicy_ok; i++) {
+		if (strcmp(memo->policy_ok[i], name) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* The thing and every policy must exist (certs.thing is not a foreign key). */
 static int
-check_references(struct sq *sq, const cf_store_cert *cert, const char *const *policies,
-		 size_t npolicies, cf_err *err)
+check_references(struct sq *sq, struct batch_memo *memo, const cf_store_cert *cert,
+		 const char *const *policies, size_t npolicies, cf_err *err)
 {
 	bool exists;
 	size_t i;
@@ -1828,47 +1865,105 @@ check_references(struct sq *sq, const cf_store_cert *cert, const char *const *po
 					  cert->thing);
 	}
 	for (i = 0; i < npolicies; i++) {
+		if (memo_has_policy(memo, policies[i]))
+			continue;
 		rc = row_exists(&exists, sq, ST_POLICY_EXISTS, policies[i], err);
 		if (rc != CF_OK)
 			return rc;
 		if (!exists)
 			return cf_err_set(err, CF_ENOTFOUND, NULL, "policy '%s' not found",
 					  policies[i]);
+		if (memo->npolicy_ok < CF_ARRAY_LEN(memo->policy_ok))
+			memo->policy_ok[memo->npolicy_ok++] = policies[i];
 	}
 	return CF_OK;
 }
 
-/*
- * The issuance hot path: one transaction, every statement cached, the event
- * appended first so that its seq becomes the row's change_seq.
- */
+/* One certificate with its policies and event, inside the caller's transaction. */
 static int
-sq_cert_insert(cf_store *store, const cf_store_cert *cert, const char *const *policies,
-	       size_t npolicies, bool registered, const cf_store_actor *actor, cf_err *err)
+cert_insert_one(cf_store *store, struct batch_memo *memo, const cf_store_cert_new *item,
+		const cf_store_actor *actor, cf_err *err)
 {
 	struct sq *sq = sq_of(store);
+	const cf_store_cert *cert = item->cert;
 	char *detail = NULL;
 	int64_t seq = 0;
 	size_t i;
-	int rc;
+	int rc = CF_OK;
 
-	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
-	if (rc != CF_OK)
-		return rc;
-	rc = check_issuer(sq, cert, registered, err);
+	if (item->registered || memo->issuer_ok == NULL || strcmp(memo->issuer_ok, cert->ca) != 0)
+		rc = check_issuer(sq, cert, item->registered, err);
+	if (rc == CF_OK && !item->registered)
+		memo->issuer_ok = cert->ca;
 	if (rc == CF_OK)
-		rc = check_references(sq, cert, policies, npolicies, err);
+		rc = check_references(sq, memo, cert, item->policies, item->npolicies, err);
 	if (rc == CF_OK)
-		rc = cf_store__detail_cert(&detail, cert, policies, npolicies, actor, err);
+		rc = cf_store__detail_cert(&detail, cert, item->policies, item->npolicies, actor,
+					   err);
+	/* The event first, so that its seq becomes the row's change_seq. */
 	if (rc == CF_OK)
-		rc = event_log(store, actor, registered ? "cert.registered" : "cert.issued", "cert",
-			       cert->id, detail, &seq, err);
+		rc = event_log(store, actor, item->registered ? "cert.registered" : "cert.issued",
+			       "cert", cert->id, detail, &seq, err);
 	if (rc == CF_OK)
 		rc = cert_insert_row(sq, cert, cf_store__now(store), seq, err);
-	for (i = 0; rc == CF_OK && i < npolicies; i++)
-		rc = attach_row(sq, cert->id, policies[i], err);
+	for (i = 0; rc == CF_OK && i < item->npolicies; i++)
+		rc = attach_row(sq, cert->id, item->policies[i], err);
 	free(detail);
-	return tx_end(sq, rc, err);
+	return rc;
+}
+
+static int
+savepoint(struct sq *sq, enum stmt_id id, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = stmt_get(&st, sq, id, err);
+	if (rc == CF_OK)
+		rc = exec_stmt(sq, st, "savepoint", err);
+	stmt_put(st);
+	return rc;
+}
+
+/*
+ * The issuance hot path. Group commit: every statement cached, one
+ * transaction for the whole batch (the locks, the WAL commit and the
+ * checkpoints are paid once), and a savepoint per certificate so that one
+ * refused certificate leaves the others in.
+ */
+static int
+sq_cert_insert_batch(cf_store *store, cf_store_cert_new *items, size_t n,
+		     const cf_store_actor *actor, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	struct batch_memo memo;
+	size_t i;
+	int rc;
+
+	memset(&memo, 0, sizeof(memo));
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	for (i = 0; rc == CF_OK && i < n; i++) {
+		if (items[i].rc != CF_OK)
+			continue;
+		rc = savepoint(sq, ST_SAVEPOINT, err);
+		if (rc != CF_OK)
+			break;
+		items[i].rc = cert_insert_one(store, &memo, &items[i], actor, &items[i].err);
+		if (items[i].rc != CF_OK)
+			rc = savepoint(sq, ST_ROLLBACK_TO, err);
+		if (rc == CF_OK)
+			rc = savepoint(sq, ST_RELEASE, err);
+	}
+	rc = tx_end(sq, rc, err);
+	/* Nothing was written: every item that looked fine shares the failure. */
+	for (i = 0; rc != CF_OK && i < n; i++) {
+		if (items[i].rc == CF_OK) {
+			items[i].rc = rc;
+			if (err != NULL)
+				items[i].err = *err;
+		}
+	}
+	return rc;
 }
 
 static int
@@ -2386,7 +2481,7 @@ const struct cf_store_backend cf_store__sqlite_backend = {
 	.thing_get = sq_thing_get,
 	.thing_list = sq_thing_list,
 	.thing_delete = sq_thing_delete,
-	.cert_insert = sq_cert_insert,
+	.cert_insert_batch = sq_cert_insert_batch,
 	.cert_get = sq_cert_get,
 	.cert_list = sq_cert_list,
 	.cert_transition = sq_cert_transition,

@@ -767,27 +767,63 @@ cf_store_thing_delete(cf_store *store, const char *name, const cf_store_actor *a
 
 /* ---- certificates -------------------------------------------------------- */
 
+/* The argument checks of one certificate to insert. */
+static int
+check_cert_new(const cf_store_cert_new *item, cf_err *err)
+{
+	size_t i;
+	int rc;
+
+	rc = check_cert(item->cert, err);
+	if (rc != CF_OK)
+		return rc;
+	if (item->npolicies > 0 && item->policies == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "policies is NULL");
+	for (i = 0; i < item->npolicies; i++) {
+		if (check_name("policy", item->policies[i], err) != CF_OK)
+			return CF_EINVAL;
+	}
+	return CF_OK;
+}
+
 int
-cf_store_cert_insert(cf_store *store, const cf_store_cert *cert, const char *const *policies,
-		     size_t npolicies, bool registered, const cf_store_actor *actor,
-		     cf_err *err)
+cf_store_cert_insert_batch(cf_store *store, cf_store_cert_new *items, size_t n,
+			   const cf_store_actor *actor, cf_err *err)
 {
 	size_t i;
 	int rc;
 
 	rc = check_writable(store, actor, err);
-	if (rc == CF_OK)
-		rc = check_cert(cert, err);
+	if (rc == CF_OK && n > 0 && items == NULL)
+		rc = cf_err_set(err, CF_EINVAL, NULL, "items is NULL");
 	if (rc != CF_OK)
 		return rc;
-	if (npolicies > 0 && policies == NULL)
-		return cf_err_set(err, CF_EINVAL, NULL, "policies is NULL");
-	for (i = 0; i < npolicies; i++) {
-		if (check_name("policy", policies[i], err) != CF_OK)
-			return CF_EINVAL;
+	for (i = 0; i < n; i++) {
+		cf_err_clear(&items[i].err);
+		items[i].rc = check_cert_new(&items[i], &items[i].err);
 	}
-	return store->backend->cert_insert(store, cert, policies, npolicies, registered, actor,
-					   err);
+	return store->backend->cert_insert_batch(store, items, n, actor, err);
+}
+
+int
+cf_store_cert_insert(cf_store *store, const cf_store_cert *cert, const char *const *policies,
+		     size_t npolicies, bool registered, const cf_store_actor *actor,
+		     cf_err *err)
+{
+	cf_store_cert_new item;
+	int rc;
+
+	memset(&item, 0, sizeof(item));
+	item.cert = cert;
+	item.policies = policies;
+	item.npolicies = npolicies;
+	item.registered = registered;
+	rc = cf_store_cert_insert_batch(store, &item, 1, actor, err);
+	if (rc != CF_OK)
+		return rc;
+	if (item.rc != CF_OK && err != NULL)
+		*err = item.err;
+	return item.rc;
 }
 
 int

@@ -270,6 +270,27 @@ int cf_store_cert_insert(cf_store *store, const cf_store_cert *cert, const char 
 			 size_t npolicies, bool registered, const cf_store_actor *actor,
 			 cf_err *err);
 
+/* One certificate of cf_store_cert_insert_batch(). */
+typedef struct cf_store_cert_new {
+	const cf_store_cert *cert;   /* in */
+	const char *const *policies; /* in */
+	size_t npolicies;            /* in */
+	bool registered;             /* in: "cert.registered" rather than "cert.issued" */
+	int rc;                      /* out: CF_OK, or why this certificate was not written */
+	cf_err err;                  /* out: detail when rc is not CF_OK */
+} cf_store_cert_new;
+
+/*
+ * Insert n certificates in one transaction (group commit), each in its own
+ * savepoint with its event, under the rules of cf_store_cert_insert(): a
+ * refused certificate (its rc and err say why) does not undo the others.
+ * Returns CF_OK when the transaction committed, even if some items were
+ * refused. When the transaction itself fails (CF_EBUSY, CF_ESTORE), nothing
+ * is written and every item's rc is that failure.
+ */
+int cf_store_cert_insert_batch(cf_store *store, cf_store_cert_new *items, size_t n,
+			       const cf_store_actor *actor, cf_err *err);
+
 /*
  * Fetch by id, or by a unique id prefix of at least 8 hex digits.
  * CF_ENOTFOUND; CF_EINVAL for an ambiguous prefix.

@@ -74,9 +74,9 @@ struct cf_store_backend {
 	int (*thing_delete)(cf_store *store, const char *name, const cf_store_actor *actor,
 			    cf_err *err);
 
-	int (*cert_insert)(cf_store *store, const cf_store_cert *cert, const char *const *policies,
-			   size_t npolicies, bool registered, const cf_store_actor *actor,
-			   cf_err *err);
+	/* items are checked by store.c; each gets rc and err. */
+	int (*cert_insert_batch)(cf_store *store, cf_store_cert_new *items, size_t n,
+				 const cf_store_actor *actor, cf_err *err);
 	/* id: lowercase hex, 64 digits (exact) or 8-63 (unique prefix). */
 	int (*cert_get)(cf_store *store, cf_store_cert *out, const char *id, cf_err *err);
 	int (*cert_list)(cf_store *store, const cf_store_cert_filter *filter, cf_store_cert_cb cb,
