@@ -223,7 +223,8 @@ json_t *
 cli_ca_json(const cf_store_ca *ca, bool with_pem)
 {
 	json_t *o = json_object();
-	const char *kind = ca->is_root ? "root" : (ca->external ? "external" : "intermediate");
+	/* An external CA says so even when it is a root: its key is not ours. */
+	const char *kind = ca->external ? "external" : (ca->is_root ? "root" : "intermediate");
 
 	if (o == NULL)
 		return NULL;
@@ -231,6 +232,7 @@ cli_ca_json(const cf_store_ca *ca, bool with_pem)
 	json_object_set_new(o, "status", json_string(cf_ca_status_name(ca->status)));
 	json_object_set_new(o, "kind", json_string(kind));
 	json_object_set_new(o, "default", json_boolean(ca->is_default));
+	json_object_set_new(o, "selfSigned", json_boolean(ca->is_root));
 	json_object_set_new(o, "parent", str_or_null(ca->parent));
 	json_object_set_new(o, "subject", str_or_null(ca->subject));
 	json_object_set_new(o, "certificateId", str_or_null(ca->cert_id));

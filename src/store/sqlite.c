@@ -821,9 +821,10 @@ get_one(struct sq *sq, enum stmt_id id, const char *key, row_reader read, void *
 		rc = bind_fail(sq, SQLITE_ERROR, err);
 	if (rc == CF_OK)
 		rc = step_row(sq, st, &row, what, err);
-	if (rc == CF_OK && !row)
-		rc = cf_err_set(err, CF_ENOTFOUND, NULL, "%s '%.80s' not found", what,
-				key == NULL ? "" : key);
+	if (rc == CF_OK && !row && key == NULL)
+		rc = cf_err_set(err, CF_ENOTFOUND, NULL, "no %s is set", what);
+	else if (rc == CF_OK && !row)
+		rc = cf_err_set(err, CF_ENOTFOUND, NULL, "%s '%.80s' not found", what, key);
 	if (rc == CF_OK)
 		rc = read(out, st, err);
 	stmt_put(st);

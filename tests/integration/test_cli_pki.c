@@ -1157,6 +1157,9 @@ test_cli_pki__issue_not_found_and_retired(void **state)
 	assert_true(cli(fx, "cert", "issue", "--thing", "t1", "--csr", csr, "--ca", "root", NULL) !=
 		    0);
 	assert_int_equal(cert_count(fx), certs + 1);
+	/* A retired CA stops being the default issuer, and the error says so. */
+	cli_want(fx, EXIT_NOTFOUND, "cert", "issue", "--thing", "t1", "--csr", csr, NULL);
+	assert_contains(fx->r.err, "no default CA is set");
 }
 
 /* ---- status transitions -------------------------------------------------------- */
@@ -1639,13 +1642,9 @@ test_cli_pki__bring_your_own_ca(void **state)
 	cas = cli_json(fx, "ca", "list", NULL);
 	ext = find_by(cas, "name", "ext-a");
 	assert_non_null(ext);
-	/*
-	 * A self-signed external CA is listed with kind "root" (cli_ca_json puts
-	 * is_root before external, and has no "external" field); either way it
-	 * is not an intermediate and has no key here.
-	 */
-	assert_true(strcmp(jstr(ext, "kind"), "external") == 0 ||
-		    strcmp(jstr(ext, "kind"), "root") == 0);
+	/* A self-signed external CA is listed as external, without a key here. */
+	assert_string_equal(jstr(ext, "kind"), "external");
+	assert_true(json_is_true(json_object_get(ext, "selfSigned")));
 	assert_true(json_is_null(json_object_get(ext, "keyFile")));
 	assert_string_equal(jstr(ext, "status"), "ACTIVE");
 	assert_false(json_is_true(json_object_get(ext, "default")));
