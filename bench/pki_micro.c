@@ -1,11 +1,8 @@
 /*
  * pki_micro: time the issuance path against the raw crypto limit.
  *
- * Not wired into CMake. Build by hand from the repository root:
- *   gcc -O2 -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -DOPENSSL_API_COMPAT=30000 \
- *       -DOPENSSL_NO_DEPRECATED \
- *       -Isrc bench/pki_micro.c src/pki/[a-z]*.c src/util/[a-z]*.c -lcrypto -o /tmp/pki_micro
- *   /tmp/pki_micro tests/data/csr/good-p256.pem [count]
+ * Built as bench_pki; run from the repository root:
+ *   build/bench/bench_pki tests/data/csr/good-p256.pem [count]
  *
  * "raw" is one EVP P-256 DigestVerify (key already built) plus one
  * DigestSign per certificate; "full (X509)" is csr_parse + check_policy +
@@ -196,11 +193,13 @@ main(int argc, char **argv)
 	cf_pki_ca *ca = NULL;
 	char *csr = NULL;
 	size_t csr_len = 0;
-	int n = argc > 2 ? atoi(argv[2]) : 20000;
+	int n = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 20000;
 	double raw;
 
-	if (argc < 2 || cf_file_read(&csr, &csr_len, argv[1], CF_PKI_CSR_MAX, NULL) != 0)
+	if (argc < 2 || n < 4 || cf_file_read(&csr, &csr_len, argv[1], CF_PKI_CSR_MAX, NULL) != 0) {
+		fprintf(stderr, "usage: bench_pki CSR.pem [COUNT >= 4]\n");
 		return 2;
+	}
 	if (cf_pki_key_generate(&key, CF_KEY_EC_P256, NULL) != 0 ||
 	    cf_pki_root_create(&root, key, "bench CA", NULL, 3650, NULL) != 0 ||
 	    cf_pki_ca_new(&ca, root, key, NULL) != 0)
@@ -210,8 +209,7 @@ main(int argc, char **argv)
 	report("full (X509 + PEM + info)", bench_full(ca, csr, csr_len, n, PATH_X509), n, n / raw);
 	report("hot (DER + info + PEM)", bench_full(ca, csr, csr_len, n, PATH_HOT), n, n / raw);
 	bench_steps(ca, csr, csr_len, n / 4);
-	PEM_write_X509(stdout, root);
-	cf_pki_ca_free(ca);
+		cf_pki_ca_free(ca);
 	X509_free(root);
 	EVP_PKEY_free(key);
 	free(csr);

@@ -80,7 +80,7 @@ json_t *cli_json_time(int64_t t);
 json_t *cli_cert_json(const cf_store_cert *cert, bool with_pem);
 json_t *cli_ca_json(const cf_store_ca *ca, bool with_pem);
 
-/* Read a file given on the command line, at most max bytes. */
+/* Read a file given on the command line, at most max bytes; "-" is standard input. */
 int cli_read_file(char **out, size_t *len, const char *path, size_t max, cf_err *err);
 
 /* What a new CA looks like; shared by `ca` and `init --quickstart`. */

@@ -126,7 +126,7 @@ read_cert_file(X509 **out, const char *path, cf_err *err)
 	int rc;
 
 	*out = NULL;
-	rc = cf_file_read(&pem, &len, path, CF_PKI_CERT_MAX, err);
+	rc = cli_read_file(&pem, &len, path, CF_PKI_CERT_MAX, err);
 	if (rc != CF_OK)
 		return rc;
 	rc = cf_pki_cert_from_pem(out, pem, len, err);
@@ -659,7 +659,7 @@ sign_intermediate(const struct ca_opts *o, cf_err *err)
 	char cn[160];
 	int rc;
 
-	rc = cf_file_read(&pem, &pem_len, o->csr, CF_PKI_CSR_MAX, err);
+	rc = cli_read_file(&pem, &pem_len, o->csr, CF_PKI_CSR_MAX, err);
 	if (rc != CF_OK)
 		goto out;
 	bio = BIO_new_mem_buf(pem, (int)pem_len);

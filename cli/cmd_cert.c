@@ -172,7 +172,7 @@ cert_issue(cf_cli *cli, int argc, char **argv)
 	memset(&res, 0, sizeof(res));
 	memset(&req, 0, sizeof(req));
 	/* One byte over the limit is read so that an oversized CSR says BAD_CSR. */
-	rc = cf_file_read(&csr, &csr_len, o.csr, 2 * CF_PKI_CSR_MAX, &err);
+	rc = cli_read_file(&csr, &csr_len, o.csr, 2 * CF_PKI_CSR_MAX, &err);
 	if (rc == CF_EINVAL)
 		err.reason = "BAD_CSR";
 	if (rc == CF_OK)
@@ -232,7 +232,7 @@ register_cert(cf_cli *cli, const struct cert_opts *o, char id_out[CF_PKI_ID_LEN]
 	int rc;
 
 	memset(&rec, 0, sizeof(rec));
-	rc = cf_file_read(&pem, &len, o->cert, CF_PKI_CERT_MAX, err);
+	rc = cli_read_file(&pem, &len, o->cert, CF_PKI_CERT_MAX, err);
 	if (rc == CF_OK)
 		rc = cf_pki_cert_from_pem(&cert, pem, len, err);
 	if (rc == CF_OK)

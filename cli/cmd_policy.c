@@ -44,7 +44,7 @@ policy_create(cf_cli *cli, int argc, char **argv)
 	rc = cli_store(cli);
 	if (rc != CLI_EXIT_OK)
 		return rc;
-	rc = cf_file_read(&doc, NULL, file, POLICY_MAX, &err);
+	rc = cli_read_file(&doc, NULL, file, POLICY_MAX, &err);
 	if (rc == CF_OK)
 		rc = cf_store_policy_insert(cli->store, argv[optind], doc, &cli->actor, &err);
 	free(doc);

@@ -171,7 +171,8 @@ cli_store(cf_cli *cli)
 int
 cli_read_file(char **out, size_t *len, const char *path, size_t max, cf_err *err)
 {
-	return cf_file_read(out, len, path, max, err);
+	/* "-" is standard input: certfleet cert issue --csr - < device.csr */
+	return cf_file_read(out, len, strcmp(path, "-") == 0 ? "/dev/stdin" : path, max, err);
 }
 
 json_t *

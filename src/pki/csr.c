@@ -14,9 +14,11 @@
  * We read that outline directly (der.c), keep the request's DER, and point
  * at its SubjectPublicKeyInfo so that issuance can copy it into the
  * certificate byte for byte. The public key is built from its raw parts
- * (EVP_PKEY_fromdata) rather than through the 3.0 decoder framework,
- * which costs more than the signature check itself. The signature is then
- * verified over the certificationRequestInfo bytes exactly as received.
+ * rather than through the 3.0 decoder framework, which costs more than the
+ * signature check itself: an EC key is a copy of a per-curve template
+ * holding the ready group, with the point set into it (see algs below).
+ * The signature is then verified over the certificationRequestInfo bytes
+ * exactly as received.
  * The subject and the attributes are not interpreted: the subject of an
  * issued certificate comes from the registry.
  */
@@ -94,6 +96,91 @@ static const struct {
 	{ { 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x02 }, 9, "MD2", EVP_PKEY_RSA, true },
 	{ { 0x2b, 0x65, 0x70 }, 3, NULL, EVP_PKEY_ED25519, false },
 };
+
+/*
+ * Algorithms fetched once per process. Without this, OpenSSL 3.0 looks up
+ * every algorithm by name on every call (a lock, a hash lookup and a
+ * reference count each time), and EVP_PKEY_fromdata() builds the EC group
+ * from its name for every key, which alone costs ~10 us on P-256. Instead
+ * each curve has a key holding only its domain parameters, duplicated per
+ * request (EVP_PKEY_dup copies the ready group) before the point is set.
+ *
+ * Thread safety: filled once by CRYPTO_THREAD_run_once() and never written
+ * after, so any thread reads it without a lock; the objects are only used
+ * in read-only ways (EVP_PKEY_dup of a template, digests passed by pointer).
+ * An entry that could not be made stays NULL and its user falls back to
+ * fetching by name, as before. Freed by OPENSSL_atexit(), which runs in
+ * OPENSSL_cleanup() before the providers go away.
+ */
+static struct {
+	EVP_MD *sig_md[CF_ARRAY_LEN(sig_algs)]; /* per sig_algs entry: ECDSA ones only */
+	EVP_PKEY *ec_group[CF_ARRAY_LEN(curves)]; /* per curves entry: parameters only */
+	EVP_MD *sha256;                           /* the SPKI digest */
+} algs;
+static CRYPTO_ONCE algs_once = CRYPTO_ONCE_STATIC_INIT;
+
+static void
+algs_free(void)
+{
+	size_t i;
+
+	for (i = 0; i < CF_ARRAY_LEN(algs.sig_md); i++) {
+		EVP_MD_free(algs.sig_md[i]);
+		algs.sig_md[i] = NULL;
+	}
+	for (i = 0; i < CF_ARRAY_LEN(algs.ec_group); i++) {
+		EVP_PKEY_free(algs.ec_group[i]);
+		algs.ec_group[i] = NULL;
+	}
+	EVP_MD_free(algs.sha256);
+	algs.sha256 = NULL;
+}
+
+/* An EC key with the named group and no point: the template for that curve. */
+static EVP_PKEY *
+ec_group_template(char *group)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	EVP_PKEY *pkey = NULL;
+	OSSL_PARAM params[2];
+
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_KEY_PARAMETERS, params) != 1) {
+		EVP_PKEY_free(pkey);
+		pkey = NULL;
+	}
+	EVP_PKEY_CTX_free(ctx);
+	return pkey;
+}
+
+static void
+algs_init(void)
+{
+	size_t i;
+
+	/* A fetch that fails leaves an error; it is not the caller's, so drop it. */
+	ERR_set_mark();
+	for (i = 0; i < CF_ARRAY_LEN(sig_algs); i++) {
+		if (sig_algs[i].key_id == EVP_PKEY_EC && !sig_algs[i].weak)
+			algs.sig_md[i] = EVP_MD_fetch(NULL, sig_algs[i].md, NULL);
+	}
+	for (i = 0; i < CF_ARRAY_LEN(curves); i++)
+		algs.ec_group[i] = ec_group_template(curves[i].group);
+	algs.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	/* When this fails the cache stays reachable from algs until exit: not a leak. */
+	(void)OPENSSL_atexit(algs_free);
+	ERR_pop_to_mark();
+}
+
+/* The cache, filled on first use. */
+static void
+algs_get(void)
+{
+	/* On failure algs stays empty and everything is fetched by name. */
+	(void)CRYPTO_THREAD_run_once(&algs_once, algs_init);
+}
 
 /* The parts of the request that the checks need. */
 struct csr_parts {
@@ -256,6 +343,20 @@ input_to_der(unsigned char **out, size_t *len_out, const void *data, size_t len,
 	return CF_OK;
 }
 
+/* The point into a copy of the curve's template: no group is built per request. */
+static int
+ec_key_from_template(struct cf_pki_csr *csr, EVP_PKEY *tmpl, cf_err *err)
+{
+	/* Only reads tmpl (the keymgmt's dup), so threads may share it. */
+	csr->pkey = EVP_PKEY_dup(tmpl);
+	if (csr->pkey == NULL)
+		return cf_err_set_ossl(err, CF_ENOMEM, NULL, "EVP_PKEY_dup");
+	/* Decodes the point and checks that it is on the curve, as the import does. */
+	if (EVP_PKEY_set1_encoded_public_key(csr->pkey, csr->pub, csr->pub_len) != 1)
+		return cf_err_set_ossl(err, CF_EPROTO, "BAD_CSR", "bad EC public key");
+	return CF_OK;
+}
+
 /* Build an EC public key from its curve OID and point. */
 static int
 ec_key_build(struct cf_pki_csr *csr, const struct csr_parts *parts, cf_err *err)
@@ -263,7 +364,7 @@ ec_key_build(struct cf_pki_csr *csr, const struct csr_parts *parts, cf_err *err)
 	EVP_PKEY_CTX *ctx = NULL;
 	OSSL_PARAM params[3];
 	char *group = NULL;
-	size_t i;
+	size_t i, found = 0;
 	int rc;
 
 	for (i = 0; i < CF_ARRAY_LEN(curves); i++) {
@@ -271,10 +372,20 @@ ec_key_build(struct cf_pki_csr *csr, const struct csr_parts *parts, cf_err *err)
 		    oid_eq(&parts->key_param, curves[i].oid, curves[i].oid_len)) {
 			group = curves[i].group;
 			csr->curve_nid = curves[i].nid;
+			found = i;
 		}
 	}
 	if (group == NULL)
 		return cf_err_set(err, CF_EPROTO, "WEAK_KEY", "EC key on a curve not allowed");
+	/*
+	 * Only a real point, compressed (02/03) or not (04). OpenSSL imports the
+	 * one-byte encoding of the point at infinity (00), against which an
+	 * ECDSA signature is trivial to forge.
+	 */
+	if (csr->pub_len < 2 || (csr->pub[0] != 0x02 && csr->pub[0] != 0x03 && csr->pub[0] != 0x04))
+		return cf_err_set(err, CF_EPROTO, "BAD_CSR", "EC public key is not a point");
+	if (algs.ec_group[found] != NULL)
+		return ec_key_from_template(csr, algs.ec_group[found], err);
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0);
 	params[1] =
 		OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, csr->pub, csr->pub_len);
@@ -350,6 +461,43 @@ sig_alg_find(size_t *index, const struct cf_pki_csr *csr, const struct csr_parts
 	return cf_err_set(err, CF_EPROTO, "BAD_CSR", "unsupported signature algorithm");
 }
 
+/*
+ * ECDSA over a digest we computed with a fetched EVP_MD: the same check as
+ * EVP_DigestVerify() (which hashes, then verifies the same DER signature
+ * over the digest), without the two digest fetches by name that 3.0's
+ * EVP_DigestVerifyInit() does even when given a fetched EVP_MD.
+ */
+static int
+ec_signature_verify(const struct cf_pki_csr *csr, const struct csr_parts *parts,
+		    const EVP_MD *md, cf_err *err)
+{
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	unsigned int digest_len = 0;
+	EVP_PKEY_CTX *ctx = NULL;
+	int rc;
+
+	if (EVP_Digest(parts->cri.tlv, parts->cri.tlv_len, digest, &digest_len, md, NULL) != 1) {
+		rc = cf_err_set_ossl(err, CF_ECRYPTO, NULL, "digest of the request");
+		goto out;
+	}
+	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, csr->pkey, NULL);
+	if (ctx == NULL || EVP_PKEY_verify_init(ctx) != 1) {
+		rc = cf_err_set_ossl(err, CF_EPROTO, "BAD_SIGNATURE",
+				     "cannot verify with this key");
+		goto out;
+	}
+	/* Skip the unused-bits byte of the signature BIT STRING. */
+	if (EVP_PKEY_verify(ctx, parts->sig.val + 1, parts->sig.val_len - 1, digest, digest_len) !=
+	    1) {
+		rc = cf_err_set_ossl(err, CF_EPROTO, "BAD_SIGNATURE", "csr signature fails");
+		goto out;
+	}
+	rc = CF_OK;
+out:
+	EVP_PKEY_CTX_free(ctx);
+	return rc;
+}
+
 static int
 signature_verify(const struct cf_pki_csr *csr, const struct csr_parts *parts, size_t alg,
 		 cf_err *err)
@@ -357,6 +505,8 @@ signature_verify(const struct cf_pki_csr *csr, const struct csr_parts *parts, si
 	EVP_MD_CTX *ctx = NULL;
 	int rc;
 
+	if (csr->key_id == EVP_PKEY_EC && algs.sig_md[alg] != NULL)
+		return ec_signature_verify(csr, parts, algs.sig_md[alg], err);
 	ctx = EVP_MD_CTX_new();
 	if (ctx == NULL) {
 		rc = cf_err_set_ossl(err, CF_ENOMEM, NULL, "EVP_MD_CTX_new");
@@ -426,7 +576,8 @@ csr_check(struct cf_pki_csr *csr, cf_err *err)
 		return rc;
 	csr->key_bits = EVP_PKEY_get_bits(csr->pkey);
 	csr->key_type = key_type_of(csr);
-	if (EVP_Digest(csr->spki, csr->spki_len, md, NULL, EVP_sha256(), NULL) != 1)
+	if (EVP_Digest(csr->spki, csr->spki_len, md, NULL,
+		       algs.sha256 != NULL ? algs.sha256 : EVP_sha256(), NULL) != 1)
 		return cf_err_set_ossl(err, CF_ECRYPTO, NULL, "SHA-256");
 	cf_hex_encode(csr->spki_sha256, md, sizeof(md));
 	return CF_OK;
@@ -445,6 +596,7 @@ cf_pki_csr_parse(cf_pki_csr **out, const void *data, size_t len, cf_err *err)
 	if (csr == NULL)
 		return cf_err_set(err, CF_ENOMEM, NULL, "allocating a csr");
 	csr->curve_nid = NID_undef;
+	algs_get();
 	rc = input_to_der(&csr->der, &csr->der_len, data, len, err);
 	if (rc != CF_OK)
 		goto out;
@@ -464,27 +616,30 @@ out:
 int
 cf_pki_csr_check_policy(const cf_pki_csr *csr, const cf_pki_key_policy *policy, cf_err *err)
 {
-	bool ok = false;
-
 	switch (csr->key_id) {
 	case EVP_PKEY_RSA:
-		ok = policy->allow_rsa && csr->key_bits >= (int)policy->rsa_min_bits;
-		break;
+		if (!policy->allow_rsa)
+			break;
+		if (csr->key_bits >= (int)policy->rsa_min_bits)
+			return CF_OK;
+		return cf_err_set(err, CF_EPROTO, "WEAK_KEY",
+				  "RSA key of %d bits, under the %u-bit minimum", csr->key_bits,
+				  policy->rsa_min_bits);
 	case EVP_PKEY_EC:
-		ok = (csr->curve_nid == NID_X9_62_prime256v1 && policy->allow_p256) ||
-		     (csr->curve_nid == NID_secp384r1 && policy->allow_p384);
-		break;
+		if ((csr->curve_nid == NID_X9_62_prime256v1 && policy->allow_p256) ||
+		    (csr->curve_nid == NID_secp384r1 && policy->allow_p384))
+			return CF_OK;
+		return cf_err_set(err, CF_EPROTO, "WEAK_KEY", "EC key on %s, a curve not allowed",
+				  OBJ_nid2sn(csr->curve_nid));
 	case EVP_PKEY_ED25519:
-		ok = policy->allow_ed25519;
+		if (policy->allow_ed25519)
+			return CF_OK;
 		break;
 	default:
 		break;
 	}
-	if (!ok)
-		return cf_err_set(err, CF_EPROTO, "WEAK_KEY",
-				  "key not allowed by policy type=%s bits=%d",
-				  cf_pki_key_type_name(csr->key_type), csr->key_bits);
-	return CF_OK;
+	return cf_err_set(err, CF_EPROTO, "WEAK_KEY", "%s keys are not allowed by the key policy",
+			  OBJ_nid2sn(csr->key_id));
 }
 
 const char *

@@ -42,8 +42,9 @@ read_all(int fd, char *buf, size_t cap, size_t *got)
 	return 0;
 }
 
+/* Open path for reading: a regular file, or with streams set a pipe or terminal too. */
 static int
-open_for_read(int *fd_out, struct stat *st, const char *path, cf_err *err)
+open_for_read(int *fd_out, struct stat *st, const char *path, bool streams, cf_err *err)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
@@ -51,7 +52,9 @@ open_for_read(int *fd_out, struct stat *st, const char *path, cf_err *err)
 		return cf_err_set(err, errno == ENOENT ? CF_ENOTFOUND : CF_EIO, NULL,
 				  "cannot open %s: %s", path, strerror(errno));
 	}
-	if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+	if (fstat(fd, st) != 0 ||
+	    !(S_ISREG(st->st_mode) ||
+	      (streams && (S_ISFIFO(st->st_mode) || S_ISCHR(st->st_mode))))) {
 		close(fd);
 		return cf_err_set(err, CF_EIO, NULL, "%s is not a regular file", path);
 	}
@@ -68,15 +71,22 @@ cf_file_read(char **out, size_t *len_out, const char *path, size_t max, cf_err *
 	int fd = -1, rc, r;
 
 	*out = NULL;
-	rc = open_for_read(&fd, &st, path, err);
+	rc = open_for_read(&fd, &st, path, true, err);
 	if (rc != CF_OK)
 		return rc;
-	if ((size_t)st.st_size > max) {
+	if (S_ISREG(st.st_mode) && (size_t)st.st_size > max) {
 		rc = cf_err_set(err, CF_EINVAL, NULL, "%s is %lld bytes, more than the %zu allowed",
 				path, (long long)st.st_size, max);
 		goto out;
 	}
-	cap = (size_t)st.st_size < max ? (size_t)st.st_size + 1 : max;
+	/*
+	 * A stream has no size: read up to the limit, and read_all() looks one
+	 * byte further to tell a stream that is too long.
+	 */
+	if (S_ISREG(st.st_mode) && (size_t)st.st_size < max)
+		cap = (size_t)st.st_size + 1;
+	else
+		cap = max;
 	buf = malloc(cap + 1);
 	if (buf == NULL) {
 		rc = cf_err_set(err, CF_ENOMEM, NULL, "reading %s", path);
@@ -242,7 +252,7 @@ cf_secret_read(char **out, size_t *len_out, const char *path, cf_err *err)
 	int fd = -1, rc, r;
 
 	*out = NULL;
-	rc = open_for_read(&fd, &st, path, err);
+	rc = open_for_read(&fd, &st, path, false, err);
 	if (rc != CF_OK)
 		return rc;
 	if ((st.st_mode & 077) != 0) {

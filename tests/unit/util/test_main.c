@@ -172,6 +172,35 @@ test_util_file__write_atomic_and_read(void **state)
 	free(dir);
 }
 
+/* A pipe has no size: it is read up to the limit, and one byte more is refused. */
+static void
+test_util_file__read_stream(void **state)
+{
+	cf_err err = CF_ERR_INIT;
+	char path[64], *data = NULL;
+	size_t len = 0;
+	int fds[2];
+
+	(void)state;
+	assert_int_equal(pipe(fds), 0);
+	assert_int_equal(write(fds[1], "0123456789", 10), 10);
+	close(fds[1]);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fds[0]);
+	assert_int_equal(cf_file_read(&data, &len, path, 10, &err), CF_OK);
+	assert_int_equal(len, 10);
+	assert_string_equal(data, "0123456789");
+	free(data);
+	close(fds[0]);
+
+	assert_int_equal(pipe(fds), 0);
+	assert_int_equal(write(fds[1], "0123456789x", 11), 11);
+	close(fds[1]);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fds[0]);
+	assert_int_equal(cf_file_read(&data, &len, path, 10, &err), CF_EINVAL);
+	assert_null(data);
+	close(fds[0]);
+}
+
 static void
 test_util_file__secret_read(void **state)
 {
@@ -226,6 +255,7 @@ main(void)
 		cmocka_unit_test(test_util_time__format),
 		cmocka_unit_test(test_util_str__hex_int_names),
 		cmocka_unit_test(test_util_file__write_atomic_and_read),
+		cmocka_unit_test(test_util_file__read_stream),
 		cmocka_unit_test(test_util_file__secret_read),
 		cmocka_unit_test(test_util_log__levels),
 	};
