@@ -621,8 +621,8 @@ event_append(cf_store *store, const cf_store_actor *actor, const char *action,
 		return rc;
 	ev.seq = head + 1;
 	ev.time = cf_store__now(store);
-	rc = cf_store__event_hash(hash, prev, ev.seq, ev.time, actor->who, action, resource,
-				  detail, err);
+	rc = cf_store__event_hash(store, hash, prev, ev.seq, ev.time, actor->who, action,
+				  resource, detail, err);
 	if (rc != CF_OK)
 		return rc;
 	ev.actor = actor->who;
@@ -2357,7 +2357,8 @@ sq_events_list(cf_store *store, const cf_store_event_filter *filter, cf_store_ev
 
 /* State of a chain walk. */
 struct chain {
-	int64_t expect; /* next seq */
+	cf_store *store; /* for the hash */
+	int64_t expect;  /* next seq */
 	char prev[65];  /* hash the next event must point at */
 	int64_t count;
 };
@@ -2380,8 +2381,8 @@ chain_step(struct chain *ch, const cf_store_event *ev, int64_t *bad_seq, cf_err 
 				  "event %lld does not point at the previous hash",
 				  (long long)ev->seq);
 	}
-	rc = cf_store__event_hash(hash, ev->prev_hash, ev->seq, ev->time, ev->actor, ev->action,
-				  ev->resource, ev->detail, err);
+	rc = cf_store__event_hash(ch->store, hash, ev->prev_hash, ev->seq, ev->time, ev->actor,
+				  ev->action, ev->resource, ev->detail, err);
 	if (rc != CF_OK)
 		return rc;
 	if (strcmp(hash, ev->hash) != 0) {
@@ -2445,7 +2446,7 @@ static int
 sq_events_verify(cf_store *store, int64_t *count, int64_t *bad_seq, cf_err *err)
 {
 	struct sq *sq = sq_of(store);
-	struct chain ch = { 1, CF_STORE_GENESIS_HASH, 0 };
+	struct chain ch = { store, 1, CF_STORE_GENESIS_HASH, 0 };
 	char head_hash[65];
 	int64_t head_seq = 0;
 	int rc;

@@ -233,35 +233,24 @@ hash_str(EVP_MD_CTX *ctx, const char *s)
 }
 
 int
-cf_store__event_hash(char out[65], const char *prev_hash, int64_t seq, int64_t time,
-		     const char *actor, const char *action, const char *resource,
+cf_store__event_hash(cf_store *store, char out[65], const char *prev_hash, int64_t seq,
+		     int64_t time, const char *actor, const char *action, const char *resource,
 		     const char *detail, cf_err *err)
 {
-	EVP_MD_CTX *ctx = NULL;
+	EVP_MD_CTX *ctx = store->md_ctx;
 	unsigned char md[32];
 	unsigned int mdlen = 0;
-	int rc;
 
 	out[0] = '\0';
-	ctx = EVP_MD_CTX_new();
-	if (ctx == NULL) {
-		rc = cf_err_set_ossl(err, CF_ENOMEM, NULL, "EVP_MD_CTX_new");
-		goto out;
-	}
-	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	if (EVP_DigestInit_ex(ctx, store->sha256, NULL) != 1 ||
 	    hash_str(ctx, "certfleet-event-v1") != 1 || hash_str(ctx, prev_hash) != 1 ||
 	    hash_int(ctx, seq) != 1 || hash_int(ctx, time) != 1 || hash_str(ctx, actor) != 1 ||
 	    hash_str(ctx, action) != 1 || hash_str(ctx, resource) != 1 ||
 	    hash_str(ctx, detail) != 1 || EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 ||
-	    mdlen != sizeof(md)) {
-		rc = cf_err_set_ossl(err, CF_ECRYPTO, NULL, "event hash");
-		goto out;
-	}
+	    mdlen != sizeof(md))
+		return cf_err_set_ossl(err, CF_ECRYPTO, NULL, "event hash");
 	cf_hex_encode(out, md, sizeof(md));
-	rc = CF_OK;
-out:
-	EVP_MD_CTX_free(ctx);
-	return rc;
+	return CF_OK;
 }
 
 /* Dump obj (not consumed) compact and sorted, so the text hashes the same everywhere. */
@@ -508,13 +497,25 @@ store_open(cf_store **out, const char *uri, bool readonly, cf_err *err)
 	}
 	store->backend = backend;
 	store->readonly = readonly;
+	/* Fetched once: an implicit fetch per event costs locks and allocations. */
+	store->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	store->md_ctx = EVP_MD_CTX_new();
+	if (store->sha256 == NULL || store->md_ctx == NULL) {
+		rc = cf_err_set_ossl(err, CF_ECRYPTO, NULL, "SHA-256 for the event log");
+		goto out;
+	}
 	rc = backend->open(store, uri, readonly, err);
 	if (rc != CF_OK)
 		goto out;
 	*out = store;
 	store = NULL;
 out:
-	free(store); /* a failed open leaves no impl behind */
+	/* A failed open leaves no impl behind. */
+	if (store != NULL) {
+		EVP_MD_CTX_free(store->md_ctx);
+		EVP_MD_free(store->sha256);
+	}
+	free(store);
 	return rc;
 }
 
@@ -536,6 +537,8 @@ cf_store_close(cf_store *store)
 	if (store == NULL)
 		return;
 	store->backend->close(store);
+	EVP_MD_CTX_free(store->md_ctx);
+	EVP_MD_free(store->sha256);
 	free(store);
 }
 

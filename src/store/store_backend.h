@@ -18,6 +18,8 @@
 #ifndef CF_STORE_BACKEND_H
 #define CF_STORE_BACKEND_H
 
+#include <openssl/evp.h>
+
 #include "store.h"
 
 /* Bumped whenever the table below changes shape. */
@@ -33,6 +35,8 @@ struct cf_store {
 	bool readonly;
 	cf_store_clock_fn now;
 	void *now_payload;
+	EVP_MD *sha256;     /* for the event chain, fetched once */
+	EVP_MD_CTX *md_ctx; /* reused: a handle is used by one thread at a time */
 };
 
 /*
@@ -118,9 +122,9 @@ int64_t cf_store__now(const cf_store *store);
  * Length prefixes make the encoding unambiguous: no choice of field values
  * can produce the bytes of a different choice.
  */
-int cf_store__event_hash(char out[65], const char *prev_hash, int64_t seq, int64_t time,
-			 const char *actor, const char *action, const char *resource,
-			 const char *detail, cf_err *err);
+int cf_store__event_hash(cf_store *store, char out[65], const char *prev_hash, int64_t seq,
+			 int64_t time, const char *actor, const char *action,
+			 const char *resource, const char *detail, cf_err *err);
 
 /*
  * Build an event detail: a JSON object of the given string pairs (a NULL
