@@ -178,7 +178,6 @@ bench_steps(cf_pki_ca *ca, const char *csr_pem, size_t csr_len, int n)
 	for (i = 0; i < n; i++)
 		cf_pki_cert_info_get(&info, cert, NULL);
 	report("  step cert_info_get", now() - t0, n, 0);
-	fwrite(pem, 1, pem_len, stderr);
 	free(pem);
 	free(der);
 	X509_free(cert);
