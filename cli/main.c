@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -79,7 +80,11 @@ main(int argc, char **argv)
 	int c, rc = CLI_EXIT_USAGE;
 
 	memset(&cli, 0, sizeof(cli));
-	/* Passphrases live in the secure heap when it can be had. */
+	/*
+	 * This process decrypts CA keys: no core dump may hold them. Passphrases
+	 * live in the secure heap when it can be had, else the normal one.
+	 */
+	setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
 	CRYPTO_secure_malloc_init(64 * 1024, 64);
 	if (dir == NULL || dir[0] == '\0')
 		dir = DEFAULT_DATA_DIR;

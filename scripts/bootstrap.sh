@@ -9,6 +9,7 @@ packages=(
 	libsqlite3-dev sqlite3
 	libjansson-dev
 	libcmocka-dev
+	libmosquitto-dev mosquitto mosquitto-clients
 )
 
 missing=()
