@@ -1162,6 +1162,173 @@ test_cli_pki__issue_not_found_and_retired(void **state)
 	assert_contains(fx->r.err, "no default CA is set");
 }
 
+/* ---- CA lifecycle -------------------------------------------------------------- */
+
+/* notAfter - notBefore of a certificate, in days, by openssl. */
+static double
+ossl_validity_days(struct fx *fx, const char *pem)
+{
+	time_t nb, na;
+
+	ossl(fx, EXIT_OK, "x509", "-in", pem, "-noout", "-startdate", NULL);
+	nb = parse_ossl_date(chomp(fx, fx->r.out) + strlen("notBefore="));
+	ossl(fx, EXIT_OK, "x509", "-in", pem, "-noout", "-enddate", NULL);
+	na = parse_ossl_date(chomp(fx, fx->r.out) + strlen("notAfter="));
+	return (double)(na - nb) / DAY;
+}
+
+/*
+ * Without --quickstart: a root made with init-root, two intermediates, the
+ * default issuer moved between them, --days and its cap at the CA's expiry,
+ * a revoked CA that issues nothing, and a thing that cannot be deleted while
+ * a certificate of its is live.
+ */
+static void
+test_cli_pki__ca_lifecycle(void **state)
+{
+	struct fx *fx = *state;
+	const char *pass = tpath(fx, "root.pass");
+	const char *root_dir = tpath(fx, "root");
+	const char *root_key, *root_pem, *csr, *id, *a_pem, *b_pem, *leaf;
+	json_t *cas;
+
+	cli_want(fx, EXIT_OK, "init", NULL);
+	assert_int_equal(cf_test_file_write(pass, "correct horse\n", 14, 0600), 0);
+	cli_want(fx, EXIT_OK, "ca", "init-root", "--name", "r", "--out-dir", root_dir,
+		 "--passphrase-file", pass, "--cn", "Test Root", "--key-type", "EC-P256", NULL);
+	root_key = tpath(fx, "root/r.key.pem");
+	root_pem = tpath(fx, "root/r.pem");
+	assert_encrypted_key(fx, root_key);
+	/* The root key never enters the data dir. */
+	assert_int_equal(access(dpath(fx, "ca/r.key.pem"), F_OK), -1);
+	/* A passphrase file others can read is refused. */
+	assert_int_equal(chmod(pass, 0644), 0);
+	cli_want(fx, EXIT_INPUT, "ca", "create-intermediate", "--name", "a", "--root-key",
+		 root_key, "--root-cert", root_pem, "--root-passphrase-file", pass, NULL);
+	assert_int_equal(chmod(pass, 0600), 0);
+	cli_want(fx, EXIT_OK, "ca", "create-intermediate", "--name", "a", "--days", "30",
+		 "--root-key", root_key, "--root-cert", root_pem, "--root-passphrase-file", pass,
+		 NULL);
+	cli_want(fx, EXIT_OK, "ca", "create-intermediate", "--name", "b", "--key-type", "EC-P384",
+		 "--root-key", root_key, "--root-cert", root_pem, "--root-passphrase-file", pass,
+		 NULL);
+	cas = cli_json(fx, "ca", "list", NULL);
+	assert_true(json_is_true(json_object_get(find_by(cas, "name", "a"), "default")));
+	assert_false(json_is_true(json_object_get(find_by(cas, "name", "b"), "default")));
+	assert_string_equal(jstr(find_by(cas, "name", "b"), "keyType"), "EC-P384");
+	a_pem = ca_pem_file(fx, "a");
+	b_pem = ca_pem_file(fx, "b");
+
+	thing(fx, "t1");
+	csr = make_csr(fx, "t1", "/CN=t1");
+	/* --days is honoured ... */
+	leaf = tpath(fx, "ten.pem");
+	cli_want(fx, EXIT_OK, "cert", "issue", "--thing", "t1", "--csr", csr, "--days", "10",
+		 "--out", leaf, NULL);
+	assert_true(ossl_validity_days(fx, leaf) > 10.0 && ossl_validity_days(fx, leaf) < 10.01);
+	ossl_verify(fx, root_pem, a_pem, leaf, EXIT_OK);
+	/* ... and capped at the issuing CA's expiry (a lives 30 days). */
+	leaf = tpath(fx, "long.pem");
+	cli_want(fx, EXIT_OK, "cert", "issue", "--thing", "t1", "--csr", csr, "--days", "3650",
+		 "--out", leaf, NULL);
+	assert_true(ossl_validity_days(fx, leaf) < 30.01);
+	ossl(fx, EXIT_OK, "x509", "-in", leaf, "-noout", "-checkend", "0", NULL);
+
+	/* The default moves to b: a certificate issued without --ca chains to b. */
+	cli_want(fx, EXIT_OK, "ca", "set-default", "b", NULL);
+	leaf = tpath(fx, "by-b.pem");
+	issue(fx, "t1", csr, leaf);
+	ossl_verify(fx, root_pem, b_pem, leaf, EXIT_OK);
+	ossl_verify(fx, root_pem, a_pem, leaf, 2);
+	/* The root is never a default issuer; an unknown CA is not found. */
+	cli_want(fx, EXIT_STATE, "ca", "set-default", "r", NULL);
+	cli_want(fx, EXIT_NOTFOUND, "ca", "set-default", "nope", NULL);
+
+	/* Revoking b: final, no issuance, no longer the default. */
+	cli_want(fx, EXIT_USAGE, "ca", "revoke", "b", NULL);
+	cli_want(fx, EXIT_USAGE, "ca", "revoke", "b", "--reason", "because", NULL);
+	cli_want(fx, EXIT_OK, "ca", "revoke", "b", "--reason", "keyCompromise", NULL);
+	cas = cli_json(fx, "ca", "list", NULL);
+	assert_string_equal(jstr(find_by(cas, "name", "b"), "status"), "REVOKED");
+	assert_false(json_is_true(json_object_get(find_by(cas, "name", "b"), "default")));
+	cli_want(fx, EXIT_STATE, "cert", "issue", "--thing", "t1", "--csr", csr, "--ca", "b", NULL);
+	cli_want(fx, EXIT_STATE, "ca", "set-default", "b", NULL);
+	cli_want(fx, EXIT_STATE, "ca", "retire", "b", NULL);
+
+	/* A thing with a live certificate stays; once none is live it goes. */
+	cli_want(fx, EXIT_STATE, "thing", "delete", "t1", NULL);
+	json_t *certs = cli_json(fx, "cert", "list", "--thing", "t1", "--status", "ACTIVE", NULL);
+	size_t i;
+	json_t *c;
+
+	assert_int_equal(json_array_size(certs), 3);
+	json_array_foreach (certs, i, c) {
+		cli_want(fx, EXIT_OK, "cert", "revoke", jstr(c, "certificateId"), "--reason",
+			 "cessationOfOperation", NULL);
+	}
+	cli_want(fx, EXIT_OK, "thing", "delete", "t1", NULL);
+	cli_want(fx, EXIT_NOTFOUND, "thing", "describe", "t1", NULL);
+	/* Its certificates stay in history, and cannot be brought back. */
+	assert_int_equal(json_array_size(cli_json(fx, "cert", "list", "--thing", "t1", NULL)), 3);
+	id = jstr(json_array_get(certs, 0), "certificateId");
+	cli_want(fx, EXIT_STATE, "cert", "activate", id, NULL);
+	cli_want(fx, EXIT_OK, "events", "verify", NULL);
+}
+
+/* An intermediate made elsewhere, imported with its key (re-encrypted here). */
+static void
+test_cli_pki__ca_import_with_key(void **state)
+{
+	struct fx *fx = *state;
+	const char *root_key = dpath(fx, "offline-root/root.key.pem");
+	const char *root_pem = dpath(fx, "offline-root/root.pem");
+	const char *root_pass = dpath(fx, "offline-root/root.pass");
+	const char *ext_key = tpath(fx, "x.key"), *ext_csr = tpath(fx, "x.csr");
+	const char *ext_pem = tpath(fx, "x.pem"), *ext_pass = tpath(fx, "x.pass");
+	const char *ext_cnf = tpath(fx, "x.cnf"), *csr, *leaf;
+	static const char ext[] = "[v3]\nbasicConstraints=critical,CA:TRUE,pathlen:0\n"
+				  "keyUsage=critical,keyCertSign,cRLSign\n"
+				  "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n";
+
+	quickstart(fx);
+	assert_int_equal(cf_test_file_write(ext_pass, "imported\n", 9, 0600), 0);
+	assert_int_equal(cf_test_file_write(ext_cnf, ext, strlen(ext), 0644), 0);
+	ossl(fx, EXIT_OK, "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+	     "-aes-256-cbc", "-pass", keep(fx, cf_test_printf("file:%s", ext_pass)), "-out",
+	     ext_key, NULL);
+	ossl(fx, EXIT_OK, "req", "-new", "-key", ext_key, "-passin",
+	     keep(fx, cf_test_printf("file:%s", ext_pass)), "-subj", "/CN=imported CA", "-out",
+	     ext_csr, NULL);
+	ossl(fx, EXIT_OK, "x509", "-req", "-in", ext_csr, "-CA", root_pem, "-CAkey", root_key,
+	     "-passin", keep(fx, cf_test_printf("file:%s", root_pass)), "-days", "100",
+	     "-extfile", ext_cnf, "-extensions", "v3", "-out", ext_pem, NULL);
+	/* The key must come with its passphrase, and must match. */
+	cli_want(fx, EXIT_USAGE, "ca", "import", "--name", "x", "--cert", ext_pem, "--key",
+		 ext_key, NULL);
+	cli_want(fx, EXIT_INPUT, "ca", "import", "--name", "x", "--cert", ext_pem, "--key",
+		 dpath(fx, "ca/default.key.pem"), "--key-passphrase-file",
+		 dpath(fx, "secrets/ca.pass"), NULL);
+	cli_want(fx, EXIT_OK, "ca", "import", "--name", "x", "--cert", ext_pem, "--key", ext_key,
+		 "--key-passphrase-file", ext_pass, NULL);
+	assert_encrypted_key(fx, dpath(fx, "ca/x.key.pem"));
+	/* Re-encrypted with the data dir's passphrase, not the one it came with. */
+	ossl(fx, EXIT_OK, "pkey", "-in", dpath(fx, "ca/x.key.pem"), "-passin",
+	     keep(fx, cf_test_printf("file:%s", dpath(fx, "secrets/ca.pass"))), "-noout", NULL);
+	ossl(fx, 1, "pkey", "-in", dpath(fx, "ca/x.key.pem"), "-passin",
+	     keep(fx, cf_test_printf("file:%s", ext_pass)), "-noout", NULL);
+	assert_string_equal(jstr(cli_json(fx, "ca", "describe", "x", NULL), "parent"), "root");
+
+	thing(fx, "t1");
+	csr = make_csr(fx, "t1", "/CN=t1");
+	leaf = tpath(fx, "leaf.pem");
+	cli_want(fx, EXIT_OK, "cert", "issue", "--thing", "t1", "--csr", csr, "--ca", "x", "--out",
+		 leaf, NULL);
+	ossl_verify(fx, root_pem, ext_pem, leaf, EXIT_OK);
+	/* A second import under the same name is refused. */
+	cli_want(fx, EXIT_EXISTS, "ca", "import", "--name", "x", "--cert", ext_pem, "--key",
+		 ext_key, "--key-passphrase-file", ext_pass, NULL);
+}
+
 /* ---- status transitions -------------------------------------------------------- */
 
 static const char *
@@ -1871,6 +2038,8 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cli_pki__issue_not_found_and_retired, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_cli_pki__ca_lifecycle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cli_pki__ca_import_with_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cli_pki__status_transitions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cli_pki__policies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cli_pki__events_verify_detects_edit, setup,
