@@ -19,8 +19,10 @@
  * holding the ready group, with the point set into it (see algs below).
  * The signature is then verified over the certificationRequestInfo bytes
  * exactly as received.
- * The subject and the attributes are not interpreted: the subject of an
- * issued certificate comes from the registry.
+ * The subject and the attributes are not interpreted (the subject of an
+ * issued certificate comes from the registry), but they are walked: a
+ * request that is not DER throughout is BAD_CSR, so that what we accept is
+ * what any other DER parser would read the same way.
  */
 #include "pki_int.h"
 
@@ -190,6 +192,7 @@ struct csr_parts {
 	cf_pki__der_tlv key_param; /* its parameters (val_len 0 when absent) */
 	cf_pki__der_tlv key_bits;  /* the subjectPublicKey BIT STRING */
 	cf_pki__der_tlv sig_alg;   /* signature algorithm OID */
+	cf_pki__der_tlv sig_param; /* its parameters (tlv NULL when absent) */
 	cf_pki__der_tlv sig;       /* signature BIT STRING */
 };
 
@@ -230,6 +233,64 @@ read_bits(cf_pki__der_tlv *out, cf_pki__der_cur *cur)
 	return out->val_len >= 2 && out->val[0] == 0;
 }
 
+/*
+ * Name ::= SEQUENCE OF RelativeDistinguishedName
+ * RelativeDistinguishedName ::= SET SIZE (1..MAX) OF AttributeTypeAndValue
+ * AttributeTypeAndValue ::= SEQUENCE { type OBJECT IDENTIFIER, value ANY }
+ */
+static bool
+name_valid(const cf_pki__der_tlv *name)
+{
+	cf_pki__der_cur rdns = { name->val, name->val_len }, atvs, in;
+	cf_pki__der_tlv rdn, atv, type, value;
+
+	while (rdns.len > 0) {
+		if (!cf_pki__der_get(&rdn, &rdns, CF_DER_SET) || rdn.val_len == 0)
+			return false;
+		atvs.p = rdn.val;
+		atvs.len = rdn.val_len;
+		while (atvs.len > 0) {
+			if (!cf_pki__der_get(&atv, &atvs, CF_DER_SEQUENCE))
+				return false;
+			in.p = atv.val;
+			in.len = atv.val_len;
+			if (!cf_pki__der_get(&type, &in, CF_DER_OID) ||
+			    !cf_pki__der_oid_valid(&type) || !cf_pki__der_get_any(&value, &in) ||
+			    in.len != 0 || !cf_pki__der_valid(&value))
+				return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * attributes [0] IMPLICIT SET OF Attribute
+ * Attribute ::= SEQUENCE { type OBJECT IDENTIFIER, values SET SIZE (1..MAX) OF ANY }
+ */
+static bool
+attributes_valid(const cf_pki__der_tlv *attrs)
+{
+	cf_pki__der_cur list = { attrs->val, attrs->val_len }, in, values;
+	cf_pki__der_tlv attr, type, set, value;
+
+	while (list.len > 0) {
+		if (!cf_pki__der_get(&attr, &list, CF_DER_SEQUENCE))
+			return false;
+		in.p = attr.val;
+		in.len = attr.val_len;
+		if (!cf_pki__der_get(&type, &in, CF_DER_OID) || !cf_pki__der_oid_valid(&type) ||
+		    !cf_pki__der_get(&set, &in, CF_DER_SET) || in.len != 0 || set.val_len == 0)
+			return false;
+		values.p = set.val;
+		values.len = set.val_len;
+		while (values.len > 0) {
+			if (!cf_pki__der_get_any(&value, &values) || !cf_pki__der_valid(&value))
+				return false;
+		}
+	}
+	return true;
+}
+
 static bool
 read_cri(struct csr_parts *parts)
 {
@@ -240,7 +301,7 @@ read_cri(struct csr_parts *parts)
 	if (!cf_pki__der_get(&version, &cur, CF_DER_INTEGER) ||
 	    !oid_eq(&version, version0, sizeof(version0)))
 		return false;
-	if (!cf_pki__der_get(&subject, &cur, CF_DER_SEQUENCE))
+	if (!cf_pki__der_get(&subject, &cur, CF_DER_SEQUENCE) || !name_valid(&subject))
 		return false;
 	if (!cf_pki__der_get(&parts->spki, &cur, CF_DER_SEQUENCE))
 		return false;
@@ -251,7 +312,7 @@ read_cri(struct csr_parts *parts)
 		return false;
 	/* attributes [0] is required by RFC 2986; some old clients omit it. */
 	if (cf_pki__der_peek(&cur, CF_DER_CTX_CONS(0)) &&
-	    !cf_pki__der_get(&attrs, &cur, CF_DER_CTX_CONS(0)))
+	    (!cf_pki__der_get(&attrs, &cur, CF_DER_CTX_CONS(0)) || !attributes_valid(&attrs)))
 		return false;
 	return cur.len == 0;
 }
@@ -261,7 +322,7 @@ static bool
 read_request(struct csr_parts *parts, const unsigned char *der, size_t len)
 {
 	cf_pki__der_cur cur = { der, len }, in;
-	cf_pki__der_tlv outer, param;
+	cf_pki__der_tlv outer;
 
 	if (!cf_pki__der_get(&outer, &cur, CF_DER_SEQUENCE) || cur.len != 0)
 		return false;
@@ -269,7 +330,7 @@ read_request(struct csr_parts *parts, const unsigned char *der, size_t len)
 	in.len = outer.val_len;
 	if (!cf_pki__der_get(&parts->cri, &in, CF_DER_SEQUENCE) || !read_cri(parts))
 		return false;
-	if (!read_algid(&parts->sig_alg, &param, &in))
+	if (!read_algid(&parts->sig_alg, &parts->sig_param, &in))
 		return false;
 	if (!read_bits(&parts->sig, &in))
 		return false;
@@ -406,6 +467,26 @@ out:
 	return rc;
 }
 
+/*
+ * RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }, in
+ * DER: the key bits are copied into the certificate as they are, and
+ * OpenSSL's decoder would take some BER (an indefinite length) here.
+ */
+static bool
+rsa_key_der(const struct cf_pki_csr *csr)
+{
+	cf_pki__der_cur cur = { csr->pub, csr->pub_len }, in;
+	cf_pki__der_tlv seq, n, e;
+
+	if (!cf_pki__der_get(&seq, &cur, CF_DER_SEQUENCE) || cur.len != 0)
+		return false;
+	in.p = seq.val;
+	in.len = seq.val_len;
+	return cf_pki__der_get(&n, &in, CF_DER_INTEGER) && cf_pki__der_valid(&n) &&
+	       cf_pki__der_get(&e, &in, CF_DER_INTEGER) && cf_pki__der_valid(&e) && in.len == 0 &&
+	       (n.val[0] & 0x80) == 0 && (e.val[0] & 0x80) == 0;
+}
+
 /* Build the request's public key; the algorithm decides how. */
 static int
 key_build(struct cf_pki_csr *csr, const struct csr_parts *parts, cf_err *err)
@@ -418,6 +499,10 @@ key_build(struct cf_pki_csr *csr, const struct csr_parts *parts, cf_err *err)
 	}
 	if (oid_eq(&parts->key_alg, oid_ed25519, sizeof(oid_ed25519))) {
 		csr->key_id = EVP_PKEY_ED25519;
+		/* RFC 8410 3: the parameters MUST be absent. */
+		if (parts->key_param.tlv != NULL)
+			return cf_err_set(err, CF_EPROTO, "BAD_CSR",
+					  "Ed25519 key with algorithm parameters");
 		csr->pkey = EVP_PKEY_new_raw_public_key_ex(NULL, "ED25519", NULL, csr->pub,
 							   csr->pub_len);
 		if (csr->pkey == NULL)
@@ -427,10 +512,21 @@ key_build(struct cf_pki_csr *csr, const struct csr_parts *parts, cf_err *err)
 	if (oid_eq(&parts->key_alg, oid_rsa, sizeof(oid_rsa))) {
 		/* RSA is off the hot path: the general decoder is good enough. */
 		csr->key_id = EVP_PKEY_RSA;
+		/* RFC 3279 2.3.1: the parameters MUST be NULL; OpenSSL does not look. */
+		if (parts->key_param.tlv == NULL || parts->key_param.tlv[0] != CF_DER_NULL)
+			return cf_err_set(err, CF_EPROTO, "BAD_CSR",
+					  "RSA key parameters are not NULL");
+		if (!rsa_key_der(csr))
+			return cf_err_set(err, CF_EPROTO, "BAD_CSR", "RSA key is not DER");
 		csr->pkey = d2i_PUBKEY(NULL, &p, (long)parts->spki.tlv_len);
-		if (csr->pkey == NULL)
+		if (csr->pkey == NULL || p != parts->spki.tlv + parts->spki.tlv_len)
 			return cf_err_set_ossl(err, CF_EPROTO, "BAD_CSR", "bad RSA key");
-		return CF_OK;
+		/*
+		 * Size and exponent now, before verifying: with e = 1 the
+		 * "signature" is the padded digest itself and proves nothing.
+		 * The costly rest of the check waits for a good signature.
+		 */
+		return cf_pki__rsa_quick_check(csr->pkey, err);
 	}
 	return cf_err_set(err, CF_EPROTO, "WEAK_KEY", "key algorithm not allowed");
 }
@@ -455,6 +551,15 @@ sig_alg_find(size_t *index, const struct cf_pki_csr *csr, const struct csr_parts
 		if (sig_algs[i].key_id != csr->key_id)
 			return cf_err_set(err, CF_EPROTO, "BAD_SIGNATURE",
 					  "signature algorithm does not fit the key");
+		/*
+		 * Parameters: absent for ECDSA (RFC 5758 3.2) and Ed25519 (RFC
+		 * 8410 3); NULL for PKCS#1 v1.5, where RFC 4055 5 also has us
+		 * accept them absent.
+		 */
+		if (parts->sig_param.tlv != NULL &&
+		    (sig_algs[i].key_id != EVP_PKEY_RSA || parts->sig_param.tlv[0] != CF_DER_NULL))
+			return cf_err_set(err, CF_EPROTO, "BAD_CSR",
+					  "signature algorithm parameters not allowed");
 		*index = i;
 		return CF_OK;
 	}
@@ -574,6 +679,12 @@ csr_check(struct cf_pki_csr *csr, cf_err *err)
 	rc = signature_verify(csr, &parts, alg, err);
 	if (rc != CF_OK)
 		return rc;
+	/* The modulus check, once the key has signed its request. */
+	if (csr->key_id == EVP_PKEY_RSA) {
+		rc = cf_pki__rsa_public_check(csr->pkey, err);
+		if (rc != CF_OK)
+			return rc;
+	}
 	csr->key_bits = EVP_PKEY_get_bits(csr->pkey);
 	csr->key_type = key_type_of(csr);
 	if (EVP_Digest(csr->spki, csr->spki_len, md, NULL,

@@ -64,6 +64,72 @@ cf_pki__der_get(cf_pki__der_tlv *out, cf_pki__der_cur *cur, unsigned char tag)
 	return true;
 }
 
+bool
+cf_pki__der_get_any(cf_pki__der_tlv *out, cf_pki__der_cur *cur)
+{
+	/* Tag number 31 announces the multi-byte form, which nothing read here uses. */
+	if (cur->len < 1 || (cur->p[0] & 0x1f) == 0x1f)
+		return false;
+	return cf_pki__der_get(out, cur, cur->p[0]);
+}
+
+bool
+cf_pki__der_oid_valid(const cf_pki__der_tlv *oid)
+{
+	size_t i;
+
+	/* Each sub-identifier: no leading 0x80 byte; the last byte ends one (bit 8 clear). */
+	if (oid->val_len == 0 || (oid->val[oid->val_len - 1] & 0x80) != 0)
+		return false;
+	for (i = 0; i < oid->val_len; i++) {
+		if (oid->val[i] == 0x80 && (i == 0 || (oid->val[i - 1] & 0x80) == 0))
+			return false;
+	}
+	return true;
+}
+
+static bool
+der_valid(const cf_pki__der_tlv *tlv, int depth)
+{
+	unsigned char tag = tlv->tlv[0];
+	cf_pki__der_cur in = { tlv->val, tlv->val_len };
+	cf_pki__der_tlv child;
+
+	if ((tag & 0x20) == 0) {
+		switch (tag) {
+		case 0x01: /* BOOLEAN */
+			return tlv->val_len == 1 && (tlv->val[0] == 0x00 || tlv->val[0] == 0xff);
+		case CF_DER_INTEGER:
+			return tlv->val_len == 1 ||
+			       (tlv->val_len > 1 &&
+				!(tlv->val[0] == 0x00 && (tlv->val[1] & 0x80) == 0) &&
+				!(tlv->val[0] == 0xff && (tlv->val[1] & 0x80) != 0));
+		case CF_DER_NULL:
+			return tlv->val_len == 0;
+		case CF_DER_OID:
+			return cf_pki__der_oid_valid(tlv);
+		default:
+			return true;
+		}
+	}
+	/* Constructed: universal class only for SEQUENCE and SET (DER strings are primitive). */
+	if ((tag & 0xc0) == 0 && tag != CF_DER_SEQUENCE && tag != CF_DER_SET)
+		return false;
+	if (depth >= CF_PKI__DER_DEPTH)
+		return false;
+	while (in.len > 0) {
+		if (!cf_pki__der_get_any(&child, &in) || !der_valid(&child, depth + 1))
+			return false;
+	}
+	return true;
+}
+
+bool
+cf_pki__der_valid(const cf_pki__der_tlv *tlv)
+{
+	return der_valid(tlv, 1);
+}
+
 static bool
 reserve(cf_pki__der_buf *buf, size_t more)
 {

@@ -28,7 +28,7 @@
 #include <openssl/err.h>
 #include <openssl/rand.h>
 
-#define THING_MAX  128
+#define THING_MAX  64 /* RFC 5280 ub-common-name */
 #define URL_MAX    1024
 #define SAN_PREFIX "urn:certfleet:thing:"
 
@@ -473,6 +473,7 @@ info_fill(cf_pki_cert_info *info, const cf_pki_ca *ca, const cf_pki_csr *csr, co
 	info->not_before = facts->not_before;
 	info->not_after = facts->not_after;
 	info->is_ca = false;
+	info->key_valid = true; /* cf_pki_csr_parse() checked it */
 	return CF_OK;
 }
 

@@ -45,8 +45,17 @@ const char *cf_pki_key_type_name(cf_key_type type);
 int cf_pki_key_generate(EVP_PKEY **out, cf_key_type type, cf_err *err);
 
 /*
- * Write key as encrypted PKCS#8 PEM (AES-256-CBC, PBKDF2) to path, mode
- * 0600, atomically; an existing file is CF_EEXISTS.
+ * PBKDF2 iterations for encrypted key files: OWASP's 2023 figure for
+ * PBKDF2-HMAC-SHA256. One key read costs ~0.15-0.3 s; keys are decrypted once per
+ * process, and a stolen file costs a guesser as much per passphrase tried.
+ */
+#define CF_PKI_KDF_ITERATIONS 600000
+
+/*
+ * Write key as encrypted PKCS#8 PEM to path, mode 0600, atomically: PBES2
+ * with AES-256-CBC and PBKDF2-HMAC-SHA256, CF_PKI_KDF_ITERATIONS iterations,
+ * a 16-byte random salt. An existing file is CF_EEXISTS; CF_EINVAL without a
+ * key or passphrase (at most 1024 bytes); CF_ECRYPTO when encryption fails.
  */
 int cf_pki_key_write_encrypted(const char *path, EVP_PKEY *key, const char *pass,
 			       size_t pass_len, cf_err *err);
@@ -82,13 +91,17 @@ typedef struct cf_pki_csr cf_pki_csr; /* opaque: a parsed, signature-checked req
 /*
  * Parse a CSR in PEM or DER (at most CF_PKI_CSR_MAX bytes) and verify its
  * self-signature. Errors are CF_EPROTO with the protocol reason: "BAD_CSR"
- * (size, not a CSR, trailing garbage, unsupported signature algorithm),
- * "BAD_SIGNATURE". Changed: also "WEAK_KEY" when the request is signed with
- * MD5 or SHA-1, or its key algorithm or curve is one we cannot use at all;
- * the weak digest is refused before verification, so the reason does not
+ * (size, not a CSR, not DER throughout, trailing garbage, unsupported
+ * signature algorithm, algorithm parameters where RFC 3279/5758/8410 rule
+ * them out), "BAD_SIGNATURE". Changed: also "WEAK_KEY" when the request is
+ * signed with MD5 or SHA-1, or its key algorithm or curve is one we cannot
+ * use at all, or its RSA key fails the public key check (exponent other than
+ * odd 65537..2^256, modulus even or over 8192 bits); the
+ * weak digest is refused before verification, so the reason does not
  * depend on whether OpenSSL would verify it. Keys on P-192, P-521 and
  * secp256k1 and short RSA keys parse and are refused by the policy check.
- * The subject is not looked at. The caller frees *out with cf_pki_csr_free().
+ * The subject and attributes are checked to be DER, not interpreted.
+ * The caller frees *out with cf_pki_csr_free().
  */
 int cf_pki_csr_parse(cf_pki_csr **out, const void *data, size_t len, cf_err *err);
 
@@ -162,13 +175,13 @@ void cf_pki_profile_init(cf_pki_profile *profile);
 
 /*
  * Issue a device certificate for csr's public key, signed by ca. thing must
- * be 1 to 128 characters (CF_EINVAL otherwise; RFC 5280 bounds a CN at 64,
- * OpenSSL parses longer ones). The
- * subject is CN=thing and the SAN URI urn:certfleet:thing:<thing>, whatever
- * the CSR asked. EKU clientAuth, KU digitalSignature critical,
- * basicConstraints CA:FALSE critical, SKI/AKI, a 128-bit random positive
- * serial, and the profile's validity and URLs. notAfter is capped at the
- * CA's notAfter. The caller frees *out with X509_free().
+ * be 1 to 64 bytes (CF_EINVAL otherwise): RFC 5280's ub-common-name is 64,
+ * and thing names are ASCII. The subject is CN=thing and the SAN URI
+ * urn:certfleet:thing:<thing>, whatever the CSR asked. EKU clientAuth, KU
+ * digitalSignature critical, basicConstraints CA:FALSE critical, SKI/AKI, a
+ * 128-bit random positive serial, and the profile's validity and URLs.
+ * notAfter is capped at the CA's notAfter. The caller frees *out with
+ * X509_free().
  */
 int cf_pki_issue(X509 **out, cf_pki_ca *ca, const cf_pki_csr *csr, const char *thing,
 		 const cf_pki_profile *profile, cf_err *err);
@@ -209,6 +222,14 @@ struct cf_pki_cert_info {
 	int64_t not_before;
 	int64_t not_after;
 	bool is_ca;
+	/*
+	 * The public key passes the checks a CSR's key gets: for RSA
+	 * cf_pki_csr_parse()'s exponent, size and odd-modulus checks; for
+	 * EC a real point, not the point at infinity. True for Ed25519 and for
+	 * keys of other algorithms, false when OpenSSL cannot decode the key.
+	 * cf_pki_key_quality() reports WEAK_KEY when it is false.
+	 */
+	bool key_valid;
 };
 
 /* Fill info from cert. */
@@ -245,7 +266,7 @@ typedef struct cf_pki_quality {
 	char detail[128];   /* "RSA key of 1024 bits", ... */
 } cf_pki_quality;
 
-/* Judge a certificate's key and signature against policy. Never fails. */
+/* Judge a certificate's key (key_valid included) and signature against policy. Never fails. */
 void cf_pki_key_quality(cf_pki_quality *out, const cf_pki_cert_info *info,
 			const cf_pki_key_policy *policy);
 

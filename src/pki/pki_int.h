@@ -51,6 +51,26 @@ bool cf_pki__der_get(cf_pki__der_tlv *out, cf_pki__der_cur *cur, unsigned char t
 /* True when the next element (if any) has tag. */
 bool cf_pki__der_peek(const cf_pki__der_cur *cur, unsigned char tag);
 
+/*
+ * Read the next element whatever its (single-byte) tag, with the same length
+ * rules as cf_pki__der_get(). Returns false on a high tag number or a bad length.
+ */
+bool cf_pki__der_get_any(cf_pki__der_tlv *out, cf_pki__der_cur *cur);
+
+/*
+ * True when tlv (one element, as read above) is DER all the way down: every
+ * nested element has a single-byte tag and a minimal definite length and
+ * fills its parent exactly; only SEQUENCE, SET and non-universal tags are
+ * constructed; BOOLEAN is 00 or ff, INTEGER minimal, NULL empty, OBJECT
+ * IDENTIFIER well formed. At most CF_PKI__DER_DEPTH levels deep. SET OF
+ * order is not checked.
+ */
+bool cf_pki__der_valid(const cf_pki__der_tlv *tlv);
+#define CF_PKI__DER_DEPTH 16
+
+/* True when the content of an OBJECT IDENTIFIER is well formed (minimal sub-identifiers). */
+bool cf_pki__der_oid_valid(const cf_pki__der_tlv *oid);
+
 /* A growing output buffer; after an allocation failure every call is a no-op. */
 typedef struct cf_pki__der_buf {
 	unsigned char *p;
@@ -76,6 +96,22 @@ void cf_pki__der_buf_clear(cf_pki__der_buf *buf);
 
 /* A 128-bit random positive serial: top bit clear, never zero (16 bytes). */
 int cf_pki__serial_random(unsigned char serial[16], cf_err *err);
+
+/* Largest RSA modulus accepted: verifying with a larger one costs the CA real time. */
+#define CF_PKI__RSA_MAX_BITS 8192
+
+/*
+ * The cheap checks of an RSA public key: at most CF_PKI__RSA_MAX_BITS bits,
+ * an odd exponent with 65537 <= e < 2^256 (SP 800-56B; OpenSSL 3.0 outside
+ * FIPS lets any odd e > 1 through). CF_EPROTO "WEAK_KEY" otherwise.
+ */
+int cf_pki__rsa_quick_check(EVP_PKEY *key, cf_err *err);
+
+/*
+ * The quick check and an odd modulus (not EVP_PKEY_public_check(), whose
+ * primality test costs milliseconds). CF_EPROTO "WEAK_KEY" when it fails.
+ */
+int cf_pki__rsa_public_check(EVP_PKEY *key, cf_err *err);
 
 /* The digest name to sign with key: "SHA256", "SHA384", or NULL for EdDSA. */
 const char *cf_pki__md_name_for_key(EVP_PKEY *key);

@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 
 static X509 *
@@ -65,6 +68,7 @@ test_pki_cert__info_of_device_cert(void **state)
 	assert_int_equal(info.key_type, CF_KEY_EC_P256);
 	assert_string_equal(info.sig_alg, "ecdsa-with-SHA256");
 	assert_false(info.is_ca);
+	assert_true(info.key_valid);
 	assert_true(info.not_after - info.not_before == 365 * 86400 + 300);
 	/* Lowercase hex, no leading zero, at most 32 digits. */
 	assert_true(strlen(info.serial) >= 1 && strlen(info.serial) <= 32);
@@ -284,6 +288,7 @@ quality(const char *alg, const char *curve, int bits, cf_key_type type, const ch
 	snprintf(info.key_curve, sizeof(info.key_curve), "%s", curve);
 	info.key_bits = bits;
 	info.key_type = type;
+	info.key_valid = true;
 	snprintf(info.sig_alg, sizeof(info.sig_alg), "%s", sig);
 	cf_pki_key_policy_init(&policy);
 	cf_pki_key_quality(&q, &info, &policy);
@@ -312,6 +317,140 @@ test_pki_cert__key_quality(void **state)
 	quality("RSA", "", 2048, CF_KEY_RSA_2048, "sha1WithRSAEncryption", "WEAK_SIGNATURE");
 	quality("RSA", "", 2048, CF_KEY_RSA_2048, "md5WithRSAEncryption", "WEAK_SIGNATURE");
 	quality("EC", "P-256", 256, CF_KEY_EC_P256, "ecdsa-with-SHA1", "WEAK_SIGNATURE");
+}
+
+/*
+ * A certificate for pub, signed by the chain's issuing CA, made with
+ * OpenSSL's own calls. With pub NULL, the key is the P-256 point at
+ * infinity, which OpenSSL reads but will not write: its bits go in directly.
+ * Returned as parsed back from its DER, as a registered certificate would be.
+ */
+static X509 *
+cert_for_key(struct pki_test_chain *chain, EVP_PKEY *pub)
+{
+	X509 *cert = X509_new(), *back;
+	X509_NAME *name = X509_NAME_new();
+	unsigned char *der = NULL, *infinity;
+	const unsigned char *p;
+	int len;
+
+	assert_non_null(cert);
+	assert_non_null(name);
+	assert_int_equal(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+						    (const unsigned char *)"imported", -1, -1, 0),
+			 1);
+	assert_int_equal(X509_set_version(cert, X509_VERSION_3), 1);
+	assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(cert), 7), 1);
+	assert_int_equal(X509_set_subject_name(cert, name), 1);
+	assert_int_equal(X509_set_issuer_name(cert, X509_get_subject_name(chain->inter)), 1);
+	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(cert), 0));
+	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(cert), 86400));
+	if (pub != NULL) {
+		assert_int_equal(X509_set_pubkey(cert, pub), 1);
+	} else {
+		infinity = OPENSSL_zalloc(1);
+		assert_non_null(infinity);
+		assert_int_equal(
+			X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(cert),
+					       OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+					       OBJ_nid2obj(NID_X9_62_prime256v1), infinity, 1),
+			1);
+	}
+	assert_true(X509_sign(cert, chain->int_key, EVP_sha256()) > 0);
+	len = i2d_X509(cert, &der);
+	assert_true(len > 0);
+	p = der;
+	back = d2i_X509(NULL, &p, len);
+	assert_non_null(back);
+	OPENSSL_free(der);
+	X509_NAME_free(name);
+	X509_free(cert);
+	return back;
+}
+
+/* The modulus of key with public exponent e: a key no one can hold the private half of. */
+static EVP_PKEY *
+rsa_with_exponent(EVP_PKEY *key, unsigned long e)
+{
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	BIGNUM *n = NULL, *bn_e = BN_new();
+	OSSL_PARAM *params;
+	EVP_PKEY *out = NULL;
+
+	assert_non_null(bld);
+	assert_non_null(ctx);
+	assert_non_null(bn_e);
+	assert_int_equal(EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n), 1);
+	assert_int_equal(BN_set_word(bn_e, e), 1);
+	assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n), 1);
+	assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e), 1);
+	params = OSSL_PARAM_BLD_to_param(bld);
+	assert_non_null(params);
+	assert_int_equal(EVP_PKEY_fromdata_init(ctx), 1);
+	assert_int_equal(EVP_PKEY_fromdata(ctx, &out, EVP_PKEY_PUBLIC_KEY, params), 1);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	EVP_PKEY_CTX_free(ctx);
+	BN_free(n);
+	BN_free(bn_e);
+	return out;
+}
+
+/*
+ * Registered device certificates and imported CAs get the CSR's key check:
+ * RSA with e = 1 or e = 3, and the EC point at infinity, are WEAK_KEY.
+ */
+static void
+test_pki_cert__invalid_key_is_weak(void **state)
+{
+	static const unsigned long exponents[] = { 1, 3 };
+	struct pki_test_chain chain;
+	cf_pki_key_policy policy;
+	cf_pki_cert_info info;
+	cf_pki_quality q;
+	EVP_PKEY *rsa = NULL, *bad;
+	X509 *cert;
+	size_t i;
+
+	(void)state;
+	cf_pki_key_policy_init(&policy);
+	pki_test_chain_make(&chain, CF_KEY_EC_P256);
+	assert_int_equal(cf_pki_key_generate(&rsa, CF_KEY_RSA_2048, NULL), 0);
+	/* The real key: valid. */
+	cert = cert_for_key(&chain, rsa);
+	assert_int_equal(cf_pki_cert_info_get(&info, cert, NULL), 0);
+	assert_true(info.key_valid);
+	cf_pki_key_quality(&q, &info, &policy);
+	assert_true(q.ok);
+	X509_free(cert);
+	for (i = 0; i < CF_ARRAY_LEN(exponents); i++) {
+		bad = rsa_with_exponent(rsa, exponents[i]);
+		cert = cert_for_key(&chain, bad);
+		assert_int_equal(cf_pki_cert_info_get(&info, cert, NULL), 0);
+		assert_string_equal(info.key_alg, "RSA");
+		assert_int_equal(info.key_bits, 2048);
+		assert_false(info.key_valid);
+		cf_pki_key_quality(&q, &info, &policy);
+		assert_false(q.ok);
+		assert_string_equal(q.reason, "WEAK_KEY");
+		assert_int_equal(ERR_peek_error(), 0);
+		X509_free(cert);
+		EVP_PKEY_free(bad);
+	}
+	/* The P-256 point at infinity. */
+	cert = cert_for_key(&chain, NULL);
+	assert_int_equal(cf_pki_cert_info_get(&info, cert, NULL), 0);
+	assert_string_equal(info.key_curve, "P-256");
+	assert_false(info.key_valid);
+	cf_pki_key_quality(&q, &info, &policy);
+	assert_string_equal(q.reason, "WEAK_KEY");
+	X509_free(cert);
+	/* The chain's own certificates are fine. */
+	assert_int_equal(cf_pki_cert_info_get(&info, chain.inter, NULL), 0);
+	assert_true(info.key_valid);
+	EVP_PKEY_free(rsa);
+	pki_test_chain_clear(&chain);
 }
 
 static void
@@ -345,6 +484,7 @@ test_pki_cert_run(void)
 		cmocka_unit_test(test_pki_cert__der_to_pem_bad_label),
 		cmocka_unit_test(test_pki_cert__signed_by),
 		cmocka_unit_test(test_pki_cert__key_quality),
+		cmocka_unit_test(test_pki_cert__invalid_key_is_weak),
 		cmocka_unit_test(test_pki_cert__revoke_reasons),
 	};
 

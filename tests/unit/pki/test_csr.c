@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 /* Parse a fixture and expect rc and reason at parse or policy time. */
@@ -57,6 +59,8 @@ test_pki_csr__bad_requests(void **state)
 	expect("bad-p192.pem", CF_EPROTO, "WEAK_KEY");
 	expect("bad-secp256k1.pem", CF_EPROTO, "WEAK_KEY");
 	expect("bad-sha1.pem", CF_EPROTO, "WEAK_KEY");
+	expect("bad-rsa-e1.der", CF_EPROTO, "WEAK_KEY");
+	expect("bad-garbage-subject.der", CF_EPROTO, "BAD_CSR");
 }
 
 static void
@@ -360,6 +364,364 @@ test_pki_csr__point_at_infinity(void **state)
 	cf_pki__der_buf_clear(&b);
 }
 
+/*
+ * RSA-2048 with e = 1 and, for a signature, the PKCS#1 v1.5 padded digest
+ * itself: OpenSSL verifies it. Refused for the exponent, before verifying.
+ */
+static void
+test_pki_csr__rsa_exponent_one(void **state)
+{
+	size_t len = 0;
+	char *data = pki_test_fixture("bad-rsa-e1.der", &len);
+	cf_pki_csr *csr = NULL;
+	cf_err err = CF_ERR_INIT;
+
+	(void)state;
+	assert_int_equal(cf_pki_csr_parse(&csr, data, len, &err), CF_EPROTO);
+	assert_string_equal(err.reason, "WEAK_KEY");
+	assert_string_equal(err.msg, "RSA public exponent 1 is not allowed");
+	assert_null(csr);
+	assert_int_equal(ERR_peek_error(), 0);
+	free(data);
+}
+
+/* An RSA-2048 key with public exponent e (a real key pair). */
+static EVP_PKEY *
+rsa_key_with_e(unsigned int e)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	EVP_PKEY *key = NULL;
+	BIGNUM *bn = BN_new();
+
+	assert_non_null(ctx);
+	assert_non_null(bn);
+	assert_int_equal(BN_set_word(bn, e), 1);
+	assert_int_equal(EVP_PKEY_keygen_init(ctx), 1);
+	assert_int_equal(EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, 2048), 1);
+	assert_int_equal(EVP_PKEY_CTX_set1_rsa_keygen_pubexp(ctx, bn), 1);
+	assert_int_equal(EVP_PKEY_generate(ctx, &key), 1);
+	BN_free(bn);
+	EVP_PKEY_CTX_free(ctx);
+	return key;
+}
+
+/* e = 3 passes OpenSSL 3.0's own public key check outside FIPS; not ours. */
+static void
+test_pki_csr__rsa_exponent_three(void **state)
+{
+	EVP_PKEY *key = rsa_key_with_e(3);
+	unsigned char *der = NULL;
+	cf_pki_csr *csr = NULL;
+	cf_err err = CF_ERR_INIT;
+	int len;
+
+	(void)state;
+	len = ec_request_der(&der, key, "SHA256");
+	assert_int_equal(cf_pki_csr_parse(&csr, der, (size_t)len, &err), CF_EPROTO);
+	assert_string_equal(err.reason, "WEAK_KEY");
+	assert_string_equal(err.msg, "RSA public exponent 3 is not allowed");
+	assert_null(csr);
+	OPENSSL_free(der);
+	EVP_PKEY_free(key);
+}
+
+/* ---- requests built piece by piece, signed properly ------------------ */
+
+static const unsigned char oid_ecdsa_sha256[] = { 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02 };
+static const unsigned char oid_rsa_sha256[] = {
+	0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b
+};
+static const unsigned char oid_ed25519[] = { 0x2b, 0x65, 0x70 };
+static const unsigned char der_null[] = { 0x05, 0x00 };
+
+/* What goes into one request; NULL fields take the usual value. */
+struct req_parts {
+	const void *subject; /* a whole Name element; NULL: SEQUENCE {} */
+	size_t subject_len;
+	const void *attrs; /* the whole [0] element; NULL: none */
+	size_t attrs_len;
+	const void *spki; /* NULL: i2d_PUBKEY(key) */
+	size_t spki_len;
+	const unsigned char *sig_oid; /* NULL: ecdsa-with-SHA256 */
+	size_t sig_oid_len;
+	const void *sig_params; /* a whole element after the OID, or NULL */
+	size_t sig_params_len;
+	const char *md; /* the digest to sign with; NULL for Ed25519 */
+};
+
+/* A CertificationRequest of parts, signed by key: DER in b. */
+static void
+build_request(cf_pki__der_buf *b, EVP_PKEY *key, const struct req_parts *rp)
+{
+	static const unsigned char version = 0;
+	unsigned char *spki = NULL, sig[1 + 1024];
+	size_t csr_at, cri_at, alg_at, cri_len, sig_len = sizeof(sig) - 1;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int n;
+
+	assert_non_null(ctx);
+	csr_at = cf_pki__der_begin(b);
+	cri_at = cf_pki__der_begin(b);
+	cf_pki__der_put_tlv(b, CF_DER_INTEGER, &version, 1);
+	if (rp->subject != NULL)
+		cf_pki__der_put(b, rp->subject, rp->subject_len);
+	else
+		cf_pki__der_put(b, "\x30\x00", 2);
+	if (rp->spki != NULL) {
+		cf_pki__der_put(b, rp->spki, rp->spki_len);
+	} else {
+		n = i2d_PUBKEY(key, &spki);
+		assert_true(n > 0);
+		cf_pki__der_put(b, spki, (size_t)n);
+		OPENSSL_free(spki);
+	}
+	if (rp->attrs != NULL)
+		cf_pki__der_put(b, rp->attrs, rp->attrs_len);
+	cf_pki__der_end(b, cri_at, CF_DER_SEQUENCE);
+	assert_false(b->failed);
+	cri_len = b->len - cri_at;
+	assert_int_equal(EVP_DigestSignInit_ex(ctx, NULL, rp->md, NULL, NULL, key, NULL), 1);
+	assert_int_equal(EVP_DigestSign(ctx, sig + 1, &sig_len, b->p + cri_at, cri_len), 1);
+	sig[0] = 0;
+	alg_at = cf_pki__der_begin(b);
+	if (rp->sig_oid != NULL)
+		cf_pki__der_put_tlv(b, CF_DER_OID, rp->sig_oid, rp->sig_oid_len);
+	else
+		cf_pki__der_put_tlv(b, CF_DER_OID, oid_ecdsa_sha256, sizeof(oid_ecdsa_sha256));
+	if (rp->sig_params != NULL)
+		cf_pki__der_put(b, rp->sig_params, rp->sig_params_len);
+	cf_pki__der_end(b, alg_at, CF_DER_SEQUENCE);
+	cf_pki__der_put_tlv(b, CF_DER_BITSTRING, sig, 1 + sig_len);
+	cf_pki__der_end(b, csr_at, CF_DER_SEQUENCE);
+	assert_false(b->failed);
+	EVP_MD_CTX_free(ctx);
+}
+
+/* Build, parse, and expect rc with reason (NULL when rc is 0). */
+static void
+expect_built(const char *what, EVP_PKEY *key, const struct req_parts *rp, int rc,
+	     const char *reason)
+{
+	cf_pki__der_buf b = { NULL, 0, 0, false };
+	cf_pki_csr *csr = NULL;
+	cf_err err = CF_ERR_INIT;
+	int got;
+
+	build_request(&b, key, rp);
+	got = cf_pki_csr_parse(&csr, b.p, b.len, &err);
+	if (got != rc ||
+	    (reason != NULL && (err.reason == NULL || strcmp(err.reason, reason) != 0)))
+		fail_msg("%s: rc %d reason %s (%s), wanted %d %s", what, got,
+			 err.reason ? err.reason : "-", err.msg, rc, reason ? reason : "-");
+	assert_true((csr != NULL) == (rc == 0));
+	cf_pki_csr_free(csr);
+	cf_pki__der_buf_clear(&b);
+}
+
+#define BYTES(s) s, sizeof(s) - 1
+
+/* Subjects: each a whole Name, with whether it is DER. */
+static const struct {
+	const char *what;
+	const char *der;
+	size_t len;
+	bool good;
+} subjects[] = {
+	{ "empty name", BYTES("\x30\x00"), true },
+	{ "CN=a", BYTES("\x30\x0c\x31\x0a\x30\x08\x06\x03\x55\x04\x03\x0c\x01\x61"), true },
+	{ "two-valued RDN",
+	  BYTES("\x30\x18\x31\x16\x30\x08\x06\x03\x55\x04\x03\x0c\x01\x61"
+		"\x30\x0a\x06\x03\x55\x04\x0a\x13\x03\x6f\x72\x67"),
+	  true },
+	{ "constructed SEQUENCE value",
+	  BYTES("\x30\x10\x31\x0e\x30\x0c\x06\x03\x55\x04\x03\x30\x05\x02\x01\x05\x05\x00"), true },
+	{ "garbage", BYTES("\x30\x04\xde\xad\xbe\xef"), false },
+	{ "RDN not a SET", BYTES("\x30\x02\x30\x00"), false },
+	{ "empty RDN", BYTES("\x30\x02\x31\x00"), false },
+	{ "ATV without value", BYTES("\x30\x09\x31\x07\x30\x05\x06\x03\x55\x04\x03"), false },
+	{ "ATV with two values",
+	  BYTES("\x30\x0f\x31\x0d\x30\x0b\x06\x03\x55\x04\x03\x0c\x01\x61\x0c\x01\x62"), false },
+	{ "value length not minimal",
+	  BYTES("\x30\x0d\x31\x0b\x30\x09\x06\x03\x55\x04\x03\x0c\x81\x01\x61"), false },
+	{ "indefinite length value",
+	  BYTES("\x30\x0e\x31\x0c\x30\x0a\x06\x03\x55\x04\x03\x0c\x80\x61\x00\x00"), false },
+	{ "value overruns its ATV",
+	  BYTES("\x30\x0c\x31\x0a\x30\x08\x06\x03\x55\x04\x03\x0c\x02\x61"), false },
+	{ "constructed OCTET STRING value (BER)",
+	  BYTES("\x30\x0f\x31\x0d\x30\x0b\x06\x03\x55\x04\x03\x24\x04\x04\x02\x61\x62"), false },
+	{ "high tag number value",
+	  BYTES("\x30\x0d\x31\x0b\x30\x09\x06\x03\x55\x04\x03\x1f\x22\x01\x61"), false },
+	{ "type not an OID", BYTES("\x30\x0c\x31\x0a\x30\x08\x0c\x03\x55\x04\x03\x0c\x01\x61"),
+	  false },
+	{ "OID with a 0x80 padding byte",
+	  BYTES("\x30\x0d\x31\x0b\x30\x09\x06\x04\x55\x80\x04\x03\x0c\x01\x61"), false },
+	{ "OID ending mid sub-identifier",
+	  BYTES("\x30\x0c\x31\x0a\x30\x08\x06\x03\x55\x04\x83\x0c\x01\x61"), false },
+	{ "BOOLEAN 01 (BER)", BYTES("\x30\x0c\x31\x0a\x30\x08\x06\x03\x55\x04\x03\x01\x01\x01"),
+	  false },
+	{ "INTEGER with a leading zero",
+	  BYTES("\x30\x0d\x31\x0b\x30\x09\x06\x03\x55\x04\x03\x02\x02\x00\x05"), false },
+	{ "NULL with content", BYTES("\x30\x0c\x31\x0a\x30\x08\x06\x03\x55\x04\x03\x05\x01\x00"),
+	  false },
+	{ "trailing byte in the Name",
+	  BYTES("\x30\x0d\x31\x0a\x30\x08\x06\x03\x55\x04\x03\x0c\x01\x61\x00"), false },
+};
+
+/* attributes [0]: each the whole element, with whether it is DER. */
+static const struct {
+	const char *what;
+	const char *der;
+	size_t len;
+	bool good;
+} attributes[] = {
+	{ "empty", BYTES("\xa0\x00"), true },
+	{ "challengePassword",
+	  BYTES("\xa0\x16\x30\x14\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x09\x07"
+		"\x31\x07\x0c\x05\x73\x65\x63\x72\x74"),
+	  true },
+	{ "extensionRequest, critical basicConstraints",
+	  BYTES("\xa0\x22\x30\x20\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x09\x0e"
+		"\x31\x13\x30\x11\x30\x0f\x06\x03\x55\x1d\x13\x01\x01\xff"
+		"\x04\x05\x30\x03\x01\x01\x00"),
+	  true },
+	{ "garbage", BYTES("\xa0\x03\xff\xff\xff"), false },
+	{ "attribute without values",
+	  BYTES("\xa0\x0d\x30\x0b\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x09\x07"), false },
+	{ "empty values SET",
+	  BYTES("\xa0\x0f\x30\x0d\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x09\x07\x31\x00"), false },
+	{ "values not a SET",
+	  BYTES("\xa0\x16\x30\x14\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x09\x07"
+		"\x30\x07\x0c\x05\x73\x65\x63\x72\x74"),
+	  false },
+	{ "BOOLEAN 01 deep inside (BER)",
+	  BYTES("\xa0\x22\x30\x20\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x09\x0e"
+		"\x31\x13\x30\x11\x30\x0f\x06\x03\x55\x1d\x13\x01\x01\x01"
+		"\x04\x05\x30\x03\x01\x01\x00"),
+	  false },
+	{ "trailing element after the values",
+	  BYTES("\xa0\x18\x30\x16\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x09\x07"
+		"\x31\x07\x0c\x05\x73\x65\x63\x72\x74\x05\x00"),
+	  false },
+};
+
+/* Subject and attributes must be DER throughout, even though nothing reads them. */
+static void
+test_pki_csr__subject_and_attributes_walked(void **state)
+{
+	EVP_PKEY *key = NULL;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(cf_pki_key_generate(&key, CF_KEY_EC_P256, NULL), 0);
+	for (i = 0; i < CF_ARRAY_LEN(subjects); i++) {
+		struct req_parts rp = { 0 };
+
+		rp.subject = subjects[i].der;
+		rp.subject_len = subjects[i].len;
+		rp.md = "SHA256";
+		expect_built(subjects[i].what, key, &rp, subjects[i].good ? 0 : CF_EPROTO,
+			     subjects[i].good ? NULL : "BAD_CSR");
+	}
+	for (i = 0; i < CF_ARRAY_LEN(attributes); i++) {
+		struct req_parts rp = { 0 };
+
+		rp.attrs = attributes[i].der;
+		rp.attrs_len = attributes[i].len;
+		rp.md = "SHA256";
+		expect_built(attributes[i].what, key, &rp, attributes[i].good ? 0 : CF_EPROTO,
+			     attributes[i].good ? NULL : "BAD_CSR");
+	}
+	EVP_PKEY_free(key);
+}
+
+/* A NULL (or anything) after an ECDSA or Ed25519 OID is BAD_CSR; RSA wants NULL or nothing. */
+static void
+test_pki_csr__algorithm_parameters(void **state)
+{
+	EVP_PKEY *ec = NULL, *ed = NULL, *rsa = NULL;
+	unsigned char raw[32], spki[46];
+	size_t raw_len = sizeof(raw);
+	struct req_parts rp = { 0 };
+	unsigned char *rsa_spki = NULL;
+	int rsa_spki_len;
+
+	(void)state;
+	assert_int_equal(cf_pki_key_generate(&ec, CF_KEY_EC_P256, NULL), 0);
+	assert_int_equal(cf_pki_key_generate(&ed, CF_KEY_ED25519, NULL), 0);
+	assert_int_equal(cf_pki_key_generate(&rsa, CF_KEY_RSA_2048, NULL), 0);
+
+	rp.md = "SHA256";
+	expect_built("ECDSA, no parameters", ec, &rp, 0, NULL);
+	rp.sig_params = der_null;
+	rp.sig_params_len = sizeof(der_null);
+	expect_built("ECDSA, NULL parameters", ec, &rp, CF_EPROTO, "BAD_CSR");
+
+	memset(&rp, 0, sizeof(rp));
+	rp.sig_oid = oid_ed25519;
+	rp.sig_oid_len = sizeof(oid_ed25519);
+	expect_built("Ed25519, no parameters", ed, &rp, 0, NULL);
+	rp.sig_params = der_null;
+	rp.sig_params_len = sizeof(der_null);
+	expect_built("Ed25519 signature, NULL parameters", ed, &rp, CF_EPROTO, "BAD_CSR");
+	/* The key's AlgorithmIdentifier with a NULL, then the 32 key bytes. */
+	assert_int_equal(EVP_PKEY_get_raw_public_key(ed, raw, &raw_len), 1);
+	assert_int_equal(raw_len, 32);
+	memcpy(spki, "\x30\x2c\x30\x07\x06\x03\x2b\x65\x70\x05\x00\x03\x21\x00", 14);
+	memcpy(spki + 14, raw, 32);
+	rp.sig_params = NULL;
+	rp.spki = spki;
+	rp.spki_len = sizeof(spki);
+	expect_built("Ed25519 key, NULL parameters", ed, &rp, CF_EPROTO, "BAD_CSR");
+
+	memset(&rp, 0, sizeof(rp));
+	rp.md = "SHA256";
+	rp.sig_oid = oid_rsa_sha256;
+	rp.sig_oid_len = sizeof(oid_rsa_sha256);
+	rp.sig_params = der_null;
+	rp.sig_params_len = sizeof(der_null);
+	expect_built("RSA, NULL parameters", rsa, &rp, 0, NULL);
+	/* RFC 4055 5: implementations MUST accept them absent too. */
+	rp.sig_params = NULL;
+	expect_built("RSA, no parameters", rsa, &rp, 0, NULL);
+	rp.sig_params = "\x06\x03\x2b\x65\x70";
+	rp.sig_params_len = 5;
+	expect_built("RSA, an OID for parameters", rsa, &rp, CF_EPROTO, "BAD_CSR");
+	/* rsaEncryption keys: NULL parameters (RFC 3279), not absent. */
+	rsa_spki_len = i2d_PUBKEY(rsa, &rsa_spki);
+	assert_true(rsa_spki_len > 20);
+	assert_memory_equal(rsa_spki + 4, "\x30\x0d\x06\x09", 4);
+	assert_memory_equal(rsa_spki + 17, "\x05\x00", 2);
+	/* Drop the NULL: the SPKI (82 01 22) and its AlgorithmIdentifier both shrink by 2. */
+	memmove(rsa_spki + 17, rsa_spki + 19, (size_t)rsa_spki_len - 19);
+	rsa_spki[3] -= 2;
+	rsa_spki[5] -= 2;
+	rp.sig_params = der_null;
+	rp.sig_params_len = sizeof(der_null);
+	rp.spki = rsa_spki;
+	rp.spki_len = (size_t)rsa_spki_len - 2;
+	expect_built("RSA key, no parameters", rsa, &rp, CF_EPROTO, "BAD_CSR");
+	OPENSSL_free(rsa_spki);
+	/*
+	 * The RSAPublicKey with an indefinite length (BER, which OpenSSL's
+	 * decoder takes): 30 82 01 0a becomes 30 80, and 00 00 ends it.
+	 * Same size, so no outer length changes.
+	 */
+	rsa_spki = NULL;
+	rsa_spki_len = i2d_PUBKEY(rsa, &rsa_spki);
+	assert_int_equal(rsa_spki_len, 294);
+	assert_memory_equal(rsa_spki + 24, "\x30\x82\x01\x0a", 4);
+	memmove(rsa_spki + 26, rsa_spki + 28, 266);
+	memcpy(rsa_spki + 24, "\x30\x80", 2);
+	memcpy(rsa_spki + 292, "\x00\x00", 2);
+	rp.spki = rsa_spki;
+	rp.spki_len = (size_t)rsa_spki_len;
+	expect_built("RSA key bits in BER", rsa, &rp, CF_EPROTO, "BAD_CSR");
+	OPENSSL_free(rsa_spki);
+	EVP_PKEY_free(rsa);
+	EVP_PKEY_free(ed);
+	EVP_PKEY_free(ec);
+}
+
 /* One parsing thread's input and what it saw; cmocka asserts only on the main thread. */
 struct parse_job {
 	const char *name;
@@ -429,6 +791,10 @@ test_pki_csr_run(void)
 		cmocka_unit_test(test_pki_csr__ec_digests_and_point_forms),
 		cmocka_unit_test(test_pki_csr__point_off_curve),
 		cmocka_unit_test(test_pki_csr__point_at_infinity),
+		cmocka_unit_test(test_pki_csr__rsa_exponent_one),
+		cmocka_unit_test(test_pki_csr__rsa_exponent_three),
+		cmocka_unit_test(test_pki_csr__subject_and_attributes_walked),
+		cmocka_unit_test(test_pki_csr__algorithm_parameters),
 	};
 
 	return cmocka_run_group_tests_name("pki_csr", tests, NULL, NULL);

@@ -314,16 +314,17 @@ test_pki_issue__bad_arguments(void **state)
 {
 	struct fixture *fx = *state;
 	cf_pki_csr *csr = pki_test_csr("good-p256.pem");
-	char long_name[130];
+	char long_name[66];
 	X509 *cert = NULL;
 
-	memset(long_name, 'a', 129);
-	long_name[129] = '\0';
+	/* RFC 5280 ub-common-name: 64. */
+	memset(long_name, 'a', 65);
+	long_name[65] = '\0';
 	assert_int_equal(cf_pki_issue(&cert, fx->chain.int_ca, csr, "", &fx->profile, NULL),
 			 CF_EINVAL);
 	assert_int_equal(cf_pki_issue(&cert, fx->chain.int_ca, csr, long_name, &fx->profile, NULL),
 			 CF_EINVAL);
-	long_name[128] = '\0';
+	long_name[64] = '\0';
 	assert_int_equal(cf_pki_issue(&cert, fx->chain.int_ca, csr, long_name, &fx->profile, NULL),
 			 0);
 	X509_free(cert);
@@ -460,6 +461,8 @@ assert_info_equal(const cf_pki_cert_info *got, const cf_pki_cert_info *want)
 	assert_int_equal(got->not_before, want->not_before);
 	assert_int_equal(got->not_after, want->not_after);
 	assert_int_equal(got->is_ca, want->is_ca);
+	assert_int_equal(got->key_valid, want->key_valid);
+	assert_true(got->key_valid);
 }
 
 /* Issue as DER with info, parse the DER, and check info against cf_pki_cert_info_get(). */
@@ -501,7 +504,7 @@ test_pki_issue__der_info_matches_cert_info(void **state)
 	static const char *const key_algs[] = { "EC", "EC", "ED25519", "RSA", "EC" };
 	cf_pki_profile profile;
 	cf_pki_cert_info info;
-	char longest[129];
+	char longest[65];
 	size_t i, j;
 
 	(void)state;

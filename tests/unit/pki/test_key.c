@@ -7,6 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #define PASS "correct horse battery staple"
 
 /* A fresh path in a private temporary directory. */
@@ -109,6 +113,66 @@ test_pki_key__file_is_encrypted_pkcs8(void **state)
 	EVP_PKEY_free(key);
 }
 
+/*
+ * The file's PBES2 parameters, read back through OpenSSL's ASN.1 types:
+ * PBKDF2 with HMAC-SHA256, CF_PKI_KDF_ITERATIONS, a 16-byte salt, AES-256-CBC.
+ * OpenSSL's own reader decrypts it; a wrong passphrase does not.
+ */
+static void
+test_pki_key__kdf_parameters(void **state)
+{
+	EVP_PKEY *key = NULL, *back = NULL;
+	const X509_ALGOR *alg = NULL;
+	const ASN1_OBJECT *obj = NULL;
+	const void *param = NULL;
+	int ptype = 0;
+	PBE2PARAM *pbe2 = NULL;
+	PBKDF2PARAM *kdf = NULL;
+	X509_SIG *sig = NULL;
+	char path[512], pass[] = PASS, wrong[] = "wrong";
+	BIO *bio;
+
+	(void)state;
+	temp_path(path, sizeof(path), "kdf.pem");
+	assert_int_equal(cf_pki_key_generate(&key, CF_KEY_EC_P256, NULL), 0);
+	assert_int_equal(cf_pki_key_write_encrypted(path, key, PASS, strlen(PASS), NULL), 0);
+	bio = BIO_new_file(path, "r");
+	assert_non_null(bio);
+	sig = PEM_read_bio_PKCS8(bio, NULL, NULL, NULL);
+	assert_non_null(sig);
+	X509_SIG_get0(sig, &alg, NULL);
+	X509_ALGOR_get0(&obj, &ptype, &param, alg);
+	assert_int_equal(OBJ_obj2nid(obj), NID_pbes2);
+	assert_int_equal(ptype, V_ASN1_SEQUENCE);
+	pbe2 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBE2PARAM), alg->parameter);
+	assert_non_null(pbe2);
+	assert_int_equal(OBJ_obj2nid(pbe2->keyfunc->algorithm), NID_id_pbkdf2);
+	assert_int_equal(OBJ_obj2nid(pbe2->encryption->algorithm), NID_aes_256_cbc);
+	kdf = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM), pbe2->keyfunc->parameter);
+	assert_non_null(kdf);
+	assert_int_equal(ASN1_INTEGER_get(kdf->iter), CF_PKI_KDF_ITERATIONS);
+	/* An absent PRF would mean HMAC-SHA1. */
+	assert_non_null(kdf->prf);
+	assert_int_equal(OBJ_obj2nid(kdf->prf->algorithm), NID_hmacWithSHA256);
+	assert_int_equal(kdf->salt->type, V_ASN1_OCTET_STRING);
+	assert_int_equal(ASN1_STRING_length(kdf->salt->value.octet_string), 16);
+	/* OpenSSL's general reader, with the passphrase and with a wrong one. */
+	assert_int_equal(BIO_reset(bio), 0);
+	back = PEM_read_bio_PrivateKey(bio, NULL, NULL, pass);
+	assert_non_null(back);
+	assert_int_equal(EVP_PKEY_eq(key, back), 1);
+	EVP_PKEY_free(back);
+	assert_int_equal(BIO_reset(bio), 0);
+	assert_null(PEM_read_bio_PrivateKey(bio, NULL, NULL, wrong));
+	ERR_clear_error();
+	PBKDF2PARAM_free(kdf);
+	PBE2PARAM_free(pbe2);
+	X509_SIG_free(sig);
+	BIO_free(bio);
+	remove_path(path);
+	EVP_PKEY_free(key);
+}
+
 static void
 test_pki_key__missing_file(void **state)
 {
@@ -170,6 +234,7 @@ test_pki_key_run(void)
 		cmocka_unit_test(test_pki_key__ed25519_roundtrip),
 		cmocka_unit_test(test_pki_key__rsa_roundtrip),
 		cmocka_unit_test(test_pki_key__file_is_encrypted_pkcs8),
+		cmocka_unit_test(test_pki_key__kdf_parameters),
 		cmocka_unit_test(test_pki_key__missing_file),
 		cmocka_unit_test(test_pki_key__empty_passphrase_refused),
 		cmocka_unit_test(test_pki_key__type_names),
