@@ -16,7 +16,10 @@
  *   a temporary statement is prepared for the inner call.
  * - Every change appends its event in the same transaction: event_append()
  *   reads the chain head (one row, event_head), inserts the event and moves
- *   the head, so deleting the last event is detected as well as any other.
+ *   the head, so deleting the last event is detected as well as any other
+ *   (unless the head is rolled back too: only an anchor kept outside the
+ *   file shows that). Since schema 2, triggers refuse UPDATE and DELETE on
+ *   the log and any head move but seq + 1.
  * - certs.change_seq is the seq of the event that last changed the row, so
  *   the change feed needs no counter of its own and follows commit order.
  * - The schema moves forward by numbered migrations, each in its own
@@ -128,8 +131,31 @@ static const char migration_1[] =
 	" hash TEXT NOT NULL);"
 	"INSERT INTO event_head (id, seq, hash) VALUES (1, 0, '" CF_STORE_GENESIS_HASH "');";
 
-/* migrations[i] brings the schema from version i to i + 1. */
-static const char *const migrations[] = { migration_1 };
+/*
+ * Migration 2: the database itself refuses to edit the log. Events are
+ * only ever inserted, the head row only moves to the next seq. Triggers on
+ * UPDATE and DELETE cost nothing on the insert path; the head's fires once
+ * per event and compares two integers. This stops a mistaken UPDATE from
+ * the sqlite3 shell, not an attacker, who can DROP TRIGGER: the chain and
+ * an anchor kept elsewhere catch that (cf_store_events_verify()). Not
+ * covered: INSERT OR REPLACE on an existing seq deletes without firing
+ * DELETE triggers (recursive_triggers is off); the chain still catches it.
+ */
+#define APPEND_ONLY "SELECT RAISE(ABORT, 'the event log is append-only'); "
+static const char migration_2[] =
+	"CREATE TRIGGER events_no_update BEFORE UPDATE ON events "
+	"BEGIN " APPEND_ONLY "END;"
+	"CREATE TRIGGER events_no_delete BEFORE DELETE ON events "
+	"BEGIN " APPEND_ONLY "END;"
+	"CREATE TRIGGER event_head_no_delete BEFORE DELETE ON event_head "
+	"BEGIN " APPEND_ONLY "END;"
+	"CREATE TRIGGER event_head_forward_only BEFORE UPDATE ON event_head "
+	"WHEN NEW.seq IS NOT OLD.seq + 1 OR NEW.id IS NOT OLD.id "
+	"BEGIN " APPEND_ONLY "END;";
+#undef APPEND_ONLY
+
+/* migrations[i] brings the schema from version i to i + 1. Never edit one that shipped. */
+static const char *const migrations[] = { migration_1, migration_2 };
 
 /* ---- statements ---------------------------------------------------------- */
 
@@ -181,6 +207,7 @@ enum stmt_id {
 	ST_ATTACH,
 	ST_DETACH,
 	ST_EVENTS_ALL,
+	ST_CERTS_ALL,
 	ST__COUNT
 };
 
@@ -240,6 +267,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_ATTACH] = "INSERT INTO cert_policies (cert_id, policy) VALUES (?1, ?2)",
 	[ST_DETACH] = "DELETE FROM cert_policies WHERE cert_id = ?1 AND policy = ?2",
 	[ST_EVENTS_ALL] = "SELECT " EVENT_COLS " FROM events ORDER BY seq",
+	[ST_CERTS_ALL] = "SELECT id, status FROM certs",
 };
 
 /* List statements, which may be re-entered from their callback. */
@@ -393,12 +421,27 @@ list_put(sqlite3_stmt *st, bool temp)
 		stmt_put(st);
 }
 
-static int
-bind_text(sqlite3_stmt *st, int i, const char *s)
+/*
+ * Bind parameter i unless an earlier bind failed: *brc (SQLITE_OK to start
+ * with) keeps the first failing code, so a run of binds is checked once at
+ * the end and reports a code SQLite actually returned. NULL binds SQL NULL.
+ */
+static void
+bind_str(int *brc, sqlite3_stmt *st, int i, const char *s)
 {
+	if (*brc != SQLITE_OK)
+		return;
 	if (s == NULL)
-		return sqlite3_bind_null(st, i);
-	return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+		*brc = sqlite3_bind_null(st, i);
+	else
+		*brc = sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+static void
+bind_int(int *brc, sqlite3_stmt *st, int i, int64_t v)
+{
+	if (*brc == SQLITE_OK)
+		*brc = sqlite3_bind_int64(st, i, v);
 }
 
 static int
@@ -437,13 +480,14 @@ static int
 exec_id1(struct sq *sq, enum stmt_id id, const char *a, const char *what, cf_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc;
+	int rc, brc = SQLITE_OK;
 
 	rc = stmt_get(&st, sq, id, err);
 	if (rc != CF_OK)
 		return rc;
-	if (bind_text(st, 1, a) != SQLITE_OK)
-		rc = bind_fail(sq, SQLITE_ERROR, err);
+	bind_str(&brc, st, 1, a);
+	if (brc != SQLITE_OK)
+		rc = bind_fail(sq, brc, err);
 	else
 		rc = exec_stmt(sq, st, what, err);
 	stmt_put(st);
@@ -455,14 +499,15 @@ static int
 row_exists(bool *exists, struct sq *sq, enum stmt_id id, const char *key, cf_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc;
+	int rc, brc = SQLITE_OK;
 
 	*exists = false;
 	rc = stmt_get(&st, sq, id, err);
 	if (rc != CF_OK)
 		return rc;
-	if (bind_text(st, 1, key) != SQLITE_OK)
-		rc = bind_fail(sq, SQLITE_ERROR, err);
+	bind_str(&brc, st, 1, key);
+	if (brc != SQLITE_OK)
+		rc = bind_fail(sq, brc, err);
 	else
 		rc = step_row(sq, st, exists, "lookup", err);
 	stmt_put(st);
@@ -567,19 +612,19 @@ static int
 event_insert(struct sq *sq, const struct event_row *ev, cf_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc, brc;
+	int rc, brc = SQLITE_OK;
 
 	rc = stmt_get(&st, sq, ST_EVENT_INSERT, err);
 	if (rc != CF_OK)
 		return rc;
-	brc = sqlite3_bind_int64(st, 1, ev->seq);
-	brc |= sqlite3_bind_int64(st, 2, ev->time);
-	brc |= bind_text(st, 3, ev->actor);
-	brc |= bind_text(st, 4, ev->action);
-	brc |= bind_text(st, 5, ev->resource);
-	brc |= bind_text(st, 6, ev->detail);
-	brc |= bind_text(st, 7, ev->prev_hash);
-	brc |= bind_text(st, 8, ev->hash);
+	bind_int(&brc, st, 1, ev->seq);
+	bind_int(&brc, st, 2, ev->time);
+	bind_str(&brc, st, 3, ev->actor);
+	bind_str(&brc, st, 4, ev->action);
+	bind_str(&brc, st, 5, ev->resource);
+	bind_str(&brc, st, 6, ev->detail);
+	bind_str(&brc, st, 7, ev->prev_hash);
+	bind_str(&brc, st, 8, ev->hash);
 	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err) : exec_stmt(sq, st, "insert event", err);
 	stmt_put(st);
 	return rc;
@@ -589,13 +634,13 @@ static int
 head_set(struct sq *sq, int64_t seq, const char *hash, cf_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc, brc;
+	int rc, brc = SQLITE_OK;
 
 	rc = stmt_get(&st, sq, ST_HEAD_SET, err);
 	if (rc != CF_OK)
 		return rc;
-	brc = sqlite3_bind_int64(st, 1, seq);
-	brc |= bind_text(st, 2, hash);
+	bind_int(&brc, st, 1, seq);
+	bind_str(&brc, st, 2, hash);
 	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err) : exec_stmt(sq, st, "move event head", err);
 	stmt_put(st);
 	return rc;
@@ -812,13 +857,15 @@ get_one(struct sq *sq, enum stmt_id id, const char *key, row_reader read, void *
 {
 	sqlite3_stmt *st = NULL;
 	bool row = false;
-	int rc;
+	int rc, brc = SQLITE_OK;
 
 	rc = stmt_get(&st, sq, id, err);
 	if (rc != CF_OK)
 		return rc;
-	if (key != NULL && bind_text(st, 1, key) != SQLITE_OK)
-		rc = bind_fail(sq, SQLITE_ERROR, err);
+	if (key != NULL)
+		bind_str(&brc, st, 1, key);
+	if (brc != SQLITE_OK)
+		rc = bind_fail(sq, brc, err);
 	if (rc == CF_OK)
 		rc = step_row(sq, st, &row, what, err);
 	if (rc == CF_OK && !row && key == NULL)
@@ -923,7 +970,7 @@ migrate_one(cf_store *store, int version, cf_err *err)
 	struct sq *sq = sq_of(store);
 	char *msg = NULL;
 	char sql[128];
-	int current = 0, rc;
+	int current = 0, rc, sqlrc;
 
 	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
 	if (rc != CF_OK)
@@ -938,8 +985,9 @@ migrate_one(cf_store *store, int version, cf_err *err)
 		snprintf(sql, sizeof(sql),
 			 "INSERT INTO schema_migrations (version, applied_at) VALUES (%d, %lld)",
 			 version, (long long)cf_store__now(store));
-		if (sqlite3_exec(sq->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-			rc = db_fail(sq, SQLITE_ERROR, "record migration", err);
+		sqlrc = sqlite3_exec(sq->db, sql, NULL, NULL, NULL);
+		if (sqlrc != SQLITE_OK)
+			rc = db_fail(sq, sqlrc, "record migration", err);
 	}
 	sqlite3_free(msg);
 	return tx_end(sq, rc, err);
@@ -1095,27 +1143,27 @@ static int
 ca_insert_row(struct sq *sq, const cf_store_ca *ca, int64_t now, cf_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc, brc;
+	int rc, brc = SQLITE_OK;
 
 	rc = stmt_get(&st, sq, ST_CA_INSERT, err);
 	if (rc != CF_OK)
 		return rc;
-	brc = bind_text(st, 1, ca->name);
-	brc |= bind_text(st, 2, cf_ca_status_name(ca->status));
-	brc |= sqlite3_bind_int(st, 3, ca->is_default);
-	brc |= sqlite3_bind_int(st, 4, ca->is_root);
-	brc |= sqlite3_bind_int(st, 5, ca->external);
-	brc |= bind_text(st, 6, ca->parent);
-	brc |= bind_text(st, 7, ca->cert_id);
-	brc |= bind_text(st, 8, ca->subject);
-	brc |= bind_text(st, 9, ca->cert_pem);
-	brc |= bind_text(st, 10, ca->key_ref);
-	brc |= bind_text(st, 11, ca->key_type);
-	brc |= sqlite3_bind_int64(st, 12, ca->not_before);
-	brc |= sqlite3_bind_int64(st, 13, ca->not_after);
-	brc |= sqlite3_bind_int64(st, 14, now);
-	brc |= sqlite3_bind_int64(st, 15, now);
-	brc |= bind_text(st, 16, ca->revoke_reason);
+	bind_str(&brc, st, 1, ca->name);
+	bind_str(&brc, st, 2, cf_ca_status_name(ca->status));
+	bind_int(&brc, st, 3, ca->is_default);
+	bind_int(&brc, st, 4, ca->is_root);
+	bind_int(&brc, st, 5, ca->external);
+	bind_str(&brc, st, 6, ca->parent);
+	bind_str(&brc, st, 7, ca->cert_id);
+	bind_str(&brc, st, 8, ca->subject);
+	bind_str(&brc, st, 9, ca->cert_pem);
+	bind_str(&brc, st, 10, ca->key_ref);
+	bind_str(&brc, st, 11, ca->key_type);
+	bind_int(&brc, st, 12, ca->not_before);
+	bind_int(&brc, st, 13, ca->not_after);
+	bind_int(&brc, st, 14, now);
+	bind_int(&brc, st, 15, now);
+	bind_str(&brc, st, 16, ca->revoke_reason);
 	if (brc != SQLITE_OK) {
 		rc = bind_fail(sq, brc, err);
 		goto out;
@@ -1137,13 +1185,14 @@ static int
 clear_default(struct sq *sq, int64_t now, cf_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc;
+	int rc, brc = SQLITE_OK;
 
 	rc = stmt_get(&st, sq, ST_CA_CLEAR_DEFAULT, err);
 	if (rc != CF_OK)
 		return rc;
-	if (sqlite3_bind_int64(st, 1, now) != SQLITE_OK)
-		rc = bind_fail(sq, SQLITE_ERROR, err);
+	bind_int(&brc, st, 1, now);
+	if (brc != SQLITE_OK)
+		rc = bind_fail(sq, brc, err);
 	else
 		rc = exec_stmt(sq, st, "clear default CA", err);
 	stmt_put(st);
@@ -1210,13 +1259,14 @@ ca_state(struct sq *sq, const char *name, cf_ca_status *status, bool *is_root, c
 {
 	sqlite3_stmt *st = NULL;
 	bool row = false;
-	int rc;
+	int rc, brc = SQLITE_OK;
 
 	rc = stmt_get(&st, sq, ST_CA_STATE, err);
 	if (rc != CF_OK)
 		return rc;
-	if (bind_text(st, 1, name) != SQLITE_OK)
-		rc = bind_fail(sq, SQLITE_ERROR, err);
+	bind_str(&brc, st, 1, name);
+	if (brc != SQLITE_OK)
+		rc = bind_fail(sq, brc, err);
 	else
 		rc = step_row(sq, st, &row, "read CA", err);
 	if (rc == CF_OK && !row)
@@ -1235,20 +1285,20 @@ static int
 ca_activate_row(struct sq *sq, const cf_store_ca *ca, int64_t now, cf_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc, brc;
+	int rc, brc = SQLITE_OK;
 
 	rc = stmt_get(&st, sq, ST_CA_ACTIVATE, err);
 	if (rc != CF_OK)
 		return rc;
-	brc = bind_text(st, 1, ca->name);
-	brc |= bind_text(st, 2, ca->cert_id);
-	brc |= bind_text(st, 3, ca->subject);
-	brc |= bind_text(st, 4, ca->cert_pem);
-	brc |= bind_text(st, 5, ca->parent);
-	brc |= bind_text(st, 6, ca->key_type);
-	brc |= sqlite3_bind_int64(st, 7, ca->not_before);
-	brc |= sqlite3_bind_int64(st, 8, ca->not_after);
-	brc |= sqlite3_bind_int64(st, 9, now);
+	bind_str(&brc, st, 1, ca->name);
+	bind_str(&brc, st, 2, ca->cert_id);
+	bind_str(&brc, st, 3, ca->subject);
+	bind_str(&brc, st, 4, ca->cert_pem);
+	bind_str(&brc, st, 5, ca->parent);
+	bind_str(&brc, st, 6, ca->key_type);
+	bind_int(&brc, st, 7, ca->not_before);
+	bind_int(&brc, st, 8, ca->not_after);
+	bind_int(&brc, st, 9, now);
 	if (brc != SQLITE_OK) {
 		rc = bind_fail(sq, brc, err);
 		goto out;
@@ -1424,13 +1474,15 @@ list_simple(struct sq *sq, enum list_id id, const char *param, row_visit visit, 
 {
 	sqlite3_stmt *st = NULL;
 	bool temp = false;
-	int rc;
+	int rc, brc = SQLITE_OK;
 
 	rc = list_get(&st, &temp, sq, &sq->lists[id], list_sql[id], err);
 	if (rc != CF_OK)
 		return rc;
-	if (param != NULL && bind_text(st, 1, param) != SQLITE_OK)
-		rc = bind_fail(sq, SQLITE_ERROR, err);
+	if (param != NULL)
+		bind_str(&brc, st, 1, param);
+	if (brc != SQLITE_OK)
+		rc = bind_fail(sq, brc, err);
 	if (rc == CF_OK)
 		rc = walk(sq, st, visit, box, payload, err);
 	list_put(st, temp);
@@ -1468,13 +1520,13 @@ static int
 ca_default_row(struct sq *sq, const char *name, int64_t now, cf_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc, brc;
+	int rc, brc = SQLITE_OK;
 
 	rc = stmt_get(&st, sq, ST_CA_SET_DEFAULT, err);
 	if (rc != CF_OK)
 		return rc;
-	brc = bind_text(st, 1, name);
-	brc |= sqlite3_bind_int64(st, 2, now);
+	bind_str(&brc, st, 1, name);
+	bind_int(&brc, st, 2, now);
 	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err) : exec_stmt(sq, st, "set default CA", err);
 	stmt_put(st);
 	return rc;
@@ -1518,15 +1570,15 @@ ca_status_row(struct sq *sq, const char *name, cf_ca_status to, const char *reas
 	      cf_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc, brc;
+	int rc, brc = SQLITE_OK;
 
 	rc = stmt_get(&st, sq, ST_CA_SET_STATUS, err);
 	if (rc != CF_OK)
 		return rc;
-	brc = bind_text(st, 1, name);
-	brc |= bind_text(st, 2, cf_ca_status_name(to));
-	brc |= bind_text(st, 3, to == CF_CA_REVOKED ? reason : NULL);
-	brc |= sqlite3_bind_int64(st, 4, now);
+	bind_str(&brc, st, 1, name);
+	bind_str(&brc, st, 2, cf_ca_status_name(to));
+	bind_str(&brc, st, 3, to == CF_CA_REVOKED ? reason : NULL);
+	bind_int(&brc, st, 4, now);
 	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err) : exec_stmt(sq, st, "set CA status", err);
 	stmt_put(st);
 	return rc;
@@ -1571,16 +1623,16 @@ sq_regcode_create(cf_store *store, const char *digest, int64_t expires_at,
 	sqlite3_stmt *st = NULL;
 	char *detail = NULL;
 	char when[CF_TIME_BUF], id[17];
-	int rc, brc;
+	int rc, brc = SQLITE_OK;
 
 	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
 	if (rc != CF_OK)
 		return rc;
 	rc = stmt_get(&st, sq, ST_REGCODE_INSERT, err);
 	if (rc == CF_OK) {
-		brc = bind_text(st, 1, digest);
-		brc |= sqlite3_bind_int64(st, 2, cf_store__now(store));
-		brc |= sqlite3_bind_int64(st, 3, expires_at);
+		bind_str(&brc, st, 1, digest);
+		bind_int(&brc, st, 2, cf_store__now(store));
+		bind_int(&brc, st, 3, expires_at);
 		rc = brc != SQLITE_OK ? bind_fail(sq, brc, err)
 				      : exec_stmt(sq, st, "insert registration code", err);
 	}
@@ -1603,14 +1655,14 @@ regcode_use(cf_store *store, const char *digest, const char *ca_name, cf_err *er
 {
 	struct sq *sq = sq_of(store);
 	sqlite3_stmt *st = NULL;
-	int rc, brc;
+	int rc, brc = SQLITE_OK;
 
 	rc = stmt_get(&st, sq, ST_REGCODE_USE, err);
 	if (rc != CF_OK)
 		return rc;
-	brc = bind_text(st, 1, digest);
-	brc |= sqlite3_bind_int64(st, 2, cf_store__now(store));
-	brc |= bind_text(st, 3, ca_name);
+	bind_str(&brc, st, 1, digest);
+	bind_int(&brc, st, 2, cf_store__now(store));
+	bind_str(&brc, st, 3, ca_name);
 	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err)
 			      : exec_stmt(sq, st, "use registration code", err);
 	if (rc == CF_OK && sqlite3_changes(sq->db) != 1)
@@ -1647,16 +1699,16 @@ sq_thing_insert(cf_store *store, const char *name, const char *attributes,
 	struct sq *sq = sq_of(store);
 	sqlite3_stmt *st = NULL;
 	char *detail = NULL;
-	int rc, brc;
+	int rc, brc = SQLITE_OK;
 
 	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
 	if (rc != CF_OK)
 		return rc;
 	rc = stmt_get(&st, sq, ST_THING_INSERT, err);
 	if (rc == CF_OK) {
-		brc = bind_text(st, 1, name);
-		brc |= bind_text(st, 2, attributes);
-		brc |= sqlite3_bind_int64(st, 3, cf_store__now(store));
+		bind_str(&brc, st, 1, name);
+		bind_str(&brc, st, 2, attributes);
+		bind_int(&brc, st, 3, cf_store__now(store));
 		rc = brc != SQLITE_OK ? bind_fail(sq, brc, err) : sqlite3_step(st);
 		if (brc == SQLITE_OK && is_constraint(rc, SQLITE_CONSTRAINT_PRIMARYKEY))
 			rc = cf_err_set(err, CF_EEXISTS, NULL, "thing '%s' already exists", name);
@@ -1692,14 +1744,15 @@ live_cert_count(struct sq *sq, const char *thing, int64_t *count, cf_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	bool row = false;
-	int rc;
+	int rc, brc = SQLITE_OK;
 
 	*count = 0;
 	rc = stmt_get(&st, sq, ST_THING_LIVE_CERTS, err);
 	if (rc != CF_OK)
 		return rc;
-	if (bind_text(st, 1, thing) != SQLITE_OK)
-		rc = bind_fail(sq, SQLITE_ERROR, err);
+	bind_str(&brc, st, 1, thing);
+	if (brc != SQLITE_OK)
+		rc = bind_fail(sq, brc, err);
 	else
 		rc = step_row(sq, st, &row, "count certificates", err);
 	if (rc == CF_OK && row)
@@ -1746,28 +1799,28 @@ cert_insert_row(struct sq *sq, const cf_store_cert *cert, int64_t now, int64_t c
 		cf_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc, brc;
+	int rc, brc = SQLITE_OK;
 
 	rc = stmt_get(&st, sq, ST_CERT_INSERT, err);
 	if (rc != CF_OK)
 		return rc;
-	brc = bind_text(st, 1, cert->id);
-	brc |= bind_text(st, 2, cert->serial);
-	brc |= bind_text(st, 3, cert->ca);
-	brc |= bind_text(st, 4, cert->thing);
-	brc |= bind_text(st, 5, cf_cert_status_name(cert->status));
-	brc |= sqlite3_bind_int64(st, 6, cert->not_before);
-	brc |= sqlite3_bind_int64(st, 7, cert->not_after);
-	brc |= bind_text(st, 8, cert->key_type);
-	brc |= sqlite3_bind_int(st, 9, cert->key_bits);
-	brc |= bind_text(st, 10, cert->sig_alg);
-	brc |= bind_text(st, 11, cert->spki_sha256);
-	brc |= bind_text(st, 12, cert->pem);
-	brc |= sqlite3_bind_int64(st, 13, now);
-	brc |= sqlite3_bind_int64(st, 14, now);
-	brc |= sqlite3_bind_null(st, 15);
-	brc |= sqlite3_bind_int64(st, 16, 0);
-	brc |= sqlite3_bind_int64(st, 17, change_seq);
+	bind_str(&brc, st, 1, cert->id);
+	bind_str(&brc, st, 2, cert->serial);
+	bind_str(&brc, st, 3, cert->ca);
+	bind_str(&brc, st, 4, cert->thing);
+	bind_str(&brc, st, 5, cf_cert_status_name(cert->status));
+	bind_int(&brc, st, 6, cert->not_before);
+	bind_int(&brc, st, 7, cert->not_after);
+	bind_str(&brc, st, 8, cert->key_type);
+	bind_int(&brc, st, 9, cert->key_bits);
+	bind_str(&brc, st, 10, cert->sig_alg);
+	bind_str(&brc, st, 11, cert->spki_sha256);
+	bind_str(&brc, st, 12, cert->pem);
+	bind_int(&brc, st, 13, now);
+	bind_int(&brc, st, 14, now);
+	bind_str(&brc, st, 15, NULL);
+	bind_int(&brc, st, 16, 0);
+	bind_int(&brc, st, 17, change_seq);
 	if (brc != SQLITE_OK) {
 		rc = bind_fail(sq, brc, err);
 		goto out;
@@ -1790,13 +1843,13 @@ static int
 attach_row(struct sq *sq, const char *cert_id, const char *policy, cf_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc, brc;
+	int rc, brc = SQLITE_OK;
 
 	rc = stmt_get(&st, sq, ST_ATTACH, err);
 	if (rc != CF_OK)
 		return rc;
-	brc = bind_text(st, 1, cert_id);
-	brc |= bind_text(st, 2, policy);
+	bind_str(&brc, st, 1, cert_id);
+	bind_str(&brc, st, 2, policy);
 	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err) : sqlite3_step(st);
 	if (brc == SQLITE_OK && is_constraint(rc, SQLITE_CONSTRAINT_PRIMARYKEY))
 		rc = cf_err_set(err, CF_EEXISTS, NULL, "policy '%s' is already attached", policy);
@@ -1973,7 +2026,7 @@ sq_cert_get(cf_store *store, cf_store_cert *out, const char *id, cf_err *err)
 	struct sq *sq = sq_of(store);
 	sqlite3_stmt *st = NULL;
 	bool row = false;
-	int rc;
+	int rc, brc = SQLITE_OK;
 
 	memset(out, 0, sizeof(*out));
 	if (strlen(id) == 64)
@@ -1981,8 +2034,9 @@ sq_cert_get(cf_store *store, cf_store_cert *out, const char *id, cf_err *err)
 	rc = stmt_get(&st, sq, ST_CERT_PREFIX, err);
 	if (rc != CF_OK)
 		return rc;
-	if (bind_text(st, 1, id) != SQLITE_OK)
-		rc = bind_fail(sq, SQLITE_ERROR, err);
+	bind_str(&brc, st, 1, id);
+	if (brc != SQLITE_OK)
+		rc = bind_fail(sq, brc, err);
 	else
 		rc = step_row(sq, st, &row, "find certificate", err);
 	if (rc == CF_OK && !row)
@@ -2033,14 +2087,14 @@ sq_cert_list(cf_store *store, const cf_store_cert_filter *filter, cf_store_cert_
 	if (rc != CF_OK)
 		return rc;
 	if (mask & CF_THING)
-		brc |= bind_text(st, 1, filter->thing);
+		bind_str(&brc, st, 1, filter->thing);
 	if (mask & CF_CA)
-		brc |= bind_text(st, 2, filter->ca);
+		bind_str(&brc, st, 2, filter->ca);
 	if (mask & CF_STATUS)
-		brc |= bind_text(st, 3, cf_cert_status_name((cf_cert_status)filter->status));
+		bind_str(&brc, st, 3, cf_cert_status_name((cf_cert_status)filter->status));
 	if (mask & CF_BEFORE)
-		brc |= sqlite3_bind_int64(st, 4, filter->not_after_before);
-	brc |= sqlite3_bind_int64(st, 5, filter->limit > 0 ? filter->limit : -1);
+		bind_int(&brc, st, 4, filter->not_after_before);
+	bind_int(&brc, st, 5, filter->limit > 0 ? filter->limit : -1);
 	if (brc != SQLITE_OK)
 		rc = bind_fail(sq, brc, err);
 	else
@@ -2055,14 +2109,15 @@ cert_state(struct sq *sq, const char *id, cf_cert_status *status, char **thing, 
 {
 	sqlite3_stmt *st = NULL;
 	bool row = false;
-	int rc;
+	int rc, brc = SQLITE_OK;
 
 	*thing = NULL;
 	rc = stmt_get(&st, sq, ST_CERT_STATE, err);
 	if (rc != CF_OK)
 		return rc;
-	if (bind_text(st, 1, id) != SQLITE_OK)
-		rc = bind_fail(sq, SQLITE_ERROR, err);
+	bind_str(&brc, st, 1, id);
+	if (brc != SQLITE_OK)
+		rc = bind_fail(sq, brc, err);
 	else
 		rc = step_row(sq, st, &row, "read certificate", err);
 	if (rc == CF_OK && !row)
@@ -2083,17 +2138,17 @@ cert_status_row(cf_store *store, const char *id, cf_cert_status to, const char *
 	struct sq *sq = sq_of(store);
 	int64_t now = cf_store__now(store);
 	sqlite3_stmt *st = NULL;
-	int rc, brc;
+	int rc, brc = SQLITE_OK;
 
 	rc = stmt_get(&st, sq, ST_CERT_SET_STATUS, err);
 	if (rc != CF_OK)
 		return rc;
-	brc = bind_text(st, 1, id);
-	brc |= bind_text(st, 2, cf_cert_status_name(to));
-	brc |= bind_text(st, 3, to == CF_CERT_REVOKED ? reason : NULL);
-	brc |= sqlite3_bind_int64(st, 4, to == CF_CERT_REVOKED ? now : 0);
-	brc |= sqlite3_bind_int64(st, 5, now);
-	brc |= sqlite3_bind_int64(st, 6, seq);
+	bind_str(&brc, st, 1, id);
+	bind_str(&brc, st, 2, cf_cert_status_name(to));
+	bind_str(&brc, st, 3, to == CF_CERT_REVOKED ? reason : NULL);
+	bind_int(&brc, st, 4, to == CF_CERT_REVOKED ? now : 0);
+	bind_int(&brc, st, 5, now);
+	bind_int(&brc, st, 6, seq);
 	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err)
 			      : exec_stmt(sq, st, "set certificate status", err);
 	stmt_put(st);
@@ -2159,13 +2214,13 @@ sq_cert_changes(cf_store *store, int64_t after_seq, int64_t limit, cf_store_cert
 	struct cert_cb_box box = { cb };
 	sqlite3_stmt *st = NULL;
 	bool temp = false;
-	int rc, brc;
+	int rc, brc = SQLITE_OK;
 
 	rc = list_get(&st, &temp, sq, &sq->lists[LS_CHANGES], list_sql[LS_CHANGES], err);
 	if (rc != CF_OK)
 		return rc;
-	brc = sqlite3_bind_int64(st, 1, after_seq);
-	brc |= sqlite3_bind_int64(st, 2, limit > 0 ? limit : -1);
+	bind_int(&brc, st, 1, after_seq);
+	bind_int(&brc, st, 2, limit > 0 ? limit : -1);
 	if (brc != SQLITE_OK)
 		rc = bind_fail(sq, brc, err);
 	else
@@ -2183,16 +2238,16 @@ sq_policy_insert(cf_store *store, const char *name, const char *document,
 	struct sq *sq = sq_of(store);
 	sqlite3_stmt *st = NULL;
 	char *detail = NULL;
-	int rc, brc;
+	int rc, brc = SQLITE_OK;
 
 	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
 	if (rc != CF_OK)
 		return rc;
 	rc = stmt_get(&st, sq, ST_POLICY_INSERT, err);
 	if (rc == CF_OK) {
-		brc = bind_text(st, 1, name);
-		brc |= bind_text(st, 2, document);
-		brc |= sqlite3_bind_int64(st, 3, cf_store__now(store));
+		bind_str(&brc, st, 1, name);
+		bind_str(&brc, st, 2, document);
+		bind_int(&brc, st, 3, cf_store__now(store));
 		rc = brc != SQLITE_OK ? bind_fail(sq, brc, err) : sqlite3_step(st);
 		if (brc == SQLITE_OK && is_constraint(rc, SQLITE_CONSTRAINT_PRIMARYKEY))
 			rc = cf_err_set(err, CF_EEXISTS, NULL, "policy '%s' already exists", name);
@@ -2250,14 +2305,14 @@ cert_touch(cf_store *store, const char *cert_id, int64_t seq, cf_err *err)
 {
 	struct sq *sq = sq_of(store);
 	sqlite3_stmt *st = NULL;
-	int rc, brc;
+	int rc, brc = SQLITE_OK;
 
 	rc = stmt_get(&st, sq, ST_CERT_TOUCH, err);
 	if (rc != CF_OK)
 		return rc;
-	brc = bind_text(st, 1, cert_id);
-	brc |= sqlite3_bind_int64(st, 2, seq);
-	brc |= sqlite3_bind_int64(st, 3, cf_store__now(store));
+	bind_str(&brc, st, 1, cert_id);
+	bind_int(&brc, st, 2, seq);
+	bind_int(&brc, st, 3, cf_store__now(store));
 	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err) : exec_stmt(sq, st, "touch cert", err);
 	stmt_put(st);
 	return rc;
@@ -2267,13 +2322,13 @@ static int
 detach_row(struct sq *sq, const char *name, const char *cert_id, cf_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc, brc;
+	int rc, brc = SQLITE_OK;
 
 	rc = stmt_get(&st, sq, ST_DETACH, err);
 	if (rc != CF_OK)
 		return rc;
-	brc = bind_text(st, 1, cert_id);
-	brc |= bind_text(st, 2, name);
+	bind_str(&brc, st, 1, cert_id);
+	bind_str(&brc, st, 2, name);
 	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err) : exec_stmt(sq, st, "detach policy", err);
 	if (rc == CF_OK && sqlite3_changes(sq->db) != 1)
 		rc = cf_err_set(err, CF_ENOTFOUND, NULL, "policy '%s' is not attached to %.16s",
@@ -2335,7 +2390,7 @@ sq_events_list(cf_store *store, const cf_store_event_filter *filter, cf_store_ev
 	sqlite3_stmt *st = NULL;
 	bool temp = false;
 	char sql[256];
-	int rc, brc;
+	int rc, brc = SQLITE_OK;
 
 	snprintf(sql, sizeof(sql), "SELECT " EVENT_COLS " FROM events WHERE seq > ?1%s "
 		 "ORDER BY seq%s LIMIT ?3", (variant & 1u) ? " AND resource = ?2" : "",
@@ -2343,10 +2398,10 @@ sq_events_list(cf_store *store, const cf_store_event_filter *filter, cf_store_ev
 	rc = list_get(&st, &temp, sq, &sq->event_lists[variant], sql, err);
 	if (rc != CF_OK)
 		return rc;
-	brc = sqlite3_bind_int64(st, 1, filter->after_seq);
+	bind_int(&brc, st, 1, filter->after_seq);
 	if (variant & 1u)
-		brc |= bind_text(st, 2, filter->resource);
-	brc |= sqlite3_bind_int64(st, 3, filter->limit > 0 ? filter->limit : -1);
+		bind_str(&brc, st, 2, filter->resource);
+	bind_int(&brc, st, 3, filter->limit > 0 ? filter->limit : -1);
 	if (brc != SQLITE_OK)
 		rc = bind_fail(sq, brc, err);
 	else
@@ -2355,69 +2410,14 @@ sq_events_list(cf_store *store, const cf_store_event_filter *filter, cf_store_ev
 	return rc;
 }
 
-/* State of a chain walk. */
-struct chain {
-	cf_store *store; /* for the hash */
-	int64_t expect;  /* next seq */
-	char prev[65];  /* hash the next event must point at */
-	int64_t count;
-};
-
-/* Check one event against the chain so far; *bad_seq names the first bad one. */
 static int
-chain_step(struct chain *ch, const cf_store_event *ev, int64_t *bad_seq, cf_err *err)
+sq_events_head(cf_store *store, int64_t *seq, char hash[65], cf_err *err)
 {
-	char hash[65];
-	int rc;
-
-	if (ev->seq != ch->expect) {
-		*bad_seq = ch->expect;
-		return cf_err_set(err, CF_EINTEGRITY, NULL, "event %lld is missing (next is %lld)",
-				  (long long)ch->expect, (long long)ev->seq);
-	}
-	if (strcmp(ev->prev_hash, ch->prev) != 0) {
-		*bad_seq = ev->seq;
-		return cf_err_set(err, CF_EINTEGRITY, NULL,
-				  "event %lld does not point at the previous hash",
-				  (long long)ev->seq);
-	}
-	rc = cf_store__event_hash(ch->store, hash, ev->prev_hash, ev->seq, ev->time, ev->actor,
-				  ev->action, ev->resource, ev->detail, err);
-	if (rc != CF_OK)
-		return rc;
-	if (strcmp(hash, ev->hash) != 0) {
-		*bad_seq = ev->seq;
-		return cf_err_set(err, CF_EINTEGRITY, NULL, "event %lld was altered",
-				  (long long)ev->seq);
-	}
-	memcpy(ch->prev, hash, sizeof(hash));
-	ch->expect++;
-	ch->count++;
-	return CF_OK;
-}
-
-/* The head must name the last event: a missing tail shows up here. */
-static int
-chain_end(const struct chain *ch, int64_t head_seq, const char *head_hash, int64_t *bad_seq,
-	  cf_err *err)
-{
-	if (head_seq >= ch->expect) {
-		*bad_seq = ch->expect;
-		return cf_err_set(err, CF_EINTEGRITY, NULL,
-				  "events %lld to %lld are missing from the end of the log",
-				  (long long)ch->expect, (long long)head_seq);
-	}
-	if (head_seq != ch->expect - 1 || strcmp(head_hash, ch->prev) != 0) {
-		*bad_seq = 0;
-		return cf_err_set(err, CF_EINTEGRITY, NULL,
-				  "the chain head (seq %lld) does not match the last event",
-				  (long long)head_seq);
-	}
-	return CF_OK;
+	return head_get(sq_of(store), seq, hash, err);
 }
 
 static int
-verify_walk(struct sq *sq, struct chain *ch, int64_t *bad_seq, cf_err *err)
+verify_events(struct sq *sq, cf_store__verify *v, int64_t *bad_seq, cf_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	cf_store_event ev;
@@ -2435,7 +2435,7 @@ verify_walk(struct sq *sq, struct chain *ch, int64_t *bad_seq, cf_err *err)
 		rc = read_event(&ev, st, err);
 		if (rc != CF_OK)
 			break;
-		rc = chain_step(ch, &ev, bad_seq, err);
+		rc = cf_store__verify_event(v, &ev, bad_seq, err);
 		cf_store_event_clear(&ev);
 	}
 	stmt_put(st);
@@ -2443,25 +2443,55 @@ verify_walk(struct sq *sq, struct chain *ch, int64_t *bad_seq, cf_err *err)
 }
 
 static int
-sq_events_verify(cf_store *store, int64_t *count, int64_t *bad_seq, cf_err *err)
+verify_certs(struct sq *sq, cf_store__verify *v, int64_t *bad_seq, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, sqlrc;
+
+	rc = stmt_get(&st, sq, ST_CERTS_ALL, err);
+	while (rc == CF_OK) {
+		sqlrc = sqlite3_step(st);
+		if (sqlrc == SQLITE_DONE)
+			break;
+		if (sqlrc != SQLITE_ROW) {
+			rc = db_fail(sq, sqlrc, "read certificates", err);
+			break;
+		}
+		rc = cf_store__verify_cert(v, (const char *)sqlite3_column_text(st, 0),
+					   (const char *)sqlite3_column_text(st, 1), bad_seq, err);
+	}
+	stmt_put(st);
+	return rc;
+}
+
+static int
+sq_events_verify(cf_store *store, const cf_store_event_anchor *anchor, int64_t *count,
+		 int64_t *bad_seq, cf_err *err)
 {
 	struct sq *sq = sq_of(store);
-	struct chain ch = { store, 1, CF_STORE_GENESIS_HASH, 0 };
+	cf_store__verify *v = NULL;
 	char head_hash[65];
 	int64_t head_seq = 0;
 	int rc;
 
-	/* One read transaction: the head and the rows come from the same snapshot. */
-	rc = tx_begin(sq, ST_BEGIN_READ, err);
+	rc = cf_store__verify_new(&v, store, anchor, err);
 	if (rc != CF_OK)
 		return rc;
-	rc = head_get(sq, &head_seq, head_hash, err);
+	/* One read transaction: the head, the events and the rows come from one snapshot. */
+	rc = tx_begin(sq, ST_BEGIN_READ, err);
 	if (rc == CF_OK)
-		rc = verify_walk(sq, &ch, bad_seq, err);
+		rc = head_get(sq, &head_seq, head_hash, err);
 	if (rc == CF_OK)
-		rc = chain_end(&ch, head_seq, head_hash, bad_seq, err);
-	*count = ch.count;
+		rc = verify_events(sq, v, bad_seq, err);
+	if (rc == CF_OK)
+		rc = cf_store__verify_head(v, head_seq, head_hash, bad_seq, err);
+	if (rc == CF_OK)
+		rc = verify_certs(sq, v, bad_seq, err);
+	if (rc == CF_OK)
+		rc = cf_store__verify_end(v, bad_seq, err);
+	*count = cf_store__verify_count(v);
 	tx_rollback(sq); /* nothing was written */
+	cf_store__verify_free(v);
 	return rc;
 }
 
@@ -2494,5 +2524,6 @@ const struct cf_store_backend cf_store__sqlite_backend = {
 	.policy_attach = sq_policy_attach,
 	.policy_detach = sq_policy_detach,
 	.events_list = sq_events_list,
+	.events_head = sq_events_head,
 	.events_verify = sq_events_verify,
 };

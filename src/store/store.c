@@ -986,11 +986,26 @@ cf_store_events_list(cf_store *store, const cf_store_event_filter *filter, cf_st
 }
 
 int
-cf_store_events_verify(cf_store *store, int64_t *count, int64_t *bad_seq, cf_err *err)
+cf_store_events_head(cf_store *store, int64_t *seq, char hash[65], cf_err *err)
+{
+	if (store == NULL || seq == NULL || hash == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	*seq = 0;
+	hash[0] = '\0';
+	return store->backend->events_head(store, seq, hash, err);
+}
+
+int
+cf_store_events_verify(cf_store *store, int64_t *count, int64_t *bad_seq,
+		       const cf_store_event_anchor *anchor, cf_err *err)
 {
 	if (store == NULL || count == NULL || bad_seq == NULL)
 		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
 	*count = 0;
 	*bad_seq = 0;
-	return store->backend->events_verify(store, count, bad_seq, err);
+	if (anchor != NULL && (anchor->seq < 0 || strnlen(anchor->hash, 65) != 64 ||
+			       !is_hex_lower(anchor->hash, 64)))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "an anchor is a seq >= 0 and 64 lowercase hex digits");
+	return store->backend->events_verify(store, anchor, count, bad_seq, err);
 }

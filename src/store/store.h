@@ -4,7 +4,11 @@
  * One interface over backends chosen by URI scheme ("sqlite:PATH" now,
  * "postgres://..." later). Every change is written together with its event
  * in one transaction; the event log is hash-chained so that an edited or
- * deleted row is detected by cf_store_events_verify().
+ * deleted row is detected by cf_store_events_verify(), which also checks
+ * the certificate table against the events. The database refuses edits of
+ * the log through SQL (triggers, schema 2); that stops mistakes, not an
+ * attacker with the file, who can drop them: the chain and an anchor
+ * recorded elsewhere (cf_store_event_anchor) are what detect tampering.
  *
  * Strings in records returned through an out-parameter are owned by the
  * record and released by its _clear() function; records handed to a list
@@ -163,7 +167,7 @@ void cf_store_close(cf_store *store);
 int cf_store_schema_version(cf_store *store, int *out, cf_err *err);
 
 /* The schema version this build migrates to and expects. */
-#define CF_STORE_SCHEMA_VERSION 1
+#define CF_STORE_SCHEMA_VERSION 2
 
 /*
  * The clock used for created_at, updated_at, event times and registration
@@ -381,12 +385,53 @@ int cf_store_events_list(cf_store *store, const cf_store_event_filter *filter,
 			 cf_store_event_cb cb, void *payload, cf_err *err);
 
 /*
- * Walk the whole chain: each event's hash must cover its fields and the
- * previous hash, sequence numbers must have no gap, and the last event must
- * match the chain head kept beside the log. CF_EINTEGRITY with *bad_seq set
- * to the first bad event (0 when the head is wrong); *count gets the number
- * of events checked.
+ * An outside record of the log: the head at some moment (seq, hash). The
+ * head row lives in the same file as the log, so deleting the newest events
+ * and rolling the head back with them leaves a log that checks out on its
+ * own; only a head recorded elsewhere shows it. Operators (and later the
+ * audit notifications) record the head periodically with
+ * cf_store_events_head(), keep it outside the registry, and pass it back
+ * to cf_store_events_verify().
  */
-int cf_store_events_verify(cf_store *store, int64_t *count, int64_t *bad_seq, cf_err *err);
+typedef struct cf_store_event_anchor {
+	int64_t seq;   /* 0 for an empty log */
+	char hash[65]; /* lowercase hex, NUL-terminated; 64 zeros at seq 0 */
+} cf_store_event_anchor;
+
+/*
+ * The current chain head: the seq and hash of the newest event (0 and 64
+ * zeros for an empty log), as an anchor for a later verify. CF_EINTEGRITY
+ * when the head row is missing or malformed; CF_EBUSY, CF_ESTORE.
+ */
+int cf_store_events_head(cf_store *store, int64_t *seq, char hash[65], cf_err *err);
+
+/*
+ * Walk the whole chain and check the registry against it, from one snapshot:
+ * - each event's hash must cover its fields and the previous hash, sequence
+ *   numbers must have no gap, and the last event must match the chain head
+ *   kept beside the log;
+ * - with an anchor (NULL: none), the log must still hold event anchor->seq
+ *   with exactly anchor->hash ("the log was truncated or rewritten before
+ *   the anchor");
+ * - the certificate events are replayed (cert.issued / cert.registered give
+ *   the first status, cert.status the next ones) and every row of the
+ *   certificate table must exist in the events with the replayed status,
+ *   and every issued certificate must have its row. Policy attachments are
+ *   not replayed yet: a policy attached by editing cert_policies is not
+ *   detected.
+ * CF_EINTEGRITY with err->msg saying what is wrong and *bad_seq set to:
+ * - a chain failure: the first bad or missing event (0 when only the head
+ *   row is wrong);
+ * - an anchor failure: the anchor's seq when that event differs, or the
+ *   first missing seq when the log ends before it;
+ * - a registry failure (err->msg names the certificate): the seq of the
+ *   last event about that certificate, the state the row should show (0
+ *   for a row no event issued).
+ * *count gets the number of events checked. CF_EINVAL for a malformed
+ * anchor; CF_ENOMEM (the replay keeps about 100 bytes per certificate in
+ * memory: 100 MB for a million), CF_EBUSY, CF_ESTORE.
+ */
+int cf_store_events_verify(cf_store *store, int64_t *count, int64_t *bad_seq,
+			   const cf_store_event_anchor *anchor, cf_err *err);
 
 #endif

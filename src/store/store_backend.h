@@ -23,7 +23,7 @@
 #include "store.h"
 
 /* Bumped whenever the table below changes shape. */
-#define CF_STORE_BACKEND_VERSION 1
+#define CF_STORE_BACKEND_VERSION 2
 
 /* The prev_hash of the first event: 64 zeros. */
 #define CF_STORE_GENESIS_HASH "0000000000000000000000000000000000000000000000000000000000000000"
@@ -103,7 +103,15 @@ struct cf_store_backend {
 
 	int (*events_list)(cf_store *store, const cf_store_event_filter *filter,
 			   cf_store_event_cb cb, void *payload, cf_err *err);
-	int (*events_verify)(cf_store *store, int64_t *count, int64_t *bad_seq, cf_err *err);
+	/* The chain head as stored: seq 0 and CF_STORE_GENESIS_HASH for an empty log. */
+	int (*events_head)(cf_store *store, int64_t *seq, char hash[65], cf_err *err);
+	/*
+	 * Read the head, every event in seq order and every certificate row
+	 * from one snapshot and hand them to the cf_store__verify_* helpers
+	 * below, which decide. anchor: checked by store.c, or NULL.
+	 */
+	int (*events_verify)(cf_store *store, const cf_store_event_anchor *anchor, int64_t *count,
+			     int64_t *bad_seq, cf_err *err);
 };
 
 extern const struct cf_store_backend cf_store__sqlite_backend;
@@ -142,5 +150,32 @@ bool cf_store__ca_transition_allowed(cf_ca_status from, cf_ca_status to);
 
 /* Parse a CA status name as stored. CF_EINVAL for anything else. */
 int cf_store__ca_status_parse(cf_ca_status *out, const char *name);
+
+/* ---- events verify (verify.c) ------------------------------------------ */
+
+/*
+ * The state of one cf_store_events_verify() run: the chain so far, the
+ * anchor, and the certificate statuses replayed from the events. A backend
+ * feeds it in this order: every event by seq (cf_store__verify_event), the
+ * head (cf_store__verify_head), every certificate row (cf_store__verify_cert),
+ * then cf_store__verify_end. Each returns CF_EINTEGRITY with *bad_seq as
+ * documented for cf_store_events_verify(), or CF_ENOMEM / CF_ECRYPTO.
+ */
+typedef struct cf_store__verify cf_store__verify;
+
+/* anchor may be NULL. Freed with cf_store__verify_free(). */
+int cf_store__verify_new(cf_store__verify **out, cf_store *store,
+			 const cf_store_event_anchor *anchor, cf_err *err);
+void cf_store__verify_free(cf_store__verify *v);
+/* Events that passed cf_store__verify_event(). */
+int64_t cf_store__verify_count(const cf_store__verify *v);
+int cf_store__verify_event(cf_store__verify *v, const cf_store_event *ev, int64_t *bad_seq,
+			   cf_err *err);
+int cf_store__verify_head(cf_store__verify *v, int64_t head_seq, const char *head_hash,
+			  int64_t *bad_seq, cf_err *err);
+/* One row of the certificate table: its id and status as stored (either may be NULL). */
+int cf_store__verify_cert(cf_store__verify *v, const char *id, const char *status,
+			  int64_t *bad_seq, cf_err *err);
+int cf_store__verify_end(cf_store__verify *v, int64_t *bad_seq, cf_err *err);
 
 #endif

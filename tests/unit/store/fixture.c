@@ -235,7 +235,7 @@ fx_verify_ok(struct fixture *fx)
 	int64_t count = -1, bad = -1;
 	cf_err err = CF_ERR_INIT;
 
-	if (cf_store_events_verify(fx->store, &count, &bad, &err) != 0)
+	if (cf_store_events_verify(fx->store, &count, &bad, NULL, &err) != 0)
 		fail_msg("events_verify: %s (bad seq %lld)", err.msg, (long long)bad);
 	assert_int_equal(bad, 0);
 	return count;

@@ -28,6 +28,42 @@ raw_exec(struct fixture *fx, const char *sql)
 	sqlite3_close(db);
 }
 
+/*
+ * Since schema 2 the database refuses edits of the log; an attacker with
+ * the file drops the triggers first, and so do the tamper cases.
+ */
+#define DROP_LOG_GUARDS                                                                          \
+	"DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete; "                         \
+	"DROP TRIGGER event_head_no_delete; DROP TRIGGER event_head_forward_only; "
+
+static void
+raw_tamper(struct fixture *fx, const char *sql)
+{
+	char buf[1024];
+
+	assert_true((size_t)snprintf(buf, sizeof(buf), "%s%s", DROP_LOG_GUARDS, sql) <
+		    sizeof(buf));
+	raw_exec(fx, buf);
+}
+
+/* Run sql as raw_exec() does, expect it to fail and return SQLite's message. */
+static void
+raw_exec_fails(struct fixture *fx, const char *sql, const char *want_msg)
+{
+	sqlite3 *db = NULL;
+	char *msg = NULL;
+
+	assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
+		fail_msg("%s: succeeded", sql);
+	if (msg == NULL || strstr(msg, want_msg) == NULL)
+		fail_msg("%s: '%s', want '%s'", sql, msg == NULL ? "" : msg, want_msg);
+	sqlite3_free(msg);
+	(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(db);
+}
+
 /* Six events: a CA, two things, three certificates. */
 static void
 seed(struct fixture *fx)
@@ -47,7 +83,8 @@ expect_bad(struct fixture *fx, int64_t want_bad)
 	int64_t count = 0, bad = -1;
 	cf_err err = CF_ERR_INIT;
 
-	assert_int_equal(cf_store_events_verify(fx->store, &count, &bad, &err), CF_EINTEGRITY);
+	assert_int_equal(cf_store_events_verify(fx->store, &count, &bad, NULL, &err),
+			 CF_EINTEGRITY);
 	assert_int_equal(bad, want_bad);
 	assert_int_equal(err.code, CF_EINTEGRITY);
 }
@@ -59,7 +96,7 @@ test_store_sqlite__edited_detail_detected(void **state)
 
 	fx_require_sqlite(fx);
 	seed(fx);
-	raw_exec(fx, "UPDATE events SET detail = '{}' WHERE seq = 3");
+	raw_tamper(fx, "UPDATE events SET detail = '{}' WHERE seq = 3");
 	expect_bad(fx, 3);
 }
 
@@ -70,7 +107,7 @@ test_store_sqlite__edited_actor_detected(void **state)
 
 	fx_require_sqlite(fx);
 	seed(fx);
-	raw_exec(fx, "UPDATE events SET actor = 'someone-else' WHERE seq = 5");
+	raw_tamper(fx, "UPDATE events SET actor = 'someone-else' WHERE seq = 5");
 	expect_bad(fx, 5);
 }
 
@@ -82,7 +119,7 @@ test_store_sqlite__rehashed_row_detected(void **state)
 	fx_require_sqlite(fx);
 	seed(fx);
 	/* A forger who fixes the row's own hash still breaks the next link. */
-	raw_exec(fx, "UPDATE events SET hash = '1111111111111111111111111111111111111111111111111111"
+	raw_tamper(fx, "UPDATE events SET hash = '1111111111111111111111111111111111111111111111111111"
 		     "111111111111' WHERE seq = 2");
 	expect_bad(fx, 2);
 }
@@ -94,7 +131,7 @@ test_store_sqlite__deleted_middle_detected(void **state)
 
 	fx_require_sqlite(fx);
 	seed(fx);
-	raw_exec(fx, "DELETE FROM events WHERE seq = 4");
+	raw_tamper(fx, "DELETE FROM events WHERE seq = 4");
 	expect_bad(fx, 4);
 }
 
@@ -105,7 +142,7 @@ test_store_sqlite__deleted_last_detected(void **state)
 
 	fx_require_sqlite(fx);
 	seed(fx);
-	raw_exec(fx, "DELETE FROM events WHERE seq = 6");
+	raw_tamper(fx, "DELETE FROM events WHERE seq = 6");
 	expect_bad(fx, 6);
 }
 
@@ -116,7 +153,8 @@ test_store_sqlite__edited_head_detected(void **state)
 
 	fx_require_sqlite(fx);
 	seed(fx);
-	raw_exec(fx, "UPDATE event_head SET hash = '2222222222222222222222222222222222222222222222222222222222222222'");
+	raw_tamper(fx, "UPDATE event_head SET hash = '22222222222222222222222222222222"
+		       "22222222222222222222222222222222'");
 	expect_bad(fx, 0);
 }
 
@@ -196,7 +234,7 @@ test_store_sqlite__readonly_refuses_writes(void **state)
 	fx_id(id, 1);
 	assert_int_equal(cf_store_cert_get(ro, &cert, id, NULL), 0);
 	cf_store_cert_clear(&cert);
-	assert_int_equal(cf_store_events_verify(ro, &count, &bad, NULL), 0);
+	assert_int_equal(cf_store_events_verify(ro, &count, &bad, NULL, NULL), 0);
 	assert_int_equal(count, 6);
 	assert_int_equal(cf_store_thing_insert(ro, "c", NULL, &fx_actor, &err), CF_ESTATE);
 	assert_int_equal(cf_store_cert_transition(ro, id, CF_CERT_REVOKED, NULL, &fx_actor, NULL),
@@ -314,6 +352,162 @@ test_store_sqlite__pragmas(void **state)
 	sqlite3_close(db);
 }
 
+/* The cases below are the review findings: the registry rows, truncation, the guards. */
+
+static void
+expect_bad_msg(struct fixture *fx, const cf_store_event_anchor *anchor, int64_t want_bad,
+	       const char *want_msg)
+{
+	int64_t count = 0, bad = -1;
+	cf_err err = CF_ERR_INIT;
+
+	assert_int_equal(cf_store_events_verify(fx->store, &count, &bad, anchor, &err),
+			 CF_EINTEGRITY);
+	if (strstr(err.msg, want_msg) == NULL)
+		fail_msg("verify: '%s', want '%s'", err.msg, want_msg);
+	assert_int_equal(bad, want_bad);
+}
+
+static void
+test_store_sqlite__reactivated_row_detected(void **state)
+{
+	struct fixture *fx = *state;
+	char id[65], sql[256];
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	fx_id(id, 1);
+	assert_int_equal(cf_store_cert_transition(fx->store, id, CF_CERT_REVOKED, "keyCompromise",
+						  &fx_actor, NULL),
+			 0);
+	assert_int_equal(fx_verify_ok(fx), 7);
+	/* The chain is intact; the registry row now disagrees with event 7. */
+	snprintf(sql, sizeof(sql), "UPDATE certs SET status = 'ACTIVE' WHERE id = '%s'", id);
+	raw_exec(fx, sql);
+	expect_bad_msg(fx, NULL, 7, id);
+}
+
+static void
+test_store_sqlite__status_of_untouched_row_detected(void **state)
+{
+	struct fixture *fx = *state;
+	char id[65], sql[256];
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	/* Certificate 3 was issued PENDING_ACTIVATION by event 6 and never moved. */
+	fx_id(id, 3);
+	snprintf(sql, sizeof(sql), "UPDATE certs SET status = 'ACTIVE' WHERE id = '%s'", id);
+	raw_exec(fx, sql);
+	expect_bad_msg(fx, NULL, 6, "make it PENDING_ACTIVATION");
+}
+
+static void
+test_store_sqlite__row_without_event_detected(void **state)
+{
+	struct fixture *fx = *state;
+	char id[65], sql[512];
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	fx_id(id, 99);
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO certs SELECT '%s', 'ff', ca, thing, status, not_before, not_after, "
+		 "key_type, key_bits, sig_alg, spki_sha256, pem, created_at, updated_at, "
+		 "revoke_reason, revoked_at, change_seq FROM certs LIMIT 1",
+		 id);
+	raw_exec(fx, sql);
+	expect_bad_msg(fx, NULL, 0, id);
+}
+
+static void
+test_store_sqlite__deleted_row_detected(void **state)
+{
+	struct fixture *fx = *state;
+	char id[65], sql[256];
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	fx_id(id, 2);
+	snprintf(sql, sizeof(sql), "DELETE FROM certs WHERE id = '%s'", id);
+	raw_exec(fx, sql);
+	expect_bad_msg(fx, NULL, 5, id);
+}
+
+static void
+test_store_sqlite__truncated_with_head_detected_by_anchor(void **state)
+{
+	struct fixture *fx = *state;
+	cf_store_event_anchor anchor;
+	cf_err err = CF_ERR_INIT;
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	fx_add_thing(fx, "c"); /* event 7: not about a certificate */
+	assert_int_equal(cf_store_events_head(fx->store, &anchor.seq, anchor.hash, &err), 0);
+	assert_int_equal(anchor.seq, 7);
+	/* Drop event 7 and roll the head back to event 6: consistent from inside. */
+	raw_tamper(fx, "DELETE FROM events WHERE seq = 7; DELETE FROM things WHERE name = 'c'; "
+		       "UPDATE event_head SET seq = 6, hash = (SELECT hash FROM events "
+		       "WHERE seq = 6)");
+	assert_int_equal(fx_verify_ok(fx), 6);
+	expect_bad_msg(fx, &anchor, 7, "truncated or rewritten before the anchor");
+}
+
+static void
+test_store_sqlite__log_is_append_only(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	raw_exec_fails(fx, "UPDATE events SET actor = 'mallory' WHERE seq = 3", "append-only");
+	raw_exec_fails(fx, "DELETE FROM events WHERE seq = 6", "append-only");
+	raw_exec_fails(fx, "DELETE FROM events", "append-only");
+	raw_exec_fails(fx, "DELETE FROM event_head", "append-only");
+	raw_exec_fails(fx, "UPDATE event_head SET seq = 5", "append-only");
+	raw_exec_fails(fx, "UPDATE event_head SET seq = 8", "append-only");
+	raw_exec_fails(fx, "UPDATE event_head SET hash = 'x'", "append-only");
+	/* The one legitimate move (seq + 1) passes the guard; rolled back here. */
+	raw_exec(fx, "BEGIN; UPDATE event_head SET seq = seq + 1; ROLLBACK");
+	assert_int_equal(fx_verify_ok(fx), 6);
+	/* Appending goes on as before. */
+	fx_add_thing(fx, "c");
+	assert_int_equal(fx_verify_ok(fx), 7);
+}
+
+static void
+test_store_sqlite__schema_1_is_migrated(void **state)
+{
+	struct fixture *fx = *state;
+	cf_store *other = NULL;
+	int version = 0;
+	cf_err err = CF_ERR_INIT;
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	cf_store_close(fx->store);
+	fx->store = NULL;
+	/* Migration 2 only adds the guards: without them, this is a schema-1 file. */
+	raw_exec(fx, DROP_LOG_GUARDS "DELETE FROM schema_migrations WHERE version = 2");
+	raw_exec(fx, "UPDATE events SET actor = actor WHERE seq = 1"); /* no guard yet */
+	assert_int_equal(cf_store_open_readonly(&other, fx->uri, &err), CF_ESTORE);
+	assert_non_null(strstr(err.msg, "schema version 1"));
+	/* A read-write open upgrades it, and the read-only one accepts the result. */
+	assert_int_equal(cf_store_open(&fx->store, fx->uri, &err), 0);
+	cf_store_set_clock(fx->store, fx_clock, fx);
+	assert_int_equal(cf_store_schema_version(fx->store, &version, NULL), 0);
+	assert_int_equal(version, 2);
+	raw_exec_fails(fx, "UPDATE events SET actor = actor WHERE seq = 1", "append-only");
+	assert_int_equal(fx_verify_ok(fx), 6);
+	fx_add_thing(fx, "c");
+	assert_int_equal(cf_store_open_readonly(&other, fx->uri, &err), 0);
+	assert_int_equal(cf_store_schema_version(other, &version, NULL), 0);
+	assert_int_equal(version, 2);
+	cf_store_close(other);
+	assert_int_equal(fx_verify_ok(fx), 7);
+}
+
 int
 test_sqlite_run(void)
 {
@@ -341,6 +535,21 @@ test_sqlite_run(void)
 		cmocka_unit_test_setup_teardown(test_store_sqlite__uri_forms, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_sqlite__pragmas, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__reactivated_row_detected, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__status_of_untouched_row_detected, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__row_without_event_detected, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__deleted_row_detected, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_store_sqlite__truncated_with_head_detected_by_anchor, fx_setup,
+			fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__log_is_append_only, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__schema_1_is_migrated, fx_setup,
+						fx_teardown),
 	};
 
 	return cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);

@@ -695,6 +695,55 @@ test_store_store__events_list_and_verify(void **state)
 	}
 }
 
+static void
+test_store_store__events_head_anchor(void **state)
+{
+	struct fixture *fx = *state;
+	cf_store_event_anchor a = { -1, "" }, b;
+	int64_t count = 0, bad = -1, seq = -1;
+	char hash[65];
+	cf_err err = CF_ERR_INIT;
+
+	/* An empty log: seq 0 and the genesis hash, which verifies as an anchor. */
+	assert_int_equal(cf_store_events_head(fx->store, &a.seq, a.hash, &err), 0);
+	assert_int_equal(a.seq, 0);
+	assert_int_equal(strspn(a.hash, "0"), 64);
+	assert_int_equal(cf_store_events_verify(fx->store, &count, &bad, &a, &err), 0);
+
+	fx_add_ca(fx, CA);
+	fx_add_thing(fx, "a");
+	assert_int_equal(cf_store_events_head(fx->store, &a.seq, a.hash, &err), 0);
+	assert_int_equal(a.seq, 2);
+	assert_int_equal(strlen(a.hash), 64);
+	fx_add_cert(fx, 1, CA, "a", ACT, 30);
+	/* An older head stays a valid anchor as the log grows. */
+	assert_int_equal(cf_store_events_verify(fx->store, &count, &bad, &a, &err), 0);
+	assert_int_equal(count, 3);
+	assert_int_equal(cf_store_events_head(fx->store, &seq, hash, &err), 0);
+	assert_int_equal(seq, 3);
+	assert_string_not_equal(hash, a.hash);
+
+	/* An anchor the log does not hold: another hash, or a seq past the end. */
+	b = a;
+	b.hash[0] = b.hash[0] == 'a' ? 'b' : 'a';
+	assert_int_equal(cf_store_events_verify(fx->store, &count, &bad, &b, &err), CF_EINTEGRITY);
+	assert_int_equal(bad, 2);
+	assert_contains(err.msg, "truncated or rewritten before the anchor");
+	b = a;
+	b.seq = 4;
+	assert_int_equal(cf_store_events_verify(fx->store, &count, &bad, &b, &err), CF_EINTEGRITY);
+	assert_int_equal(bad, 4);
+	assert_contains(err.msg, "truncated or rewritten before the anchor");
+
+	/* Malformed anchors are the caller's mistake, not the log's. */
+	b = a;
+	b.seq = -1;
+	assert_int_equal(cf_store_events_verify(fx->store, &count, &bad, &b, &err), CF_EINVAL);
+	b = a;
+	b.hash[10] = 'X';
+	assert_int_equal(cf_store_events_verify(fx->store, &count, &bad, &b, &err), CF_EINVAL);
+}
+
 int
 test_store_run(void)
 {
@@ -726,6 +775,8 @@ test_store_run(void)
 		cmocka_unit_test_setup_teardown(test_store_store__regcode_once, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_store__events_list_and_verify, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_store__events_head_anchor, fx_setup,
 						fx_teardown),
 	};
 

@@ -1,11 +1,12 @@
 /*
  * timing_insert: how long cf_store_cert_insert() takes on the issuance hot
- * path (insert + event + commit). Not built by CMake; by hand, optimized
- * and without sanitizers:
+ * path (insert + event + commit), then how long cf_store_events_verify()
+ * takes over the result (chain + certificate replay). Not built by CMake;
+ * by hand, optimized and without sanitizers:
  *
  *   cc -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Isrc \
  *      tests/unit/store/timing_insert.c src/store/policy.c src/store/sqlite.c \
- *      src/store/store.c src/util/err.c src/util/file.c src/util/log.c \
+ *      src/store/store.c src/store/verify.c src/util/err.c src/util/file.c src/util/log.c \
  *      src/util/str.c src/util/time.c -lsqlite3 -ljansson -lcrypto \
  *      -o /tmp/timing_insert
  *   /tmp/timing_insert /tmp/timing.db 20000
@@ -75,6 +76,7 @@ main(int argc, char **argv)
 	cf_err err = CF_ERR_INIT;
 	int i, n = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 20000;
 	double t0, t1, c0, c1;
+	int64_t count = 0, bad = 0;
 
 	if (argc < 2)
 		return 2;
@@ -111,6 +113,13 @@ main(int argc, char **argv)
 	c1 = cpu_s();
 	printf("%d inserts in %.3f s: %.0f inserts/s, %.1f us each (cpu %.1f us each)\n", n,
 	       t1 - t0, n / (t1 - t0), (t1 - t0) * 1e6 / n, (c1 - c0) * 1e6 / n);
+	t0 = now_s();
+	if (cf_store_events_verify(store, &count, &bad, NULL, &err) != 0) {
+		fprintf(stderr, "verify: %s (seq %lld)\n", err.msg, (long long)bad);
+		return 1;
+	}
+	t1 = now_s();
+	printf("verify of %lld events, %d certificates: %.3f s\n", (long long)count, n, t1 - t0);
 	cf_store_close(store);
 	return 0;
 }
