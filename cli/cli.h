@@ -90,6 +90,7 @@ typedef struct cli_ca_spec {
 	const char *organization;
 	const char *key_type; /* NULL: EC-P256 (intermediate), EC-P384 (root) */
 	int days;
+	bool make_default; /* intermediates: become the default issuer (also when none is) */
 } cli_ca_spec;
 
 /* Where the offline root's files are. */

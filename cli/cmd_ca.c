@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -18,7 +19,26 @@
 /* ---- shared helpers -------------------------------------------------- */
 
 
-/* Fill the certificate facts of a CA record (owned strings). */
+/*
+ * A CA certificate's key must meet the key policy, and so must its
+ * signature unless it is self-signed (a trust anchor's self-signature
+ * proves nothing either way).
+ */
+static int
+ca_quality_check(const cf_pki_cert_info *info, X509 *cert, cf_err *err)
+{
+	cf_pki_key_policy policy;
+	cf_pki_quality q;
+	bool self_signed = X509_check_issued(cert, cert) == X509_V_OK;
+
+	cf_pki_key_policy_init(&policy);
+	cf_pki_key_quality(&q, info, &policy);
+	if (q.ok || (self_signed && strcmp(q.reason, "WEAK_SIGNATURE") == 0))
+		return CF_OK;
+	return cf_err_set(err, CF_EPROTO, q.reason, "CA %s: %s", info->subject, q.detail);
+}
+
+/* Fill the certificate facts of a CA record (owned strings), refusing a weak CA. */
 static int
 ca_record_set_cert(cf_store_ca *rec, X509 *cert, cf_err *err)
 {
@@ -33,6 +53,9 @@ ca_record_set_cert(cf_store_ca *rec, X509 *cert, cf_err *err)
 	if (!info.is_ca)
 		return cf_err_set(err, CF_EINVAL, "NOT_A_CA", "%s is not a CA certificate",
 				  info.subject);
+	rc = ca_quality_check(&info, cert, err);
+	if (rc != CF_OK)
+		return rc;
 	cli_key_label(label, sizeof(label), &info);
 	free(rec->cert_id);
 	free(rec->subject);
@@ -213,6 +236,43 @@ out:
 	return rc;
 }
 
+static bool
+has_default_ca(cf_cli *cli)
+{
+	cf_store_ca def;
+	int rc;
+
+	memset(&def, 0, sizeof(def));
+	rc = cf_store_ca_get_default(cli->store, &def, NULL);
+	cf_store_ca_clear(&def);
+	return rc == CF_OK;
+}
+
+/*
+ * Store a new CA's key under DATA_DIR/ca/ and insert its record, the
+ * default flag with it in the same transaction; a key whose record could
+ * not be written is removed again.
+ */
+static int
+ca_insert_with_key(cf_cli *cli, cf_store_ca *rec, EVP_PKEY *key, bool make_default, cf_err *err)
+{
+	char *path;
+	int rc;
+
+	rc = store_ca_key(cli, &rec->key_ref, rec->name, key, err);
+	if (rc != CF_OK)
+		return rc;
+	rec->is_default = make_default || !has_default_ca(cli);
+	rc = cf_store_ca_insert(cli->store, rec, &cli->actor, err);
+	if (rc != CF_OK) {
+		path = cf_path_join(cli->data_dir, rec->key_ref);
+		if (path != NULL)
+			unlink(path);
+		free(path);
+	}
+	return rc;
+}
+
 static int
 key_type_of(cf_key_type *out, const char *name, cf_key_type def, cf_err *err)
 {
@@ -238,17 +298,6 @@ default_cn(char *buf, size_t len, const cli_ca_spec *spec, const char *kind)
 		snprintf(buf, len, "certfleet %s CA %s", kind, spec->name);
 }
 
-static bool
-has_default_ca(cf_cli *cli)
-{
-	cf_store_ca def;
-	int rc;
-
-	memset(&def, 0, sizeof(def));
-	rc = cf_store_ca_get_default(cli->store, &def, NULL);
-	cf_store_ca_clear(&def);
-	return rc == CF_OK;
-}
 
 int
 cli_ca_make_root(cf_cli *cli, const cli_ca_spec *spec, const cli_root_files *root, cf_err *err)
@@ -342,11 +391,7 @@ cli_ca_make_intermediate(cf_cli *cli, const cli_ca_spec *spec, const cli_root_fi
 	}
 	rc = ca_record_set_cert(&rec, cert, err);
 	if (rc == CF_OK)
-		rc = store_ca_key(cli, &rec.key_ref, spec->name, key, err);
-	if (rc == CF_OK)
-		rc = cf_store_ca_insert(cli->store, &rec, &cli->actor, err);
-	if (rc == CF_OK && !has_default_ca(cli))
-		rc = cf_store_ca_set_default(cli->store, spec->name, &cli->actor, err);
+		rc = ca_insert_with_key(cli, &rec, key, spec->make_default, err);
 out:
 	cf_store_ca_clear(&rec);
 	X509_free(cert);
@@ -623,9 +668,8 @@ ca_create_intermediate(cf_cli *cli, int argc, char **argv)
 			o.csr_out, o.spec.name);
 		return print_ca(cli, o.spec.name);
 	}
+	o.spec.make_default = o.make_default;
 	rc = cli_ca_make_intermediate(cli, &o.spec, &o.root, &err);
-	if (rc == CF_OK && o.make_default)
-		rc = cf_store_ca_set_default(cli->store, o.spec.name, &cli->actor, &err);
 	if (rc != CF_OK)
 		return cli_fail(rc, &err, "ca create-intermediate");
 	return print_ca(cli, o.spec.name);
@@ -637,6 +681,21 @@ static const char sign_int_usage[] =
 	"\n"
 	"On the offline machine: sign an intermediate CA's CSR with the root. Needs no data\n"
 	"dir. The subject is CN (default: the CSR's CN); validity 1825 days by default.\n";
+
+static int
+csr_check(const char *pem, size_t len, cf_err *err)
+{
+	cf_pki_key_policy policy;
+	cf_pki_csr *csr = NULL;
+	int rc;
+
+	cf_pki_key_policy_init(&policy);
+	rc = cf_pki_csr_parse(&csr, pem, len, err);
+	if (rc == CF_OK)
+		rc = cf_pki_csr_check_policy(csr, &policy, err);
+	cf_pki_csr_free(csr);
+	return rc;
+}
 
 /* The CSR's CN, for an intermediate whose name was chosen where its key was made. */
 static int
@@ -662,11 +721,14 @@ sign_intermediate(const struct ca_opts *o, cf_err *err)
 	rc = cli_read_file(&pem, &pem_len, o->csr, CF_PKI_CSR_MAX, err);
 	if (rc != CF_OK)
 		goto out;
+	/* The same checks as a device CSR gets: signature, key and digest policy. */
+	rc = csr_check(pem, pem_len, err);
+	if (rc != CF_OK)
+		goto out;
 	bio = BIO_new_mem_buf(pem, (int)pem_len);
 	req = bio != NULL ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
-	if (req == NULL || X509_REQ_verify(req, X509_REQ_get0_pubkey(req)) != 1) {
-		rc = cf_err_set_ossl(err, CF_EPROTO, "BAD_CSR", "%s is not a valid signed CSR",
-				     o->csr);
+	if (req == NULL) {
+		rc = cf_err_set_ossl(err, CF_EPROTO, "BAD_CSR", "%s is not a PEM CSR", o->csr);
 		goto out;
 	}
 	if (o->spec.common_name != NULL)
@@ -802,12 +864,10 @@ import_new(cf_cli *cli, const struct ca_opts *o, X509 *cert, cf_err *err)
 					"the issuer of the certificate is not registered: "
 					"import it first");
 		if (rc == CF_OK)
-			rc = store_ca_key(cli, &rec.key_ref, o->spec.name, key, err);
-	}
-	if (rc == CF_OK)
+			rc = ca_insert_with_key(cli, &rec, key, false, err);
+	} else if (rc == CF_OK) {
 		rc = cf_store_ca_insert(cli->store, &rec, &cli->actor, err);
-	if (rc == CF_OK && !self_signed && !has_default_ca(cli))
-		rc = cf_store_ca_set_default(cli->store, rec.name, &cli->actor, err);
+	}
 	EVP_PKEY_free(key);
 	cf_store_ca_clear(&rec);
 	return rc;

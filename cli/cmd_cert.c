@@ -1,9 +1,11 @@
 /* certfleet cert: issue, register, inspect and change device certificates. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "authority/authority.h"
 #include "cli.h"
@@ -24,6 +26,7 @@ enum {
 	OPT_LIMIT,
 	OPT_REASON,
 	OPT_WHY,
+	OPT_REPLACES,
 };
 
 static const struct option cert_long_opts[] = {
@@ -39,12 +42,13 @@ static const struct option cert_long_opts[] = {
 	{ "limit", required_argument, NULL, OPT_LIMIT },
 	{ "reason", required_argument, NULL, OPT_REASON },
 	{ "why", required_argument, NULL, OPT_WHY },
+	{ "replaces", required_argument, NULL, OPT_REPLACES },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
 struct cert_opts {
-	const char *thing, *csr, *ca, *out, *cert, *reason, *why;
+	const char *thing, *csr, *ca, *out, *cert, *reason, *why, *replaces;
 	const char *policies[MAX_POLICIES];
 	size_t npolicies;
 	int days;
@@ -79,6 +83,7 @@ cert_parse(struct cert_opts *o, int argc, char **argv, const char *usage, const 
 		case OPT_CERT: o->cert = optarg; break;
 		case OPT_REASON: o->reason = optarg; break;
 		case OPT_WHY: o->why = optarg; break;
+		case OPT_REPLACES: o->replaces = optarg; break;
 		case OPT_DAYS:
 			if (cf_parse_int64(&v, optarg, 1, 36500) != CF_OK)
 				return cli_usage_error(usage, "--days takes 1 to 36500");
@@ -114,14 +119,15 @@ cert_parse(struct cert_opts *o, int argc, char **argv, const char *usage, const 
 
 static const char issue_usage[] =
 	"usage: certfleet cert issue --thing NAME --csr FILE [--ca NAME] [--days N]\n"
-	"           [--policy NAME]... [--status S] [--out FILE]\n"
+	"           [--policy NAME]... [--status S] [--replaces ID] [--out FILE]\n"
 	"\n"
 	"Issue a certificate for an existing thing from a CSR (PEM or DER, at most 16 KiB).\n"
 	"The subject is CN=NAME with the SAN URI urn:certfleet:thing:NAME, whatever the CSR\n"
 	"asks. Prints the certificate id; --out writes the PEM. The default CA is the\n"
 	"default issuer, the default policy the config's default_policy, the default status\n"
 	"ACTIVE (PENDING_ACTIVATION and INACTIVE may be asked for).\n"
-	"A refused CSR exits 6 with a reason: BAD_CSR, BAD_SIGNATURE, WEAK_KEY.\n";
+	"--replaces ID refuses a CSR that reuses the key of certificate ID (KEY_REUSE).\n"
+	"A refused CSR exits 6 with a reason: BAD_CSR, BAD_SIGNATURE, WEAK_KEY, KEY_REUSE.\n";
 
 static int
 authority_open(cf_cli *cli, cf_authority **out, cf_err *err)
@@ -148,15 +154,41 @@ authority_open(cf_cli *cli, cf_authority **out, cf_err *err)
 	return rc;
 }
 
+/* Refuse an --out path that cannot be written, before anything is issued. */
+static int
+out_writable(const char *path, cf_err *err)
+{
+	char *dir = strdup(path);
+	char *slash;
+	int ok;
+
+	if (dir == NULL)
+		return cf_err_set(err, CF_ENOMEM, NULL, "--out");
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		ok = access(".", W_OK) == 0;
+	else if (slash == dir)
+		ok = access("/", W_OK) == 0;
+	else {
+		*slash = '\0';
+		ok = access(dir, W_OK) == 0;
+	}
+	free(dir);
+	if (!ok)
+		return cf_err_set(err, CF_EIO, NULL, "cannot write %s: %s", path, strerror(errno));
+	return CF_OK;
+}
+
 static int
 cert_issue(cf_cli *cli, int argc, char **argv)
 {
-	static const int allowed[] = { OPT_THING, OPT_CSR,    OPT_CA, OPT_DAYS, OPT_POLICY,
-				       OPT_OUT,	  OPT_STATUS, 'h',    0 };
+	static const int allowed[] = { OPT_THING,  OPT_CSR, OPT_CA,	  OPT_DAYS, OPT_POLICY,
+				       OPT_OUT,	   OPT_STATUS, OPT_REPLACES, 'h',	0 };
 	cf_authority_request req;
 	cf_authority_result res;
 	cf_authority *auth = NULL;
 	cf_err err = CF_ERR_INIT;
+	cf_store_cert old;
 	struct cert_opts o;
 	char *csr = NULL;
 	size_t csr_len = 0;
@@ -171,10 +203,16 @@ cert_issue(cf_cli *cli, int argc, char **argv)
 		return rc;
 	memset(&res, 0, sizeof(res));
 	memset(&req, 0, sizeof(req));
+	memset(&old, 0, sizeof(old));
+	rc = o.out != NULL ? out_writable(o.out, &err) : CF_OK;
+	if (rc == CF_OK && o.replaces != NULL)
+		rc = cf_store_cert_get(cli->store, &old, o.replaces, &err);
 	/* One byte over the limit is read so that an oversized CSR says BAD_CSR. */
-	rc = cli_read_file(&csr, &csr_len, o.csr, 2 * CF_PKI_CSR_MAX, &err);
-	if (rc == CF_EINVAL)
-		err.reason = "BAD_CSR";
+	if (rc == CF_OK) {
+		rc = cli_read_file(&csr, &csr_len, o.csr, 2 * CF_PKI_CSR_MAX, &err);
+		if (rc == CF_EINVAL)
+			err.reason = "BAD_CSR";
+	}
 	if (rc == CF_OK)
 		rc = authority_open(cli, &auth, &err);
 	if (rc != CF_OK)
@@ -187,11 +225,21 @@ cert_issue(cf_cli *cli, int argc, char **argv)
 	req.policies = o.policies;
 	req.npolicies = o.npolicies;
 	req.status = o.status >= 0 ? (cf_cert_status)o.status : CF_CERT_ACTIVE;
+	req.reject_spki = old.spki_sha256; /* NULL without --replaces */
 	rc = cf_authority_issue(auth, &res, &req, &cli->actor, &err);
-	if (rc == CF_OK && o.out != NULL)
+	if (rc == CF_OK && o.out != NULL) {
 		rc = cf_file_write_atomic(o.out, res.pem, strlen(res.pem), 0644, false, &err);
+		if (rc != CF_OK) {
+			/* Issued all the same: say which certificate, so that nothing is lost. */
+			puts(res.id);
+			fprintf(stderr, "certfleet: certificate %s was issued; 'certfleet cert pem "
+					"%s' prints it\n",
+				res.id, res.id);
+		}
+	}
 out:
 	free(csr);
+	cf_store_cert_clear(&old);
 	cf_authority_free(auth);
 	if (rc != CF_OK) {
 		cf_authority_result_clear(&res);
@@ -277,10 +325,12 @@ register_cert(cf_cli *cli, const struct cert_opts *o, char id_out[CF_PKI_ID_LEN]
 	if (o->npolicies > 0)
 		rc = cf_store_cert_insert(cli->store, &rec, o->policies, o->npolicies, true,
 					  &cli->actor, err);
-	else
+	else if (cli->cfg.default_policy[0] != '\0')
 		rc = cf_store_cert_insert(cli->store, &rec,
 					  (const char *const *)&cli->cfg.default_policy, 1, true,
 					  &cli->actor, err);
+	else /* default_policy is empty: no policy, as for issued certificates */
+		rc = cf_store_cert_insert(cli->store, &rec, NULL, 0, true, &cli->actor, err);
 	if (rc == CF_OK)
 		memcpy(id_out, info.id, CF_PKI_ID_LEN);
 out:
@@ -444,8 +494,8 @@ static const char revoke_usage[] =
 	"usage: certfleet cert revoke ID --reason R [--why TEXT]\n"
 	"\n"
 	"Revoke (final). R is an RFC 5280 reason: unspecified, keyCompromise, cACompromise,\n"
-	"affiliationChanged, superseded, cessationOfOperation, certificateHold,\n"
-	"privilegeWithdrawn, aACompromise.\n";
+	"affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn,\n"
+	"aACompromise (not certificateHold: a revocation here is final).\n";
 
 static int
 cert_transition(cf_cli *cli, int argc, char **argv, const char *usage, cf_cert_status to)

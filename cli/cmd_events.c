@@ -80,27 +80,64 @@ events_list(cf_cli *cli, int argc, char **argv)
 }
 
 static const char verify_usage[] =
-	"usage: certfleet events verify\n"
+	"usage: certfleet events verify [--anchor SEQ:HASH]\n"
 	"\n"
-	"Recompute the hash chain of the whole event log. Exits 9 and names the first bad\n"
-	"event when a row was edited or deleted.\n";
+	"Recompute the hash chain of the whole event log, and check every certificate's\n"
+	"status against the events about it. Exits 9 and names the first bad event when a\n"
+	"row was edited or deleted. With --anchor (a head printed earlier by 'events head'),\n"
+	"also check that the log still holds that event with that hash: the chain alone\n"
+	"cannot tell a log cut short, with its head rewritten, from an honest one.\n";
+
+/* "SEQ:HASH" into an anchor. */
+static int
+anchor_parse(cf_store_event_anchor *out, const char *text)
+{
+	const char *colon = strchr(text, ':');
+	char seq[24];
+	size_t n;
+
+	if (colon == NULL)
+		return CF_EINVAL;
+	n = (size_t)(colon - text);
+	if (n == 0 || n >= sizeof(seq) || strlen(colon + 1) != 64)
+		return CF_EINVAL;
+	memcpy(seq, text, n);
+	seq[n] = '\0';
+	if (cf_parse_int64(&out->seq, seq, 0, INT64_MAX) != CF_OK)
+		return CF_EINVAL;
+	memcpy(out->hash, colon + 1, 65);
+	return CF_OK;
+}
 
 static int
 events_verify(cf_cli *cli, int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{ "anchor", required_argument, NULL, 'a' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	cf_store_event_anchor anchor;
+	const cf_store_event_anchor *anchor_p = NULL;
 	cf_err err = CF_ERR_INIT;
 	int64_t count = 0, bad = 0;
 	json_t *out;
-	int rc;
+	int c, rc;
 
 	if (cli_wants_help(argc, argv, verify_usage))
 		return CLI_EXIT_OK;
-	if (argc != 1)
-		return cli_usage_error(verify_usage, "unexpected argument '%s'", argv[1]);
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c != 'a' || anchor_parse(&anchor, optarg) != CF_OK)
+			return cli_usage_error(verify_usage, "--anchor takes SEQ:HASH (64 hex)");
+		anchor_p = &anchor;
+	}
+	if (optind != argc)
+		return cli_usage_error(verify_usage, "unexpected argument '%s'", argv[optind]);
 	rc = cli_store(cli);
 	if (rc != CLI_EXIT_OK)
 		return rc;
-	rc = cf_store_events_verify(cli->store, &count, &bad, &err);
+	rc = cf_store_events_verify(cli->store, &count, &bad, anchor_p, &err);
 	if (rc == CF_EINTEGRITY) {
 		out = json_pack("{s:b, s:I, s:I, s:s}", "ok", 0, "checked", (json_int_t)count,
 				"firstBadSeq", (json_int_t)bad, "error", err.msg);
@@ -113,9 +150,45 @@ events_verify(cf_cli *cli, int argc, char **argv)
 			 NULL);
 }
 
+static const char head_usage[] =
+	"usage: certfleet events head\n"
+	"\n"
+	"Print the newest event's sequence number and hash as SEQ:HASH. Keep it outside\n"
+	"this machine; 'events verify --anchor SEQ:HASH' later proves the log still holds\n"
+	"it.\n";
+
+static int
+events_head(cf_cli *cli, int argc, char **argv)
+{
+	cf_err err = CF_ERR_INIT;
+	int64_t seq = 0;
+	char hash[65], anchor[96];
+	int rc;
+
+	if (cli_wants_help(argc, argv, head_usage))
+		return CLI_EXIT_OK;
+	if (argc != 1)
+		return cli_usage_error(head_usage, "unexpected argument '%s'", argv[1]);
+	rc = cli_store(cli);
+	if (rc != CLI_EXIT_OK)
+		return rc;
+	rc = cf_store_events_head(cli->store, &seq, hash, &err);
+	if (rc != CF_OK)
+		return cli_fail(rc, &err, "events head");
+	snprintf(anchor, sizeof(anchor), "%lld:%s", (long long)seq, hash);
+	if (!cli->json) {
+		puts(anchor);
+		return CLI_EXIT_OK;
+	}
+	return cli_print(cli, json_pack("{s:I, s:s, s:s}", "seq", (json_int_t)seq, "hash", hash,
+					"anchor", anchor),
+			 NULL);
+}
+
 static const cli_verb verbs[] = {
 	{ "list", events_list, "list events" },
-	{ "verify", events_verify, "check the hash chain of the event log" },
+	{ "verify", events_verify, "check the hash chain and the certificates against it" },
+	{ "head", events_head, "print the newest event as an anchor for verify" },
 	{ NULL, NULL, NULL },
 };
 

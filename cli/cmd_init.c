@@ -94,8 +94,8 @@ quickstart(cf_cli *cli, json_t *report, cf_err *err)
 	char *cert = root_dir ? cf_path_join(root_dir, "root.pem") : NULL;
 	char *pass = root_dir ? cf_path_join(root_dir, "root.pass") : NULL;
 	cli_root_files root = { key, cert, pass };
-	cli_ca_spec root_spec = { "root", NULL, NULL, NULL, 0 };
-	cli_ca_spec int_spec = { "default", NULL, NULL, NULL, 0 };
+	cli_ca_spec root_spec = { "root", NULL, NULL, NULL, 0, false };
+	cli_ca_spec int_spec = { "default", NULL, NULL, NULL, 0, true };
 	cf_store_ca existing;
 	int rc;
 

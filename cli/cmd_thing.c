@@ -9,7 +9,7 @@
 static const char create_usage[] =
 	"usage: certfleet thing create NAME [--attr KEY=VALUE]...\n"
 	"\n"
-	"Register a thing. NAME (1-128 of A-Z a-z 0-9 _ . : -) is its MQTT client id and\n"
+	"Register a thing. NAME (1-64 of A-Z a-z 0-9 _ . : -) is its MQTT client id and\n"
 	"the CN of its certificates. Attributes are free-form strings.\n";
 
 static int

@@ -255,7 +255,7 @@ sign_one(cf_authority *auth, struct pending *p, const cf_authority_request *req,
 		rc = cf_pki_csr_check_policy(csr, &auth->key_policy, err);
 	if (rc != CF_OK)
 		goto out;
-	if (req->reject_spki != NULL &&
+	if (req->reject_spki != NULL && strlen(req->reject_spki) == CF_PKI_ID_LEN - 1 &&
 	    CRYPTO_memcmp(req->reject_spki, cf_pki_csr_spki_sha256(csr), CF_PKI_ID_LEN - 1) == 0) {
 		rc = cf_err_set(err, CF_EPROTO, "KEY_REUSE",
 				"the CSR reuses the public key of the certificate it replaces");

@@ -46,7 +46,8 @@ typedef struct cf_authority_request {
 	const char *const *policies; /* policy names to attach ... */
 	size_t npolicies;            /* ... or 0 for the default policy */
 	cf_cert_status status;       /* status the new certificate starts in */
-	const char *reject_spki;     /* refuse a CSR whose key has this SPKI SHA-256 (KEY_REUSE) */
+	const char *reject_spki;     /* refuse a CSR whose key has this SPKI SHA-256 (64 hex
+					digits; KEY_REUSE), or NULL */
 } cf_authority_request;
 
 typedef struct cf_authority_result {

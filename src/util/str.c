@@ -51,7 +51,7 @@ cf_name_valid(const char *s)
 	for (n = 0; s[n] != '\0'; n++) {
 		char c = s[n];
 
-		if (n >= 128)
+		if (n >= CF_NAME_MAX)
 			return false;
 		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 		    c == '_' || c == '.' || c == ':' || c == '-')

@@ -31,7 +31,7 @@ cf_time_format(char buf[CF_TIME_BUF], int64_t t)
 int
 cf_duration_parse(int64_t *out, const char *text)
 {
-	int64_t n = 0, unit = 86400;
+	int64_t n = 0, unit;
 	const char *p = text;
 
 	if (text == NULL || *p < '0' || *p > '9')
@@ -42,8 +42,6 @@ cf_duration_parse(int64_t *out, const char *text)
 		n = n * 10 + (*p - '0');
 	}
 	switch (*p) {
-	case '\0':
-		break;
 	case 's':
 		unit = 1;
 		break;
@@ -62,7 +60,7 @@ cf_duration_parse(int64_t *out, const char *text)
 	default:
 		return CF_EINVAL;
 	}
-	if (*p != '\0' && p[1] != '\0')
+	if (p[1] != '\0')
 		return CF_EINVAL;
 	if (n == 0 || n > INT64_MAX / unit)
 		return CF_EINVAL;

@@ -97,8 +97,8 @@ const char *cf_time_format(char buf[CF_TIME_BUF], int64_t t);
 
 /*
  * Parse a duration: a positive integer followed by s, m, h, d or w
- * ("30d", "12h"); a bare integer means days. Result in seconds.
- * Returns CF_EINVAL on anything else or on overflow.
+ * ("30d", "12h"). The unit is required: a bare "3600" could mean seconds
+ * or days. Result in seconds. CF_EINVAL on anything else or on overflow.
  */
 int cf_duration_parse(int64_t *out, const char *text);
 
@@ -113,7 +113,12 @@ int cf_parse_int64(int64_t *out, const char *text, int64_t min, int64_t max);
 /* strdup that returns NULL on NULL. The caller frees the copy with free(). */
 char *cf_strdup(const char *s);
 
-/* True when s is a valid name: 1-128 chars of [A-Za-z0-9_.:-], not starting with '-' or '.'. */
+/*
+ * True when s is a valid name: 1 to CF_NAME_MAX characters of
+ * [A-Za-z0-9_.:-], not starting with '-' or '.'. A thing's name is its
+ * certificates' CN, which RFC 5280 caps at 64.
+ */
+#define CF_NAME_MAX 64
 bool cf_name_valid(const char *s);
 
 /* ---- files ------------------------------------------------------------ */

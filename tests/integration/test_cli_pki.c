@@ -817,7 +817,10 @@ fixture(struct fx *fx, const char *name)
 {
 	const char *path = keep(fx, cf_test_printf("%s/tests/data/csr/%s", fx->src, name));
 
-	return access(path, R_OK) == 0 ? path : NULL;
+	/* The fixtures are committed: a missing one is a broken checkout, not a skip. */
+	if (access(path, R_OK) != 0)
+		fail_msg("missing fixture %s", path);
+	return path;
 }
 
 struct keycase {
@@ -879,12 +882,10 @@ test_cli_pki__issue_other_key_types(void **state)
 		}
 		issue_and_verify(fx, k, csr, root, inter);
 		issued++;
-		/* ... and the committed fixture of the same kind, if there is one. */
+		/* ... and the committed fixture of the same kind. */
 		fix = fixture(fx, k->fixture);
-		if (fix != NULL) {
-			issue_and_verify(fx, k, fix, root, inter);
-			issued++;
-		}
+		issue_and_verify(fx, k, fix, root, inter);
+		issued++;
 	}
 	assert_int_equal(cert_count(fx), issued);
 }
@@ -941,11 +942,8 @@ test_cli_pki__bad_csr_fixtures_refused(void **state)
 		cases[n].name = want[i].file;
 		cases[n].path = fixture(fx, want[i].file);
 		cases[n].reason = want[i].reason;
-		if (cases[n].path != NULL)
-			n++;
+		n++;
 	}
-	if (n == 0)
-		skip(); /* none committed: bad_csr_generated_refused covers the corpus */
 	quickstart(fx);
 	thing(fx, "victim");
 	check_refused(fx, cases, n);
@@ -1105,19 +1103,15 @@ test_cli_pki__subject_comes_from_the_registry(void **state)
 	assert_int_equal(
 		json_array_size(cli_json(fx, "cert", "list", "--thing", "other-thing", NULL)), 0);
 
-	/* The committed fixtures of both kinds, when present. */
+	/* The committed fixtures of both kinds. */
 	fix = fixture(fx, "empty-subject.pem");
-	if (fix != NULL) {
-		cert = tpath(fx, "fix-empty.pem");
-		issue(fx, "t-empty", fix, cert);
-		assert_string_equal(ossl_subject(fx, cert), "subject=CN=t-empty");
-	}
+	cert = tpath(fx, "fix-empty.pem");
+	issue(fx, "t-empty", fix, cert);
+	assert_string_equal(ossl_subject(fx, cert), "subject=CN=t-empty");
 	fix = fixture(fx, "other-thing-cn.pem");
-	if (fix != NULL) {
-		cert = tpath(fx, "fix-other.pem");
-		issue(fx, "real-thing", fix, cert);
-		assert_string_equal(ossl_subject(fx, cert), "subject=CN=real-thing");
-	}
+	cert = tpath(fx, "fix-other.pem");
+	issue(fx, "real-thing", fix, cert);
+	assert_string_equal(ossl_subject(fx, cert), "subject=CN=real-thing");
 }
 
 static void
@@ -1547,7 +1541,10 @@ test_cli_pki__events_verify_detects_edit(void **state)
 	struct fx *fx = *state;
 
 	make_history(fx);
-	sql(fx, "UPDATE events SET actor='mallory' WHERE seq=3");
+	/* The registry refuses edits of the log (schema 2): an attacker drops the guards. */
+	sql(fx, "DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete; "
+		"DROP TRIGGER event_head_no_delete; DROP TRIGGER event_head_forward_only; "
+		"UPDATE events SET actor='mallory' WHERE seq=3");
 	sql(fx, "SELECT actor FROM events WHERE seq=3");
 	assert_string_equal(chomp(fx, fx->r.out), "mallory");
 	assert_chain_broken(fx, 3);
@@ -1558,7 +1555,11 @@ test_cli_pki__events_verify_detects_deleted_middle(void **state)
 {
 	struct fx *fx = *state;
 	size_t n = make_history(fx);
-	char *stmt = cf_test_printf("DELETE FROM events WHERE seq=%zu", n / 2);
+	char *stmt = cf_test_printf("DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete; "
+				    "DROP TRIGGER event_head_no_delete; "
+				    "DROP TRIGGER event_head_forward_only; "
+				    "DELETE FROM events WHERE seq=%zu",
+				    n / 2);
 
 	sql(fx, keep(fx, stmt));
 	assert_int_equal(event_count(fx), n - 1);
@@ -1571,9 +1572,56 @@ test_cli_pki__events_verify_detects_deleted_last(void **state)
 	struct fx *fx = *state;
 	size_t n = make_history(fx);
 
-	sql(fx, "DELETE FROM events WHERE seq=(SELECT max(seq) FROM events)");
+	sql(fx, "DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete; "
+		"DROP TRIGGER event_head_no_delete; DROP TRIGGER event_head_forward_only; "
+		"DELETE FROM events WHERE seq=(SELECT max(seq) FROM events)");
 	assert_int_equal(event_count(fx), n - 1);
 	assert_chain_broken(fx, (json_int_t)n);
+}
+
+/*
+ * A log cut short with its head rewritten passes the chain check (nothing
+ * inside the file says more events existed), but not an anchor taken before.
+ */
+static void
+test_cli_pki__events_anchor_catches_truncation(void **state)
+{
+	struct fx *fx = *state;
+	const char *anchor, *before;
+	json_t *head;
+
+	quickstart(fx);
+	thing(fx, "t1");
+	cli_want(fx, EXIT_OK, "events", "head", NULL);
+	before = chomp(fx, fx->r.out);
+	thing(fx, "t2");
+	thing(fx, "t3");
+	head = cli_json(fx, "events", "head", NULL);
+	anchor = jstr(head, "anchor");
+	assert_non_null(strchr(anchor, ':'));
+	cli_want(fx, EXIT_OK, "events", "verify", "--anchor", anchor, NULL);
+	cli_want(fx, EXIT_OK, "events", "verify", "--anchor", before, NULL);
+	cli_want(fx, EXIT_USAGE, "events", "verify", "--anchor", "12:abc", NULL);
+
+	/* A plain edit of the log is refused by the registry itself ... */
+	{
+		const char *argv[] = { "sqlite3", dpath(fx, "registry.db"),
+				       "DELETE FROM events WHERE seq = 1", NULL };
+
+		assert_true(run_argv(fx, argv, -1) != 0);
+		assert_contains(fx->r.err, "append-only");
+	}
+	/* ... so an attacker drops the triggers, removes t2 and t3, and rewinds the head. */
+	sql(fx, keep(fx, cf_test_printf(
+			     "DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete; "
+			     "DROP TRIGGER event_head_no_delete; DROP TRIGGER event_head_forward_only; "
+			     "DELETE FROM events WHERE seq > %s; DELETE FROM things WHERE name "
+			     "IN ('t2', 't3'); UPDATE event_head SET seq = (SELECT max(seq) FROM "
+			     "events), hash = (SELECT hash FROM events ORDER BY seq DESC LIMIT 1)",
+			     keep(fx, strndup(before, (size_t)(strchr(before, ':') - before))))));
+	cli_want(fx, EXIT_OK, "events", "verify", NULL);
+	cli_want(fx, EXIT_OK, "events", "verify", "--anchor", before, NULL);
+	cli_want(fx, EXIT_INTEGRITY, "events", "verify", "--anchor", anchor, NULL);
 }
 
 /* ---- concurrency --------------------------------------------------------------------- */
@@ -1859,6 +1907,119 @@ test_cli_pki__bring_your_own_ca(void **state)
 	cli_want(fx, EXIT_OK, "events", "verify", NULL);
 }
 
+/* ---- refusals found in review ---------------------------------------------------------------- */
+
+/* Weak CA keys are refused wherever a CA comes in; a weak device key of a registered CA too. */
+static void
+test_cli_pki__weak_ca_refused(void **state)
+{
+	struct fx *fx = *state;
+	const char *root_key = dpath(fx, "offline-root/root.key.pem");
+	const char *root_pem = dpath(fx, "offline-root/root.pem");
+	const char *root_pass = dpath(fx, "offline-root/root.pass");
+	const char *weak_csr, *weak_pem = tpath(fx, "weak.pem"), *a, *dev;
+	static const char ca_ext[] = "basicConstraints=critical,CA:TRUE\n"
+				     "keyUsage=critical,keyCertSign,cRLSign\n";
+	size_t cas;
+
+	quickstart(fx);
+	cas = json_array_size(cli_json(fx, "ca", "list", NULL));
+	/* The offline root does not sign an RSA-1024 intermediate ... */
+	weak_csr = make_csr_with(fx, "weak", "rsa:1024", NULL, "/CN=weak CA", NULL, NULL);
+	cli_want(fx, EXIT_INPUT, "ca", "sign-intermediate", "--csr", weak_csr, "--out", weak_pem,
+		 "--root-key", root_key, "--root-cert", root_pem, "--root-passphrase-file",
+		 root_pass, NULL);
+	assert_contains(fx->r.err, "WEAK_KEY");
+	assert_int_equal(access(weak_pem, F_OK), -1);
+	/* ... and one signed by other means is not imported. */
+	assert_int_equal(cf_test_file_write(tpath(fx, "ca.ext"), ca_ext, strlen(ca_ext), 0644), 0);
+	ossl(fx, EXIT_OK, "x509", "-req", "-in", weak_csr, "-CA", root_pem, "-CAkey", root_key,
+	     "-passin", keep(fx, cf_test_printf("file:%s", root_pass)), "-days", "30", "-extfile",
+	     tpath(fx, "ca.ext"), "-out", weak_pem, NULL);
+	assert_int_equal(cf_test_file_write(tpath(fx, "weak.pass"), "p\n", 2, 0600), 0);
+	ossl(fx, EXIT_OK, "pkey", "-in", tpath(fx, "weak.key"), "-aes-256-cbc", "-passout",
+	     keep(fx, cf_test_printf("file:%s", tpath(fx, "weak.pass"))), "-out",
+	     tpath(fx, "weak.enc"), NULL);
+	cli_want(fx, EXIT_INPUT, "ca", "import", "--name", "weak", "--cert", weak_pem, "--key",
+		 tpath(fx, "weak.enc"), "--key-passphrase-file", tpath(fx, "weak.pass"), NULL);
+	assert_contains(fx->r.err, "WEAK_KEY");
+	assert_int_equal(json_array_size(cli_json(fx, "ca", "list", NULL)), cas);
+	assert_int_equal(access(dpath(fx, "ca/weak.key.pem"), F_OK), -1);
+
+	/* A registered CA's RSA-1024 device certificate is refused too. */
+	a = ext_ca(fx, "ca-a");
+	cli_want(fx, EXIT_OK, "ca", "register", "--name", "ext-a", "--cert", a,
+		 "--verification-cert", ext_sign(fx, "ca-a", regcode(fx), "verif-a"), NULL);
+	thing(fx, "dev1");
+	make_csr_with(fx, "dev-weak", "rsa:1024", NULL, "/CN=dev1", NULL, NULL);
+	dev = tpath(fx, "dev-weak.pem");
+	ossl(fx, EXIT_OK, "x509", "-req", "-in", tpath(fx, "dev-weak.csr"), "-CA", a, "-CAkey",
+	     tpath(fx, "ca-a.key"), "-days", "30", "-out", dev, NULL);
+	cli_want(fx, EXIT_INPUT, "cert", "register", "--cert", dev, "--thing", "dev1", NULL);
+	assert_contains(fx->r.err, "WEAK_KEY");
+}
+
+/* --out, --replaces, an empty default_policy, and the 64-character name limit. */
+static void
+test_cli_pki__issue_edges(void **state)
+{
+	struct fx *fx = *state;
+	const char *csr, *csr2, *id, *a, *dev;
+	char name[70];
+	size_t certs;
+
+	quickstart(fx);
+	thing(fx, "t1");
+	csr = make_csr(fx, "t1", "/CN=t1");
+	/* An --out that cannot be written issues nothing. */
+	certs = cert_count(fx);
+	cli_want(fx, 8, "cert", "issue", "--thing", "t1", "--csr", csr, "--out",
+		 tpath(fx, "no-such-dir/t1.pem"), NULL);
+	assert_int_equal(cert_count(fx), certs);
+
+	/* --replaces: the same key again is KEY_REUSE; a new key is fine. */
+	id = issue(fx, "t1", csr, NULL);
+	cli_want(fx, EXIT_INPUT, "cert", "issue", "--thing", "t1", "--csr", csr, "--replaces", id,
+		 NULL);
+	assert_contains(fx->r.err, "KEY_REUSE");
+	csr2 = make_csr(fx, "t1b", "/CN=t1");
+	cli_want(fx, EXIT_OK, "cert", "issue", "--thing", "t1", "--csr", csr2, "--replaces",
+		 keep(fx, strndup(id, 12)), NULL);
+	cli_want(fx, EXIT_NOTFOUND, "cert", "issue", "--thing", "t1", "--csr", csr2, "--replaces",
+		 "00000000deadbeef", NULL);
+	/* Standard input works as a file. */
+	{
+		const char *argv[] = { "/bin/sh", "-c",
+				       keep(fx, cf_test_printf("'%s' --data-dir '%s' cert issue "
+							       "--thing t1 --csr - < '%s'",
+							       fx->bin, fx->data, csr2)),
+				       NULL };
+
+		run_argv(fx, argv, EXIT_OK);
+		assert_true(is_hex64(chomp(fx, fx->r.out)));
+	}
+
+	/* default_policy empty: issued and registered certificates get no policy. */
+	config_set(fx, "default_policy", "");
+	id = issue(fx, "t1", csr2, NULL);
+	assert_int_equal(json_array_size(json_object_get(cli_json(fx, "cert", "describe", id, NULL),
+							 "policies")),
+			 0);
+	a = ext_ca(fx, "ca-a");
+	cli_want(fx, EXIT_OK, "ca", "register", "--name", "ext-a", "--cert", a,
+		 "--verification-cert", ext_sign(fx, "ca-a", regcode(fx), "verif-a"), NULL);
+	dev = ext_sign(fx, "ca-a", "t1", "dev1");
+	cli_want(fx, EXIT_OK, "cert", "register", "--cert", dev, "--thing", "t1", NULL);
+
+	/* Names are at most 64 characters: a thing's name is its certificates' CN. */
+	memset(name, 'n', sizeof(name));
+	name[64] = '\0';
+	cli_want(fx, EXIT_OK, "thing", "create", name, NULL);
+	name[64] = 'n';
+	name[65] = '\0';
+	cli_want(fx, EXIT_USAGE, "thing", "create", name, NULL);
+}
+
 /* ---- command line ------------------------------------------------------------------------------
  */
 
@@ -2048,10 +2209,14 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cli_pki__events_verify_detects_deleted_last,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cli_pki__events_anchor_catches_truncation, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_cli_pki__concurrent_issuance, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cli_pki__offline_intermediate, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cli_pki__bring_your_own_ca, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cli_pki__weak_ca_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cli_pki__issue_edges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cli_pki__help_and_usage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cli_pki__json_output_parses, setup, teardown),
 	};

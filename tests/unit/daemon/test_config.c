@@ -110,6 +110,7 @@ test_daemon_config__errors_name_file_and_line(void **state)
 		{ "cert_days = 12abc\n", ":1: cert_days must be" },
 		{ "\n\njust words\n", ":3: expected 'key = value'" },
 		{ "cert_backdate = 2d\n", ":1: cert_backdate must be a duration" },
+		{ "cert_backdate = 300\n", ":1: cert_backdate must be a duration" },
 		{ "log_level = loud\n", ":1: log_level must be error, warn, info or debug" },
 		{ "key_min_rsa_bits = 1024\n", ":1: key_min_rsa_bits must be a whole number" },
 	};

@@ -70,8 +70,9 @@ test_util_time__duration_parse(void **state)
 	assert_int_equal(v, 300);
 	assert_int_equal(cf_duration_parse(&v, "2w"), CF_OK);
 	assert_int_equal(v, 14 * 86400);
-	assert_int_equal(cf_duration_parse(&v, "7"), CF_OK);
-	assert_int_equal(v, 7 * 86400);
+	/* A bare number is ambiguous (seconds? days?): the unit is required. */
+	assert_int_equal(cf_duration_parse(&v, "7"), CF_EINVAL);
+	assert_int_equal(cf_duration_parse(&v, "3600"), CF_EINVAL);
 	assert_int_equal(cf_duration_parse(&v, ""), CF_EINVAL);
 	assert_int_equal(cf_duration_parse(&v, "0d"), CF_EINVAL);
 	assert_int_equal(cf_duration_parse(&v, "-3d"), CF_EINVAL);
@@ -118,10 +119,10 @@ test_util_str__hex_int_names(void **state)
 	memset(longname, 'a', sizeof(longname) - 1);
 	longname[sizeof(longname) - 1] = '\0';
 	assert_false(cf_name_valid(longname));
-	longname[128] = '\0';
+	longname[CF_NAME_MAX] = '\0';
 	assert_true(cf_name_valid(longname));
-	longname[129] = '\0';
-	longname[128] = 'a';
+	longname[CF_NAME_MAX + 1] = '\0';
+	longname[CF_NAME_MAX] = 'a';
 	assert_false(cf_name_valid(longname));
 }
 
