@@ -208,6 +208,7 @@ enum stmt_id {
 	ST_DETACH,
 	ST_EVENTS_ALL,
 	ST_CERTS_ALL,
+	ST_LINKS_ALL,
 	ST__COUNT
 };
 
@@ -267,7 +268,9 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_ATTACH] = "INSERT INTO cert_policies (cert_id, policy) VALUES (?1, ?2)",
 	[ST_DETACH] = "DELETE FROM cert_policies WHERE cert_id = ?1 AND policy = ?2",
 	[ST_EVENTS_ALL] = "SELECT " EVENT_COLS " FROM events ORDER BY seq",
-	[ST_CERTS_ALL] = "SELECT id, status FROM certs",
+	[ST_CERTS_ALL] = "SELECT id, status, change_seq FROM certs",
+	/* The primary key's order: grouped by certificate without a sort. */
+	[ST_LINKS_ALL] = "SELECT cert_id, policy FROM cert_policies ORDER BY cert_id",
 };
 
 /* List statements, which may be re-entered from their callback. */
@@ -2458,6 +2461,29 @@ verify_certs(struct sq *sq, cf_store__verify *v, int64_t *bad_seq, cf_err *err)
 			break;
 		}
 		rc = cf_store__verify_cert(v, (const char *)sqlite3_column_text(st, 0),
+					   (const char *)sqlite3_column_text(st, 1),
+					   sqlite3_column_int64(st, 2), bad_seq, err);
+	}
+	stmt_put(st);
+	return rc;
+}
+
+static int
+verify_links(struct sq *sq, cf_store__verify *v, int64_t *bad_seq, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, sqlrc;
+
+	rc = stmt_get(&st, sq, ST_LINKS_ALL, err);
+	while (rc == CF_OK) {
+		sqlrc = sqlite3_step(st);
+		if (sqlrc == SQLITE_DONE)
+			break;
+		if (sqlrc != SQLITE_ROW) {
+			rc = db_fail(sq, sqlrc, "read policy attachments", err);
+			break;
+		}
+		rc = cf_store__verify_link(v, (const char *)sqlite3_column_text(st, 0),
 					   (const char *)sqlite3_column_text(st, 1), bad_seq, err);
 	}
 	stmt_put(st);
@@ -2487,6 +2513,8 @@ sq_events_verify(cf_store *store, const cf_store_event_anchor *anchor, int64_t *
 		rc = cf_store__verify_head(v, head_seq, head_hash, bad_seq, err);
 	if (rc == CF_OK)
 		rc = verify_certs(sq, v, bad_seq, err);
+	if (rc == CF_OK)
+		rc = verify_links(sq, v, bad_seq, err);
 	if (rc == CF_OK)
 		rc = cf_store__verify_end(v, bad_seq, err);
 	*count = cf_store__verify_count(v);

@@ -5,10 +5,11 @@
  * "postgres://..." later). Every change is written together with its event
  * in one transaction; the event log is hash-chained so that an edited or
  * deleted row is detected by cf_store_events_verify(), which also checks
- * the certificate table against the events. The database refuses edits of
- * the log through SQL (triggers, schema 2); that stops mistakes, not an
- * attacker with the file, who can drop them: the chain and an anchor
- * recorded elsewhere (cf_store_event_anchor) are what detect tampering.
+ * the certificate table and the policy attachments against the events. The
+ * database refuses edits of the log through SQL (triggers, schema 2); that
+ * stops mistakes, not an attacker with the file, who can drop them: the
+ * chain and an anchor recorded elsewhere (cf_store_event_anchor) are what
+ * detect tampering.
  *
  * Strings in records returned through an out-parameter are owned by the
  * record and released by its _clear() function; records handed to a list
@@ -414,22 +415,28 @@ int cf_store_events_head(cf_store *store, int64_t *seq, char hash[65], cf_err *e
  *   with exactly anchor->hash ("the log was truncated or rewritten before
  *   the anchor");
  * - the certificate events are replayed (cert.issued / cert.registered give
- *   the first status, cert.status the next ones) and every row of the
- *   certificate table must exist in the events with the replayed status,
- *   and every issued certificate must have its row. Policy attachments are
- *   not replayed yet: a policy attached by editing cert_policies is not
- *   detected.
+ *   the first status and policies, cert.status the next statuses,
+ *   policy.attached / policy.detached the next policies) and every row of
+ *   the certificate table must exist in the events with the replayed status
+ *   and a change_seq equal to the seq of the last of those events about it,
+ *   and every issued certificate must have its row;
+ * - every row of the policy attachments must have been attached by the
+ *   events, and every policy the events leave attached must have its row.
+ * Not covered: the rows of CAs, things, policies (their documents) and
+ * registration codes are not compared with their events.
  * CF_EINTEGRITY with err->msg saying what is wrong and *bad_seq set to:
  * - a chain failure: the first bad or missing event (0 when only the head
  *   row is wrong);
  * - an anchor failure: the anchor's seq when that event differs, or the
  *   first missing seq when the log ends before it;
- * - a registry failure (err->msg names the certificate): the seq of the
- *   last event about that certificate, the state the row should show (0
- *   for a row no event issued).
+ * - a registry failure (err->msg names the certificate, and the policy for
+ *   an attachment): the seq of the last event about that certificate, the
+ *   state the row should show (0 for a row or an attachment of a
+ *   certificate no event issued).
  * *count gets the number of events checked. CF_EINVAL for a malformed
- * anchor; CF_ENOMEM (the replay keeps about 100 bytes per certificate in
- * memory: 100 MB for a million), CF_EBUSY, CF_ESTORE.
+ * anchor; CF_ENOMEM (the replay keeps about 120 bytes per certificate in
+ * memory, 120 MB for a million, plus each distinct set of policies once),
+ * CF_EBUSY, CF_ESTORE.
  */
 int cf_store_events_verify(cf_store *store, int64_t *count, int64_t *bad_seq,
 			   const cf_store_event_anchor *anchor, cf_err *err);

@@ -155,11 +155,13 @@ int cf_store__ca_status_parse(cf_ca_status *out, const char *name);
 
 /*
  * The state of one cf_store_events_verify() run: the chain so far, the
- * anchor, and the certificate statuses replayed from the events. A backend
- * feeds it in this order: every event by seq (cf_store__verify_event), the
- * head (cf_store__verify_head), every certificate row (cf_store__verify_cert),
- * then cf_store__verify_end. Each returns CF_EINTEGRITY with *bad_seq as
- * documented for cf_store_events_verify(), or CF_ENOMEM / CF_ECRYPTO.
+ * anchor, and the certificate statuses and policy attachments replayed from
+ * the events. A backend feeds it in this order, all from one snapshot: every
+ * event by seq (cf_store__verify_event), the head (cf_store__verify_head),
+ * every certificate row (cf_store__verify_cert), every policy attachment row
+ * (cf_store__verify_link), then cf_store__verify_end. Each returns
+ * CF_EINTEGRITY with *bad_seq as documented for cf_store_events_verify(), or
+ * CF_ENOMEM / CF_ECRYPTO.
  */
 typedef struct cf_store__verify cf_store__verify;
 
@@ -173,8 +175,18 @@ int cf_store__verify_event(cf_store__verify *v, const cf_store_event *ev, int64_
 			   cf_err *err);
 int cf_store__verify_head(cf_store__verify *v, int64_t head_seq, const char *head_hash,
 			  int64_t *bad_seq, cf_err *err);
-/* One row of the certificate table: its id and status as stored (either may be NULL). */
+/*
+ * One row of the certificate table: its id and status as stored (either may
+ * be NULL) and its change_seq.
+ */
 int cf_store__verify_cert(cf_store__verify *v, const char *id, const char *status,
+			  int64_t change_seq, int64_t *bad_seq, cf_err *err);
+/*
+ * One row of the policy attachments (cert_policies): certificate id and
+ * policy name as stored (either may be NULL). The rows of one certificate
+ * must come one after the other (ORDER BY cert_id); CF_ESTORE otherwise.
+ */
+int cf_store__verify_link(cf_store__verify *v, const char *cert_id, const char *policy,
 			  int64_t *bad_seq, cf_err *err);
 int cf_store__verify_end(cf_store__verify *v, int64_t *bad_seq, cf_err *err);
 

@@ -508,6 +508,138 @@ test_store_sqlite__schema_1_is_migrated(void **state)
 	assert_int_equal(fx_verify_ok(fx), 7);
 }
 
+/* Policy attachments and change_seq: the rows the broker enforces, replayed from the events. */
+
+static const char policy_doc[] =
+	"{\"version\":1,\"statements\":[{\"effect\":\"allow\",\"actions\":[\"publish\"],"
+	"\"resources\":[\"management/topic/${clientid}/#\"]}]}";
+
+static void
+add_policy(struct fixture *fx, const char *name)
+{
+	cf_err err = CF_ERR_INIT;
+
+	if (cf_store_policy_insert(fx->store, name, policy_doc, &fx_actor, &err) != 0)
+		fail_msg("policy_insert %s: %s", name, err.msg);
+}
+
+/* Insert certificate n for thing "a" with policies, and return its issuing event's seq. */
+static int64_t
+add_cert_with(struct fixture *fx, uint64_t n, const char *const *policies, size_t npolicies)
+{
+	struct fx_cert c;
+	cf_err err = CF_ERR_INIT;
+
+	fx_cert_init(&c, n, "int-1", "a", CF_CERT_ACTIVE, 30);
+	if (cf_store_cert_insert(fx->store, &c.cert, policies, npolicies, false, &fx_actor,
+				 &err) != 0)
+		fail_msg("cert_insert %llu: %s", (unsigned long long)n, err.msg);
+	return fx_count_events(fx, NULL);
+}
+
+static void
+test_store_sqlite__inserted_policy_link_detected(void **state)
+{
+	struct fixture *fx = *state;
+	char id[65], sql[256];
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	add_policy(fx, "open-all"); /* event 7 */
+	assert_int_equal(fx_verify_ok(fx), 7);
+	/* Certificate 1 was issued by event 4 without policies; someone attaches one by hand. */
+	fx_id(id, 1);
+	snprintf(sql, sizeof(sql), "INSERT INTO cert_policies VALUES ('%s', 'open-all')", id);
+	raw_tamper(fx, sql);
+	expect_bad_msg(fx, NULL, 4, "policy 'open-all' is attached to certificate");
+	expect_bad_msg(fx, NULL, 4, id);
+}
+
+static void
+test_store_sqlite__deleted_policy_link_detected(void **state)
+{
+	struct fixture *fx = *state;
+	const char *pols[] = { "deny-x", "base" };
+	char id[65], sql[256];
+	int64_t issued;
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	add_policy(fx, "base");
+	add_policy(fx, "deny-x");
+	issued = add_cert_with(fx, 4, pols, 2);
+	fx_add_thing(fx, "c"); /* a later event about something else */
+	assert_int_equal(fx_verify_ok(fx), issued + 1);
+	fx_id(id, 4);
+	snprintf(sql, sizeof(sql),
+		 "DELETE FROM cert_policies WHERE cert_id = '%s' AND policy = 'deny-x'", id);
+	raw_tamper(fx, sql);
+	expect_bad_msg(fx, NULL, issued, "policy 'deny-x' is attached to certificate");
+	expect_bad_msg(fx, NULL, issued, id);
+	/* Both rows gone: the certificate has no attachment row at all. */
+	snprintf(sql, sizeof(sql), "DELETE FROM cert_policies WHERE cert_id = '%s'", id);
+	raw_exec(fx, sql); /* the guards are gone already */
+	expect_bad_msg(fx, NULL, issued, "but not in the registry");
+}
+
+static void
+test_store_sqlite__changed_change_seq_detected(void **state)
+{
+	struct fixture *fx = *state;
+	char id[65], sql[256];
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	/* Certificate 2 was issued by event 5; a change feed reader would miss a lower one. */
+	fx_id(id, 2);
+	snprintf(sql, sizeof(sql), "UPDATE certs SET change_seq = 1 WHERE id = '%s'", id);
+	raw_tamper(fx, sql);
+	expect_bad_msg(fx, NULL, 5, "change_seq 1");
+	expect_bad_msg(fx, NULL, 5, id);
+}
+
+static void
+test_store_sqlite__policy_history_verifies(void **state)
+{
+	struct fixture *fx = *state;
+	const char *both[] = { "p2", "p1" }, *one[] = { "p1" };
+	char id1[65], id4[65], sql[256];
+	int64_t n, detached;
+	uint64_t i;
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	add_policy(fx, "p1");
+	add_policy(fx, "p2");
+	add_policy(fx, "p3");
+	/* Many certificates sharing one set, and one with two policies. */
+	for (i = 10; i < 40; i++)
+		add_cert_with(fx, i, one, 1);
+	add_cert_with(fx, 4, both, 2);
+	fx_id(id1, 1);
+	fx_id(id4, 4);
+	assert_int_equal(cf_store_policy_attach(fx->store, "p3", id1, &fx_actor, NULL), 0);
+	assert_int_equal(cf_store_policy_attach(fx->store, "p1", id1, &fx_actor, NULL), 0);
+	assert_int_equal(cf_store_policy_detach(fx->store, "p1", id4, &fx_actor, NULL), 0);
+	assert_int_equal(cf_store_policy_attach(fx->store, "p3", id4, &fx_actor, NULL), 0);
+	assert_int_equal(cf_store_policy_attach(fx->store, "p1", id4, &fx_actor, NULL), 0);
+	assert_int_equal(cf_store_policy_detach(fx->store, "p3", id1, &fx_actor, NULL), 0);
+	assert_int_equal(cf_store_policy_detach(fx->store, "p1", id1, &fx_actor, NULL), 0);
+	detached = fx_count_events(fx, NULL);
+	/* Events after the last change of certificate 1 that do not change it. */
+	fx_add_thing(fx, "c");
+	assert_int_equal(cf_store_cert_transition(fx->store, id4, CF_CERT_REVOKED, "superseded",
+						  &fx_actor, NULL),
+			 0);
+	n = fx_count_events(fx, NULL);
+	assert_int_equal(fx_verify_ok(fx), n);
+
+	/* The replay followed every step: re-attaching the detached policy by hand shows. */
+	snprintf(sql, sizeof(sql), "INSERT INTO cert_policies VALUES ('%s', 'p3')", id1);
+	raw_tamper(fx, sql);
+	expect_bad_msg(fx, NULL, detached, "policy 'p3' is attached to certificate");
+}
+
 int
 test_sqlite_run(void)
 {
@@ -550,6 +682,14 @@ test_sqlite_run(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_sqlite__schema_1_is_migrated, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__inserted_policy_link_detected,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__deleted_policy_link_detected,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__changed_change_seq_detected,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__policy_history_verifies,
+						fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
