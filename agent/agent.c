@@ -121,6 +121,9 @@ struct cf_agent {
 
 /* ---- errors and logging -------------------------------------------------- */
 
+static int err_vset(cf_agent_err *err, int code, const char *reason, const char *fmt,
+		    va_list ap) CF_AGENT__PRINTF(4, 0);
+
 static int
 err_vset(cf_agent_err *err, int code, const char *reason, const char *fmt, va_list ap)
 {

@@ -14,3 +14,8 @@ if(CF_SANITIZE)
 		-fno-sanitize-recover=undefined -fno-omit-frame-pointer)
 	target_link_options(cf_build INTERFACE -fsanitize=address,undefined)
 endif()
+option(CF_FUZZ "Build libFuzzer targets in fuzz/ (needs CC=clang)" OFF)
+if(CF_FUZZ)
+	# Coverage for every library the fuzz targets reach, not only the targets.
+	target_compile_options(cf_build INTERFACE -fsanitize=fuzzer-no-link)
+endif()

@@ -6,6 +6,9 @@
 
 #include <openssl/err.h>
 
+static int err_vset(cf_err *err, int code, const char *reason, const char *fmt, va_list ap)
+	CF_PRINTF(4, 0);
+
 static int
 err_vset(cf_err *err, int code, const char *reason, const char *fmt, va_list ap)
 {
