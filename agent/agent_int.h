@@ -121,4 +121,7 @@ int cf_agent__cert_verify(X509_STORE *store, X509 *leaf, STACK_OF(X509) *untrust
 int cf_agent__ssl_ctx_new(SSL_CTX **out, X509_STORE *store, STACK_OF(X509) *chain,
 			  EVP_PKEY *key, cf_agent_err *err);
 
+/* Milliseconds of the monotonic clock (run.c). */
+int64_t cf_agent__now_ms(void);
+
 #endif

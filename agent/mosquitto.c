@@ -38,15 +38,6 @@ struct mq {
 	size_t queued;
 };
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 on_connect(struct mosquitto *mosq, void *obj, int rc)
 {
@@ -143,11 +134,11 @@ mq_disconnect(void *ctx)
 static int
 wait_for(struct mq *mq, const bool *flag, int timeout_ms)
 {
-	int64_t end = now_ms() + timeout_ms;
+	int64_t end = cf_agent__now_ms() + timeout_ms;
 	int rc;
 
 	while (!*flag) {
-		int64_t left = end - now_ms();
+		int64_t left = end - cf_agent__now_ms();
 
 		if (left <= 0)
 			return MOSQ_ERR_TLS_HANDSHAKE; /* our "timed out" */

@@ -7,8 +7,9 @@
 #define CONNECT_TIMEOUT_MS 15000
 #define IO_TIMEOUT_MS      10000
 
-static int64_t
-now_ms(void)
+/* Milliseconds of the monotonic clock, for the deadlines of the runner and transport. */
+int64_t
+cf_agent__now_ms(void)
 {
 	struct timespec ts;
 
@@ -42,9 +43,9 @@ cf_agent_run(cf_agent *agent, const cf_agent_transport *tp, void *ctx,
 	    stop == NULL)
 		return cf_agent__err_set(err, CF_AGENT_EINVAL, NULL, "agent, transport v%d, stop",
 					 CF_AGENT_TRANSPORT_VERSION);
-	cf_agent_start(agent, now_ms());
+	cf_agent_start(agent, cf_agent__now_ms());
 	while (!*stop) {
-		wait = cf_agent_tick(agent, now_ms());
+		wait = cf_agent_tick(agent, cf_agent__now_ms());
 		while (!*stop && cf_agent_next_action(&act, agent) == 1) {
 			switch (act.type) {
 			case CF_AGENT_ACTION_CONNECT:
@@ -53,7 +54,7 @@ cf_agent_run(cf_agent *agent, const cf_agent_transport *tp, void *ctx,
 				if (!connected)
 					cf_agent__log_err(agent, err, "connect");
 				cf_agent_connect_done(agent, act.id, (cf_agent_connect_result)r,
-						      now_ms());
+						      cf_agent__now_ms());
 				break;
 			case CF_AGENT_ACTION_SUBSCRIBE:
 				r = tp->subscribe(ctx, act.topic, IO_TIMEOUT_MS, err);
@@ -61,7 +62,7 @@ cf_agent_run(cf_agent *agent, const cf_agent_transport *tp, void *ctx,
 					cf_agent__log_err(agent, err, "subscribe");
 					connected = false;
 					tp->disconnect(ctx);
-					cf_agent_connection_lost(agent, now_ms());
+					cf_agent_connection_lost(agent, cf_agent__now_ms());
 				}
 				break;
 			case CF_AGENT_ACTION_PUBLISH:
@@ -72,7 +73,7 @@ cf_agent_run(cf_agent *agent, const cf_agent_transport *tp, void *ctx,
 					cf_agent__log_err(agent, err, "publish");
 					connected = false;
 					tp->disconnect(ctx);
-					cf_agent_connection_lost(agent, now_ms());
+					cf_agent_connection_lost(agent, cf_agent__now_ms());
 				}
 				break;
 			default:
@@ -83,7 +84,7 @@ cf_agent_run(cf_agent *agent, const cf_agent_transport *tp, void *ctx,
 		if (*stop)
 			break;
 		if (wait == 0)
-			wait = cf_agent_tick(agent, now_ms());
+			wait = cf_agent_tick(agent, cf_agent__now_ms());
 		if (wait <= 0)
 			continue;
 		if (connected) {
@@ -92,7 +93,7 @@ cf_agent_run(cf_agent *agent, const cf_agent_transport *tp, void *ctx,
 				cf_agent__log_err(agent, err, "poll");
 				connected = false;
 				tp->disconnect(ctx);
-				cf_agent_connection_lost(agent, now_ms());
+				cf_agent_connection_lost(agent, cf_agent__now_ms());
 			}
 		} else {
 			sleep_ms(wait);
