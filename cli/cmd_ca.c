@@ -18,7 +18,6 @@
 
 /* ---- shared helpers -------------------------------------------------- */
 
-
 /*
  * A CA certificate's key must meet the key policy, and so must its
  * signature unless it is self-signed (a trust anchor's self-signature
