@@ -10,6 +10,9 @@
  *   the start, so two processes writing the same file wait for each other
  *   (busy_timeout, 5 s) instead of failing half-way with SQLITE_BUSY on
  *   upgrade from a read lock. A lock still held after 5 s is CF_EBUSY.
+ * - A caller may group operations with cf_store_tx_begin() / _commit():
+ *   each operation then runs in a savepoint of the caller's transaction
+ *   instead of its own (see "transactions" below).
  * - Every statement is prepared once per handle, on first use, and reset
  *   after each use (a statement left un-reset would pin a read snapshot).
  *   List statements may be re-entered from their own callback, in which case
@@ -154,8 +157,49 @@ static const char migration_2[] =
 	"BEGIN " APPEND_ONLY "END;";
 #undef APPEND_ONLY
 
+/*
+ * Migration 3: rotations and the outbox. Notes on choices:
+ * - rotations.thing and the certificate columns are not foreign keys, for
+ *   the reason certs.thing is not: history outlives a deleted thing. The
+ *   store checks them on insert and update instead;
+ * - a partial unique index makes "one open rotation per thing" a rule of
+ *   the database, not of the code that happens to check first;
+ * - the timer scans (due re-sends, passed deadlines) read the two
+ *   (state, time) indexes; a thing's history reads rotations_thing;
+ * - outbox ids use AUTOINCREMENT: never reused, even after the newest
+ *   message is deleted, so a publisher can never confuse a new message with
+ *   one it has already sent and deleted.
+ */
+static const char migration_3[] =
+	"CREATE TABLE rotations ("
+	" id TEXT PRIMARY KEY,"
+	" thing TEXT NOT NULL,"
+	" old_cert TEXT NOT NULL,"
+	" new_cert TEXT,"
+	" csr_spki TEXT,"
+	" state TEXT NOT NULL CHECK (state IN"
+	"  ('REQUESTED','ISSUED','COMPLETED','FAILED','TIMED_OUT','CANCELLED')),"
+	" rekey INTEGER NOT NULL,"
+	" key_type TEXT,"
+	" error TEXT,"
+	" created_at INTEGER NOT NULL,"
+	" updated_at INTEGER NOT NULL,"
+	" deadline INTEGER NOT NULL,"
+	" next_send_at INTEGER NOT NULL,"
+	" sends INTEGER NOT NULL);"
+	"CREATE UNIQUE INDEX rotations_one_open ON rotations(thing) "
+	"WHERE state IN ('REQUESTED','ISSUED');"
+	"CREATE INDEX rotations_thing ON rotations(thing, created_at);"
+	"CREATE INDEX rotations_due ON rotations(state, next_send_at);"
+	"CREATE INDEX rotations_deadline ON rotations(state, deadline);"
+	"CREATE TABLE outbox ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" topic TEXT NOT NULL,"
+	" payload TEXT NOT NULL,"
+	" created_at INTEGER NOT NULL);";
+
 /* migrations[i] brings the schema from version i to i + 1. Never edit one that shipped. */
-static const char *const migrations[] = { migration_1, migration_2 };
+static const char *const migrations[] = { migration_1, migration_2, migration_3 };
 
 /* ---- statements ---------------------------------------------------------- */
 
@@ -166,6 +210,10 @@ static const char *const migrations[] = { migration_1, migration_2 };
 	"id, serial, ca, thing, status, not_before, not_after, key_type, key_bits, sig_alg, "    \
 	"spki_sha256, pem, created_at, updated_at, revoke_reason, revoked_at, change_seq"
 #define EVENT_COLS "seq, time, actor, action, resource, detail, prev_hash, hash"
+#define ROT_COLS                                                                                 \
+	"id, thing, old_cert, new_cert, csr_spki, state, rekey, key_type, error, created_at, "   \
+	"updated_at, deadline, next_send_at, sends"
+#define OPEN_STATES "('REQUESTED','ISSUED')"
 
 enum stmt_id {
 	ST_BEGIN_WRITE,
@@ -209,6 +257,14 @@ enum stmt_id {
 	ST_EVENTS_ALL,
 	ST_CERTS_ALL,
 	ST_LINKS_ALL,
+	ST_ROT_INSERT,
+	ST_ROT_GET,
+	ST_ROT_OPEN,
+	ST_ROT_STATE,
+	ST_ROT_UPDATE,
+	ST_CERT_EXISTS,
+	ST_OUTBOX_ADD,
+	ST_OUTBOX_DELETE,
 	ST__COUNT
 };
 
@@ -217,9 +273,9 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_BEGIN_READ] = "BEGIN",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_SAVEPOINT] = "SAVEPOINT cf_item",
-	[ST_ROLLBACK_TO] = "ROLLBACK TO cf_item",
-	[ST_RELEASE] = "RELEASE cf_item",
+	[ST_SAVEPOINT] = "SAVEPOINT cf_sp",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO cf_sp",
+	[ST_RELEASE] = "RELEASE cf_sp",
 	[ST_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
 	[ST_HEAD_GET] = "SELECT seq, hash FROM event_head WHERE id = 1",
 	[ST_HEAD_SET] = "UPDATE event_head SET seq = ?1, hash = ?2 WHERE id = 1",
@@ -271,6 +327,19 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_CERTS_ALL] = "SELECT id, status, change_seq FROM certs",
 	/* The primary key's order: grouped by certificate without a sort. */
 	[ST_LINKS_ALL] = "SELECT cert_id, policy FROM cert_policies ORDER BY cert_id",
+	[ST_ROT_INSERT] = "INSERT INTO rotations (" ROT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+			  "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+	[ST_ROT_GET] = "SELECT " ROT_COLS " FROM rotations WHERE id = ?1",
+	/* The WHERE of the partial index, word for word, so that the index is used. */
+	[ST_ROT_OPEN] = "SELECT " ROT_COLS " FROM rotations WHERE thing = ?1 "
+			"AND state IN " OPEN_STATES,
+	[ST_ROT_STATE] = "SELECT state FROM rotations WHERE id = ?1",
+	[ST_ROT_UPDATE] = "UPDATE rotations SET state = ?2, new_cert = ?3, csr_spki = ?4, "
+			  "error = ?5, next_send_at = ?6, sends = ?7, updated_at = ?8 "
+			  "WHERE id = ?1 AND state = ?9",
+	[ST_CERT_EXISTS] = "SELECT 1 FROM certs WHERE id = ?1",
+	[ST_OUTBOX_ADD] = "INSERT INTO outbox (topic, payload, created_at) VALUES (?1, ?2, ?3)",
+	[ST_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ?1",
 };
 
 /* List statements, which may be re-entered from their callback. */
@@ -280,6 +349,7 @@ enum list_id {
 	LS_POLICY,
 	LS_POLICY_CERT,
 	LS_CHANGES,
+	LS_OUTBOX,
 	LS__COUNT
 };
 
@@ -292,6 +362,7 @@ static const char *const list_sql[LS__COUNT] = {
 			   "WHERE cp.cert_id = ?1 ORDER BY p.name",
 	[LS_CHANGES] = "SELECT " CERT_COLS " FROM certs WHERE change_seq > ?1 "
 		       "ORDER BY change_seq LIMIT ?2",
+	[LS_OUTBOX] = "SELECT id, topic, payload, created_at FROM outbox ORDER BY id LIMIT ?1",
 };
 
 /* cert_list: one statement per combination of filters, so each can use an index. */
@@ -301,6 +372,15 @@ enum {
 	CF_STATUS = 4,
 	CF_BEFORE = 8,
 	CF__VARIANTS = 16
+};
+
+/* rotation_list: one statement per combination of filters, as for cert_list. */
+enum {
+	RF_STATE = 1,
+	RF_THING = 2,
+	RF_DUE = 4,
+	RF_EXPIRED = 8,
+	RF__VARIANTS = 16
 };
 
 /* events_list: resource filter (1) x newest first (2). */
@@ -313,6 +393,8 @@ struct sq {
 	sqlite3_stmt *lists[LS__COUNT];
 	sqlite3_stmt *cert_lists[CF__VARIANTS];
 	sqlite3_stmt *event_lists[EV__VARIANTS];
+	sqlite3_stmt *rotation_lists[RF__VARIANTS];
+	int depth; /* open transaction levels: 0 none, 1 a transaction, more savepoints */
 };
 
 static struct sq *
@@ -519,55 +601,102 @@ row_exists(bool *exists, struct sq *sq, enum stmt_id id, const char *key, cf_err
 
 /* ---- transactions -------------------------------------------------------- */
 
+/*
+ * How it works: one mechanism for every level. sq->depth counts the open
+ * levels. The outermost tx_begin() runs BEGIN IMMEDIATE (or BEGIN for a
+ * read); every inner one runs SAVEPOINT cf_sp. tx_end() closes the
+ * innermost level: COMMIT or RELEASE when the work succeeded, ROLLBACK or
+ * ROLLBACK TO + RELEASE when it failed, so a failed inner operation undoes
+ * only itself. SQLite resolves a savepoint name to the innermost one of
+ * that name, so a single name nests. A public operation therefore runs in
+ * its own transaction when called alone, and in a savepoint of the
+ * caller's when called between cf_store_tx_begin() and _commit(); the
+ * batch insert's per-item savepoints are one more level. Some errors
+ * (I/O, out of memory) make SQLite roll the whole transaction back on its
+ * own: tx_begin() then refuses to open an inner level, because a
+ * SAVEPOINT outside a transaction would start, and on RELEASE commit, a
+ * transaction of its own.
+ */
+
 static int
-tx_begin(struct sq *sq, enum stmt_id id, cf_err *err)
+run_id(struct sq *sq, enum stmt_id id, const char *what, cf_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
 	rc = stmt_get(&st, sq, id, err);
 	if (rc == CF_OK)
-		rc = exec_stmt(sq, st, "begin", err);
+		rc = exec_stmt(sq, st, what, err);
 	stmt_put(st);
 	return rc;
 }
 
+/* Open one level: a transaction (id: ST_BEGIN_WRITE or ST_BEGIN_READ) or a savepoint. */
 static int
-tx_commit(struct sq *sq, cf_err *err)
+tx_begin(struct sq *sq, enum stmt_id id, cf_err *err)
 {
-	sqlite3_stmt *st = NULL;
 	int rc;
 
-	rc = stmt_get(&st, sq, ST_COMMIT, err);
+	if (sq->depth > 0 && sqlite3_get_autocommit(sq->db))
+		return cf_err_set(err, CF_ESTORE, NULL,
+				  "sqlite %s: the transaction was rolled back after an error; "
+				  "roll it back and start again", sq->path);
+	if (sq->depth > 0)
+		rc = run_id(sq, ST_SAVEPOINT, "savepoint", err);
+	else
+		rc = run_id(sq, id, "begin", err);
 	if (rc == CF_OK)
-		rc = exec_stmt(sq, st, "commit", err);
-	stmt_put(st);
+		sq->depth++;
 	return rc;
 }
 
-/* Undo an open transaction, if any. Safe to call on every way out. */
+/* Undo everything, whatever the depth. Safe to call on every way out. */
 static void
 tx_rollback(struct sq *sq)
 {
-	sqlite3_stmt *st = NULL;
-
+	sq->depth = 0;
 	if (sqlite3_get_autocommit(sq->db))
 		return;
-	if (stmt_get(&st, sq, ST_ROLLBACK, NULL) == CF_OK)
-		(void)sqlite3_step(st);
-	stmt_put(st);
+	(void)run_id(sq, ST_ROLLBACK, "rollback", NULL);
 	if (!sqlite3_get_autocommit(sq->db))
 		(void)sqlite3_exec(sq->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-/* Commit when rc is CF_OK, roll back otherwise; returns the final code. */
+/*
+ * Close the innermost level: keep (COMMIT / RELEASE) or undo (ROLLBACK /
+ * ROLLBACK TO + RELEASE) its work. A failed COMMIT rolls back. Returns
+ * CF_OK when the level was closed as asked.
+ */
+static int
+tx_close(struct sq *sq, bool keep, cf_err *err)
+{
+	int rc;
+
+	if (sq->depth <= 1) {
+		rc = keep ? run_id(sq, ST_COMMIT, "commit", err) : CF_OK;
+		if (!keep || rc != CF_OK)
+			tx_rollback(sq);
+		sq->depth = 0;
+		return rc;
+	}
+	sq->depth--;
+	if (sqlite3_get_autocommit(sq->db))
+		return cf_err_set(err, CF_ESTORE, NULL,
+				  "sqlite %s: the transaction was rolled back after an error",
+				  sq->path);
+	rc = keep ? CF_OK : run_id(sq, ST_ROLLBACK_TO, "rollback to savepoint", err);
+	if (rc == CF_OK)
+		rc = run_id(sq, ST_RELEASE, "release savepoint", err);
+	return rc;
+}
+
+/* Keep the innermost level's work when rc is CF_OK, undo it otherwise; the final code. */
 static int
 tx_end(struct sq *sq, int rc, cf_err *err)
 {
 	if (rc == CF_OK)
-		rc = tx_commit(sq, err);
-	if (rc != CF_OK)
-		tx_rollback(sq);
+		return tx_close(sq, true, err);
+	(void)tx_close(sq, false, NULL); /* the first failure is the one to report */
 	return rc;
 }
 
@@ -1056,6 +1185,8 @@ sq_close(cf_store *store)
 		sqlite3_finalize(sq->cert_lists[i]);
 	for (i = 0; i < EV__VARIANTS; i++)
 		sqlite3_finalize(sq->event_lists[i]);
+	for (i = 0; i < RF__VARIANTS; i++)
+		sqlite3_finalize(sq->rotation_lists[i]);
 	sqlite3_close_v2(sq->db);
 	free(sq->path);
 	free(sq);
@@ -1969,19 +2100,6 @@ cert_insert_one(cf_store *store, struct batch_memo *memo, const cf_store_cert_ne
 	return rc;
 }
 
-static int
-savepoint(struct sq *sq, enum stmt_id id, cf_err *err)
-{
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	rc = stmt_get(&st, sq, id, err);
-	if (rc == CF_OK)
-		rc = exec_stmt(sq, st, "savepoint", err);
-	stmt_put(st);
-	return rc;
-}
-
 /*
  * The issuance hot path. Group commit: every statement cached, one
  * transaction for the whole batch (the locks, the WAL commit and the
@@ -1999,19 +2117,20 @@ sq_cert_insert_batch(cf_store *store, cf_store_cert_new *items, size_t n,
 
 	memset(&memo, 0, sizeof(memo));
 	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
-	for (i = 0; rc == CF_OK && i < n; i++) {
-		if (items[i].rc != CF_OK)
-			continue;
-		rc = savepoint(sq, ST_SAVEPOINT, err);
-		if (rc != CF_OK)
-			break;
-		items[i].rc = cert_insert_one(store, &memo, &items[i], actor, &items[i].err);
-		if (items[i].rc != CF_OK)
-			rc = savepoint(sq, ST_ROLLBACK_TO, err);
-		if (rc == CF_OK)
-			rc = savepoint(sq, ST_RELEASE, err);
+	if (rc == CF_OK) {
+		for (i = 0; rc == CF_OK && i < n; i++) {
+			if (items[i].rc != CF_OK)
+				continue;
+			/* One more level: a savepoint, whether or not the batch is one. */
+			rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+			if (rc != CF_OK)
+				break;
+			items[i].rc = cert_insert_one(store, &memo, &items[i], actor,
+						      &items[i].err);
+			rc = tx_close(sq, items[i].rc == CF_OK, err);
+		}
+		rc = tx_end(sq, rc, err);
 	}
-	rc = tx_end(sq, rc, err);
 	/* Nothing was written: every item that looked fine shares the failure. */
 	for (i = 0; rc != CF_OK && i < n; i++) {
 		if (items[i].rc == CF_OK) {
@@ -2498,13 +2617,18 @@ sq_events_verify(cf_store *store, const cf_store_event_anchor *anchor, int64_t *
 	cf_store__verify *v = NULL;
 	char head_hash[65];
 	int64_t head_seq = 0;
+	bool began;
 	int rc;
 
 	rc = cf_store__verify_new(&v, store, anchor, err);
 	if (rc != CF_OK)
 		return rc;
-	/* One read transaction: the head, the events and the rows come from one snapshot. */
+	/*
+	 * One read transaction (a savepoint inside a caller's transaction): the
+	 * head, the events and the rows come from one snapshot.
+	 */
 	rc = tx_begin(sq, ST_BEGIN_READ, err);
+	began = rc == CF_OK;
 	if (rc == CF_OK)
 		rc = head_get(sq, &head_seq, head_hash, err);
 	if (rc == CF_OK)
@@ -2518,9 +2642,464 @@ sq_events_verify(cf_store *store, const cf_store_event_anchor *anchor, int64_t *
 	if (rc == CF_OK)
 		rc = cf_store__verify_end(v, bad_seq, err);
 	*count = cf_store__verify_count(v);
-	tx_rollback(sq); /* nothing was written */
+	if (began)
+		(void)tx_close(sq, false, NULL); /* nothing was written */
 	cf_store__verify_free(v);
 	return rc;
+}
+
+/* ---- rotations ----------------------------------------------------------- */
+
+/*
+ * How it works: a rotation row is the persisted state of the rotation
+ * engine's state machine for one thing (states and the allowed moves in
+ * store.c, cf_rotation_transition_allowed()). The database keeps the one
+ * rule that must hold across processes, at most one open (REQUESTED or
+ * ISSUED) rotation per thing, with a partial unique index: a second insert
+ * fails on the index, whoever checked first. Updates are compare-and-set
+ * on the state: the caller says which state it read, the row is read again
+ * under the write lock and the UPDATE repeats the condition, so two
+ * engines acting on one stale read cannot both win. Each change of state
+ * appends "rotation.state" in the same transaction; a re-send of csr_req
+ * (REQUESTED -> REQUESTED: new next_send_at and sends) changes timers only
+ * and writes no event. The outbox rows that a change causes are added by
+ * the caller in the same cf_store_tx_begin() transaction.
+ */
+
+static int
+read_rotation(cf_store_rotation *out, sqlite3_stmt *st, cf_err *err)
+{
+	int bad, prc;
+	cf_rotation_state state = CF_ROTATION_REQUESTED;
+
+	memset(out, 0, sizeof(*out));
+	bad = col_dup(&out->id, st, 0);
+	bad |= col_dup(&out->thing, st, 1);
+	bad |= col_dup(&out->old_cert, st, 2);
+	bad |= col_dup(&out->new_cert, st, 3);
+	bad |= col_dup(&out->csr_spki, st, 4);
+	prc = cf_rotation_state_parse(&state, (const char *)sqlite3_column_text(st, 5));
+	out->state = state;
+	out->rekey = sqlite3_column_int(st, 6) != 0;
+	bad |= col_dup(&out->key_type, st, 7);
+	bad |= col_dup(&out->error, st, 8);
+	out->created_at = sqlite3_column_int64(st, 9);
+	out->updated_at = sqlite3_column_int64(st, 10);
+	out->deadline = sqlite3_column_int64(st, 11);
+	out->next_send_at = sqlite3_column_int64(st, 12);
+	out->sends = sqlite3_column_int64(st, 13);
+	if (bad != 0 || prc != CF_OK) {
+		cf_store_rotation_clear(out);
+		return cf_err_set(err, bad != 0 ? CF_ENOMEM : CF_ESTORE, NULL,
+				  "reading a rotation row");
+	}
+	return CF_OK;
+}
+
+static int
+read_rotation_any(void *out, sqlite3_stmt *st, cf_err *err)
+{
+	return read_rotation(out, st, err);
+}
+
+struct rotation_cb_box {
+	cf_store_rotation_cb cb;
+};
+
+static int
+visit_rotation(sqlite3_stmt *st, void *box, void *payload, cf_err *err)
+{
+	cf_store_rotation rot;
+	int rc;
+
+	rc = read_rotation(&rot, st, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = ((struct rotation_cb_box *)box)->cb(&rot, payload);
+	cf_store_rotation_clear(&rot);
+	return rc;
+}
+
+/* The thing must exist, and old_cert must exist and be bound to it. */
+static int
+rotation_references(struct sq *sq, const cf_store_rotation *rot, cf_err *err)
+{
+	cf_cert_status status;
+	char *thing = NULL;
+	bool exists;
+	int rc;
+
+	rc = row_exists(&exists, sq, ST_THING_EXISTS, rot->thing, err);
+	if (rc == CF_OK && !exists)
+		rc = cf_err_set(err, CF_ENOTFOUND, NULL, "thing '%s' not found", rot->thing);
+	if (rc == CF_OK)
+		rc = cert_state(sq, rot->old_cert, &status, &thing, err);
+	if (rc == CF_OK && (thing == NULL || strcmp(thing, rot->thing) != 0))
+		rc = cf_err_set(err, CF_EINVAL, NULL,
+				"certificate %.16s is not bound to thing '%s'", rot->old_cert,
+				rot->thing);
+	free(thing);
+	return rc;
+}
+
+static int
+rotation_insert_row(cf_store *store, const cf_store_rotation *rot, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	int64_t now = cf_store__now(store);
+	sqlite3_stmt *st = NULL;
+	int rc, brc = SQLITE_OK;
+
+	rc = stmt_get(&st, sq, ST_ROT_INSERT, err);
+	if (rc != CF_OK)
+		return rc;
+	bind_str(&brc, st, 1, rot->id);
+	bind_str(&brc, st, 2, rot->thing);
+	bind_str(&brc, st, 3, rot->old_cert);
+	bind_str(&brc, st, 4, NULL);
+	bind_str(&brc, st, 5, NULL);
+	bind_str(&brc, st, 6, cf_rotation_state_name(CF_ROTATION_REQUESTED));
+	bind_int(&brc, st, 7, rot->rekey ? 1 : 0);
+	bind_str(&brc, st, 8, rot->key_type);
+	bind_str(&brc, st, 9, NULL);
+	bind_int(&brc, st, 10, now);
+	bind_int(&brc, st, 11, now);
+	bind_int(&brc, st, 12, rot->deadline);
+	bind_int(&brc, st, 13, rot->next_send_at);
+	bind_int(&brc, st, 14, rot->sends);
+	if (brc != SQLITE_OK) {
+		rc = bind_fail(sq, brc, err);
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	if (is_constraint(rc, SQLITE_CONSTRAINT_PRIMARYKEY))
+		rc = cf_err_set(err, CF_EEXISTS, NULL, "rotation %s already exists", rot->id);
+	else if (is_constraint(rc, SQLITE_CONSTRAINT_UNIQUE))
+		rc = cf_err_set(err, CF_EEXISTS, NULL, "thing '%s' already has an open rotation",
+				rot->thing);
+	else
+		rc = rc == SQLITE_DONE ? CF_OK : db_fail(sq, rc, "insert rotation", err);
+out:
+	stmt_put(st);
+	return rc;
+}
+
+static int
+sq_rotation_insert(cf_store *store, const cf_store_rotation *rot, const cf_store_actor *actor,
+		   cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	char *detail = NULL;
+	char deadline[CF_TIME_BUF];
+	int rc;
+
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = rotation_references(sq, rot, err);
+	if (rc == CF_OK)
+		rc = rotation_insert_row(store, rot, err);
+	if (rc == CF_OK)
+		rc = cf_store__detail(&detail, actor, err, "thing", rot->thing, "old_cert",
+				      rot->old_cert, "rekey", rot->rekey ? "true" : "false",
+				      "key_type", rot->key_type, "deadline",
+				      cf_time_format(deadline, rot->deadline), NULL);
+	if (rc == CF_OK)
+		rc = event_log(store, actor, "rotation.opened", "rotation", rot->id, detail, NULL,
+			       err);
+	free(detail);
+	return tx_end(sq, rc, err);
+}
+
+static int
+sq_rotation_get(cf_store *store, cf_store_rotation *out, const char *key, bool open,
+		cf_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (open)
+		return get_one(sq_of(store), ST_ROT_OPEN, key, read_rotation_any, out,
+			       "open rotation of thing", err);
+	return get_one(sq_of(store), ST_ROT_GET, key, read_rotation_any, out, "rotation", err);
+}
+
+/* The stored state of rotation id. CF_ENOTFOUND. */
+static int
+rotation_state(struct sq *sq, const char *id, cf_rotation_state *out, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	bool row = false;
+	int rc, brc = SQLITE_OK;
+
+	rc = stmt_get(&st, sq, ST_ROT_STATE, err);
+	if (rc != CF_OK)
+		return rc;
+	bind_str(&brc, st, 1, id);
+	if (brc != SQLITE_OK)
+		rc = bind_fail(sq, brc, err);
+	else
+		rc = step_row(sq, st, &row, "read rotation", err);
+	if (rc == CF_OK && !row)
+		rc = cf_err_set(err, CF_ENOTFOUND, NULL, "rotation %s not found", id);
+	if (rc == CF_OK &&
+	    cf_rotation_state_parse(out, (const char *)sqlite3_column_text(st, 0)) != CF_OK)
+		rc = cf_err_set(err, CF_ESTORE, NULL, "rotation %s has a bad state", id);
+	stmt_put(st);
+	return rc;
+}
+
+/* The compare-and-set itself: the row changes only if it is still in state expect. */
+static int
+rotation_update_row(cf_store *store, const cf_store_rotation *rot, cf_rotation_state expect,
+		    cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	sqlite3_stmt *st = NULL;
+	int rc, brc = SQLITE_OK;
+
+	rc = stmt_get(&st, sq, ST_ROT_UPDATE, err);
+	if (rc != CF_OK)
+		return rc;
+	bind_str(&brc, st, 1, rot->id);
+	bind_str(&brc, st, 2, cf_rotation_state_name(rot->state));
+	bind_str(&brc, st, 3, rot->new_cert);
+	bind_str(&brc, st, 4, rot->csr_spki);
+	bind_str(&brc, st, 5, rot->error);
+	bind_int(&brc, st, 6, rot->next_send_at);
+	bind_int(&brc, st, 7, rot->sends);
+	bind_int(&brc, st, 8, cf_store__now(store));
+	bind_str(&brc, st, 9, cf_rotation_state_name(expect));
+	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err) : exec_stmt(sq, st, "update rotation", err);
+	if (rc == CF_OK && sqlite3_changes(sq->db) != 1)
+		rc = cf_err_set(err, CF_ESTATE, NULL, "rotation %s is no longer %s", rot->id,
+				cf_rotation_state_name(expect));
+	stmt_put(st);
+	return rc;
+}
+
+static int
+sq_rotation_update(cf_store *store, const cf_store_rotation *rot, cf_rotation_state expect,
+		   const cf_store_actor *actor, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	cf_rotation_state from = CF_ROTATION_REQUESTED;
+	char *detail = NULL;
+	bool exists = true;
+	int rc;
+
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = rotation_state(sq, rot->id, &from, err);
+	if (rc == CF_OK && from != expect)
+		rc = cf_err_set(err, CF_ESTATE, NULL, "rotation %s is %s, not %s", rot->id,
+				cf_rotation_state_name(from), cf_rotation_state_name(expect));
+	if (rc == CF_OK && !cf_rotation_transition_allowed(from, rot->state))
+		rc = cf_err_set(err, CF_ESTATE, NULL, "rotation %s: %s -> %s is not allowed",
+				rot->id, cf_rotation_state_name(from),
+				cf_rotation_state_name(rot->state));
+	if (rc == CF_OK && rot->new_cert != NULL)
+		rc = row_exists(&exists, sq, ST_CERT_EXISTS, rot->new_cert, err);
+	if (rc == CF_OK && !exists)
+		rc = cf_err_set(err, CF_ENOTFOUND, NULL, "certificate %.16s not found",
+				rot->new_cert);
+	if (rc == CF_OK)
+		rc = rotation_update_row(store, rot, expect, err);
+	/* Events record changes of state; a re-send only moves timers. */
+	if (rc == CF_OK && from != rot->state)
+		rc = cf_store__detail(&detail, actor, err, "from", cf_rotation_state_name(from),
+				      "to", cf_rotation_state_name(rot->state), "error",
+				      rot->error, "new_cert", rot->new_cert, NULL);
+	if (rc == CF_OK && from != rot->state)
+		rc = event_log(store, actor, "rotation.state", "rotation", rot->id, detail, NULL,
+			       err);
+	free(detail);
+	return tx_end(sq, rc, err);
+}
+
+/* The SQL for one combination of rotation_list filters (mask of RF_STATE ...). */
+static void
+rotation_list_sql(char *buf, size_t len, unsigned int mask)
+{
+	const char *order = "created_at, id";
+
+	if (mask & RF_DUE)
+		order = "next_send_at, id";
+	else if (mask & RF_EXPIRED)
+		order = "deadline, id";
+	snprintf(buf, len, "SELECT " ROT_COLS " FROM rotations WHERE 1%s%s%s%s ORDER BY %s "
+		 "LIMIT ?5",
+		 (mask & RF_STATE) ? " AND state = ?1" : "",
+		 (mask & RF_THING) ? " AND thing = ?2" : "",
+		 (mask & RF_DUE) ? " AND state = 'REQUESTED' AND next_send_at <= ?3" : "",
+		 (mask & RF_EXPIRED) ? " AND state IN " OPEN_STATES " AND deadline <= ?4" : "",
+		 order);
+}
+
+static int
+sq_rotation_list(cf_store *store, const cf_store_rotation_filter *filter,
+		 cf_store_rotation_cb cb, void *payload, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	struct rotation_cb_box box = { cb };
+	sqlite3_stmt *st = NULL;
+	unsigned int mask = 0;
+	bool temp = false;
+	char sql[512];
+	int rc, brc = SQLITE_OK;
+
+	mask |= filter->state >= 0 ? RF_STATE : 0;
+	mask |= filter->thing != NULL ? RF_THING : 0;
+	mask |= filter->due_by != 0 ? RF_DUE : 0;
+	mask |= filter->expired_by != 0 ? RF_EXPIRED : 0;
+	rotation_list_sql(sql, sizeof(sql), mask);
+	rc = list_get(&st, &temp, sq, &sq->rotation_lists[mask], sql, err);
+	if (rc != CF_OK)
+		return rc;
+	if (mask & RF_STATE)
+		bind_str(&brc, st, 1, cf_rotation_state_name((cf_rotation_state)filter->state));
+	if (mask & RF_THING)
+		bind_str(&brc, st, 2, filter->thing);
+	if (mask & RF_DUE)
+		bind_int(&brc, st, 3, filter->due_by);
+	if (mask & RF_EXPIRED)
+		bind_int(&brc, st, 4, filter->expired_by);
+	bind_int(&brc, st, 5, filter->limit > 0 ? filter->limit : -1);
+	if (brc != SQLITE_OK)
+		rc = bind_fail(sq, brc, err);
+	else
+		rc = walk(sq, st, visit_rotation, &box, payload, err);
+	list_put(st, temp);
+	return rc;
+}
+
+/* ---- outbox -------------------------------------------------------------- */
+
+static int
+sq_outbox_add(cf_store *store, const char *topic, const char *payload, int64_t *id_out,
+	      cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	sqlite3_stmt *st = NULL;
+	int rc, brc = SQLITE_OK;
+
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = stmt_get(&st, sq, ST_OUTBOX_ADD, err);
+	if (rc == CF_OK) {
+		bind_str(&brc, st, 1, topic);
+		bind_str(&brc, st, 2, payload);
+		bind_int(&brc, st, 3, cf_store__now(store));
+		rc = brc != SQLITE_OK ? bind_fail(sq, brc, err)
+				      : exec_stmt(sq, st, "add outbox message", err);
+	}
+	if (rc == CF_OK)
+		*id_out = sqlite3_last_insert_rowid(sq->db);
+	stmt_put(st);
+	return tx_end(sq, rc, err);
+}
+
+struct outbox_cb_box {
+	cf_store_outbox_cb cb;
+};
+
+static int
+visit_outbox(sqlite3_stmt *st, void *box, void *payload, cf_err *err)
+{
+	cf_store_outbox_msg msg;
+	int rc, bad;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.id = sqlite3_column_int64(st, 0);
+	bad = col_dup(&msg.topic, st, 1);
+	bad |= col_dup(&msg.payload, st, 2);
+	msg.created_at = sqlite3_column_int64(st, 3);
+	if (bad != 0 || msg.topic == NULL || msg.payload == NULL)
+		rc = cf_err_set(err, CF_ENOMEM, NULL, "reading an outbox row");
+	else
+		rc = ((struct outbox_cb_box *)box)->cb(&msg, payload);
+	free(msg.topic);
+	free(msg.payload);
+	return rc;
+}
+
+static int
+sq_outbox_list(cf_store *store, int64_t limit, cf_store_outbox_cb cb, void *payload,
+	       cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	struct outbox_cb_box box = { cb };
+	sqlite3_stmt *st = NULL;
+	bool temp = false;
+	int rc, brc = SQLITE_OK;
+
+	rc = list_get(&st, &temp, sq, &sq->lists[LS_OUTBOX], list_sql[LS_OUTBOX], err);
+	if (rc != CF_OK)
+		return rc;
+	bind_int(&brc, st, 1, limit > 0 ? limit : -1);
+	if (brc != SQLITE_OK)
+		rc = bind_fail(sq, brc, err);
+	else
+		rc = walk(sq, st, visit_outbox, &box, payload, err);
+	list_put(st, temp);
+	return rc;
+}
+
+static int
+sq_outbox_delete(cf_store *store, int64_t id, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	sqlite3_stmt *st = NULL;
+	int rc, brc = SQLITE_OK;
+
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = stmt_get(&st, sq, ST_OUTBOX_DELETE, err);
+	if (rc == CF_OK) {
+		bind_int(&brc, st, 1, id);
+		rc = brc != SQLITE_OK ? bind_fail(sq, brc, err)
+				      : exec_stmt(sq, st, "delete outbox message", err);
+	}
+	if (rc == CF_OK && sqlite3_changes(sq->db) != 1)
+		rc = cf_err_set(err, CF_ENOTFOUND, NULL, "outbox message %lld not found",
+				(long long)id);
+	stmt_put(st);
+	return tx_end(sq, rc, err);
+}
+
+/* ---- caller's transactions ---------------------------------------------- */
+
+static int
+sq_tx_begin(cf_store *store, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+
+	if (sq->depth > 0)
+		return cf_err_set(err, CF_ESTATE, NULL,
+				  "a transaction is already open on this handle");
+	return tx_begin(sq, ST_BEGIN_WRITE, err);
+}
+
+static int
+sq_tx_commit(cf_store *store, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+
+	if (sq->depth == 0)
+		return cf_err_set(err, CF_ESTATE, NULL, "no transaction is open on this handle");
+	if (sq->depth > 1)
+		return cf_err_set(err, CF_ESTATE, NULL, "commit from inside a store operation");
+	return tx_close(sq, true, err);
+}
+
+static void
+sq_tx_rollback(cf_store *store)
+{
+	struct sq *sq = sq_of(store);
+
+	if (sq->depth > 0)
+		tx_rollback(sq);
 }
 
 const struct cf_store_backend cf_store__sqlite_backend = {
@@ -2529,6 +3108,9 @@ const struct cf_store_backend cf_store__sqlite_backend = {
 	.open = sq_open,
 	.close = sq_close,
 	.schema_version = sq_schema_version,
+	.tx_begin = sq_tx_begin,
+	.tx_commit = sq_tx_commit,
+	.tx_rollback = sq_tx_rollback,
 	.ca_insert = sq_ca_insert,
 	.ca_activate = sq_ca_activate,
 	.ca_get = sq_ca_get,
@@ -2551,6 +3133,13 @@ const struct cf_store_backend cf_store__sqlite_backend = {
 	.policy_list = sq_policy_list,
 	.policy_attach = sq_policy_attach,
 	.policy_detach = sq_policy_detach,
+	.rotation_insert = sq_rotation_insert,
+	.rotation_get = sq_rotation_get,
+	.rotation_update = sq_rotation_update,
+	.rotation_list = sq_rotation_list,
+	.outbox_add = sq_outbox_add,
+	.outbox_list = sq_outbox_list,
+	.outbox_delete = sq_outbox_delete,
 	.events_list = sq_events_list,
 	.events_head = sq_events_head,
 	.events_verify = sq_events_verify,

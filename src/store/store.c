@@ -35,6 +35,15 @@ static const char *const ca_status_names[] = {
 	[CF_CA_PENDING] = "PENDING",
 };
 
+static const char *const rotation_state_names[] = {
+	[CF_ROTATION_REQUESTED] = "REQUESTED",
+	[CF_ROTATION_ISSUED] = "ISSUED",
+	[CF_ROTATION_COMPLETED] = "COMPLETED",
+	[CF_ROTATION_FAILED] = "FAILED",
+	[CF_ROTATION_TIMED_OUT] = "TIMED_OUT",
+	[CF_ROTATION_CANCELLED] = "CANCELLED",
+};
+
 /* ---- statuses ------------------------------------------------------------ */
 
 const char *
@@ -121,6 +130,59 @@ cf_store__ca_transition_allowed(cf_ca_status from, cf_ca_status to)
 	return false; /* PENDING -> ACTIVE is cf_store_ca_activate()'s job */
 }
 
+static bool
+rotation_state_valid(int state)
+{
+	return state >= 0 && (size_t)state < CF_ARRAY_LEN(rotation_state_names);
+}
+
+const char *
+cf_rotation_state_name(cf_rotation_state state)
+{
+	if (!rotation_state_valid((int)state))
+		return "UNKNOWN";
+	return rotation_state_names[state];
+}
+
+int
+cf_rotation_state_parse(cf_rotation_state *out, const char *name)
+{
+	size_t i;
+
+	if (name == NULL)
+		return CF_EINVAL;
+	for (i = 0; i < CF_ARRAY_LEN(rotation_state_names); i++) {
+		if (strcasecmp(name, rotation_state_names[i]) == 0) {
+			*out = (cf_rotation_state)i;
+			return CF_OK;
+		}
+	}
+	return CF_EINVAL;
+}
+
+bool
+cf_rotation_state_open(cf_rotation_state state)
+{
+	return state == CF_ROTATION_REQUESTED || state == CF_ROTATION_ISSUED;
+}
+
+bool
+cf_rotation_transition_allowed(cf_rotation_state from, cf_rotation_state to)
+{
+	if (!rotation_state_valid((int)from) || !rotation_state_valid((int)to))
+		return false;
+	switch (from) {
+	case CF_ROTATION_REQUESTED:
+		/* REQUESTED -> REQUESTED is a re-send of csr_req: new timer, one more send. */
+		return to != CF_ROTATION_COMPLETED;
+	case CF_ROTATION_ISSUED:
+		return to == CF_ROTATION_COMPLETED || to == CF_ROTATION_FAILED ||
+		       to == CF_ROTATION_TIMED_OUT || to == CF_ROTATION_CANCELLED;
+	default:
+		return false; /* COMPLETED, FAILED, TIMED_OUT, CANCELLED are final */
+	}
+}
+
 /* ---- records ------------------------------------------------------------- */
 
 void
@@ -174,6 +236,21 @@ cf_store_policy_clear(cf_store_policy *policy)
 	free(policy->name);
 	free(policy->document);
 	memset(policy, 0, sizeof(*policy));
+}
+
+void
+cf_store_rotation_clear(cf_store_rotation *rot)
+{
+	if (rot == NULL)
+		return;
+	free(rot->id);
+	free(rot->thing);
+	free(rot->old_cert);
+	free(rot->new_cert);
+	free(rot->csr_spki);
+	free(rot->key_type);
+	free(rot->error);
+	memset(rot, 0, sizeof(*rot));
 }
 
 void
@@ -555,6 +632,33 @@ cf_store_schema_version(cf_store *store, int *out, cf_err *err)
 	if (store == NULL || out == NULL)
 		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
 	return store->backend->schema_version(store, out, err);
+}
+
+/* ---- transactions -------------------------------------------------------- */
+
+int
+cf_store_tx_begin(cf_store *store, cf_err *err)
+{
+	if (store == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "store is NULL");
+	if (store->readonly)
+		return cf_err_set(err, CF_ESTATE, NULL, "store opened read-only");
+	return store->backend->tx_begin(store, err);
+}
+
+int
+cf_store_tx_commit(cf_store *store, cf_err *err)
+{
+	if (store == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "store is NULL");
+	return store->backend->tx_commit(store, err);
+}
+
+void
+cf_store_tx_rollback(cf_store *store)
+{
+	if (store != NULL)
+		store->backend->tx_rollback(store);
 }
 
 /* ---- CAs ----------------------------------------------------------------- */
@@ -966,6 +1070,219 @@ cf_store_policy_detach(cf_store *store, const char *name, const char *cert_id,
 	if (rc != CF_OK)
 		return rc;
 	return store->backend->policy_detach(store, name, cert_id, actor, err);
+}
+
+/* ---- rotations ----------------------------------------------------------- */
+
+int
+cf_store_rotation_id_random(char out[33], cf_err *err)
+{
+	unsigned char raw[16];
+
+	out[0] = '\0';
+	if (RAND_bytes(raw, (int)sizeof(raw)) != 1)
+		return cf_err_set_ossl(err, CF_ECRYPTO, NULL, "RAND_bytes");
+	cf_hex_encode(out, raw, sizeof(raw));
+	return CF_OK;
+}
+
+static bool
+is_hex_id(const char *s, size_t len)
+{
+	return s != NULL && strnlen(s, len + 1) == len && is_hex_lower(s, len);
+}
+
+/* NULL, or a non-empty string of at most max bytes. */
+static bool
+opt_text_ok(const char *s, size_t max)
+{
+	size_t len;
+
+	if (s == NULL)
+		return true;
+	len = strnlen(s, max + 1);
+	return len > 0 && len <= max;
+}
+
+/* The fields every rotation record must have right, for insert and update. */
+static int
+check_rotation_common(const cf_store_rotation *rot, cf_err *err)
+{
+	if (rot == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "rotation is NULL");
+	if (!is_hex_id(rot->id, 32))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "rotation id must be 32 lowercase hex digits");
+	if (!rotation_state_valid((int)rot->state))
+		return cf_err_set(err, CF_EINVAL, NULL, "bad rotation state %d", (int)rot->state);
+	if (rot->next_send_at < 0 || rot->sends < 0)
+		return cf_err_set(err, CF_EINVAL, NULL, "next_send_at and sends must be >= 0");
+	return CF_OK;
+}
+
+static int
+check_rotation_new(const cf_store_rotation *rot, cf_err *err)
+{
+	int rc;
+
+	rc = check_rotation_common(rot, err);
+	if (rc != CF_OK)
+		return rc;
+	if (rot->state != CF_ROTATION_REQUESTED)
+		return cf_err_set(err, CF_EINVAL, NULL, "a new rotation is REQUESTED, not %s",
+				  cf_rotation_state_name(rot->state));
+	if (check_name("thing", rot->thing, err) != CF_OK)
+		return CF_EINVAL;
+	if (!is_hex_id(rot->old_cert, 64))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "old_cert must be 64 lowercase hex digits");
+	if (!opt_text_ok(rot->key_type, 32))
+		return cf_err_set(err, CF_EINVAL, NULL, "key_type must be NULL or 1-32 bytes");
+	if (rot->deadline <= 0)
+		return cf_err_set(err, CF_EINVAL, NULL, "a rotation needs a deadline");
+	return CF_OK;
+}
+
+static int
+check_rotation_change(const cf_store_rotation *rot, cf_rotation_state expect, cf_err *err)
+{
+	int rc;
+
+	rc = check_rotation_common(rot, err);
+	if (rc != CF_OK)
+		return rc;
+	if (!rotation_state_valid((int)expect))
+		return cf_err_set(err, CF_EINVAL, NULL, "bad expected state %d", (int)expect);
+	if (rot->new_cert != NULL && !is_hex_id(rot->new_cert, 64))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "new_cert must be 64 lowercase hex digits");
+	if ((rot->state == CF_ROTATION_ISSUED || rot->state == CF_ROTATION_COMPLETED) &&
+	    rot->new_cert == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "a %s rotation needs new_cert",
+				  cf_rotation_state_name(rot->state));
+	if (rot->csr_spki != NULL && !is_hex_id(rot->csr_spki, 64))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "csr_spki must be 64 lowercase hex digits");
+	if (!opt_text_ok(rot->error, 1024))
+		return cf_err_set(err, CF_EINVAL, NULL, "error must be NULL or 1-1024 bytes");
+	return CF_OK;
+}
+
+int
+cf_store_rotation_insert(cf_store *store, const cf_store_rotation *rot,
+			 const cf_store_actor *actor, cf_err *err)
+{
+	int rc;
+
+	rc = check_writable(store, actor, err);
+	if (rc == CF_OK)
+		rc = check_rotation_new(rot, err);
+	if (rc != CF_OK)
+		return rc;
+	return store->backend->rotation_insert(store, rot, actor, err);
+}
+
+int
+cf_store_rotation_get(cf_store *store, cf_store_rotation *out, const char *id, cf_err *err)
+{
+	if (store == NULL || out == NULL || id == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	memset(out, 0, sizeof(*out));
+	return store->backend->rotation_get(store, out, id, false, err);
+}
+
+int
+cf_store_rotation_get_open(cf_store *store, cf_store_rotation *out, const char *thing,
+			   cf_err *err)
+{
+	if (store == NULL || out == NULL || thing == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	memset(out, 0, sizeof(*out));
+	return store->backend->rotation_get(store, out, thing, true, err);
+}
+
+int
+cf_store_rotation_update(cf_store *store, const cf_store_rotation *rot,
+			 cf_rotation_state expect, const cf_store_actor *actor, cf_err *err)
+{
+	int rc;
+
+	rc = check_writable(store, actor, err);
+	if (rc == CF_OK)
+		rc = check_rotation_change(rot, expect, err);
+	if (rc != CF_OK)
+		return rc;
+	return store->backend->rotation_update(store, rot, expect, actor, err);
+}
+
+int
+cf_store_rotation_list(cf_store *store, const cf_store_rotation_filter *filter,
+		       cf_store_rotation_cb cb, void *payload, cf_err *err)
+{
+	static const cf_store_rotation_filter any = CF_STORE_ROTATION_FILTER_INIT;
+
+	if (store == NULL || cb == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	if (filter == NULL)
+		filter = &any;
+	if (filter->state != -1 && !rotation_state_valid(filter->state))
+		return cf_err_set(err, CF_EINVAL, NULL, "bad state filter %d", filter->state);
+	if (filter->limit < 0 || filter->due_by < 0 || filter->expired_by < 0)
+		return cf_err_set(err, CF_EINVAL, NULL, "negative limit or time");
+	return store->backend->rotation_list(store, filter, cb, payload, err);
+}
+
+/* ---- outbox -------------------------------------------------------------- */
+
+/* The writes that carry no actor (the outbox): handle checks only. */
+static int
+check_writable_handle(cf_store *store, cf_err *err)
+{
+	if (store == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "store is NULL");
+	if (store->readonly)
+		return cf_err_set(err, CF_ESTATE, NULL, "store opened read-only");
+	return CF_OK;
+}
+
+int
+cf_store_outbox_add(cf_store *store, const char *topic, const char *payload, int64_t *id_out,
+		    cf_err *err)
+{
+	int64_t id = 0;
+	int rc;
+
+	if (id_out != NULL)
+		*id_out = 0;
+	rc = check_writable_handle(store, err);
+	if (rc != CF_OK)
+		return rc;
+	if (topic == NULL || topic[0] == '\0' || payload == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "a message needs a topic and a payload");
+	rc = store->backend->outbox_add(store, topic, payload, &id, err);
+	if (rc == CF_OK && id_out != NULL)
+		*id_out = id;
+	return rc;
+}
+
+int
+cf_store_outbox_list(cf_store *store, int64_t limit, cf_store_outbox_cb cb, void *payload,
+		     cf_err *err)
+{
+	if (store == NULL || cb == NULL || limit < 0)
+		return cf_err_set(err, CF_EINVAL, NULL, "bad argument");
+	return store->backend->outbox_list(store, limit, cb, payload, err);
+}
+
+int
+cf_store_outbox_delete(cf_store *store, int64_t id, cf_err *err)
+{
+	int rc;
+
+	rc = check_writable_handle(store, err);
+	if (rc != CF_OK)
+		return rc;
+	return store->backend->outbox_delete(store, id, err);
 }
 
 /* ---- events -------------------------------------------------------------- */

@@ -1,5 +1,6 @@
 /*
- * store: the registry of CAs, things, certificates, policies and events.
+ * store: the registry of CAs, things, certificates, policies and events,
+ * and the rotation engine's persisted state (rotations, the outbox).
  *
  * One interface over backends chosen by URI scheme ("sqlite:PATH" now,
  * "postgres://..." later). Every change is written together with its event
@@ -168,7 +169,7 @@ void cf_store_close(cf_store *store);
 int cf_store_schema_version(cf_store *store, int *out, cf_err *err);
 
 /* The schema version this build migrates to and expects. */
-#define CF_STORE_SCHEMA_VERSION 2
+#define CF_STORE_SCHEMA_VERSION 3
 
 /*
  * The clock used for created_at, updated_at, event times and registration
@@ -182,6 +183,41 @@ typedef int64_t (*cf_store_clock_fn)(void *payload);
  * the audits already take a clock, and the registry must agree with them.
  */
 void cf_store_set_clock(cf_store *store, cf_store_clock_fn now, void *payload);
+
+/* ---- transactions --------------------------------------------------- */
+
+/*
+ * Group several changes into one transaction: everything between
+ * cf_store_tx_begin() and cf_store_tx_commit() is written together or not
+ * at all (the rotation engine: a certificate, a rotation's new state and
+ * the outbox messages it causes). Every function of this header keeps
+ * working inside: a change runs in a savepoint of the caller's transaction
+ * instead of its own, so a change that fails (a refused transition, a
+ * taken name) undoes only itself and the transaction stays usable; the
+ * caller decides whether to commit the rest. Reads see the transaction's
+ * own uncommitted changes.
+ *
+ * One open transaction per handle. The write lock is held from
+ * cf_store_tx_begin() (BEGIN IMMEDIATE on SQLite) to the commit or
+ * rollback, and other writers, the CLI included, wait for it: keep it
+ * short, and never wait on the network inside one. Closing the handle
+ * rolls back an open transaction.
+ *
+ * cf_store_tx_begin(): CF_ESTATE when a transaction is already open or the
+ * handle is read-only; CF_EBUSY when the write lock is not free within the
+ * busy timeout; CF_ESTORE.
+ */
+int cf_store_tx_begin(cf_store *store, cf_err *err);
+
+/*
+ * Commit the open transaction. CF_ESTATE when none is open. On any other
+ * failure (CF_ESTORE, CF_EBUSY) nothing was written and the transaction is
+ * closed.
+ */
+int cf_store_tx_commit(cf_store *store, cf_err *err);
+
+/* Undo the open transaction. Does nothing when none is open; NULL is accepted. */
+void cf_store_tx_rollback(cf_store *store);
 
 /* ---- CAs ------------------------------------------------------------ */
 
@@ -368,6 +404,149 @@ int cf_store_policy_attach(cf_store *store, const char *name, const char *cert_i
 /* Detach. CF_ENOTFOUND when not attached. */
 int cf_store_policy_detach(cf_store *store, const char *name, const char *cert_id,
 			   const cf_store_actor *actor, cf_err *err);
+
+/* ---- rotations ------------------------------------------------------ */
+
+/*
+ * The states of a certificate rotation (protocol.md): REQUESTED (csr_req
+ * sent, re-sent on a timer), ISSUED (a certificate was issued for the
+ * device's CSR and sent), then one final state: COMPLETED (crt_ack),
+ * FAILED (crt_err, or a refused CSR), TIMED_OUT (deadline passed),
+ * CANCELLED (by an operator).
+ */
+typedef enum {
+	CF_ROTATION_REQUESTED = 0,
+	CF_ROTATION_ISSUED,
+	CF_ROTATION_COMPLETED,
+	CF_ROTATION_FAILED,
+	CF_ROTATION_TIMED_OUT,
+	CF_ROTATION_CANCELLED
+} cf_rotation_state;
+
+/* "REQUESTED", "ISSUED", "COMPLETED", "FAILED", "TIMED_OUT", "CANCELLED"; "UNKNOWN" otherwise. */
+const char *cf_rotation_state_name(cf_rotation_state state);
+/* Case-insensitive parse of the names above. CF_EINVAL otherwise. */
+int cf_rotation_state_parse(cf_rotation_state *out, const char *name);
+/* REQUESTED and ISSUED are open: a thing has at most one open rotation. */
+bool cf_rotation_state_open(cf_rotation_state state);
+
+/*
+ * The one place rotation transitions are decided:
+ * REQUESTED -> REQUESTED (a re-send) | ISSUED | FAILED | TIMED_OUT | CANCELLED;
+ * ISSUED -> COMPLETED | FAILED | TIMED_OUT | CANCELLED; the other four are
+ * final.
+ */
+bool cf_rotation_transition_allowed(cf_rotation_state from, cf_rotation_state to);
+
+typedef struct cf_store_rotation {
+	char *id;       /* 32 lowercase hex digits: cf_store_rotation_id_random() */
+	char *thing;
+	char *old_cert; /* the certificate being replaced (a full id) */
+	char *new_cert; /* the certificate issued for it, NULL until ISSUED */
+	char *csr_spki; /* SPKI SHA-256 (hex) of the CSR new_cert was issued for, or NULL */
+	cf_rotation_state state;
+	bool rekey;          /* the device must make a new key (csr_req "rekey") */
+	char *key_type;      /* csr_req "keyType", or NULL for the device's default */
+	char *error;         /* why it FAILED / TIMED_OUT / was CANCELLED, or NULL */
+	int64_t created_at;  /* set by the store */
+	int64_t updated_at;  /* set by the store */
+	int64_t deadline;    /* after this, the rotation times out */
+	int64_t next_send_at; /* when csr_req is (re-)sent next, while REQUESTED */
+	int64_t sends;       /* csr_req sent so far */
+} cf_store_rotation;
+
+void cf_store_rotation_clear(cf_store_rotation *rot);
+
+/* A fresh rotation id from RAND_bytes: 32 lowercase hex digits. CF_ECRYPTO. */
+int cf_store_rotation_id_random(char out[33], cf_err *err);
+
+/*
+ * Open a rotation: writes id, thing, old_cert, rekey, key_type, deadline,
+ * next_send_at and sends from rot, state REQUESTED (rot->state must say so),
+ * created_at and updated_at from the store's clock; new_cert, csr_spki and
+ * error are ignored. Event "rotation.opened" on "rotation:<id>". CF_EEXISTS
+ * when the thing already has an open rotation (or the id is taken);
+ * CF_ENOTFOUND for an unknown thing or old certificate; CF_EINVAL for a bad
+ * record, or an old certificate bound to another thing.
+ */
+int cf_store_rotation_insert(cf_store *store, const cf_store_rotation *rot,
+			     const cf_store_actor *actor, cf_err *err);
+
+/* Fetch by id into *out (release with cf_store_rotation_clear()). CF_ENOTFOUND. */
+int cf_store_rotation_get(cf_store *store, cf_store_rotation *out, const char *id, cf_err *err);
+
+/* Fetch the thing's open (REQUESTED or ISSUED) rotation. CF_ENOTFOUND when it has none. */
+int cf_store_rotation_get_open(cf_store *store, cf_store_rotation *out, const char *thing,
+			       cf_err *err);
+
+/*
+ * Compare-and-set: if the stored rotation rot->id is in state expect and
+ * cf_rotation_transition_allowed(expect, rot->state), write rot's state,
+ * new_cert, csr_spki, error, next_send_at and sends, and updated_at from
+ * the store's clock (the other fields cannot change). A change of state
+ * writes the event "rotation.state" (from, to, error, new_cert, why); a
+ * re-send (REQUESTED -> REQUESTED) writes none. CF_ENOTFOUND for an
+ * unknown rotation or new certificate; CF_ESTATE when the stored state is
+ * not expect (someone else moved it) or the transition is refused (err->msg
+ * names both states); CF_EINVAL for a bad record (ISSUED and COMPLETED need
+ * new_cert).
+ */
+int cf_store_rotation_update(cf_store *store, const cf_store_rotation *rot,
+			     cf_rotation_state expect, const cf_store_actor *actor, cf_err *err);
+
+typedef struct cf_store_rotation_filter {
+	int state;          /* a cf_rotation_state, or -1: any */
+	const char *thing;  /* NULL: any */
+	int64_t due_by;     /* 0: any; else only REQUESTED ones with next_send_at <= this */
+	int64_t expired_by; /* 0: any; else only open ones with deadline <= this */
+	int64_t limit;      /* 0: no limit */
+} cf_store_rotation_filter;
+
+#define CF_STORE_ROTATION_FILTER_INIT { -1, NULL, 0, 0, 0 }
+
+typedef int (*cf_store_rotation_cb)(const cf_store_rotation *rot, void *payload);
+
+/*
+ * Call cb for every matching rotation: soonest next_send_at first with
+ * due_by, else soonest deadline first with expired_by, else oldest first.
+ * A non-zero return from cb stops and is returned. The timer scan: collect
+ * the ids, then update each (in one transaction or several). CF_EINVAL for
+ * a bad filter.
+ */
+int cf_store_rotation_list(cf_store *store, const cf_store_rotation_filter *filter,
+			   cf_store_rotation_cb cb, void *payload, cf_err *err);
+
+/* ---- outbox --------------------------------------------------------- */
+
+/*
+ * Messages to publish, written in the same transaction as the change that
+ * causes them (cf_store_tx_begin()), published after the commit, and
+ * deleted once the broker has them: a message is pending exactly while its
+ * row exists, so a daemon restarted at any instant publishes what is left.
+ * No events: the change that caused a message has its own.
+ */
+typedef struct cf_store_outbox_msg {
+	int64_t id; /* increasing: the order of cf_store_outbox_add() */
+	char *topic;
+	char *payload;
+	int64_t created_at;
+} cf_store_outbox_msg;
+
+/* Queue a message; *id_out (may be NULL) gets its id. CF_EINVAL; CF_ESTATE read-only. */
+int cf_store_outbox_add(cf_store *store, const char *topic, const char *payload,
+			int64_t *id_out, cf_err *err);
+
+typedef int (*cf_store_outbox_cb)(const cf_store_outbox_msg *msg, void *payload);
+
+/*
+ * Call cb for the pending messages, oldest first, at most limit of them
+ * (0: all). A non-zero return from cb stops and is returned.
+ */
+int cf_store_outbox_list(cf_store *store, int64_t limit, cf_store_outbox_cb cb, void *payload,
+			 cf_err *err);
+
+/* Forget a sent message. CF_ENOTFOUND when it is already gone. */
+int cf_store_outbox_delete(cf_store *store, int64_t id, cf_err *err);
 
 /* ---- events --------------------------------------------------------- */
 

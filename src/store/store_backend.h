@@ -10,6 +10,10 @@
  * way and write byte-identical events. Adding a backend means one new file,
  * one new table, and one line in store.c's list of backends.
  *
+ * Every mutating entry point runs in its own transaction when called alone
+ * and in a savepoint of the caller's transaction between tx_begin and
+ * tx_commit, so that a failed operation undoes only itself.
+ *
  * Every mutating entry point must write its event in the same transaction
  * as the change, through a backend-private "append event" step that reads
  * the chain head inside the transaction, computes the hash with
@@ -23,7 +27,7 @@
 #include "store.h"
 
 /* Bumped whenever the table below changes shape. */
-#define CF_STORE_BACKEND_VERSION 2
+#define CF_STORE_BACKEND_VERSION 3
 
 /* The prev_hash of the first event: 64 zeros. */
 #define CF_STORE_GENESIS_HASH "0000000000000000000000000000000000000000000000000000000000000000"
@@ -52,6 +56,11 @@ struct cf_store_backend {
 	int (*open)(cf_store *store, const char *uri, bool readonly, cf_err *err);
 	void (*close)(cf_store *store);
 	int (*schema_version)(cf_store *store, int *out, cf_err *err);
+
+	/* The caller's transaction: see cf_store_tx_begin(). */
+	int (*tx_begin)(cf_store *store, cf_err *err);
+	int (*tx_commit)(cf_store *store, cf_err *err);
+	void (*tx_rollback)(cf_store *store);
 
 	int (*ca_insert)(cf_store *store, const cf_store_ca *ca, const cf_store_actor *actor,
 			 cf_err *err);
@@ -100,6 +109,23 @@ struct cf_store_backend {
 			     const cf_store_actor *actor, cf_err *err);
 	int (*policy_detach)(cf_store *store, const char *name, const char *cert_id,
 			     const cf_store_actor *actor, cf_err *err);
+
+	/* rot is checked by store.c (id, thing, old_cert, state REQUESTED). */
+	int (*rotation_insert)(cf_store *store, const cf_store_rotation *rot,
+			       const cf_store_actor *actor, cf_err *err);
+	/* open false: key is an id; open true: key is a thing, its open rotation. */
+	int (*rotation_get)(cf_store *store, cf_store_rotation *out, const char *key, bool open,
+			    cf_err *err);
+	/* rot is checked by store.c; the transition rule is checked by the backend. */
+	int (*rotation_update)(cf_store *store, const cf_store_rotation *rot,
+			       cf_rotation_state expect, const cf_store_actor *actor, cf_err *err);
+	int (*rotation_list)(cf_store *store, const cf_store_rotation_filter *filter,
+			     cf_store_rotation_cb cb, void *payload, cf_err *err);
+	int (*outbox_add)(cf_store *store, const char *topic, const char *payload,
+			  int64_t *id_out, cf_err *err);
+	int (*outbox_list)(cf_store *store, int64_t limit, cf_store_outbox_cb cb, void *payload,
+			   cf_err *err);
+	int (*outbox_delete)(cf_store *store, int64_t id, cf_err *err);
 
 	int (*events_list)(cf_store *store, const cf_store_event_filter *filter,
 			   cf_store_event_cb cb, void *payload, cf_err *err);

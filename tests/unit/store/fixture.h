@@ -86,5 +86,7 @@ cf_cert_status fx_status(struct fixture *fx, const char *id);
 int test_store_run(void);
 int test_policy_run(void);
 int test_sqlite_run(void);
+int test_tx_run(void);
+int test_rotation_run(void);
 
 #endif

@@ -9,5 +9,7 @@ main(void)
 	failed += test_store_run();
 	failed += test_policy_run();
 	failed += test_sqlite_run();
+	failed += test_tx_run();
+	failed += test_rotation_run();
 	return failed == 0 ? 0 : 1;
 }

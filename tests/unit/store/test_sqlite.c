@@ -489,7 +489,8 @@ test_store_sqlite__schema_1_is_migrated(void **state)
 	cf_store_close(fx->store);
 	fx->store = NULL;
 	/* Migration 2 only adds the guards: without them, this is a schema-1 file. */
-	raw_exec(fx, DROP_LOG_GUARDS "DELETE FROM schema_migrations WHERE version = 2");
+	raw_exec(fx, DROP_LOG_GUARDS "DROP TABLE rotations; DROP TABLE outbox; "
+		     "DELETE FROM schema_migrations WHERE version >= 2");
 	raw_exec(fx, "UPDATE events SET actor = actor WHERE seq = 1"); /* no guard yet */
 	assert_int_equal(cf_store_open_readonly(&other, fx->uri, &err), CF_ESTORE);
 	assert_non_null(strstr(err.msg, "schema version 1"));
@@ -497,13 +498,55 @@ test_store_sqlite__schema_1_is_migrated(void **state)
 	assert_int_equal(cf_store_open(&fx->store, fx->uri, &err), 0);
 	cf_store_set_clock(fx->store, fx_clock, fx);
 	assert_int_equal(cf_store_schema_version(fx->store, &version, NULL), 0);
-	assert_int_equal(version, 2);
+	assert_int_equal(version, CF_STORE_SCHEMA_VERSION);
 	raw_exec_fails(fx, "UPDATE events SET actor = actor WHERE seq = 1", "append-only");
 	assert_int_equal(fx_verify_ok(fx), 6);
 	fx_add_thing(fx, "c");
 	assert_int_equal(cf_store_open_readonly(&other, fx->uri, &err), 0);
 	assert_int_equal(cf_store_schema_version(other, &version, NULL), 0);
-	assert_int_equal(version, 2);
+	assert_int_equal(version, CF_STORE_SCHEMA_VERSION);
+	cf_store_close(other);
+	assert_int_equal(fx_verify_ok(fx), 7);
+}
+
+static void
+test_store_sqlite__schema_2_is_migrated(void **state)
+{
+	struct fixture *fx = *state;
+	cf_store *other = NULL;
+	cf_store_rotation rot;
+	char id[65], rid[33];
+	int64_t msg = 0;
+	int version = 0;
+	cf_err err = CF_ERR_INIT;
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	cf_store_close(fx->store);
+	fx->store = NULL;
+	/* Migration 3 only adds the two tables (AUTOINCREMENT adds sqlite_sequence). */
+	raw_exec(fx, "DROP TABLE rotations; DROP TABLE outbox; "
+		     "DELETE FROM schema_migrations WHERE version = 3");
+	assert_int_equal(cf_store_open_readonly(&other, fx->uri, &err), CF_ESTORE);
+	assert_non_null(strstr(err.msg, "schema version 2"));
+	assert_int_equal(cf_store_open(&fx->store, fx->uri, &err), 0);
+	cf_store_set_clock(fx->store, fx_clock, fx);
+	assert_int_equal(cf_store_schema_version(fx->store, &version, NULL), 0);
+	assert_int_equal(version, 3);
+	assert_int_equal(fx_verify_ok(fx), 6);
+	/* The new tables work, with the old data. */
+	memset(&rot, 0, sizeof(rot));
+	fx_id(id, 1);
+	assert_int_equal(cf_store_rotation_id_random(rid, NULL), 0);
+	rot.id = rid;
+	rot.thing = (char *)(uintptr_t)"a";
+	rot.old_cert = id;
+	rot.rekey = true;
+	rot.deadline = FX_T0 + 86400;
+	assert_int_equal(cf_store_rotation_insert(fx->store, &rot, &fx_actor, &err), 0);
+	assert_int_equal(cf_store_outbox_add(fx->store, "t", "{}", &msg, &err), 0);
+	assert_int_equal(msg, 1);
+	assert_int_equal(cf_store_open_readonly(&other, fx->uri, &err), 0);
 	cf_store_close(other);
 	assert_int_equal(fx_verify_ok(fx), 7);
 }
@@ -681,6 +724,8 @@ test_sqlite_run(void)
 		cmocka_unit_test_setup_teardown(test_store_sqlite__log_is_append_only, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_sqlite__schema_1_is_migrated, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__schema_2_is_migrated, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_sqlite__inserted_policy_link_detected,
 						fx_setup, fx_teardown),
