@@ -418,6 +418,30 @@ deactivate(cf_rotation_engine *eng, const char *id, const char *why, cf_err *err
 	return rc;
 }
 
+/*
+ * Close an open rotation unsuccessfully (FAILED, TIMED_OUT), inside the
+ * caller's transaction: a certificate issued for it was never confirmed, so
+ * it goes INACTIVE with the rotation.
+ */
+static int
+rotation_abandon(cf_rotation_engine *eng, cf_store_rotation *rot, cf_rotation_state to,
+		 char *error, const char *why, const cf_store_actor *actor, cf_err *err)
+{
+	cf_rotation_state from = rot->state;
+	int rc = CF_OK;
+
+	if (from == CF_ROTATION_ISSUED && rot->new_cert != NULL)
+		rc = deactivate(eng, rot->new_cert, why, err);
+	if (rc != CF_OK)
+		return rc;
+	free(rot->error);
+	rot->error = error; /* borrowed for the update only */
+	rot->state = to;
+	rc = cf_store_rotation_update(eng->store, rot, from, actor, err);
+	rot->error = NULL;
+	return rc;
+}
+
 static int
 end_tx(cf_store *store, int rc, cf_err *err)
 {
@@ -549,7 +573,6 @@ time_out_one(cf_rotation_engine *eng, const char *id, int64_t t, bool *done, cf_
 {
 	cf_store_actor actor = { eng->actor, "deadline" };
 	cf_store_rotation rot;
-	cf_rotation_state from;
 	char error[] = "deadline";
 	int rc;
 
@@ -561,16 +584,8 @@ time_out_one(cf_rotation_engine *eng, const char *id, int64_t t, bool *done, cf_
 	rc = cf_store_rotation_get(eng->store, &rot, id, err);
 	if (rc != CF_OK || !cf_rotation_state_open(rot.state) || rot.deadline > t)
 		goto out; /* moved meanwhile: nothing to do */
-	from = rot.state;
-	if (from == CF_ROTATION_ISSUED && rot.new_cert != NULL)
-		rc = deactivate(eng, rot.new_cert, "rotation timed out", err);
-	if (rc != CF_OK)
-		goto out;
-	free(rot.error);
-	rot.error = error;
-	rot.state = CF_ROTATION_TIMED_OUT;
-	rc = cf_store_rotation_update(eng->store, &rot, from, &actor, err);
-	rot.error = NULL;
+	rc = rotation_abandon(eng, &rot, CF_ROTATION_TIMED_OUT, error, "rotation timed out",
+			      &actor, err);
 	if (rc == CF_OK)
 		*done = true;
 out:
@@ -1060,7 +1075,6 @@ handle_crt_err(cf_rotation_engine *eng, const struct msg *m, cf_err *err)
 {
 	cf_store_actor actor = { eng->actor, "crt_err" };
 	cf_store_rotation rot;
-	cf_rotation_state from;
 	char error[CF_ROTATION_ERROR_MAX + 1];
 	bool found, done = false;
 	int rc;
@@ -1078,16 +1092,8 @@ handle_crt_err(cf_rotation_engine *eng, const struct msg *m, cf_err *err)
 		cf_log_debug("thing=%s crt_err ignored: no open rotation matches", m->thing);
 		goto out;
 	}
-	from = rot.state;
-	if (from == CF_ROTATION_ISSUED && rot.new_cert != NULL)
-		rc = deactivate(eng, rot.new_cert, "crt_err: never confirmed", err);
-	if (rc != CF_OK)
-		goto out;
-	free(rot.error);
-	rot.error = error;
-	rot.state = CF_ROTATION_FAILED;
-	rc = cf_store_rotation_update(eng->store, &rot, from, &actor, err);
-	rot.error = NULL;
+	rc = rotation_abandon(eng, &rot, CF_ROTATION_FAILED, error, "crt_err: never confirmed",
+			      &actor, err);
 	done = rc == CF_OK;
 out:
 	rc = end_tx(eng->store, rc, err);
