@@ -1,6 +1,7 @@
 /* Keys: generation, encrypted PKCS#8 files, fingerprints, the key policy. */
 #include "pki_int.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,24 +139,6 @@ out:
 	return rc;
 }
 
-/* The passphrase handed to the PEM reader through its callback. */
-struct pass_arg {
-	const char *pass;
-	size_t len;
-};
-
-static int
-pass_cb(char *buf, int size, int rwflag, void *u)
-{
-	const struct pass_arg *arg = u;
-
-	(void)rwflag;
-	if (size < 0 || arg->len > (size_t)size)
-		return -1;
-	memcpy(buf, arg->pass, arg->len);
-	return (int)arg->len;
-}
-
 int
 cf_pki_key_read_encrypted(EVP_PKEY **out, const char *path, const char *pass, size_t pass_len,
 			  cf_err *err)
@@ -164,26 +147,33 @@ cf_pki_key_read_encrypted(EVP_PKEY **out, const char *path, const char *pass, si
 	size_t text_len = 0;
 	BIO *bio = NULL;
 	EVP_PKEY *key = NULL;
-	struct pass_arg arg = { pass, pass_len };
+	X509_SIG *enc = NULL;
+	PKCS8_PRIV_KEY_INFO *p8 = NULL;
 	int rc;
 
 	*out = NULL;
-	if (pass == NULL || pass_len == 0)
+	if (pass == NULL || pass_len == 0 || pass_len > INT_MAX)
 		return cf_err_set(err, CF_EINVAL, NULL, "a passphrase is required");
 	rc = cf_file_read(&text, &text_len, path, KEY_FILE_MAX, err);
 	if (rc != CF_OK)
 		goto out;
-	/* Refuse a plaintext key: this function promises an encrypted one. */
-	if (strstr(text, "-----BEGIN ENCRYPTED PRIVATE KEY-----") == NULL) {
-		rc = cf_err_set(err, CF_ECRYPTO, NULL, "%s is not an encrypted PKCS#8 key", path);
-		goto out;
-	}
 	bio = BIO_new_mem_buf(text, (int)text_len);
 	if (bio == NULL) {
 		rc = cf_err_set_ossl(err, CF_ENOMEM, NULL, "BIO_new_mem_buf");
 		goto out;
 	}
-	key = PEM_read_bio_PrivateKey(bio, NULL, pass_cb, &arg);
+	/*
+	 * Only an encrypted PKCS#8 block is looked for and decoded: a plaintext
+	 * or legacy key in the same file is never read, whatever comes first.
+	 */
+	enc = PEM_read_bio_PKCS8(bio, NULL, NULL, NULL);
+	if (enc == NULL) {
+		rc = cf_err_set_ossl(err, CF_ECRYPTO, NULL, "%s is not an encrypted PKCS#8 key",
+				     path);
+		goto out;
+	}
+	p8 = PKCS8_decrypt_ex(enc, pass, (int)pass_len, NULL, NULL);
+	key = p8 != NULL ? EVP_PKCS82PKEY(p8) : NULL;
 	if (key == NULL) {
 		rc = cf_err_set_ossl(err, CF_ECRYPTO, NULL, "cannot decrypt %s", path);
 		goto out;
@@ -193,11 +183,12 @@ cf_pki_key_read_encrypted(EVP_PKEY **out, const char *path, const char *pass, si
 	rc = CF_OK;
 out:
 	EVP_PKEY_free(key);
+	PKCS8_PRIV_KEY_INFO_free(p8); /* its free callback wipes the key bytes */
+	X509_SIG_free(enc);
 	BIO_free(bio);
 	if (text != NULL)
 		OPENSSL_cleanse(text, text_len);
 	free(text);
-	OPENSSL_cleanse(&arg, sizeof(arg));
 	return rc;
 }
 

@@ -61,8 +61,10 @@ int cf_pki_key_write_encrypted(const char *path, EVP_PKEY *key, const char *pass
 			       size_t pass_len, cf_err *err);
 
 /*
- * Read an encrypted PKCS#8 PEM key. CF_ECRYPTO when the passphrase is wrong
- * or the file is not a key; CF_ENOTFOUND when missing.
+ * Read an encrypted PKCS#8 PEM key: only an "ENCRYPTED PRIVATE KEY" block
+ * is decoded, never a plaintext or legacy key in the same file. CF_ECRYPTO
+ * when the passphrase is wrong or the file holds no such block;
+ * CF_ENOTFOUND when missing.
  */
 int cf_pki_key_read_encrypted(EVP_PKEY **out, const char *path, const char *pass, size_t pass_len,
 			      cf_err *err);

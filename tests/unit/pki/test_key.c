@@ -173,6 +173,52 @@ test_pki_key__kdf_parameters(void **state)
 	EVP_PKEY_free(key);
 }
 
+/*
+ * A file with a plaintext key first and the encrypted one after it: only the
+ * encrypted PKCS#8 block is read, and a file with no such block is refused.
+ */
+static void
+test_pki_key__plaintext_key_never_read(void **state)
+{
+	EVP_PKEY *key = NULL, *other = NULL, *got = NULL;
+	char path[512], *enc = NULL;
+	size_t enc_len = 0;
+	BIO *bio = BIO_new(BIO_s_mem());
+	BUF_MEM *mem;
+
+	(void)state;
+	temp_path(path, sizeof(path), "mixed.pem");
+	assert_int_equal(cf_pki_key_generate(&key, CF_KEY_EC_P256, NULL), 0);
+	assert_int_equal(cf_pki_key_generate(&other, CF_KEY_EC_P256, NULL), 0);
+	assert_int_equal(cf_pki_key_write_encrypted(path, key, PASS, strlen(PASS), NULL), 0);
+	assert_int_equal(cf_file_read(&enc, &enc_len, path, 65536, NULL), 0);
+	unlink(path);
+	/* plaintext `other` first, then the encrypted `key` */
+	assert_int_equal(PEM_write_bio_PrivateKey(bio, other, NULL, NULL, 0, NULL, NULL), 1);
+	assert_int_equal(BIO_write(bio, enc, (int)enc_len), (int)enc_len);
+	BIO_get_mem_ptr(bio, &mem);
+	assert_int_equal(cf_file_write_atomic(path, mem->data, mem->length, 0600, true, NULL), 0);
+	assert_int_equal(cf_pki_key_read_encrypted(&got, path, PASS, strlen(PASS), NULL), 0);
+	assert_int_equal(EVP_PKEY_eq(got, key), 1);
+	assert_int_not_equal(EVP_PKEY_eq(got, other), 1);
+	EVP_PKEY_free(got);
+	got = NULL;
+	unlink(path);
+	/* only a plaintext key: refused */
+	(void)BIO_reset(bio);
+	assert_int_equal(PEM_write_bio_PrivateKey(bio, other, NULL, NULL, 0, NULL, NULL), 1);
+	BIO_get_mem_ptr(bio, &mem);
+	assert_int_equal(cf_file_write_atomic(path, mem->data, mem->length, 0600, true, NULL), 0);
+	assert_int_equal(cf_pki_key_read_encrypted(&got, path, PASS, strlen(PASS), NULL),
+			 CF_ECRYPTO);
+	assert_null(got);
+	remove_path(path);
+	free(enc);
+	BIO_free(bio);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(other);
+}
+
 static void
 test_pki_key__missing_file(void **state)
 {
@@ -235,6 +281,7 @@ test_pki_key_run(void)
 		cmocka_unit_test(test_pki_key__rsa_roundtrip),
 		cmocka_unit_test(test_pki_key__file_is_encrypted_pkcs8),
 		cmocka_unit_test(test_pki_key__kdf_parameters),
+		cmocka_unit_test(test_pki_key__plaintext_key_never_read),
 		cmocka_unit_test(test_pki_key__missing_file),
 		cmocka_unit_test(test_pki_key__empty_passphrase_refused),
 		cmocka_unit_test(test_pki_key__type_names),
