@@ -242,12 +242,15 @@ cf_dir_create(const char *path, unsigned int mode, cf_err *err)
 	return rc;
 }
 
+/* Longest secret read; every secret buffer is this plus the NUL. */
+#define SECRET_MAX 1024
+
 int
 cf_secret_read(char **out, size_t *len_out, const char *path, cf_err *err)
 {
 	struct stat st;
 	char *buf = NULL;
-	const size_t cap = 1024;
+	const size_t cap = SECRET_MAX;
 	size_t got = 0;
 	int fd = -1, rc, r;
 
@@ -293,9 +296,8 @@ out:
 void
 cf_secret_free(char *secret, size_t len)
 {
-	(void)len;
+	(void)len; /* the buffer is always SECRET_MAX + 1 bytes: wipe all of it */
 	if (secret == NULL)
 		return;
-	/* The buffer was allocated with a fixed size; clear all of it. */
-	OPENSSL_secure_clear_free(secret, 1025);
+	OPENSSL_secure_clear_free(secret, SECRET_MAX + 1);
 }
