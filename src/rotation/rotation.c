@@ -451,6 +451,25 @@ end_tx(cf_store *store, int rc, cf_err *err)
 	return rc;
 }
 
+/*
+ * Close a tick step's transaction: commit when it did its work (*done),
+ * roll back otherwise. A rotation that vanished or moved meanwhile
+ * (CF_ENOTFOUND, CF_ESTATE) means someone else got there first: not an error.
+ */
+static int
+step_end(cf_store *store, int rc, bool *done, cf_err *err)
+{
+	if (rc == CF_ENOTFOUND || rc == CF_ESTATE)
+		rc = CF_OK;
+	if (!*done) {
+		cf_store_tx_rollback(store);
+		return rc;
+	}
+	rc = end_tx(store, rc, err);
+	*done = rc == CF_OK;
+	return rc;
+}
+
 /* ---- start -------------------------------------------------------- */
 
 static int
@@ -589,15 +608,7 @@ time_out_one(cf_rotation_engine *eng, const char *id, int64_t t, bool *done, cf_
 	if (rc == CF_OK)
 		*done = true;
 out:
-	if (rc == CF_ENOTFOUND || rc == CF_ESTATE)
-		rc = CF_OK; /* someone else got there first */
-	if (rc != CF_OK || !*done) {
-		cf_store_tx_rollback(eng->store);
-		*done = false;
-	} else {
-		rc = cf_store_tx_commit(eng->store, err);
-		*done = rc == CF_OK;
-	}
+	rc = step_end(eng->store, rc, done, err);
 	if (*done) {
 		count_forget(eng, id);
 		cf_log_debug("rotation=%s thing=%s state=TIMED_OUT", id, rot.thing);
@@ -631,15 +642,7 @@ resend_one(cf_rotation_engine *eng, const char *id, int64_t t, bool *done, cf_er
 	if (rc == CF_OK)
 		*done = true;
 out:
-	if (rc == CF_ENOTFOUND || rc == CF_ESTATE)
-		rc = CF_OK;
-	if (rc != CF_OK || !*done) {
-		cf_store_tx_rollback(eng->store);
-		*done = false;
-	} else {
-		rc = cf_store_tx_commit(eng->store, err);
-		*done = rc == CF_OK;
-	}
+	rc = step_end(eng->store, rc, done, err);
 	if (*done)
 		cf_log_debug("rotation=%s thing=%s sends=%lld", id, rot.thing,
 			     (long long)rot.sends);
