@@ -1,15 +1,10 @@
 /*
- * timing_insert: how long cf_store_cert_insert() takes on the issuance hot
+ * bench_store: how long cf_store_cert_insert() takes on the issuance hot
  * path (insert + event + commit), then how long cf_store_events_verify()
- * takes over the result (chain + certificate replay). Not built by CMake;
- * by hand, optimized and without sanitizers:
+ * takes over the result (chain + certificate replay). Built as bench_store;
+ * run it from a Release build:
  *
- *   cc -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Isrc \
- *      tests/unit/store/timing_insert.c src/store/policy.c src/store/sqlite.c \
- *      src/store/store.c src/store/verify.c src/util/err.c src/util/file.c src/util/log.c \
- *      src/util/str.c src/util/time.c -lsqlite3 -ljansson -lcrypto \
- *      -o /tmp/timing_insert
- *   /tmp/timing_insert /tmp/timing.db 20000
+ *   build/bench/bench_store /tmp/timing.db 20000
  */
 #include <stdio.h>
 #include <stdlib.h>
