@@ -2,44 +2,96 @@
 #include "daemon/config.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { KEY_STRING, KEY_INT, KEY_DURATION, KEY_LOG_LEVEL } key_type;
+typedef enum {
+	KEY_STRING,
+	KEY_INT,
+	KEY_DURATION,
+	KEY_BOOL,
+	KEY_LOG_LEVEL,
+	KEY_CHOICE, /* a string from the '|'-separated list in help's first words */
+	KEY_TOPIC   /* an MQTT topic prefix: no wildcard, no empty level, no '/' at an end */
+} key_type;
 
 struct key_desc {
 	const char *name;
 	key_type type;
 	size_t offset;
 	const char *def;
-	int64_t min, max; /* for KEY_INT and KEY_DURATION */
+	int64_t min, max;    /* for KEY_INT and KEY_DURATION */
+	const char *choices; /* for KEY_CHOICE: "a|b|c" */
 	const char *help;
 };
 
 #define STR(field)  KEY_STRING, offsetof(cf_config, field)
 #define NUM(field)  KEY_INT, offsetof(cf_config, field)
 #define DUR(field)  KEY_DURATION, offsetof(cf_config, field)
+#define BOOL(field) KEY_BOOL, offsetof(cf_config, field)
+#define CHOICE(field) KEY_CHOICE, offsetof(cf_config, field)
+#define TOPIC(field) KEY_TOPIC, offsetof(cf_config, field)
 
 static const struct key_desc keys[] = {
-	{ "store", STR(store), "sqlite:registry.db", 0, 0,
+	{ "store", STR(store), "sqlite:registry.db", 0, 0, NULL,
 	  "registry URI: sqlite:PATH (relative to the data dir)" },
-	{ "ca_passphrase_file", STR(ca_passphrase_file), "secrets/ca.pass", 0, 0,
+	{ "ca_passphrase_file", STR(ca_passphrase_file), "secrets/ca.pass", 0, 0, NULL,
 	  "file (mode 0600) with the passphrase of the intermediate CA keys" },
-	{ "cert_days", NUM(cert_days), "365", 1, 36500,
+	{ "cert_days", NUM(cert_days), "365", 1, 36500, NULL,
 	  "validity of issued device certificates, in days" },
-	{ "cert_backdate", DUR(cert_backdate), "5m", 0, 86400,
+	{ "cert_backdate", DUR(cert_backdate), "5m", 0, 86400, NULL,
 	  "notBefore is set this far in the past to absorb device clock skew" },
-	{ "crl_url", STR(crl_url), "", 0, 0,
+	{ "crl_url", STR(crl_url), "", 0, 0, NULL,
 	  "CRL distribution point written into device certificates (empty: none)" },
-	{ "ocsp_url", STR(ocsp_url), "", 0, 0,
+	{ "ocsp_url", STR(ocsp_url), "", 0, 0, NULL,
 	  "OCSP responder written into device certificates (empty: none)" },
-	{ "default_policy", STR(default_policy), "certfleet-device", 0, 0,
+	{ "default_policy", STR(default_policy), "certfleet-device", 0, 0, NULL,
 	  "policy attached to certificates issued without --policy" },
-	{ "key_min_rsa_bits", NUM(key_min_rsa_bits), "2048", 2048, 16384,
+	{ "key_min_rsa_bits", NUM(key_min_rsa_bits), "2048", 2048, 16384, NULL,
 	  "smallest RSA key accepted in a CSR" },
-	{ "log_level", KEY_LOG_LEVEL, offsetof(cf_config, log_level), "info", 0, 0,
+	{ "log_level", KEY_LOG_LEVEL, offsetof(cf_config, log_level), "info", 0, 0, NULL,
 	  "error, warn, info or debug" },
+	{ "log_format", CHOICE(log_format), "logfmt", 0, 0, "logfmt|json",
+	  "certfleetd's log lines: logfmt or json (one object a line)" },
+	{ "mqtt_host", STR(mqtt_host), "127.0.0.1", 0, 0, NULL,
+	  "broker host certfleetd connects to; its certificate must name it" },
+	{ "mqtt_port", NUM(mqtt_port), "8883", 1, 65535, NULL,
+	  "broker TLS port" },
+	{ "mqtt_ca_file", STR(mqtt_ca_file), "broker-ca.pem", 0, 0, NULL,
+	  "PEM trust anchors for the broker's server certificate" },
+	{ "mqtt_cert_file", STR(mqtt_cert_file), "service/certfleetd.pem", 0, 0, NULL,
+	  "certfleetd's client certificate chain (certfleet service create)" },
+	{ "mqtt_key_file", STR(mqtt_key_file), "service/certfleetd.key", 0, 0, NULL,
+	  "its private key (mode 0600)" },
+	{ "mqtt_client_id", STR(mqtt_client_id), "certfleetd", 0, 0, NULL,
+	  "MQTT client id: the service principal's thing name" },
+	{ "mqtt_keepalive", DUR(mqtt_keepalive), "30s", 5, 3600, NULL,
+	  "MQTT keepalive" },
+	{ "mqtt_reconnect_min", DUR(mqtt_reconnect_min), "1s", 1, 3600, NULL,
+	  "first delay before reconnecting to the broker; doubles up to mqtt_reconnect_max" },
+	{ "mqtt_reconnect_max", DUR(mqtt_reconnect_max), "1m", 1, 3600, NULL,
+	  "longest delay between reconnect attempts" },
+	{ "mqtt_shared_group", STR(mqtt_shared_group), "", 0, 0, NULL,
+	  "when set, subscribe through $share/GROUP/ so that several certfleetd share the work" },
+	{ "mqtt_publish_rate", NUM(mqtt_publish_rate), "1000", 0, 1000000, NULL,
+	  "outbox messages published per second at most (0: no limit)" },
+	{ "topic_prefix", TOPIC(topic_prefix), "management/topic", 0, 0, NULL,
+	  "P of the rotation topics P/{clientId}/..." },
+	{ "rotation_resend_interval", DUR(rotation_resend_interval), "5m", 1, 86400, NULL,
+	  "csr_req is re-sent this often until the device answers" },
+	{ "rotation_deadline", DUR(rotation_deadline), "24h", 1, 365 * 86400, NULL,
+	  "a rotation without crt_ack this long after it opened times out" },
+	{ "rotation_grace", DUR(rotation_grace), "0", 0, 365 * 86400, NULL,
+	  "the replaced certificate is deleted (kept in history) this long after crt_ack" },
+	{ "rotation_csr_max", NUM(rotation_csr_max), "5", 1, 1000, NULL,
+	  "csr_res accepted per rotation before RATE_LIMITED" },
+	{ "rotation_rekey", BOOL(rotation_rekey), "true", 0, 0, NULL,
+	  "devices must make a new key (csr_req rekey; KEY_REUSE otherwise)" },
+	{ "rotation_key_type", CHOICE(rotation_key_type), "", 0, 0,
+	  "|EC-P256|EC-P384|ED25519|RSA-2048|RSA-3072",
+	  "csr_req keyType (empty: omitted, the device's default)" },
 };
 
 static char **
@@ -52,6 +104,44 @@ static int64_t *
 num_field(cf_config *cfg, const struct key_desc *k)
 {
 	return (int64_t *)(void *)((char *)cfg + k->offset);
+}
+
+/* Is text one of the '|'-separated choices ("" matches an empty first choice)? */
+static bool
+choice_valid(const char *choices, const char *text)
+{
+	size_t len = strlen(text);
+	const char *p = choices;
+
+	for (;;) {
+		const char *bar = strchr(p, '|');
+		size_t n = bar != NULL ? (size_t)(bar - p) : strlen(p);
+
+		if (n == len && memcmp(p, text, len) == 0)
+			return true;
+		if (bar == NULL)
+			return false;
+		p = bar + 1;
+	}
+}
+
+/* An MQTT topic prefix: levels of printable bytes, none empty, no wildcard, not "$...". */
+static bool
+topic_prefix_valid(const char *text)
+{
+	size_t len = strlen(text);
+	size_t i;
+
+	if (len == 0 || len > CF_CONFIG_TOPIC_MAX || text[0] == '/' || text[0] == '$' ||
+	    text[len - 1] == '/' || strstr(text, "//") != NULL)
+		return false;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+
+		if (c == '+' || c == '#' || c < 0x20 || c == 0x7f)
+			return false;
+	}
+	return true;
 }
 
 /* Validate text for key k and store it in cfg; on error fill why. */
@@ -72,18 +162,41 @@ key_set(cf_config *cfg, const struct key_desc *k, const char *text, char *why, s
 		*num_field(cfg, k) = v;
 		return CF_OK;
 	case KEY_DURATION:
-		if (strcmp(text, "0") != 0 &&
-		    (cf_duration_parse(&v, text) != CF_OK || v < k->min || v > k->max)) {
+		if (strcmp(text, "0") == 0 ? k->min > 0
+					   : cf_duration_parse(&v, text) != CF_OK || v < k->min ||
+						     v > k->max) {
 			snprintf(why, why_len,
-				 "%s must be a duration such as 30s, 5m, 1h, up to %lld seconds",
-				 k->name, (long long)k->max);
+				 "%s must be a duration such as 30s, 5m, 1h, from %llds to %llds",
+				 k->name, (long long)k->min, (long long)k->max);
 			return CF_EINVAL;
 		}
 		*num_field(cfg, k) = v;
 		return CF_OK;
+	case KEY_BOOL:
+		if (strcmp(text, "true") == 0 || strcmp(text, "false") == 0) {
+			*num_field(cfg, k) = strcmp(text, "true") == 0;
+			return CF_OK;
+		}
+		snprintf(why, why_len, "%s must be true or false", k->name);
+		return CF_EINVAL;
 	case KEY_LOG_LEVEL:
 		if (cf_log_level_parse(&level, text) != CF_OK) {
 			snprintf(why, why_len, "%s must be error, warn, info or debug", k->name);
+			return CF_EINVAL;
+		}
+		break;
+	case KEY_CHOICE:
+		if (!choice_valid(k->choices, text)) {
+			snprintf(why, why_len, "%s must be one of: %s%s", k->name,
+				 k->choices[0] == '|' ? "(empty)" : "", k->choices);
+			return CF_EINVAL;
+		}
+		break;
+	case KEY_TOPIC:
+		if (!topic_prefix_valid(text)) {
+			snprintf(why, why_len,
+				 "%s must be a topic without '+', '#', empty levels or a leading '$' or '/', at most %d bytes",
+				 k->name, CF_CONFIG_TOPIC_MAX);
 			return CF_EINVAL;
 		}
 		break;
@@ -98,6 +211,12 @@ key_set(cf_config *cfg, const struct key_desc *k, const char *text, char *why, s
 	free(*str_field(cfg, k));
 	*str_field(cfg, k) = copy;
 	return CF_OK;
+}
+
+static bool
+key_is_string(const struct key_desc *k)
+{
+	return k->type != KEY_INT && k->type != KEY_DURATION && k->type != KEY_BOOL;
 }
 
 static const struct key_desc *
@@ -199,6 +318,11 @@ cf_config_load(cf_config *cfg, const char *path, cf_err *err)
 		}
 	}
 	free(text);
+	if (rc == CF_OK && cfg->mqtt_reconnect_min > cfg->mqtt_reconnect_max)
+		rc = cf_err_set(err, CF_EINVAL, NULL,
+				"%s: mqtt_reconnect_min (%llds) is longer than mqtt_reconnect_max (%llds)",
+				path, (long long)cfg->mqtt_reconnect_min,
+				(long long)cfg->mqtt_reconnect_max);
 	return rc;
 }
 
@@ -250,8 +374,14 @@ cf_config_dump(const cf_config *cfg, FILE *fp)
 			fprintf(fp, "%s = %lld%s\n", k->name, (long long)num,
 				k->type == KEY_DURATION && num != 0 ? "s" : "");
 			break;
+		case KEY_BOOL:
+			memcpy(&num, base, sizeof(num));
+			fprintf(fp, "%s = %s\n", k->name, num ? "true" : "false");
+			break;
 		case KEY_STRING:
 		case KEY_LOG_LEVEL:
+		case KEY_CHOICE:
+		case KEY_TOPIC:
 			memcpy(&str, base, sizeof(str));
 			fprintf(fp, "%s = %s\n", k->name, str);
 			break;
@@ -267,7 +397,7 @@ cf_config_clear(cf_config *cfg)
 	if (cfg == NULL)
 		return;
 	for (i = 0; i < CF_ARRAY_LEN(keys); i++) {
-		if (keys[i].type == KEY_STRING || keys[i].type == KEY_LOG_LEVEL) {
+		if (key_is_string(&keys[i])) {
 			free(*str_field(cfg, &keys[i]));
 			*str_field(cfg, &keys[i]) = NULL;
 		}

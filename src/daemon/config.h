@@ -25,7 +25,31 @@ typedef struct cf_config {
 	char *default_policy;     /* attached to issued certificates without --policy */
 	int64_t key_min_rsa_bits;
 	char *log_level;
+	char *log_format;         /* "logfmt" or "json" */
+	/* certfleetd's broker connection */
+	char *mqtt_host;
+	int64_t mqtt_port;
+	char *mqtt_ca_file;       /* relative to data_dir unless absolute */
+	char *mqtt_cert_file;
+	char *mqtt_key_file;
+	char *mqtt_client_id;
+	int64_t mqtt_keepalive;   /* seconds */
+	int64_t mqtt_reconnect_min;
+	int64_t mqtt_reconnect_max;
+	char *mqtt_shared_group;  /* "" when unset */
+	int64_t mqtt_publish_rate; /* messages per second, 0: no limit */
+	/* rotation (protocol.md) */
+	char *topic_prefix;
+	int64_t rotation_resend_interval; /* seconds */
+	int64_t rotation_deadline;
+	int64_t rotation_grace;
+	int64_t rotation_csr_max;
+	int64_t rotation_rekey;   /* 0 or 1 */
+	char *rotation_key_type;  /* "" when unset */
 } cf_config;
+
+/* Longest topic_prefix accepted, in bytes (the rotation engine's limit). */
+#define CF_CONFIG_TOPIC_MAX 256
 
 /* Fill every field with its default, data_dir set to dir. */
 int cf_config_init(cf_config *cfg, const char *data_dir, cf_err *err);

@@ -113,6 +113,21 @@ test_daemon_config__errors_name_file_and_line(void **state)
 		{ "cert_backdate = 300\n", ":1: cert_backdate must be a duration" },
 		{ "log_level = loud\n", ":1: log_level must be error, warn, info or debug" },
 		{ "key_min_rsa_bits = 1024\n", ":1: key_min_rsa_bits must be a whole number" },
+		{ "rotation_rekey = yes\n", ":1: rotation_rekey must be true or false" },
+		{ "log_format = xml\n", ":1: log_format must be one of: logfmt|json" },
+		{ "rotation_key_type = EC-P521\n", ":1: rotation_key_type must be one of:" },
+		{ "topic_prefix = a/+/b\n", ":1: topic_prefix must be a topic" },
+		{ "topic_prefix = a/#\n", ":1: topic_prefix must be a topic" },
+		{ "topic_prefix = a//b\n", ":1: topic_prefix must be a topic" },
+		{ "topic_prefix = /a\n", ":1: topic_prefix must be a topic" },
+		{ "topic_prefix = a/\n", ":1: topic_prefix must be a topic" },
+		{ "topic_prefix = $SYS/x\n", ":1: topic_prefix must be a topic" },
+		{ "topic_prefix =\n", ":1: topic_prefix must be a topic" },
+		{ "mqtt_port = 70000\n", ":1: mqtt_port must be a whole number from 1 to 65535" },
+		{ "mqtt_keepalive = 1s\n", ":1: mqtt_keepalive must be a duration" },
+		{ "rotation_resend_interval = 0\n", ":1: rotation_resend_interval must be" },
+		{ "mqtt_reconnect_min = 2m\nmqtt_reconnect_max = 1m\n",
+		  ": mqtt_reconnect_min (120s) is longer than mqtt_reconnect_max (60s)" },
 	};
 	struct fixture *fx = *state;
 	size_t i;
@@ -144,6 +159,10 @@ test_daemon_config__dump_round_trips(void **state)
 	assert_int_equal(cf_config_init(&a, fx->dir, &err), CF_OK);
 	a.cert_days = 42;
 	a.cert_backdate = 0;
+	a.rotation_rekey = 0;
+	free(a.rotation_key_type);
+	a.rotation_key_type = strdup("EC-P384");
+	assert_non_null(a.rotation_key_type);
 	fp = open_memstream(&text, &len);
 	assert_non_null(fp);
 	cf_config_dump(&a, fp);
@@ -156,6 +175,11 @@ test_daemon_config__dump_round_trips(void **state)
 	assert_int_equal(b.cert_backdate, 0);
 	assert_int_equal(b.key_min_rsa_bits, a.key_min_rsa_bits);
 	assert_string_equal(b.store, a.store);
+	assert_int_equal(b.rotation_rekey, 0);
+	assert_string_equal(b.rotation_key_type, "EC-P384");
+	assert_string_equal(b.topic_prefix, "management/topic");
+	assert_int_equal(b.rotation_grace, 0);
+	assert_int_equal(b.rotation_deadline, 86400);
 	cf_config_clear(&a);
 	cf_config_clear(&b);
 }
