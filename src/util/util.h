@@ -69,15 +69,31 @@ typedef enum { CF_LOG_ERR = 0, CF_LOG_WARN, CF_LOG_INFO, CF_LOG_DEBUG } cf_log_l
 void cf_log_set_level(cf_log_level level);
 cf_log_level cf_log_get_level(void);
 
+/*
+ * Lines as JSON objects instead of logfmt: time, level, func, then each
+ * key=value pair of the message as a member ("msg" for a message that is
+ * not pairs), and "error".
+ */
+void cf_log_set_json(bool json);
+
 /* Parse "error", "warn", "info", "debug". Returns CF_EINVAL for anything else. */
 int cf_log_level_parse(cf_log_level *out, const char *name);
 
 /*
- * Write one logfmt line to stderr: time, level, func, the message, and
- * err->msg when err is not NULL. The message should be key=value pairs.
+ * Write one line to stderr: time, level, func, the message, and err->msg
+ * (quoted as logfmt needs) when err is not NULL. The message should be
+ * key=value pairs, values with spaces or quotes in "double quotes" with
+ * \" and \\ escaped (cf_log_quote()).
  */
 void cf_log_emit(cf_log_level level, const char *func, const cf_err *err, const char *fmt, ...)
 	CF_PRINTF(4, 5);
+
+/*
+ * text as a logfmt value into buf: as it is when it has no space, '=',
+ * quote or backslash, else in double quotes with \" \\ \n \t escapes;
+ * cut to size. Returns buf.
+ */
+const char *cf_log_quote(char *buf, size_t size, const char *text);
 
 #define cf_log_error(...)        cf_log_emit(CF_LOG_ERR, __func__, NULL, __VA_ARGS__)
 #define cf_log_warn(...)         cf_log_emit(CF_LOG_WARN, __func__, NULL, __VA_ARGS__)

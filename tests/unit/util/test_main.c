@@ -247,6 +247,64 @@ test_util_log__levels(void **state)
 	assert_int_equal(cf_log_level_parse(&l, "loud"), CF_EINVAL);
 }
 
+static void
+test_util_log__quote(void **state)
+{
+	char buf[64];
+
+	(void)state;
+	assert_string_equal(cf_log_quote(buf, sizeof(buf), "plain"), "plain");
+	assert_string_equal(cf_log_quote(buf, sizeof(buf), ""), "\"\"");
+	assert_string_equal(cf_log_quote(buf, sizeof(buf), "two words"), "\"two words\"");
+	assert_string_equal(cf_log_quote(buf, sizeof(buf), "a=\"b\"\\\n"),
+			    "\"a=\\\"b\\\"\\\\\\n\"");
+	/* Cut short, the value stays a closed quoted string. */
+	assert_string_equal(cf_log_quote(buf, 6, "two words"), "\"tw\"");
+}
+
+/* Capture what one cf_log_* call writes to stderr. */
+static char *
+log_capture(bool json, const cf_err *err, const char *msg)
+{
+	char path[] = "/tmp/cf-test-log-XXXXXX";
+	int fd = mkstemp(path), saved = dup(2);
+	cf_err rerr = CF_ERR_INIT;
+	char *text = NULL;
+
+	assert_true(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	assert_int_equal(dup2(fd, 2), 2);
+	cf_log_set_json(json);
+	cf_log_emit(CF_LOG_WARN, "fn", err, "%s", msg);
+	cf_log_set_json(false);
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	close(fd);
+	assert_int_equal(cf_file_read(&text, NULL, path, 4096, &rerr), CF_OK);
+	unlink(path);
+	return text;
+}
+
+static void
+test_util_log__logfmt_and_json(void **state)
+{
+	cf_err err = CF_ERR_INIT;
+	char *line;
+
+	(void)state;
+	cf_err_set(&err, CF_EINVAL, NULL, "bad \"x\"");
+	line = log_capture(false, &err, "event=start thing=\"a b\"");
+	assert_non_null(strstr(line, " level=warn func=fn event=start thing=\"a b\" error=\"bad \\\"x\\\"\"\n"));
+	free(line);
+	line = log_capture(true, &err, "event=start thing=\"a \\\"b\\\"\" n=3");
+	assert_non_null(strstr(line, "\"level\":\"warn\",\"func\":\"fn\",\"event\":\"start\",\"thing\":\"a \\\"b\\\"\",\"n\":\"3\",\"error\":\"bad \\\"x\\\"\"}\n"));
+	free(line);
+	line = log_capture(true, NULL, "not pairs at all");
+	assert_non_null(strstr(line, "\"msg\":\"not pairs at all\"}"));
+	free(line);
+}
+
 int
 main(void)
 {
@@ -259,6 +317,8 @@ main(void)
 		cmocka_unit_test(test_util_file__read_stream),
 		cmocka_unit_test(test_util_file__secret_read),
 		cmocka_unit_test(test_util_log__levels),
+		cmocka_unit_test(test_util_log__quote),
+		cmocka_unit_test(test_util_log__logfmt_and_json),
 	};
 
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
