@@ -29,6 +29,12 @@ int cf_agent__err_set(cf_agent_err *err, int code, const char *reason, const cha
 int cf_agent__err_ossl(cf_agent_err *err, int code, const char *reason, const char *fmt, ...)
 	CF_AGENT__PRINTF(4, 5);
 
+/*
+ * Make ctx check that the broker's certificate names host: an IP SAN for
+ * an address, a DNS name otherwise. 1 on success (OpenSSL's convention).
+ */
+int cf_agent__expect_host(struct ssl_ctx_st *ctx, const char *host);
+
 /* Log a transport failure through the agent's logger (used by the runner). */
 void cf_agent__log_err(cf_agent *agent, const cf_agent_err *err, const char *what);
 

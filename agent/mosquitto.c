@@ -12,6 +12,7 @@
  */
 #include "agent_int.h"
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -117,6 +118,18 @@ deliver(struct mq *mq, cf_agent *agent)
 	}
 }
 
+int
+cf_agent__expect_host(struct ssl_ctx_st *ctx, const char *host)
+{
+	X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
+	unsigned char addr[16];
+
+	/* An address is matched against IP SANs, a name against DNS SANs. */
+	if (inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1)
+		return X509_VERIFY_PARAM_set1_ip_asc(param, host);
+	return X509_VERIFY_PARAM_set1_host(param, host, 0);
+}
+
 static void
 mq_disconnect(void *ctx)
 {
@@ -166,8 +179,8 @@ mq_connect(void *ctx, const cf_agent_identity *id, int timeout_ms, cf_agent_err 
 		return CF_AGENT_CONNECT_UNREACHABLE;
 	}
 	/* Checked by OpenSSL during the handshake; idempotent on a shared context. */
-	if (X509_VERIFY_PARAM_set1_host(SSL_CTX_get0_param(id->ssl_ctx), mq->host, 0) != 1) {
-		cf_agent__err_ossl(err, CF_AGENT_ECRYPTO, NULL, "X509_VERIFY_PARAM_set1_host");
+	if (cf_agent__expect_host(id->ssl_ctx, mq->host) != 1) {
+		cf_agent__err_ossl(err, CF_AGENT_ECRYPTO, NULL, "broker host '%s'", mq->host);
 		return CF_AGENT_CONNECT_UNREACHABLE;
 	}
 	mosquitto_int_option(mq->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);

@@ -1,0 +1,489 @@
+/* certfleetd's main loop: MQTT in, rotation engine, outbox out. */
+#include "daemon/daemon.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/wiring.h"
+#include "mqtt/mqtt.h"
+#include "rotation/rotation.h"
+#include "store/store.h"
+
+/* The engine's timers run this often. */
+#define TICK_MS 1000
+/* The outbox is read again this often for rows written by other processes. */
+#define OUTBOX_POLL_MS 1000
+/* Acknowledged rows deleted in one transaction, at most. */
+#define DELIVERED_MAX 1024
+
+struct cf_daemon {
+	cf_config cfg;
+	cf_store *store;
+	cf_authority *auth;
+	cf_rotation_engine *eng;
+	cf_mqtt *mqtt;
+	/* The outbox: rows with id <= sent_upto were published on this connection. */
+	int64_t sent_upto;
+	bool outbox_dirty;
+	bool draining;
+	int64_t delivered[DELIVERED_MAX];
+	size_t ndelivered;
+	/* publish rate: a token bucket of mqtt_publish_rate per second */
+	double tokens;
+	int64_t tokens_at_ms;
+	int64_t next_tick_ms, next_poll_ms;
+	/* counters for the log */
+	uint64_t handled, refused, published, acked;
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const cf_store_actor daemon_actor = { "certfleetd", NULL };
+
+/* ---- MQTT callbacks ------------------------------------------------- */
+
+static void
+on_connected(void *payload)
+{
+	cf_daemon *d = payload;
+
+	/* A new connection: everything still in the outbox goes out again. */
+	d->sent_upto = 0;
+	d->outbox_dirty = true;
+}
+
+static void
+on_lost(void *payload)
+{
+	cf_daemon *d = payload;
+
+	d->sent_upto = 0;
+}
+
+static void
+on_message(void *payload, const char *topic, const void *data, size_t len)
+{
+	cf_daemon *d = payload;
+	cf_err err = CF_ERR_INIT;
+	char qtopic[300];
+	int rc;
+
+	rc = cf_rotation_handle(d->eng, topic, data, len, &err);
+	cf_log_quote(qtopic, sizeof(qtopic), topic);
+	if (rc == CF_OK) {
+		d->handled++;
+		d->outbox_dirty = true;
+		cf_log_debug("event=message topic=%s bytes=%zu", qtopic, len);
+	} else if (rc == CF_EINVAL) {
+		d->refused++;
+		cf_log_warn_err(&err, "event=message_refused topic=%s bytes=%zu", qtopic, len);
+	} else {
+		/* Nothing was written: the device's next message or the re-send retries it. */
+		d->refused++;
+		cf_log_error_err(&err, "event=message_failed topic=%s code=%s", qtopic,
+				 cf_strerror(rc));
+	}
+}
+
+static void
+on_delivered(void *payload, int64_t tag)
+{
+	cf_daemon *d = payload;
+
+	d->acked++;
+	if (d->ndelivered < DELIVERED_MAX) {
+		d->delivered[d->ndelivered++] = tag;
+		return;
+	}
+	/* Full: this row stays and is published again after a reconnect (at least once). */
+	cf_log_warn("event=outbox_ack_dropped id=%lld", (long long)tag);
+}
+
+/* ---- outbox ----------------------------------------------------------- */
+
+/* Delete the acknowledged rows, in one transaction. */
+static void
+outbox_forget_delivered(cf_daemon *d)
+{
+	cf_err err = CF_ERR_INIT;
+	size_t i;
+
+	if (d->ndelivered == 0)
+		return;
+	if (cf_store_tx_begin(d->store, &err) != CF_OK) {
+		cf_log_warn_err(&err, "event=outbox_delete_failed");
+		return;
+	}
+	for (i = 0; i < d->ndelivered; i++) {
+		int rc = cf_store_outbox_delete(d->store, d->delivered[i], &err);
+
+		if (rc != CF_OK && rc != CF_ENOTFOUND) {
+			cf_log_warn_err(&err, "event=outbox_delete_failed id=%lld",
+					(long long)d->delivered[i]);
+			cf_store_tx_rollback(d->store);
+			return;
+		}
+	}
+	if (cf_store_tx_commit(d->store, &err) != CF_OK) {
+		cf_log_warn_err(&err, "event=outbox_delete_failed");
+		return;
+	}
+	d->ndelivered = 0;
+}
+
+static void
+tokens_refill(cf_daemon *d, int64_t now)
+{
+	double rate = (double)d->cfg.mqtt_publish_rate;
+
+	if (rate <= 0)
+		return;
+	d->tokens += rate * (double)(now - d->tokens_at_ms) / 1000.0;
+	/* At most a tenth of a second's worth in a burst. */
+	if (d->tokens > rate / 10 + 1)
+		d->tokens = rate / 10 + 1;
+	d->tokens_at_ms = now;
+}
+
+struct send_ctx {
+	cf_daemon *d;
+	int64_t budget; /* rows this pass may publish */
+	bool stopped;   /* budget or in-flight room ran out */
+};
+
+static int
+send_one(const cf_store_outbox_msg *msg, void *payload)
+{
+	struct send_ctx *sc = payload;
+	cf_daemon *d = sc->d;
+	cf_err err = CF_ERR_INIT;
+	int rc;
+
+	if (msg->id <= d->sent_upto)
+		return 0; /* in flight already */
+	if (sc->budget <= 0) {
+		sc->stopped = true;
+		return 1;
+	}
+	rc = cf_mqtt_publish(d->mqtt, msg->topic, msg->payload, strlen(msg->payload), msg->id,
+			     &err);
+	if (rc != CF_OK) {
+		if (rc != CF_EBUSY)
+			cf_log_warn_err(&err, "event=publish_failed id=%lld", (long long)msg->id);
+		sc->stopped = true;
+		return 1;
+	}
+	d->sent_upto = msg->id;
+	d->published++;
+	sc->budget--;
+	if (d->cfg.mqtt_publish_rate > 0)
+		d->tokens -= 1;
+	return 0;
+}
+
+/* Publish pending rows, in id order, within the rate and the in-flight room. */
+static void
+outbox_send(cf_daemon *d, int64_t now)
+{
+	cf_err err = CF_ERR_INIT;
+	struct send_ctx sc = { d, 0, false };
+	int64_t room = CF_MQTT_INFLIGHT_DEFAULT - (int64_t)cf_mqtt_inflight(d->mqtt);
+	int rc;
+
+	if (!cf_mqtt_connected(d->mqtt) || d->draining)
+		return;
+	tokens_refill(d, now);
+	sc.budget = room;
+	if (d->cfg.mqtt_publish_rate > 0 && (int64_t)d->tokens < sc.budget)
+		sc.budget = (int64_t)d->tokens;
+	if (sc.budget <= 0)
+		return;
+	/* The rows in flight come first in the listing: read past them. */
+	rc = cf_store_outbox_list(d->store, (int64_t)cf_mqtt_inflight(d->mqtt) + sc.budget,
+				  send_one, &sc, &err);
+	if (rc < 0) {
+		cf_log_warn_err(&err, "event=outbox_read_failed");
+		return;
+	}
+	/* Everything pending went out: wait for new rows (or the poll timer). */
+	d->outbox_dirty = sc.stopped;
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+static void
+rotation_timers(cf_daemon *d)
+{
+	cf_err err = CF_ERR_INIT;
+	size_t handled;
+	int rounds = 0;
+
+	do {
+		handled = 0;
+		if (cf_rotation_tick(d->eng, &handled, &err) != CF_OK) {
+			cf_log_warn_err(&err, "event=rotation_tick_failed");
+			break;
+		}
+		if (handled > 0)
+			d->outbox_dirty = true;
+	} while (handled == CF_ROTATION_TICK_MAX && ++rounds < 10);
+}
+
+/* ---- build, reload ----------------------------------------------------- */
+
+static int
+mqtt_open(cf_mqtt **out, cf_daemon *d, const cf_config *cfg, cf_err *err)
+{
+	static const char *const kinds[] = { "csr_res", "crt_ack", "crt_err" };
+	char topics[3][CF_CONFIG_TOPIC_MAX + 128];
+	const char *tp[3];
+	char *ca = cf_config_path(cfg, cfg->mqtt_ca_file);
+	char *cert = cf_config_path(cfg, cfg->mqtt_cert_file);
+	char *key = cf_config_path(cfg, cfg->mqtt_key_file);
+	cf_mqtt_callbacks cb = { on_connected, on_lost, on_message, on_delivered, d };
+	cf_mqtt_config mc;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < 3; i++) {
+		if (cfg->mqtt_shared_group[0] != '\0')
+			snprintf(topics[i], sizeof(topics[i]), "$share/%s/%s/+/%s",
+				 cfg->mqtt_shared_group, cfg->topic_prefix, kinds[i]);
+		else
+			snprintf(topics[i], sizeof(topics[i]), "%s/+/%s", cfg->topic_prefix,
+				 kinds[i]);
+		tp[i] = topics[i];
+	}
+	memset(&mc, 0, sizeof(mc));
+	mc.host = cfg->mqtt_host;
+	mc.port = (int)cfg->mqtt_port;
+	mc.client_id = cfg->mqtt_client_id;
+	mc.keepalive = (int)cfg->mqtt_keepalive;
+	mc.ca_file = ca;
+	mc.cert_file = cert;
+	mc.key_file = key;
+	mc.topics = tp;
+	mc.ntopics = 3;
+	mc.reconnect_min_ms = (int)cfg->mqtt_reconnect_min * 1000;
+	mc.reconnect_max_ms = (int)cfg->mqtt_reconnect_max * 1000;
+	mc.max_inflight = CF_MQTT_INFLIGHT_DEFAULT;
+	if (ca == NULL || cert == NULL || key == NULL)
+		rc = cf_err_set(err, CF_ENOMEM, NULL, "mqtt");
+	else
+		rc = cf_mqtt_new(out, &mc, &cb, err);
+	free(ca);
+	free(cert);
+	free(key);
+	return rc;
+}
+
+/* A new authority and engine from cfg. */
+static int
+engine_open(cf_authority **auth_out, cf_rotation_engine **eng_out, cf_store *store,
+	    const cf_config *cfg, cf_err *err)
+{
+	cf_rotation_config rc_cfg;
+	int rc;
+
+	rc = cf_daemon_authority_open(auth_out, store, cfg, err);
+	if (rc != CF_OK)
+		return rc;
+	cf_daemon_rotation_config(&rc_cfg, cfg);
+	rc_cfg.actor = daemon_actor.who;
+	rc = cf_rotation_engine_new(eng_out, store, *auth_out, &rc_cfg, err);
+	if (rc != CF_OK) {
+		cf_authority_free(*auth_out);
+		*auth_out = NULL;
+	}
+	return rc;
+}
+
+static void
+log_settings_apply(const cf_config *cfg)
+{
+	cf_log_level level;
+
+	if (cf_log_level_parse(&level, cfg->log_level) == CF_OK)
+		cf_log_set_level(level);
+	cf_log_set_json(strcmp(cfg->log_format, "json") == 0);
+}
+
+int
+cf_daemon_new(cf_daemon **out, cf_config *cfg, cf_err *err)
+{
+	cf_daemon *d = calloc(1, sizeof(*d));
+	char *uri;
+	int rc;
+
+	if (d == NULL)
+		return cf_err_set(err, CF_ENOMEM, NULL, "daemon");
+	d->cfg = *cfg;
+	memset(cfg, 0, sizeof(*cfg));
+	log_settings_apply(&d->cfg);
+	uri = cf_config_store_uri(&d->cfg);
+	rc = uri != NULL ? cf_store_open(&d->store, uri, err)
+			 : cf_err_set(err, CF_ENOMEM, NULL, "registry");
+	free(uri);
+	if (rc == CF_OK)
+		rc = engine_open(&d->auth, &d->eng, d->store, &d->cfg, err);
+	if (rc == CF_OK)
+		rc = mqtt_open(&d->mqtt, d, &d->cfg, err);
+	if (rc != CF_OK) {
+		cf_daemon_free(d);
+		return rc;
+	}
+	d->outbox_dirty = true;
+	*out = d;
+	return CF_OK;
+}
+
+static bool
+str_changed(const char *a, const char *b)
+{
+	return strcmp(a, b) != 0;
+}
+
+static bool
+broker_settings_changed(const cf_config *a, const cf_config *b)
+{
+	return str_changed(a->mqtt_host, b->mqtt_host) || a->mqtt_port != b->mqtt_port ||
+	       str_changed(a->mqtt_ca_file, b->mqtt_ca_file) ||
+	       str_changed(a->mqtt_cert_file, b->mqtt_cert_file) ||
+	       str_changed(a->mqtt_key_file, b->mqtt_key_file) ||
+	       str_changed(a->mqtt_client_id, b->mqtt_client_id) ||
+	       a->mqtt_keepalive != b->mqtt_keepalive ||
+	       a->mqtt_reconnect_min != b->mqtt_reconnect_min ||
+	       a->mqtt_reconnect_max != b->mqtt_reconnect_max ||
+	       str_changed(a->mqtt_shared_group, b->mqtt_shared_group) ||
+	       str_changed(a->topic_prefix, b->topic_prefix);
+}
+
+/*
+ * SIGHUP: read the file again. Everything is built from the new file
+ * before anything is swapped, so a bad file (or bad TLS files) leaves the
+ * running daemon as it was.
+ */
+static void
+reload(cf_daemon *d, const char *path)
+{
+	cf_err err = CF_ERR_INIT;
+	cf_config next;
+	cf_authority *auth = NULL;
+	cf_rotation_engine *eng = NULL;
+	cf_mqtt *mqtt = NULL;
+	bool broker = false;
+
+	if (cf_config_init(&next, d->cfg.data_dir, &err) != CF_OK ||
+	    cf_config_load(&next, path, &err) != CF_OK) {
+		cf_log_error_err(&err, "event=reload_refused why=\"kept the running configuration\"");
+		cf_config_clear(&next);
+		return;
+	}
+	if (str_changed(next.store, d->cfg.store))
+		cf_log_warn("event=reload_partial key=store why=\"a new registry needs a restart\"");
+	broker = broker_settings_changed(&d->cfg, &next);
+	if (engine_open(&auth, &eng, d->store, &next, &err) != CF_OK ||
+	    (broker && mqtt_open(&mqtt, d, &next, &err) != CF_OK)) {
+		cf_log_error_err(&err, "event=reload_refused why=\"kept the running configuration\"");
+		cf_rotation_engine_free(eng);
+		cf_authority_free(auth);
+		cf_config_clear(&next);
+		return;
+	}
+	cf_rotation_engine_free(d->eng);
+	cf_authority_free(d->auth);
+	d->eng = eng;
+	d->auth = auth;
+	if (broker) {
+		/* The old session's in-flight rows stay in the outbox and go out again. */
+		cf_mqtt_free(d->mqtt);
+		d->mqtt = mqtt;
+		d->sent_upto = 0;
+		d->ndelivered = 0;
+	}
+	free(next.store);
+	next.store = d->cfg.store; /* the registry in use stays */
+	d->cfg.store = NULL;
+	cf_config_clear(&d->cfg);
+	d->cfg = next;
+	log_settings_apply(&d->cfg);
+	d->outbox_dirty = true;
+	cf_log_info("event=reloaded broker_reconnect=%s", broker ? "yes" : "no");
+}
+
+/* ---- run --------------------------------------------------------------- */
+
+static void
+step(cf_daemon *d, int timeout_ms)
+{
+	int64_t now;
+
+	cf_mqtt_step(d->mqtt, now_ms(), timeout_ms);
+	outbox_forget_delivered(d);
+	now = now_ms();
+	if (now >= d->next_tick_ms) {
+		if (!d->draining)
+			rotation_timers(d);
+		d->next_tick_ms = now + TICK_MS;
+	}
+	if (now >= d->next_poll_ms) {
+		d->outbox_dirty = true;
+		d->next_poll_ms = now + OUTBOX_POLL_MS;
+	}
+	if (d->outbox_dirty)
+		outbox_send(d, now);
+}
+
+int
+cf_daemon_run(cf_daemon *d, const char *config_path, volatile sig_atomic_t *stop,
+	      volatile sig_atomic_t *reload_flag, int drain_ms, cf_err *err)
+{
+	int64_t drain_end;
+
+	(void)err;
+	d->tokens_at_ms = now_ms();
+	cf_log_info("event=started data_dir=%s broker=%s:%lld client_id=%s prefix=%s",
+		    d->cfg.data_dir, d->cfg.mqtt_host, (long long)d->cfg.mqtt_port,
+		    d->cfg.mqtt_client_id, d->cfg.topic_prefix);
+	while (!*stop) {
+		if (*reload_flag) {
+			*reload_flag = 0;
+			reload(d, config_path);
+		}
+		/* Busy while there is more to send: poll the network without waiting. */
+		step(d, d->outbox_dirty && cf_mqtt_connected(d->mqtt) ? 0 : 100);
+	}
+	d->draining = true;
+	drain_end = now_ms() + drain_ms;
+	while (cf_mqtt_connected(d->mqtt) && cf_mqtt_inflight(d->mqtt) > 0 &&
+	       now_ms() < drain_end)
+		step(d, 50);
+	cf_log_info("event=stopping in_flight=%u handled=%llu refused=%llu published=%llu "
+		    "acked=%llu",
+		    cf_mqtt_inflight(d->mqtt), (unsigned long long)d->handled,
+		    (unsigned long long)d->refused, (unsigned long long)d->published,
+		    (unsigned long long)d->acked);
+	return CF_OK;
+}
+
+void
+cf_daemon_free(cf_daemon *d)
+{
+	if (d == NULL)
+		return;
+	cf_mqtt_free(d->mqtt);
+	outbox_forget_delivered(d);
+	cf_rotation_engine_free(d->eng);
+	cf_authority_free(d->auth);
+	cf_store_close(d->store);
+	cf_config_clear(&d->cfg);
+	free(d);
+}
