@@ -1,63 +1,165 @@
 #!/usr/bin/env bash
-# The certfleet demo, on this machine only: a CA hierarchy, things, certificates
-# issued from CSRs made with `openssl req`, checked with `openssl verify`, a
-# deactivation, a revocation, a refused weak CSR, and the verified event log.
-#   scripts/demo.sh [DATA_DIR]      (default: ./demo-data, recreated)
+# The certfleet demo, on this machine only (127.0.0.1): a quick-start CA, Mosquitto
+# with TLS requiring client certificates, certfleetd, and certfleet-sim with N
+# devices (default 200) whose certificates expire in 10 days; `certfleet rotate start
+# --expiring-within 30d` rotates them all over MQTT, and the registry and openssl show
+# the result.
+#   scripts/demo.sh [--devices N] [--keep DIR]
+# --keep DIR keeps the data dir, logs and broker config in DIR (default: a temp dir,
+# removed at the end). scripts/demo-pki.sh walks the CA and registry commands.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+devices=200
+keep=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--devices) devices=$2; shift 2 ;;
+	--keep) keep=$2; shift 2 ;;
+	*) echo "usage: $0 [--devices N] [--keep DIR]" >&2; exit 2 ;;
+	esac
+done
+
 "$top/scripts/bootstrap.sh"
 "$top/scripts/build.sh" build >/dev/null
-
-data=${1:-$top/demo-data}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-rm -rf "$data"
-export CERTFLEET_DATA_DIR=$data
-cf() { "$top/build/cli/certfleet" "$@"; }
+bin=$top/build
+cf() { "$bin/cli/certfleet" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-show() { printf '$ certfleet %s\n' "$*"; cf "$@"; }
 
-step "1. A data dir with an offline root CA and a default intermediate"
-show init --quickstart
-show ca list
+if [ -n "$keep" ]; then
+	rm -rf "$keep"
+	mkdir -p "$keep"
+	work=$(cd "$keep" && pwd)
+else
+	work=$(mktemp -d /tmp/certfleet-demo.XXXXXX)
+fi
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	if [ -z "$keep" ]; then rm -rf "$work"; fi
+}
+trap cleanup EXIT
 
-step "2. Three things, each with a CSR made by 'openssl req' (the CSR asks for any subject)"
-for i in 1 2 3; do
-	t=sensor-00$i
-	cf thing create "$t" --attr model=th-100 --attr site=lab >/dev/null
-	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		-keyout "$work/$t.key" -out "$work/$t.csr" -subj "/CN=whatever-the-device-says" 2>/dev/null
-	id=$(cf cert issue --thing "$t" --csr "$work/$t.csr" --out "$work/$t.pem")
-	echo "issued $t: $id"
-	eval "id_$i=$id"
+# A free loopback port: nothing answers on it.
+free_port() {
+	local p
+	for _ in $(seq 1 100); do
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+	echo "demo: no free port" >&2
+	exit 1
+}
+
+# Wait (at most $2 seconds) until file $1 contains $3.
+wait_for() {
+	local i
+	for i in $(seq 1 $(($2 * 10))); do
+		if grep -q -- "$3" "$1" 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	echo "demo: timed out waiting for '$3' in $1" >&2
+	tail -20 "$1" >&2 || true
+	exit 1
+}
+
+export CERTFLEET_DATA_DIR=$work/data
+port=$(free_port)
+
+step "1. A data dir with an offline root CA, a default intermediate, and certfleetd's identity"
+cf init --quickstart 2>/dev/null
+cf service create certfleetd
+cf ca list
+
+step "2. Mosquitto on 127.0.0.1:$port: TLS 1.2+, client certificates required"
+# The broker's own server certificate comes from a separate CA, made with openssl.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+	-keyout "$work/broker-ca.key" -out "$work/data/broker-ca.pem" -subj "/CN=demo broker CA" 2>/dev/null
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	-keyout "$work/broker.key" -out "$work/broker.csr" -subj /CN=127.0.0.1 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$work/broker.ext"
+openssl x509 -req -in "$work/broker.csr" -CA "$work/data/broker-ca.pem" -CAkey "$work/broker-ca.key" \
+	-CAcreateserial -days 30 -extfile "$work/broker.ext" -out "$work/broker.pem" 2>/dev/null
+chmod 600 "$work/broker.key"
+cf ca pem default --chain >"$work/client-ca.pem"
+cat "$work/data/broker-ca.pem" "$work/data/offline-root/root.pem" >"$work/device-trust.pem"
+cat >"$work/mosquitto.conf" <<EOC
+listener $port 127.0.0.1
+cafile $work/client-ca.pem
+certfile $work/broker.pem
+keyfile $work/broker.key
+tls_version tlsv1.2
+require_certificate true
+use_identity_as_username false
+set_tcp_nodelay true
+allow_anonymous true
+persistence true
+persistence_location $work/
+max_queued_messages 10000
+log_dest file $work/mosquitto.log
+user $(id -un)
+EOC
+mosquitto -c "$work/mosquitto.conf" &
+pids+=($!)
+sleep 0.3
+grep -v '^#' "$work/mosquitto.conf" | sed -n '1,8p'
+
+step "3. certfleetd connects as the service principal"
+{
+	echo "mqtt_port = $port"
+	echo "rotation_resend_interval = 15s"
+} >>"$CERTFLEET_DATA_DIR/certfleet.conf"
+"$bin/src/daemon/certfleetd" --check-config
+"$bin/src/daemon/certfleetd" --log-file "$work/certfleetd.log" &
+pids+=($!)
+wait_for "$work/certfleetd.log" 10 "event=mqtt_connected"
+grep "event=mqtt_connected" "$work/certfleetd.log"
+
+step "4. $devices simulated devices, their certificates expiring in 10 days"
+time "$bin/sim/certfleet-sim" provision --data-dir "$CERTFLEET_DATA_DIR" --state-dir "$work/sim" \
+	--devices "$devices" --expires-in 10d
+cf cert list --limit 3
+
+step "5. The devices connect (each with its own key and certificate, mutual TLS)"
+"$bin/sim/certfleet-sim" run --state-dir "$work/sim" --host 127.0.0.1 --port "$port" \
+	--ca-file "$work/device-trust.pem" --until-rotated "$devices" --timeout 5m \
+	--summary "$work/sim-summary.json" --progress 2>"$work/sim.log" >"$work/sim.out" &
+sim=$!
+pids+=($sim)
+sleep 3
+
+step "6. certfleet rotate start --expiring-within 30d"
+cf rotate start --expiring-within 30d | tail -3
+cf rotate list --limit 5
+
+step "7. Rotation: csr_req -> CSR -> new certificate -> reconnect -> crt_ack"
+last=
+while kill -0 "$sim" 2>/dev/null; do
+	line=$(tr '\r' '\n' <"$work/sim.log" | grep -v '^$' | tail -1)
+	if [ "$line" != "$last" ]; then printf '%s\n' "$line"; last=$line; fi
+	sleep 1
 done
-show thing list
+wait "$sim" && simrc=0 || simrc=$?
+cat "$work/sim.out"
+[ "$simrc" -eq 0 ] || { echo "demo: the simulator failed (exit $simrc)"; tail -20 "$work/sim.log"; exit 1; }
 
-step "3. openssl checks the chain and the extensions independently"
-cf ca pem default >"$work/intermediate.pem"
-for i in 1 2 3; do
-	openssl verify -CAfile "$data/offline-root/root.pem" -untrusted "$work/intermediate.pem" "$work/sensor-00$i.pem"
-done
-openssl x509 -in "$work/sensor-001.pem" -noout -subject -issuer -dates -ext subjectAltName,keyUsage,extendedKeyUsage,basicConstraints
+step "8. The registry after the rotation"
+cf rotate list --state COMPLETED --limit 3
+completed=$(cf --output json rotate list --state COMPLETED | grep -c '"state"' || true)
+inactive=$(cf --output json cert list --status INACTIVE --deleted | grep -c '"id"' || true)
+printf '\n%-38s %s\n' "rotations COMPLETED" "$completed/$devices"
+printf '%-38s %s\n' "old certificates INACTIVE (deleted)" "$inactive"
+printf '%-38s %s\n' "ACTIVE certificates" "$(cf --output json cert list --status ACTIVE | grep -c '"id"' || true)"
 
-step "4. The registry"
-show cert list
-show cert describe "${id_1:0:12}"
+step "9. A new certificate, checked by openssl"
+thing=$(ls "$work/sim" | head -1)
+cert=$work/sim/$thing/current/cert.pem
+openssl x509 -in "$cert" -noout -subject -dates
+openssl verify -CAfile "$work/data/offline-root/root.pem" -untrusted "$work/client-ca.pem" "$cert"
+cf events verify
 
-step "5. Deactivate one certificate, revoke another; a revoked certificate stays revoked"
-show cert deactivate "$id_2" --why "device returned for repair"
-show cert revoke "$id_3" --reason keyCompromise --why "key found on a forum"
-printf '$ certfleet cert activate %s\n' "${id_3:0:12}"
-if cf cert activate "$id_3"; then echo "unexpected: a revoked certificate was activated" >&2; exit 1; else echo "(refused, exit $?)"; fi
-show cert list --status ACTIVE
-
-step "6. A weak CSR is refused with a reason, and nothing is written"
-openssl req -new -newkey rsa:1024 -nodes -keyout "$work/weak.key" -out "$work/weak.csr" -subj /CN=x 2>/dev/null
-printf '$ certfleet cert issue --thing sensor-001 --csr weak.csr\n'
-if cf cert issue --thing sensor-001 --csr "$work/weak.csr"; then echo "unexpected: issued" >&2; exit 1; else echo "(refused, exit $?)"; fi
-
-step "7. The hash-chained event log"
-show events list --limit 8 --newest-first
-show events verify
-
-printf '\nThe demo data dir is %s (certfleet --data-dir %s ...).\n' "$data" "$data"
+printf '\nLogs: %s/certfleetd.log, %s/sim.log, %s/mosquitto.log%s\n' "$work" "$work" "$work" \
+	"$([ -n "$keep" ] && echo '' || echo ' (removed at exit; --keep DIR keeps them)')"

@@ -1,0 +1,387 @@
+/*
+ * Integration: certfleetd against a real Mosquitto over mutual TLS.
+ *
+ * What is certfleetd's own (the rotation protocol itself is
+ * test_rotation_e2e.c): a bad config refused at start with its file and
+ * line, TLS files checked at start, the service connection, a device
+ * message answered, reconnection after a broker restart, messages queued
+ * by the broker while certfleetd was down (persistent session), SIGHUP
+ * with a bad and a good file, SIGTERM.
+ *
+ * The group fixture makes one data dir (certfleet init --quickstart), the
+ * service principal and one device identity (keys and CSRs by the openssl
+ * command, certificates by certfleet), and starts the broker.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "support/broker.h"
+#include "support/run.h"
+
+#define WAIT_MS 20000
+
+struct group {
+	char *tmp, *data, *conf, *conf_orig;
+	char *certfleet, *certfleetd;
+	char *dev_cert, *dev_key; /* device "dev1": chain and key */
+	cf_test_broker *broker;
+};
+
+static struct group g;
+
+/* Run a command; fail the test unless it exits 0. */
+static void
+must_run(const char *const *argv)
+{
+	cf_test_result r = CF_TEST_RESULT_INIT;
+
+	if (cf_test_run(&r, argv, 120) != 0 || r.status != 0)
+		fail_msg("%s %s failed (%d): %s", argv[0], argv[1] != NULL ? argv[1] : "", r.status,
+			 r.err != NULL ? r.err : "");
+	cf_test_result_clear(&r);
+}
+
+/* A key and CSR by openssl, a certificate for thing by certfleet; chain = leaf + intermediate. */
+static void
+identity_make(const char *thing, const char *key, const char *chain)
+{
+	char *csr = cf_test_printf("%s/%s.csr", g.tmp, thing);
+	char *leaf = cf_test_printf("%s/%s.leaf.pem", g.tmp, thing);
+	cf_test_result r = CF_TEST_RESULT_INIT;
+
+	assert_non_null(csr);
+	assert_non_null(leaf);
+	must_run((const char *const[]){ g.certfleet, "--data-dir", g.data, "thing", "create",
+					thing, NULL });
+	must_run((const char *const[]){ "openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+					"ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out",
+					csr, "-subj", "/CN=ignored", NULL });
+	assert_int_equal(chmod(key, 0600), 0);
+	must_run((const char *const[]){ g.certfleet, "--data-dir", g.data, "cert", "issue",
+					"--thing", thing, "--csr", csr, "--out", leaf, NULL });
+	assert_int_equal(cf_test_run_sh(&r, 60, "cat '%s' '%s/int.pem' > '%s'", leaf, g.tmp, chain),
+			 0);
+	assert_int_equal(r.status, 0);
+	cf_test_result_clear(&r);
+	free(csr);
+	free(leaf);
+}
+
+static int
+group_setup(void **state)
+{
+	const char *bdir = getenv("CF_BINARY_DIR");
+	cf_test_result r = CF_TEST_RESULT_INIT;
+	char *svc_key, *svc_chain, *client_ca, *bdir_path, *text = NULL;
+	size_t len = 0;
+
+	(void)state;
+	if (bdir == NULL)
+		return -1;
+	g.certfleet = cf_test_printf("%s/cli/certfleet", bdir);
+	g.certfleetd = cf_test_printf("%s/src/daemon/certfleetd", bdir);
+	if (cf_test_tmpdir_new(&g.tmp, "certfleetd-it") != 0)
+		return -1;
+	g.data = cf_test_printf("%s/data", g.tmp);
+	g.conf = cf_test_printf("%s/certfleet.conf", g.data);
+	must_run((const char *const[]){ g.certfleet, "--data-dir", g.data, "init", "--quickstart",
+					NULL });
+	assert_int_equal(cf_test_run_sh(&r, 60, "'%s' --data-dir '%s' ca pem default > '%s/int.pem'",
+					g.certfleet, g.data, g.tmp),
+			 0);
+	cf_test_result_clear(&r);
+	assert_int_equal(cf_test_run_sh(&r, 60, "mkdir -p '%s/service'", g.data), 0);
+	cf_test_result_clear(&r);
+	svc_key = cf_test_printf("%s/service/certfleetd.key", g.data);
+	svc_chain = cf_test_printf("%s/service/certfleetd.pem", g.data);
+	identity_make("certfleetd", svc_key, svc_chain);
+	g.dev_key = cf_test_printf("%s/dev1.key", g.tmp);
+	g.dev_cert = cf_test_printf("%s/dev1.pem", g.tmp);
+	identity_make("dev1", g.dev_key, g.dev_cert);
+
+	client_ca = cf_test_printf("%s/client-ca.pem", g.tmp);
+	assert_int_equal(cf_test_run_sh(&r, 60, "cat '%s/data/offline-root/root.pem' '%s/int.pem' > '%s'",
+					g.tmp, g.tmp, client_ca),
+			 0);
+	cf_test_result_clear(&r);
+	bdir_path = cf_test_printf("%s/broker", g.tmp);
+	if (cf_test_broker_start(&g.broker, bdir_path, client_ca, NULL) != 0)
+		return -1;
+	/* certfleetd trusts the broker's CA and talks to its port. */
+	text = cf_test_printf("mqtt_port = %d\nmqtt_ca_file = %s\nmqtt_reconnect_max = 2s\n",
+			      cf_test_broker_port(g.broker), cf_test_broker_ca_file(g.broker));
+	assert_int_equal(cf_test_file_append(g.conf, text), 0);
+	free(text);
+	assert_int_equal(cf_test_file_read(&text, &len, g.conf, 1 << 20), 0);
+	g.conf_orig = text;
+	free(svc_key);
+	free(svc_chain);
+	free(client_ca);
+	free(bdir_path);
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	(void)state;
+	cf_test_broker_free(g.broker);
+	if (g.tmp != NULL && getenv("CF_TEST_KEEP") == NULL)
+		cf_test_tmpdir_remove(g.tmp);
+	free(g.tmp);
+	free(g.data);
+	free(g.conf);
+	free(g.conf_orig);
+	free(g.certfleet);
+	free(g.certfleetd);
+	free(g.dev_cert);
+	free(g.dev_key);
+	return 0;
+}
+
+/* Every case starts from the fixture's config. */
+static int
+setup(void **state)
+{
+	(void)state;
+	return cf_test_file_write(g.conf, g.conf_orig, strlen(g.conf_orig), 0600);
+}
+
+static void
+conf_append(const char *line)
+{
+	assert_int_equal(cf_test_file_append(g.conf, line), 0);
+}
+
+/* Start certfleetd with its log in log_path. */
+static cf_test_bg *
+daemon_start(const char *log_path)
+{
+	cf_test_bg *d = NULL;
+
+	unlink(log_path);
+	assert_int_equal(cf_test_bg_start(&d,
+					  (const char *const[]){ g.certfleetd, "--data-dir", g.data,
+								 "--log-file", log_path, NULL },
+					  NULL, log_path),
+			 0);
+	return d;
+}
+
+static char *
+csr_res_payload(void)
+{
+	cf_test_result r = CF_TEST_RESULT_INIT;
+	char *payload;
+	size_t i, o = 0;
+
+	assert_int_equal(cf_test_runl(&r, 60, "openssl", "req", "-new", "-key", g.dev_key, "-subj",
+				      "/CN=dev1", NULL),
+			 0);
+	assert_int_equal(r.status, 0);
+	payload = calloc(1, r.out_len * 2 + 32);
+	assert_non_null(payload);
+	o = (size_t)snprintf(payload, 32, "{\"CSR\": \"");
+	for (i = 0; i < r.out_len; i++) {
+		if (r.out[i] == '\n') {
+			payload[o++] = '\\';
+			payload[o++] = 'n';
+		} else {
+			payload[o++] = r.out[i];
+		}
+	}
+	memcpy(payload + o, "\"}", 3);
+	cf_test_result_clear(&r);
+	return payload;
+}
+
+/* ---- cases -------------------------------------------------------------- */
+
+/* A bad config stops certfleetd at start with the file, the line and the reason. */
+static void
+test_daemon__bad_config_refused_with_file_and_line(void **state)
+{
+	static const struct {
+		const char *line;
+		const char *expect;
+	} cases[] = {
+		{ "rotation_deadline = soon\n", "rotation_deadline must be a duration" },
+		{ "mqtt_port = 0\n", "mqtt_port must be a whole number from 1 to 65535" },
+		{ "topic_prefix = management/#\n", "topic_prefix must be a topic" },
+		{ "no_such_key = 1\n", "unknown key 'no_such_key'" },
+	};
+	cf_test_result r = CF_TEST_RESULT_INIT;
+	size_t i, lines = 0;
+	const char *p;
+
+	(void)state;
+	for (p = g.conf_orig; *p != '\0'; p++)
+		lines += *p == '\n';
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *where = cf_test_printf("%s:%zu: ", g.conf, lines + 1);
+
+		setup(NULL);
+		conf_append(cases[i].line);
+		assert_int_equal(cf_test_runl(&r, 60, g.certfleetd, "--data-dir", g.data, NULL), 0);
+		assert_int_equal(r.status, 6);
+		if (strstr(r.err, where) == NULL || strstr(r.err, cases[i].expect) == NULL)
+			fail_msg("case %zu: stderr '%s' lacks '%s%s'", i, r.err, where,
+				 cases[i].expect);
+		cf_test_result_clear(&r);
+		free(where);
+	}
+}
+
+/* The TLS files are checked before anything runs: a key readable by others is refused. */
+static void
+test_daemon__tls_files_checked_at_start(void **state)
+{
+	char *key = cf_test_printf("%s/service/certfleetd.key", g.data);
+	cf_test_result r = CF_TEST_RESULT_INIT;
+
+	(void)state;
+	assert_int_equal(cf_test_runl(&r, 60, g.certfleetd, "--data-dir", g.data, "--check-config",
+				      NULL),
+			 0);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "configuration ok"));
+	cf_test_result_clear(&r);
+
+	assert_int_equal(chmod(key, 0644), 0);
+	assert_int_equal(cf_test_runl(&r, 60, g.certfleetd, "--data-dir", g.data, "--check-config",
+				      NULL),
+			 0);
+	assert_int_equal(chmod(key, 0600), 0);
+	assert_int_equal(r.status, 6);
+	assert_non_null(strstr(r.err, "readable by others"));
+	cf_test_result_clear(&r);
+
+	conf_append("mqtt_cert_file = /nonexistent/cert.pem\n");
+	assert_int_equal(cf_test_runl(&r, 60, g.certfleetd, "--data-dir", g.data, "--check-config",
+				      NULL),
+			 0);
+	assert_int_not_equal(r.status, 0);
+	assert_non_null(strstr(r.err, "/nonexistent/cert.pem"));
+	cf_test_result_clear(&r);
+	free(key);
+}
+
+/*
+ * certfleetd answers a device, reconnects after a broker restart, and gets
+ * what devices sent while it was stopped (its persistent session).
+ */
+static void
+test_daemon__answers_reconnects_and_keeps_its_session(void **state)
+{
+	char *log = cf_test_printf("%s/d1.log", g.tmp);
+	char *sub_out = cf_test_printf("%s/d1.sub", g.tmp);
+	char *payload = csr_res_payload();
+	const char *topics[] = { "management/topic/dev1/csr_rej", NULL };
+	cf_test_bg *d, *sub = NULL;
+
+	(void)state;
+	unlink(sub_out);
+	d = daemon_start(log);
+	assert_int_equal(cf_test_file_wait(log, "event=mqtt_connected", 1, WAIT_MS), 0);
+	assert_int_equal(cf_test_mqtt_sub_start(&sub, g.broker, g.dev_cert, g.dev_key, "dev1-sub",
+						topics, sub_out),
+			 0);
+
+	/* No rotation is open for dev1: the answer is NO_ROTATION. */
+	assert_int_equal(cf_test_mqtt_pub(g.broker, g.dev_cert, g.dev_key,
+					  "management/topic/dev1/csr_res", payload),
+			 0);
+	assert_int_equal(cf_test_file_wait(sub_out, "\"code\":\"NO_ROTATION\"", 1, WAIT_MS), 0);
+
+	/* Broker restart: certfleetd connects again by itself. */
+	assert_int_equal(cf_test_broker_restart(g.broker), 0);
+	assert_int_equal(cf_test_file_wait(log, "event=mqtt_connected", 2, WAIT_MS), 0);
+	assert_true(cf_test_bg_running(d));
+
+	/* Stopped cleanly, then a device message arrives: the broker keeps it for certfleetd. */
+	assert_int_equal(cf_test_bg_stop(d, 0), 0);
+	assert_int_equal(cf_test_file_count(log, "event=stopped exit=0"), 1);
+	cf_test_bg_free(sub);
+	sub = NULL;
+	assert_int_equal(cf_test_mqtt_sub_start(&sub, g.broker, g.dev_cert, g.dev_key, "dev1-sub",
+						topics, sub_out),
+			 0);
+	assert_int_equal(cf_test_mqtt_pub(g.broker, g.dev_cert, g.dev_key,
+					  "management/topic/dev1/csr_res", payload),
+			 0);
+	cf_test_bg_free(d);
+	d = daemon_start(log);
+	assert_int_equal(cf_test_file_wait(sub_out, "\"code\":\"NO_ROTATION\"", 2, WAIT_MS), 0);
+
+	/* Bad input is logged and dropped; certfleetd goes on. */
+	assert_int_equal(cf_test_mqtt_pub(g.broker, g.dev_cert, g.dev_key,
+					  "management/topic/dev1/csr_res", "not json"),
+			 0);
+	assert_int_equal(cf_test_file_wait(log, "event=message_refused", 1, WAIT_MS), 0);
+	assert_true(cf_test_bg_running(d));
+	assert_int_equal(cf_test_bg_stop(d, 0), 0);
+	cf_test_bg_free(d);
+	cf_test_bg_free(sub);
+	free(payload);
+	free(log);
+	free(sub_out);
+}
+
+/* SIGHUP: a bad file is refused and the daemon goes on; a good one applies (JSON logs). */
+static void
+test_daemon__sighup_reload(void **state)
+{
+	char *log = cf_test_printf("%s/d2.log", g.tmp);
+	cf_test_bg *d;
+
+	(void)state;
+	d = daemon_start(log);
+	assert_int_equal(cf_test_file_wait(log, "event=mqtt_connected", 1, WAIT_MS), 0);
+
+	conf_append("rotation_csr_max = many\n");
+	assert_int_equal(cf_test_bg_signal(d, SIGHUP), 0);
+	assert_int_equal(cf_test_file_wait(log, "event=reload_refused", 1, WAIT_MS), 0);
+	assert_int_equal(cf_test_file_count(log, "rotation_csr_max must be a whole number"), 1);
+	assert_true(cf_test_bg_running(d));
+
+	setup(NULL);
+	conf_append("log_format = json\nrotation_resend_interval = 10s\n");
+	assert_int_equal(cf_test_bg_signal(d, SIGHUP), 0);
+	assert_int_equal(cf_test_file_wait(log, "\"event\":\"reloaded\"", 1, WAIT_MS), 0);
+	assert_int_equal(cf_test_file_count(log, "\"broker_reconnect\":\"no\""), 1);
+
+	/* A changed broker setting reconnects. */
+	conf_append("mqtt_keepalive = 20s\n");
+	assert_int_equal(cf_test_bg_signal(d, SIGHUP), 0);
+	assert_int_equal(cf_test_file_wait(log, "\"broker_reconnect\":\"yes\"", 1, WAIT_MS), 0);
+	assert_int_equal(cf_test_file_wait(log, "\"event\":\"mqtt_connected\"", 1, WAIT_MS), 0);
+
+	assert_int_equal(cf_test_bg_stop(d, 0), 0);
+	assert_int_equal(cf_test_file_count(log, "\"event\":\"stopped\""), 1);
+	cf_test_bg_free(d);
+	free(log);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_daemon__bad_config_refused_with_file_and_line, setup),
+		cmocka_unit_test_setup(test_daemon__tls_files_checked_at_start, setup),
+		cmocka_unit_test_setup(test_daemon__answers_reconnects_and_keeps_its_session, setup),
+		cmocka_unit_test_setup(test_daemon__sighup_reload, setup),
+	};
+
+	return cmocka_run_group_tests_name("certfleetd", tests, group_setup, group_teardown);
+}
