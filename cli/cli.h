@@ -9,8 +9,10 @@
 #include <jansson.h>
 #include <openssl/x509.h>
 
+#include "authority/authority.h"
 #include "daemon/config.h"
 #include "pki/pki.h"
+#include "rotation/rotation.h"
 #include "store/store.h"
 #include "util/util.h"
 
@@ -111,6 +113,16 @@ int cli_ca_make_intermediate(cf_cli *cli, const cli_ca_spec *spec, const cli_roo
 /* The registered CA whose key signed cert (name freed with free()), or NULL when none. */
 int cli_find_issuer(cf_cli *cli, char **out, X509 *cert, cf_err *err);
 
+/* An authority over the registry, configured from certfleet.conf. Free with cf_authority_free(). */
+int cli_authority_open(cf_cli *cli, cf_authority **out, cf_err *err);
+
+/*
+ * The rotation engine's config from certfleet.conf (topic_prefix and the
+ * rotation_* keys), its actor the CLI's user. Strings are borrowed from
+ * cli: cfg lives as long as cli.
+ */
+void cli_rotation_config(cf_cli *cli, cf_rotation_config *cfg);
+
 /* A key type name for a certificate: "EC-P256", or "RSA-1024" for one outside the list. */
 void cli_key_label(char *buf, size_t len, const cf_pki_cert_info *info);
 
@@ -120,6 +132,8 @@ int cli_cmd_thing(cf_cli *cli, int argc, char **argv);
 int cli_cmd_cert(cf_cli *cli, int argc, char **argv);
 int cli_cmd_policy(cf_cli *cli, int argc, char **argv);
 int cli_cmd_events(cf_cli *cli, int argc, char **argv);
+int cli_cmd_rotate(cf_cli *cli, int argc, char **argv);
+int cli_cmd_service(cf_cli *cli, int argc, char **argv);
 
 /* The default device policy: a device's own rotation topics of protocol.md. */
 extern const char cli_default_policy_document[];

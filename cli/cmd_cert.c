@@ -27,6 +27,7 @@ enum {
 	OPT_REASON,
 	OPT_WHY,
 	OPT_REPLACES,
+	OPT_DELETED,
 };
 
 static const struct option cert_long_opts[] = {
@@ -43,6 +44,7 @@ static const struct option cert_long_opts[] = {
 	{ "reason", required_argument, NULL, OPT_REASON },
 	{ "why", required_argument, NULL, OPT_WHY },
 	{ "replaces", required_argument, NULL, OPT_REPLACES },
+	{ "deleted", no_argument, NULL, OPT_DELETED },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -54,6 +56,7 @@ struct cert_opts {
 	int days;
 	int status; /* -1: not given */
 	int64_t expiring_within, limit;
+	bool deleted;
 };
 
 /* Parse a cert verb's options (allowed: the codes it takes). -1 to carry on, else exit code. */
@@ -77,6 +80,7 @@ cert_parse(struct cert_opts *o, int argc, char **argv, const char *usage, const 
 			return cli_usage_error(usage, "option not understood here");
 		switch (c) {
 		case OPT_THING: o->thing = optarg; break;
+		case OPT_DELETED: o->deleted = true; break;
 		case OPT_CSR: o->csr = optarg; break;
 		case OPT_CA: o->ca = optarg; break;
 		case OPT_OUT: o->out = optarg; break;
@@ -128,31 +132,6 @@ static const char issue_usage[] =
 	"ACTIVE (PENDING_ACTIVATION and INACTIVE may be asked for).\n"
 	"--replaces ID refuses a CSR that reuses the key of certificate ID (KEY_REUSE).\n"
 	"A refused CSR exits 6 with a reason: BAD_CSR, BAD_SIGNATURE, WEAK_KEY, KEY_REUSE.\n";
-
-static int
-authority_open(cf_cli *cli, cf_authority **out, cf_err *err)
-{
-	cf_authority_config ac;
-	char *pass = cf_config_path(&cli->cfg, cli->cfg.ca_passphrase_file);
-	int rc;
-
-	if (pass == NULL)
-		return cf_err_set(err, CF_ENOMEM, NULL, "authority");
-	memset(&ac, 0, sizeof(ac));
-	ac.data_dir = cli->data_dir;
-	ac.ca_passphrase_file = pass;
-	cf_pki_profile_init(&ac.profile);
-	ac.profile.days = (int)cli->cfg.cert_days;
-	ac.profile.backdate_seconds = (int)cli->cfg.cert_backdate;
-	ac.profile.crl_url = cli->cfg.crl_url;
-	ac.profile.ocsp_url = cli->cfg.ocsp_url;
-	cf_pki_key_policy_init(&ac.key_policy);
-	ac.key_policy.rsa_min_bits = (unsigned int)cli->cfg.key_min_rsa_bits;
-	ac.default_policy = cli->cfg.default_policy;
-	rc = cf_authority_new(out, cli->store, &ac, err);
-	free(pass);
-	return rc;
-}
 
 /* Refuse an --out path that cannot be written, before anything is issued. */
 static int
@@ -214,7 +193,7 @@ cert_issue(cf_cli *cli, int argc, char **argv)
 			err.reason = "BAD_CSR";
 	}
 	if (rc == CF_OK)
-		rc = authority_open(cli, &auth, &err);
+		rc = cli_authority_open(cli, &auth, &err);
 	if (rc != CF_OK)
 		goto out;
 	req.thing = o.thing;
@@ -371,10 +350,11 @@ cert_register(cf_cli *cli, int argc, char **argv)
 
 static const char list_usage[] =
 	"usage: certfleet cert list [--status S] [--thing NAME] [--ca NAME]\n"
-	"           [--expiring-within DURATION] [--limit N]\n"
+	"           [--expiring-within DURATION] [--limit N] [--deleted]\n"
 	"\n"
 	"List certificates, soonest expiry first. S is PENDING_ACTIVATION, ACTIVE, INACTIVE\n"
-	"or REVOKED; DURATION is like 30d, 12h, 2w.\n";
+	"or REVOKED; DURATION is like 30d, 12h, 2w. Deleted certificates (replaced by a\n"
+	"rotation, kept as history) are listed with --deleted only.\n";
 
 static int
 cert_list_cb(const cf_store_cert *c, void *payload)
@@ -385,8 +365,8 @@ cert_list_cb(const cf_store_cert *c, void *payload)
 static int
 cert_list(cf_cli *cli, int argc, char **argv)
 {
-	static const int allowed[] = { OPT_STATUS, OPT_THING, OPT_CA, OPT_EXPIRING, OPT_LIMIT,
-				       'h',	   0 };
+	static const int allowed[] = { OPT_STATUS, OPT_THING,	 OPT_CA, OPT_EXPIRING,
+				       OPT_LIMIT,  OPT_DELETED, 'h',	 0 };
 	static const char *const columns[] = { "certificateId", "thing", "status", "notAfter",
 					       "ca",		"keyType", NULL };
 	cf_store_cert_filter filter = CF_STORE_CERT_FILTER_INIT;
@@ -406,6 +386,7 @@ cert_list(cf_cli *cli, int argc, char **argv)
 	filter.ca = o.ca;
 	filter.status = o.status;
 	filter.limit = o.limit;
+	filter.include_deleted = o.deleted;
 	if (o.expiring_within > 0)
 		filter.not_after_before = cf_time_now() + o.expiring_within;
 	rows = json_array();

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "cli.h"
+
+#include "daemon/wiring.h"
 #include "pki/pki.h"
 
 int
@@ -169,6 +171,13 @@ cli_store(cf_cli *cli)
 }
 
 int
+cli_authority_open(cf_cli *cli, cf_authority **out, cf_err *err)
+{
+	*out = NULL;
+	return cf_daemon_authority_open(out, cli->store, &cli->cfg, err);
+}
+
+int
 cli_read_file(char **out, size_t *len, const char *path, size_t max, cf_err *err)
 {
 	/* "-" is standard input: certfleet cert issue --csr - < device.csr */
@@ -215,6 +224,8 @@ cli_cert_json(const cf_store_cert *c, bool with_pem)
 		json_object_set_new(o, "revocationReason", str_or_null(c->revoke_reason));
 		json_object_set_new(o, "revokedAt", cli_json_time(c->revoked_at));
 	}
+	if (c->deleted_at != 0) /* history only: no longer in the active registry */
+		json_object_set_new(o, "deletedAt", cli_json_time(c->deleted_at));
 	if (with_pem)
 		json_object_set_new(o, "certificatePem", str_or_null(c->pem));
 	return o;

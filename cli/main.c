@@ -24,6 +24,8 @@ static const char usage[] =
 	"  cert      issue, register, list, activate, deactivate, revoke certificates\n"
 	"  policy    MQTT policies attached to certificates\n"
 	"  events    the hash-chained event log\n"
+	"  rotate    certificate rotations over MQTT: start, list, describe, cancel\n"
+	"  service   service principals (certfleetd's own broker identity)\n"
 	"\n"
 	"global options:\n"
 	"  --data-dir DIR   data directory (default $CERTFLEET_DATA_DIR, else " DEFAULT_DATA_DIR ")\n"
@@ -38,6 +40,7 @@ static const cli_verb nouns[] = {
 	{ "init", cli_cmd_init, NULL },     { "ca", cli_cmd_ca, NULL },
 	{ "thing", cli_cmd_thing, NULL },   { "cert", cli_cmd_cert, NULL },
 	{ "policy", cli_cmd_policy, NULL }, { "events", cli_cmd_events, NULL },
+	{ "rotate", cli_cmd_rotate, NULL }, { "service", cli_cmd_service, NULL },
 };
 
 static void

@@ -32,90 +32,23 @@ if [ -n "$keep" ]; then
 else
 	work=$(mktemp -d /tmp/certfleet-demo.XXXXXX)
 fi
-pids=()
+. "$top/scripts/lib/fleet.sh"
 cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	fleet_cleanup
 	if [ -z "$keep" ]; then rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
-# A free loopback port: nothing answers on it.
-free_port() {
-	local p
-	for _ in $(seq 1 100); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	echo "demo: no free port" >&2
-	exit 1
-}
-
-# Wait (at most $2 seconds) until file $1 contains $3.
-wait_for() {
-	local i
-	for i in $(seq 1 $(($2 * 10))); do
-		if grep -q -- "$3" "$1" 2>/dev/null; then return 0; fi
-		sleep 0.1
-	done
-	echo "demo: timed out waiting for '$3' in $1" >&2
-	tail -20 "$1" >&2 || true
-	exit 1
-}
-
-export CERTFLEET_DATA_DIR=$work/data
-port=$(free_port)
-
 step "1. A data dir with an offline root CA, a default intermediate, and certfleetd's identity"
-cf init --quickstart 2>/dev/null
-cf service create certfleetd
+fleet_init "$work" "$bin"
 cf ca list
 
-step "2. Mosquitto on 127.0.0.1:$port: TLS 1.2+, client certificates required"
-# The broker's own server certificate comes from a separate CA, made with openssl.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
-	-keyout "$work/broker-ca.key" -out "$work/data/broker-ca.pem" -subj "/CN=demo broker CA" 2>/dev/null
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	-keyout "$work/broker.key" -out "$work/broker.csr" -subj /CN=127.0.0.1 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$work/broker.ext"
-openssl x509 -req -in "$work/broker.csr" -CA "$work/data/broker-ca.pem" -CAkey "$work/broker-ca.key" \
-	-CAcreateserial -days 30 -extfile "$work/broker.ext" -out "$work/broker.pem" 2>/dev/null
-chmod 600 "$work/broker.key"
-cf ca pem default --chain >"$work/client-ca.pem"
-cat "$work/data/broker-ca.pem" "$work/data/offline-root/root.pem" >"$work/device-trust.pem"
-cat >"$work/mosquitto.conf" <<EOC
-listener $port 127.0.0.1
-cafile $work/client-ca.pem
-certfile $work/broker.pem
-keyfile $work/broker.key
-tls_version tlsv1.2
-require_certificate true
-use_identity_as_username false
-set_tcp_nodelay true
-allow_anonymous true
-persistence true
-persistence_location $work/
-max_queued_messages 10000
-log_dest file $work/mosquitto.log
-user $(id -un)
-EOC
-mosquitto -c "$work/mosquitto.conf" &
-pids+=($!)
-sleep 0.3
+step "2. Mosquitto on 127.0.0.1: TLS 1.2+, client certificates required"
+fleet_broker
 grep -v '^#' "$work/mosquitto.conf" | sed -n '1,8p'
 
 step "3. certfleetd connects as the service principal"
-{
-	echo "mqtt_port = $port"
-	echo "rotation_resend_interval = 15s"
-} >>"$CERTFLEET_DATA_DIR/certfleet.conf"
-"$bin/src/daemon/certfleetd" --check-config
-"$bin/src/daemon/certfleetd" --log-file "$work/certfleetd.log" &
-pids+=($!)
-wait_for "$work/certfleetd.log" 10 "event=mqtt_connected"
+fleet_daemon "rotation_resend_interval = 15s"
 grep "event=mqtt_connected" "$work/certfleetd.log"
 
 step "4. $devices simulated devices, their certificates expiring in 10 days"
@@ -124,11 +57,11 @@ time "$bin/sim/certfleet-sim" provision --data-dir "$CERTFLEET_DATA_DIR" --state
 cf cert list --limit 3
 
 step "5. The devices connect (each with its own key and certificate, mutual TLS)"
-"$bin/sim/certfleet-sim" run --state-dir "$work/sim" --host 127.0.0.1 --port "$port" \
+"$bin/sim/certfleet-sim" run --state-dir "$work/sim" --host 127.0.0.1 --port "$fleet_port" \
 	--ca-file "$work/device-trust.pem" --until-rotated "$devices" --timeout 5m \
 	--summary "$work/sim-summary.json" --progress 2>"$work/sim.log" >"$work/sim.out" &
 sim=$!
-pids+=($sim)
+fleet_pids+=("$sim")
 sleep 3
 
 step "6. certfleet rotate start --expiring-within 30d"

@@ -36,6 +36,7 @@ cf_daemon_rotation_config(cf_rotation_config *out, const cf_config *cfg)
 	out->topic_prefix = cfg->topic_prefix;
 	out->resend_interval = cfg->rotation_resend_interval;
 	out->deadline = cfg->rotation_deadline;
+	out->grace = cfg->rotation_grace;
 	out->rekey = cfg->rotation_rekey != 0;
 	out->key_type = cfg->rotation_key_type[0] != '\0' ? cfg->rotation_key_type : NULL;
 	out->csr_max = (unsigned int)cfg->rotation_csr_max;

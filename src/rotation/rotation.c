@@ -12,9 +12,14 @@
  *                                             KEY_REUSE, RATE_LIMITED, ...)
  *   REQUESTED          tick       REQUESTED   next_send_at passed: csr_req again
  *   ISSUED             csr_res    ISSUED      same key: the same crt again
- *   ISSUED             crt_ack    COMPLETED   old certificate INACTIVE
+ *   ISSUED             tick       ISSUED      next_send_at passed: the crt again (a
+ *                                             device that promoted it acks again)
+ *   ISSUED             crt_ack    COMPLETED   old certificate INACTIVE, and deleted
+ *                                             at once (grace 0) or due at now + grace
  *   REQUESTED, ISSUED  crt_err    FAILED      an ISSUED (never confirmed)
  *   REQUESTED, ISSUED  deadline   TIMED_OUT   certificate goes INACTIVE
+ *   REQUESTED, ISSUED  cancel     CANCELLED   (the same)
+ *   COMPLETED          tick       COMPLETED   grace over: old certificate deleted
  *   (none open)        csr_res    -           csr_rej NO_ROTATION; acks are ignored
  *
  * Each row is one store transaction that writes the state change, the
@@ -36,6 +41,16 @@
  * The csr_res counts are kept in memory, per rotation id (the store has no
  * field for them): a restart resets them, which lets a device at most
  * csr_max more attempts per restart.
+ *
+ * Events: the store writes rotation.opened and rotation.state with every
+ * change of state, and the certificate events with every certificate
+ * change. Steps that change no row get their own: rotation.csr_rejected
+ * (with the code) and rotation.crt_resent. Both are bounded per rotation
+ * by csr_max (a device going on past it gets one RATE_LIMITED event, then
+ * only csr_rej). Not evented: csr_req re-sends (periodic, up to 288 a day
+ * per offline device; the row's sends and next_send_at say how many and
+ * when), and messages that match no open rotation (NO_ROTATION, stray
+ * acks), which a device could send without end and which change nothing.
  */
 #include "rotation/rotation.h"
 
@@ -66,6 +81,7 @@ struct cf_rotation_engine {
 	int64_t deadline;
 	size_t max_payload;
 	unsigned int csr_max;
+	int64_t grace;
 	bool rekey;
 	cf_rotation_clock_fn clock;
 	void *clock_payload;
@@ -106,6 +122,7 @@ cf_rotation_config_init(cf_rotation_config *cfg)
 	cfg->rekey = true;
 	cfg->key_type = NULL;
 	cfg->csr_max = 5;
+	cfg->grace = 0;
 	cfg->actor = "certfleetd";
 	cfg->clock = NULL;
 	cfg->clock_payload = NULL;
@@ -140,6 +157,8 @@ check_config(const cf_rotation_config *cfg, cf_err *err)
 				  cfg->topic_prefix);
 	if (cfg->resend_interval <= 0 || cfg->deadline <= 0)
 		return cf_err_set(err, CF_EINVAL, NULL, "resend_interval and deadline must be > 0");
+	if (cfg->grace < 0)
+		return cf_err_set(err, CF_EINVAL, NULL, "grace must be >= 0");
 	if (cfg->max_payload == 0 || cfg->csr_max == 0)
 		return cf_err_set(err, CF_EINVAL, NULL, "max_payload and csr_max must be > 0");
 	if (cfg->key_type != NULL && !key_type_known(cfg->key_type))
@@ -174,6 +193,7 @@ cf_rotation_engine_new(cf_rotation_engine **out, cf_store *store, cf_authority *
 	eng->deadline = cfg->deadline;
 	eng->max_payload = cfg->max_payload;
 	eng->csr_max = cfg->csr_max;
+	eng->grace = cfg->grace;
 	eng->rekey = cfg->rekey;
 	eng->clock = cfg->clock;
 	eng->clock_payload = cfg->clock_payload;
@@ -402,11 +422,12 @@ out:
 /*
  * Move certificate id to INACTIVE unless it already is (or is REVOKED):
  * the rotation's outcome must not depend on what an operator did meanwhile.
+ * who: the actor of the change that causes it.
  */
 static int
-deactivate(cf_rotation_engine *eng, const char *id, const char *why, cf_err *err)
+deactivate(cf_rotation_engine *eng, const char *id, const char *who, const char *why, cf_err *err)
 {
-	cf_store_actor actor = { eng->actor, why };
+	cf_store_actor actor = { who, why };
 	cf_store_cert cert;
 	int rc;
 
@@ -419,7 +440,32 @@ deactivate(cf_rotation_engine *eng, const char *id, const char *why, cf_err *err
 }
 
 /*
- * Close an open rotation unsuccessfully (FAILED, TIMED_OUT), inside the
+ * Delete a replaced certificate from the active registry, unless it is
+ * deleted already or was made ACTIVE again by an operator (the grace
+ * period is what lets one do that). *deleted (may be NULL) says whether it was.
+ */
+static int
+delete_old(cf_rotation_engine *eng, const char *id, const char *why, bool *deleted, cf_err *err)
+{
+	cf_store_actor actor = { eng->actor, why };
+	cf_store_cert cert;
+	bool due;
+	int rc;
+
+	memset(&cert, 0, sizeof(cert));
+	rc = cf_store_cert_get(eng->store, &cert, id, err);
+	due = rc == CF_OK && cert.deleted_at == 0 &&
+	      (cert.status == CF_CERT_INACTIVE || cert.status == CF_CERT_REVOKED);
+	if (due)
+		rc = cf_store_cert_delete(eng->store, id, &actor, err);
+	if (deleted != NULL)
+		*deleted = due && rc == CF_OK;
+	cf_store_cert_clear(&cert);
+	return rc;
+}
+
+/*
+ * Close an open rotation unsuccessfully (FAILED, TIMED_OUT, CANCELLED), inside the
  * caller's transaction: a certificate issued for it was never confirmed, so
  * it goes INACTIVE with the rotation.
  */
@@ -431,7 +477,7 @@ rotation_abandon(cf_rotation_engine *eng, cf_store_rotation *rot, cf_rotation_st
 	int rc = CF_OK;
 
 	if (from == CF_ROTATION_ISSUED && rot->new_cert != NULL)
-		rc = deactivate(eng, rot->new_cert, why, err);
+		rc = deactivate(eng, rot->new_cert, actor->who, why, err);
 	if (rc != CF_OK)
 		return rc;
 	free(rot->error);
@@ -568,6 +614,251 @@ out:
 	return rc;
 }
 
+/* ---- cancel ------------------------------------------------------- */
+
+/* "cancelled" or "cancelled: why", cut at a UTF-8 boundary to fit the record. */
+static void
+cancel_error(char out[CF_ROTATION_ERROR_MAX + 1], const char *why)
+{
+	char buf[CF_ROTATION_ERROR_MAX + 16];
+	size_t n;
+
+	if (why == NULL || why[0] == '\0')
+		snprintf(buf, sizeof(buf), "cancelled");
+	else
+		snprintf(buf, sizeof(buf), "cancelled: %s", why);
+	n = strlen(buf);
+	if (n > CF_ROTATION_ERROR_MAX) {
+		n = CF_ROTATION_ERROR_MAX;
+		while (n > 0 && ((unsigned char)buf[n] & 0xC0) == 0x80)
+			n--;
+	}
+	memcpy(out, buf, n);
+	out[n] = '\0';
+}
+
+int
+cf_rotation_cancel(cf_rotation_engine *eng, const char *id, const char *why,
+		   const cf_store_actor *actor, cf_err *err)
+{
+	cf_store_rotation rot;
+	char error[CF_ROTATION_ERROR_MAX + 1];
+	bool done = false;
+	int rc;
+
+	if (eng == NULL || id == NULL || actor == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	memset(&rot, 0, sizeof(rot));
+	cancel_error(error, why);
+	rc = cf_store_tx_begin(eng->store, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = cf_store_rotation_get(eng->store, &rot, id, err);
+	if (rc == CF_OK && !cf_rotation_state_open(rot.state))
+		rc = cf_err_set(err, CF_ESTATE, NULL, "rotation %s is %s, no longer open", rot.id,
+				cf_rotation_state_name(rot.state));
+	if (rc == CF_OK)
+		rc = rotation_abandon(eng, &rot, CF_ROTATION_CANCELLED, error,
+				      "rotation cancelled: never confirmed", actor, err);
+	done = rc == CF_OK;
+	rc = end_tx(eng->store, rc, err);
+	if (rc == CF_OK && done) {
+		count_forget(eng, rot.id);
+		cf_log_debug("rotation=%s thing=%s state=CANCELLED", rot.id, rot.thing);
+	}
+	cf_store_rotation_clear(&rot);
+	return rc;
+}
+
+/* ---- start many --------------------------------------------------- */
+
+/* A thing to rotate: the certificate to replace, and its place in expiry order. */
+struct cand {
+	char thing[CF_NAME_MAX + 1];
+	char cert[CF_PKI_ID_LEN];
+	size_t order;
+};
+
+struct cands {
+	struct cand *v;
+	size_t n, cap;
+	bool nomem;
+};
+
+static int
+cand_cb(const cf_store_cert *cert, void *payload)
+{
+	struct cands *c = payload;
+	struct cand *grown;
+	size_t cap;
+
+	if (cert->thing == NULL)
+		return 0; /* not a device's */
+	if (c->n == c->cap) {
+		cap = c->cap == 0 ? 256 : c->cap * 2;
+		grown = realloc(c->v, cap * sizeof(*grown));
+		if (grown == NULL) {
+			c->nomem = true;
+			return 1;
+		}
+		c->v = grown;
+		c->cap = cap;
+	}
+	snprintf(c->v[c->n].thing, sizeof(c->v[0].thing), "%s", cert->thing);
+	snprintf(c->v[c->n].cert, sizeof(c->v[0].cert), "%s", cert->id);
+	c->v[c->n].order = c->n;
+	c->n++;
+	return 0;
+}
+
+static int
+cand_by_thing(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+	int d = strcmp(x->thing, y->thing);
+
+	if (d != 0)
+		return d;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static int
+cand_by_order(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Keep each thing's first (soonest-expiring) candidate, in expiry order. */
+static void
+cands_one_per_thing(struct cands *c)
+{
+	size_t i, kept = 0;
+
+	if (c->n == 0)
+		return; /* c->v is NULL: qsort() must not see it */
+	qsort(c->v, c->n, sizeof(*c->v), cand_by_thing);
+	for (i = 0; i < c->n; i++) {
+		if (kept > 0 && strcmp(c->v[kept - 1].thing, c->v[i].thing) == 0)
+			continue;
+		c->v[kept++] = c->v[i];
+	}
+	c->n = kept;
+	qsort(c->v, c->n, sizeof(*c->v), cand_by_order);
+}
+
+/* The ACTIVE certificates sel matches, one per thing. */
+static int
+cands_collect(cf_rotation_engine *eng, struct cands *c, const cf_rotation_select *sel,
+	      cf_err *err)
+{
+	cf_store_cert_filter filter = CF_STORE_CERT_FILTER_INIT;
+	cf_store_ca ca;
+	int rc;
+
+	memset(&ca, 0, sizeof(ca));
+	if (sel->ca != NULL) {
+		rc = cf_store_ca_get(eng->store, &ca, sel->ca, err);
+		cf_store_ca_clear(&ca);
+		if (rc != CF_OK)
+			return rc;
+	}
+	filter.status = CF_CERT_ACTIVE;
+	filter.ca = sel->ca;
+	if (sel->expiring_within > 0) /* not_after <= now + within */
+		filter.not_after_before = now(eng) + sel->expiring_within + 1;
+	rc = cf_store_cert_list(eng->store, &filter, cand_cb, c, err);
+	if (c->nomem)
+		return cf_err_set(err, CF_ENOMEM, NULL, "%zu certificates to rotate", c->n);
+	if (rc < 0)
+		return rc;
+	cands_one_per_thing(c);
+	return CF_OK;
+}
+
+/* A service principal: the thing's attribute role is "service". */
+static int
+is_service(cf_rotation_engine *eng, bool *out, const char *thing, cf_err *err)
+{
+	cf_store_thing rec;
+	json_t *attrs;
+	const char *role;
+	int rc;
+
+	*out = false;
+	memset(&rec, 0, sizeof(rec));
+	rc = cf_store_thing_get(eng->store, &rec, thing, err);
+	if (rc != CF_OK)
+		return rc;
+	attrs = json_loads(rec.attributes != NULL ? rec.attributes : "{}", 0, NULL);
+	role = json_string_value(json_object_get(attrs, "role"));
+	*out = role != NULL && strcmp(role, "service") == 0;
+	json_decref(attrs);
+	cf_store_thing_clear(&rec);
+	return CF_OK;
+}
+
+/* Start one candidate's rotation and count what happened; CF_OK unless the store failed. */
+static int
+start_cand(cf_rotation_engine *eng, cf_rotation_bulk *out, const struct cand *c,
+	   const cf_store_actor *actor, cf_rotation_started_fn cb, void *payload, cf_err *err)
+{
+	cf_err e = CF_ERR_INIT;
+	char id[33];
+	bool service = false;
+	int rc;
+
+	rc = is_service(eng, &service, c->thing, &e);
+	if (rc == CF_OK && service) {
+		out->skipped_service++;
+		return CF_OK;
+	}
+	if (rc == CF_OK)
+		rc = cf_rotation_start(eng, id, c->thing, c->cert, actor, &e);
+	if (rc == CF_OK) {
+		out->started++;
+		if (cb != NULL)
+			cb(id, c->thing, payload);
+	} else if (rc == CF_EEXISTS) {
+		out->skipped_open++;
+	} else if (rc == CF_ENOTFOUND || rc == CF_ESTATE || rc == CF_EINVAL) {
+		out->skipped_changed++;
+		cf_log_debug("thing=%s cert=%.16s skipped: %s", c->thing, c->cert, e.msg);
+	} else {
+		if (err != NULL)
+			*err = e;
+		return rc;
+	}
+	return CF_OK;
+}
+
+int
+cf_rotation_start_many(cf_rotation_engine *eng, cf_rotation_bulk *out,
+		       const cf_rotation_select *sel, const cf_store_actor *actor,
+		       cf_rotation_started_fn cb, void *payload, cf_err *err)
+{
+	struct cands c;
+	size_t i;
+	int rc;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (eng == NULL || out == NULL || sel == NULL || actor == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	if (sel->expiring_within <= 0 && sel->ca == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "select by expiry, by CA, or both: not the whole fleet");
+	memset(&c, 0, sizeof(c));
+	rc = cands_collect(eng, &c, sel, err);
+	if (rc == CF_OK)
+		out->things = c.n;
+	for (i = 0; rc == CF_OK && i < c.n; i++)
+		rc = start_cand(eng, out, &c.v[i], actor, cb, payload, err);
+	free(c.v);
+	return rc;
+}
+
 /* ---- tick --------------------------------------------------------- */
 
 struct idlist {
@@ -617,12 +908,17 @@ out:
 	return rc;
 }
 
-/* One csr_req re-send, in its own transaction. */
+/*
+ * One re-send, in its own transaction: csr_req while REQUESTED; the issued
+ * certificate while ISSUED (the device may have promoted it and lost its
+ * crt_ack: the agent acknowledges its current certificate again).
+ */
 static int
 resend_one(cf_rotation_engine *eng, const char *id, int64_t t, bool *done, cf_err *err)
 {
-	cf_store_actor actor = { eng->actor, "csr_req re-send" };
+	cf_store_actor actor = { eng->actor, "re-send" };
 	cf_store_rotation rot;
+	cf_rotation_state state;
 	int rc;
 
 	*done = false;
@@ -631,14 +927,19 @@ resend_one(cf_rotation_engine *eng, const char *id, int64_t t, bool *done, cf_er
 	if (rc != CF_OK)
 		return rc;
 	rc = cf_store_rotation_get(eng->store, &rot, id, err);
-	if (rc != CF_OK || rot.state != CF_ROTATION_REQUESTED || rot.next_send_at > t ||
+	if (rc != CF_OK || !cf_rotation_state_open(rot.state) || rot.next_send_at > t ||
 	    rot.deadline <= t)
 		goto out;
-	rot.sends++;
+	state = rot.state;
 	rot.next_send_at = t + eng->resend_interval;
-	rc = send_csr_req(eng, &rot, err);
+	if (state == CF_ROTATION_REQUESTED) {
+		rot.sends++;
+		rc = send_csr_req(eng, &rot, err);
+	} else {
+		rc = send_crt(eng, &rot, rot.new_cert, err);
+	}
 	if (rc == CF_OK)
-		rc = cf_store_rotation_update(eng->store, &rot, CF_ROTATION_REQUESTED, &actor, err);
+		rc = cf_store_rotation_update(eng->store, &rot, state, &actor, err);
 	if (rc == CF_OK)
 		*done = true;
 out:
@@ -648,6 +949,58 @@ out:
 			     (long long)rot.sends);
 	cf_store_rotation_clear(&rot);
 	return rc;
+}
+
+/* One old certificate whose grace period is over, in its own transaction. */
+static int
+delete_one(cf_rotation_engine *eng, const char *id, int64_t t, bool *done, cf_err *err)
+{
+	cf_store_rotation rot;
+	int rc;
+
+	*done = false;
+	memset(&rot, 0, sizeof(rot));
+	rc = cf_store_tx_begin(eng->store, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = cf_store_rotation_get(eng->store, &rot, id, err);
+	if (rc != CF_OK || rot.state != CF_ROTATION_COMPLETED || rot.delete_old_at == 0 ||
+	    rot.delete_old_at > t)
+		goto out; /* settled meanwhile */
+	/* Deleting the certificate settles delete_old_at (the store does it). */
+	rc = delete_old(eng, rot.old_cert, "grace period over", done, err);
+out:
+	rc = step_end(eng->store, rc, done, err);
+	if (*done)
+		cf_log_debug("rotation=%s thing=%s cert=%.16s deleted", id, rot.thing,
+			     rot.old_cert);
+	cf_store_rotation_clear(&rot);
+	return rc;
+}
+
+/* The filter of tick pass 0 (deadlines), 1 (re-sends) or 2 (deletions). */
+static void
+tick_filter(cf_store_rotation_filter *filter, int pass, int64_t t, size_t room)
+{
+	*filter = (cf_store_rotation_filter)CF_STORE_ROTATION_FILTER_INIT;
+	if (pass == 0) {
+		filter->expired_by = t;
+	} else if (pass == 1) {
+		filter->due_by = t;
+	} else {
+		filter->delete_due_by = t;
+	}
+	filter->limit = (int64_t)room;
+}
+
+static int
+tick_one(cf_rotation_engine *eng, int pass, const char *id, int64_t t, bool *done, cf_err *err)
+{
+	if (pass == 0)
+		return time_out_one(eng, id, t, done, err);
+	if (pass == 1)
+		return resend_one(eng, id, t, done, err);
+	return delete_one(eng, id, t, done, err);
 }
 
 int
@@ -671,25 +1024,15 @@ cf_rotation_tick(cf_rotation_engine *eng, size_t *handled_out, cf_err *err)
 	t = now(eng);
 	rc = CF_OK;
 	/* Deadlines first: a rotation both due and expired times out, it is not re-sent. */
-	for (pass = 0; pass < 2 && rc == CF_OK && handled < CF_ROTATION_TICK_MAX; pass++) {
-		filter = (cf_store_rotation_filter)CF_STORE_ROTATION_FILTER_INIT;
-		if (pass == 0) {
-			filter.expired_by = t;
-		} else {
-			filter.state = CF_ROTATION_REQUESTED;
-			filter.due_by = t;
-		}
-		filter.limit = (int64_t)(CF_ROTATION_TICK_MAX - handled);
+	for (pass = 0; pass < 3 && rc == CF_OK && handled < CF_ROTATION_TICK_MAX; pass++) {
+		tick_filter(&filter, pass, t, CF_ROTATION_TICK_MAX - handled);
 		l.n = 0;
 		l.cap = CF_ROTATION_TICK_MAX - handled;
 		rc = cf_store_rotation_list(eng->store, &filter, collect_cb, &l, err);
 		if (rc > 0)
 			rc = CF_OK;
 		for (i = 0; rc == CF_OK && i < l.n; i++) {
-			if (pass == 0)
-				rc = time_out_one(eng, l.ids[i], t, &done, err);
-			else
-				rc = resend_one(eng, l.ids[i], t, &done, err);
+			rc = tick_one(eng, pass, l.ids[i], t, &done, err);
 			if (rc == CF_OK && done)
 				handled++;
 		}
@@ -918,6 +1261,7 @@ issue_for(cf_rotation_engine *eng, cf_store_rotation *rot, const struct msg *m, 
 	if (rc != CF_OK)
 		goto out;
 	rot->state = CF_ROTATION_ISSUED;
+	rot->next_send_at = now(eng) + eng->resend_interval;
 	rot->new_cert = cf_strdup(issued.id);
 	rot->csr_spki = cf_strdup(issued.spki_sha256);
 	if (rot->new_cert == NULL || rot->csr_spki == NULL) {
@@ -943,6 +1287,7 @@ static int
 reissue_for(cf_rotation_engine *eng, const cf_store_rotation *rot, const struct msg *m,
 	    const char **reject, cf_err *err)
 {
+	cf_store_actor actor = { eng->actor, "duplicate csr_res" };
 	cf_pki_csr *csr = NULL;
 	cf_err perr = CF_ERR_INIT;
 	const char *spki;
@@ -970,9 +1315,28 @@ reissue_for(cf_rotation_engine *eng, const cf_store_rotation *rot, const struct 
 			     rot->id, rot->thing);
 	} else {
 		rc = send_crt(eng, rot, rot->new_cert, err);
+		if (rc == CF_OK)
+			rc = cf_store_rotation_event(eng->store, rot->id, "rotation.crt_resent",
+						     NULL, rot->new_cert, &actor, err);
 	}
 	cf_pki_csr_free(csr);
 	return rc;
+}
+
+/*
+ * The event of a refused csr_res for an open rotation: each refusal within
+ * csr_max, and the first RATE_LIMITED, so that a device cannot flood the log.
+ */
+static int
+note_rejected(cf_rotation_engine *eng, const cf_store_rotation *rot, const char *code,
+	      unsigned int n, cf_err *err)
+{
+	cf_store_actor actor = { eng->actor, "csr_res refused" };
+
+	if (n > eng->csr_max + 1)
+		return CF_OK;
+	return cf_store_rotation_event(eng->store, rot->id, "rotation.csr_rejected", code, NULL,
+				       &actor, err);
 }
 
 static int
@@ -981,6 +1345,7 @@ handle_csr_res(cf_rotation_engine *eng, const struct msg *m, cf_err *err)
 	cf_store_rotation rot;
 	cf_pki_ca *signer;
 	const char *reject = NULL, *message;
+	unsigned int n = 0;
 	bool found;
 	int rc;
 
@@ -993,9 +1358,11 @@ handle_csr_res(cf_rotation_engine *eng, const struct msg *m, cf_err *err)
 	rc = open_rotation(eng, &rot, &found, m, err);
 	if (rc != CF_OK)
 		goto out;
+	if (found)
+		n = count_csr(eng, rot.id);
 	if (!found) {
 		reject = "NO_ROTATION";
-	} else if (count_csr(eng, rot.id) > eng->csr_max) {
+	} else if (n > eng->csr_max) {
 		reject = "RATE_LIMITED";
 	} else if (rot.state == CF_ROTATION_ISSUED) {
 		rc = reissue_for(eng, &rot, m, &reject, err);
@@ -1012,6 +1379,8 @@ handle_csr_res(cf_rotation_engine *eng, const struct msg *m, cf_err *err)
 		message = reject_message(reject);
 		rc = send_csr_rej(eng, m->thing, reject, message, found ? rot.id : m->rotation_id,
 				  err);
+		if (rc == CF_OK && found)
+			rc = note_rejected(eng, &rot, reject, n, err);
 	}
 out:
 	rc = end_tx(eng->store, rc, err);
@@ -1042,9 +1411,12 @@ handle_crt_ack(cf_rotation_engine *eng, const struct msg *m, cf_err *err)
 		goto out;
 	}
 	snprintf(why, sizeof(why), "rotated to %s", rot.new_cert);
-	rc = deactivate(eng, rot.old_cert, why, err);
+	rc = deactivate(eng, rot.old_cert, eng->actor, why, err);
+	if (rc == CF_OK && eng->grace == 0)
+		rc = delete_old(eng, rot.old_cert, "rotated: no grace period", NULL, err);
 	if (rc != CF_OK)
 		goto out;
+	rot.delete_old_at = eng->grace > 0 ? now(eng) + eng->grace : 0;
 	rot.state = CF_ROTATION_COMPLETED;
 	actor.why = "crt_ack";
 	rc = cf_store_rotation_update(eng->store, &rot, CF_ROTATION_ISSUED, &actor, err);

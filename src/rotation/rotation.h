@@ -2,8 +2,9 @@
  * rotation: the certificate rotation engine of protocol.md.
  *
  * A state machine persisted in the store (cf_store_rotation: REQUESTED,
- * ISSUED, then COMPLETED, FAILED or TIMED_OUT), driven by three inputs: an
- * operator or audit opening a rotation (cf_rotation_start), a device
+ * ISSUED, then COMPLETED, FAILED, TIMED_OUT or CANCELLED), driven by four
+ * inputs: an operator or audit opening rotations (cf_rotation_start,
+ * cf_rotation_start_many) or cancelling one (cf_rotation_cancel), a device
  * message (cf_rotation_handle) and the clock (cf_rotation_tick). Pure over
  * the store, the authority and a clock: it never touches sockets. Every
  * message a transition causes is written to the store's outbox in the same
@@ -11,8 +12,10 @@
  * them after the commit, so a daemon killed at any instant resumes
  * correctly.
  *
- * Not here: deleting the old certificate after the grace period, and
- * notifications (protocol.md's crt_err notification).
+ * The replaced certificate goes INACTIVE on crt_ack and is deleted from the
+ * active registry (cf_store_cert_delete) at once, or by the tick once the
+ * grace period is over. Not here: notifications (protocol.md's crt_err
+ * notification). docs/rotation.md tells the whole story.
  *
  * An engine is used by one thread at a time.
  */
@@ -45,6 +48,8 @@ typedef struct cf_rotation_config {
 	bool rekey;                 /* csr_req "rekey", and KEY_REUSE checks; true */
 	const char *key_type;       /* csr_req "keyType" ("EC-P384", ...), or NULL to omit */
 	unsigned int csr_max;       /* csr_res accepted per rotation before RATE_LIMITED, 5 */
+	int64_t grace;              /* the old certificate is deleted this many seconds after
+				       crt_ack; 0 (the default): in the crt_ack transaction */
 	const char *actor;          /* who the engine's own changes are by, "certfleetd" */
 	cf_rotation_clock_fn clock; /* NULL: cf_time_now() */
 	void *clock_payload;
@@ -60,7 +65,8 @@ typedef struct cf_rotation_engine cf_rotation_engine; /* opaque */
  * engine; auth must be over the same store). The config strings are
  * copied. The caller frees *out with cf_rotation_engine_free(). CF_EINVAL
  * for a bad config (empty or over-long prefix, a prefix with a wildcard,
- * non-positive timers, an unknown key type, csr_max 0); CF_ENOMEM.
+ * non-positive timers, a negative grace, an unknown key type, csr_max 0);
+ * CF_ENOMEM.
  */
 int cf_rotation_engine_new(cf_rotation_engine **out, cf_store *store, cf_authority *auth,
 			   const cf_rotation_config *cfg, cf_err *err);
@@ -81,10 +87,61 @@ void cf_rotation_engine_free(cf_rotation_engine *eng);
 int cf_rotation_start(cf_rotation_engine *eng, char id_out[33], const char *thing,
 		      const char *old_cert, const cf_store_actor *actor, cf_err *err);
 
+/* What cf_rotation_start_many() opens rotations for; at least one is required. */
+typedef struct cf_rotation_select {
+	int64_t expiring_within; /* > 0: certificates with not_after <= now + this, seconds */
+	const char *ca;          /* not NULL: certificates issued by this CA */
+} cf_rotation_select;
+
+/* What cf_rotation_start_many() did. */
+typedef struct cf_rotation_bulk {
+	size_t things;          /* things with a matching certificate */
+	size_t started;         /* rotations opened */
+	size_t skipped_open;    /* the thing already had an open rotation */
+	size_t skipped_service; /* service principals: things with the attribute role=service */
+	size_t skipped_changed; /* the certificate or the thing changed meanwhile */
+} cf_rotation_bulk;
+
+/* Called for each rotation opened by cf_rotation_start_many(). */
+typedef void (*cf_rotation_started_fn)(const char *rotation_id, const char *thing, void *payload);
+
+/*
+ * Open one rotation per thing that has an ACTIVE certificate matching sel
+ * (both criteria when both are set), replacing the thing's soonest-expiring
+ * matching certificate, each as cf_rotation_start() does, in its own
+ * transaction. Certificates without a thing and service principals (a
+ * thing named explicitly to cf_rotation_start() is rotated whatever its
+ * role) are skipped. The matches are collected first (about 140 bytes per
+ * matching certificate), then the rotations opened; cb (may be NULL) hears
+ * of each. *out counts what happened, also on failure (what was started
+ * stays started). CF_EINVAL for an empty sel; CF_ENOTFOUND for an unknown
+ * CA; CF_ENOMEM, CF_EBUSY, CF_ESTORE.
+ */
+int cf_rotation_start_many(cf_rotation_engine *eng, cf_rotation_bulk *out,
+			   const cf_rotation_select *sel, const cf_store_actor *actor,
+			   cf_rotation_started_fn cb, void *payload, cf_err *err);
+
+/*
+ * Cancel an open rotation: CANCELLED, with error "cancelled" (": why" when
+ * why is not NULL), and a certificate issued for it but never confirmed
+ * goes INACTIVE, in one transaction. id is a full rotation id or a unique
+ * prefix. No message goes to the device: a later csr_res is answered
+ * NO_ROTATION, and a device holding the unconfirmed certificate cannot
+ * connect with it and falls back to its old one (docs/rotation.md).
+ * CF_ENOTFOUND; CF_ESTATE when the rotation is no longer open; CF_EINVAL
+ * for a bad or ambiguous id; CF_EBUSY, CF_ESTORE.
+ */
+int cf_rotation_cancel(cf_rotation_engine *eng, const char *id, const char *why,
+		       const cf_store_actor *actor, cf_err *err);
+
 /*
  * The timers: open rotations past their deadline become TIMED_OUT (error
  * "deadline"; an issued, never confirmed certificate goes INACTIVE), then
- * REQUESTED rotations whose next_send_at has come get their csr_req again.
+ * open rotations whose next_send_at has come get their message again
+ * (csr_req while REQUESTED, the issued crt while ISSUED: its crt_ack may
+ * have been lost, and an agent acknowledges its current certificate again),
+ * then the old certificates of COMPLETED rotations whose grace period is
+ * over are deleted.
  * Each rotation in its own transaction; at most CF_ROTATION_TICK_MAX per
  * call, their number in *handled_out (may be NULL): call again at once when
  * it equals the maximum. A rotation moved meanwhile by someone else is
@@ -97,7 +154,9 @@ int cf_rotation_tick(cf_rotation_engine *eng, size_t *handled_out, cf_err *err);
  * or ".../crt_err" with its JSON payload (len bytes, NUL not needed).
  * Protocol refusals (NO_ROTATION, BAD_CSR, BAD_SIGNATURE, WEAK_KEY,
  * KEY_REUSE, RATE_LIMITED) are answered with a csr_rej in the outbox and
- * return CF_OK: the message was handled. Acks that match nothing are
+ * return CF_OK: the message was handled. A refusal for an open rotation
+ * writes the event "rotation.csr_rejected" (RATE_LIMITED only the first
+ * time), a certificate sent again "rotation.crt_resent". Acks that match nothing are
  * ignored with CF_OK. Bad input changes nothing: CF_EINVAL for another
  * topic, a clientId that is not a valid name, a payload over max_payload,
  * not JSON, not an object, or a field of the wrong type (a missing "CSR").

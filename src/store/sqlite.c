@@ -198,8 +198,25 @@ static const char migration_3[] =
 	" payload TEXT NOT NULL,"
 	" created_at INTEGER NOT NULL);";
 
+/*
+ * Migration 4: the soft delete of certificates and the grace period of a
+ * rotation. Notes on choices:
+ * - certs.deleted_at (0: not deleted) rather than moving rows to another
+ *   table: the row keeps its id, policies and change_seq, which the events
+ *   verify replays and the broker's change feed reads;
+ * - rotations.delete_old_at is when a COMPLETED rotation's old certificate
+ *   is due for deletion; the partial index holds only the pending ones, so
+ *   the timer scan and the settling of a deleted certificate stay small
+ *   however many rotations have completed.
+ */
+static const char migration_4[] =
+	"ALTER TABLE certs ADD COLUMN deleted_at INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE rotations ADD COLUMN delete_old_at INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX rotations_delete_old ON rotations(delete_old_at) "
+	"WHERE delete_old_at > 0;";
+
 /* migrations[i] brings the schema from version i to i + 1. Never edit one that shipped. */
-static const char *const migrations[] = { migration_1, migration_2, migration_3 };
+static const char *const migrations[] = { migration_1, migration_2, migration_3, migration_4 };
 
 /* ---- statements ---------------------------------------------------------- */
 
@@ -208,11 +225,12 @@ static const char *const migrations[] = { migration_1, migration_2, migration_3 
 	"key_ref, key_type, not_before, not_after, created_at, updated_at, revoke_reason"
 #define CERT_COLS                                                                                \
 	"id, serial, ca, thing, status, not_before, not_after, key_type, key_bits, sig_alg, "    \
-	"spki_sha256, pem, created_at, updated_at, revoke_reason, revoked_at, change_seq"
+	"spki_sha256, pem, created_at, updated_at, revoke_reason, revoked_at, change_seq, "      \
+	"deleted_at"
 #define EVENT_COLS "seq, time, actor, action, resource, detail, prev_hash, hash"
 #define ROT_COLS                                                                                 \
 	"id, thing, old_cert, new_cert, csr_spki, state, rekey, key_type, error, created_at, "   \
-	"updated_at, deadline, next_send_at, sends"
+	"updated_at, deadline, next_send_at, sends, delete_old_at"
 #define OPEN_STATES "('REQUESTED','ISSUED')"
 
 enum stmt_id {
@@ -249,6 +267,7 @@ enum stmt_id {
 	ST_CERT_STATE,
 	ST_CERT_SET_STATUS,
 	ST_CERT_TOUCH,
+	ST_CERT_DELETE,
 	ST_POLICY_INSERT,
 	ST_POLICY_GET,
 	ST_POLICY_EXISTS,
@@ -262,6 +281,8 @@ enum stmt_id {
 	ST_ROT_OPEN,
 	ST_ROT_STATE,
 	ST_ROT_UPDATE,
+	ST_ROT_PREFIX,
+	ST_ROT_SETTLE,
 	ST_CERT_EXISTS,
 	ST_OUTBOX_ADD,
 	ST_OUTBOX_DELETE,
@@ -308,15 +329,17 @@ static const char *const stmt_sql[ST__COUNT] = {
 				"AND status IN ('ACTIVE', 'PENDING_ACTIVATION')",
 	[ST_THING_DELETE] = "DELETE FROM things WHERE name = ?1",
 	[ST_CERT_INSERT] = "INSERT INTO certs (" CERT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-			   "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+			   "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
 	[ST_CERT_GET] = "SELECT " CERT_COLS " FROM certs WHERE id = ?1",
 	/* Ids are lowercase hex, so every id starting with p sorts below p || 'g'. */
 	[ST_CERT_PREFIX] = "SELECT " CERT_COLS " FROM certs WHERE id >= ?1 AND id < ?1 || 'g' "
 			   "ORDER BY id LIMIT 2",
-	[ST_CERT_STATE] = "SELECT status, thing FROM certs WHERE id = ?1",
+	[ST_CERT_STATE] = "SELECT status, thing, deleted_at FROM certs WHERE id = ?1",
 	[ST_CERT_SET_STATUS] = "UPDATE certs SET status = ?2, revoke_reason = ?3, "
 			       "revoked_at = ?4, updated_at = ?5, change_seq = ?6 WHERE id = ?1",
 	[ST_CERT_TOUCH] = "UPDATE certs SET change_seq = ?2, updated_at = ?3 WHERE id = ?1",
+	[ST_CERT_DELETE] = "UPDATE certs SET deleted_at = ?2, updated_at = ?2, change_seq = ?3 "
+			   "WHERE id = ?1",
 	[ST_POLICY_INSERT] = "INSERT INTO policies (name, document, created_at) "
 			     "VALUES (?1, ?2, ?3)",
 	[ST_POLICY_GET] = "SELECT name, document, created_at FROM policies WHERE name = ?1",
@@ -324,19 +347,25 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_ATTACH] = "INSERT INTO cert_policies (cert_id, policy) VALUES (?1, ?2)",
 	[ST_DETACH] = "DELETE FROM cert_policies WHERE cert_id = ?1 AND policy = ?2",
 	[ST_EVENTS_ALL] = "SELECT " EVENT_COLS " FROM events ORDER BY seq",
-	[ST_CERTS_ALL] = "SELECT id, status, change_seq FROM certs",
+	[ST_CERTS_ALL] = "SELECT id, status, change_seq, deleted_at FROM certs",
 	/* The primary key's order: grouped by certificate without a sort. */
 	[ST_LINKS_ALL] = "SELECT cert_id, policy FROM cert_policies ORDER BY cert_id",
 	[ST_ROT_INSERT] = "INSERT INTO rotations (" ROT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-			  "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+			  "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
 	[ST_ROT_GET] = "SELECT " ROT_COLS " FROM rotations WHERE id = ?1",
 	/* The WHERE of the partial index, word for word, so that the index is used. */
 	[ST_ROT_OPEN] = "SELECT " ROT_COLS " FROM rotations WHERE thing = ?1 "
 			"AND state IN " OPEN_STATES,
 	[ST_ROT_STATE] = "SELECT state FROM rotations WHERE id = ?1",
 	[ST_ROT_UPDATE] = "UPDATE rotations SET state = ?2, new_cert = ?3, csr_spki = ?4, "
-			  "error = ?5, next_send_at = ?6, sends = ?7, updated_at = ?8 "
-			  "WHERE id = ?1 AND state = ?9",
+			  "error = ?5, next_send_at = ?6, sends = ?7, updated_at = ?8, "
+			  "delete_old_at = ?10 WHERE id = ?1 AND state = ?9",
+	/* Rotation ids are lowercase hex: the same range trick as ST_CERT_PREFIX. */
+	[ST_ROT_PREFIX] = "SELECT " ROT_COLS " FROM rotations WHERE id >= ?1 AND id < ?1 || 'g' "
+			  "ORDER BY id LIMIT 2",
+	/* The WHERE of the partial index rotations_delete_old, so that it is used. */
+	[ST_ROT_SETTLE] = "UPDATE rotations SET delete_old_at = 0 WHERE delete_old_at > 0 "
+			  "AND old_cert = ?1",
 	[ST_CERT_EXISTS] = "SELECT 1 FROM certs WHERE id = ?1",
 	[ST_OUTBOX_ADD] = "INSERT INTO outbox (topic, payload, created_at) VALUES (?1, ?2, ?3)",
 	[ST_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ?1",
@@ -371,7 +400,8 @@ enum {
 	CF_CA = 2,
 	CF_STATUS = 4,
 	CF_BEFORE = 8,
-	CF__VARIANTS = 16
+	CF_LIVE = 16, /* deleted certificates left out */
+	CF__VARIANTS = 32
 };
 
 /* rotation_list: one statement per combination of filters, as for cert_list. */
@@ -380,7 +410,8 @@ enum {
 	RF_THING = 2,
 	RF_DUE = 4,
 	RF_EXPIRED = 8,
-	RF__VARIANTS = 16
+	RF_DELETE_DUE = 16,
+	RF__VARIANTS = 32
 };
 
 /* events_list: resource filter (1) x newest first (2). */
@@ -913,6 +944,7 @@ read_cert(cf_store_cert *out, sqlite3_stmt *st, cf_err *err)
 	bad |= col_dup(&out->revoke_reason, st, 14);
 	out->revoked_at = sqlite3_column_int64(st, 15);
 	out->change_seq = sqlite3_column_int64(st, 16);
+	out->deleted_at = sqlite3_column_int64(st, 17);
 	if (bad != 0) {
 		cf_store_cert_clear(out);
 		return cf_err_set(err, CF_ENOMEM, NULL, "reading a certificate row");
@@ -1955,6 +1987,7 @@ cert_insert_row(struct sq *sq, const cf_store_cert *cert, int64_t now, int64_t c
 	bind_str(&brc, st, 15, NULL);
 	bind_int(&brc, st, 16, 0);
 	bind_int(&brc, st, 17, change_seq);
+	bind_int(&brc, st, 18, 0);
 	if (brc != SQLITE_OK) {
 		rc = bind_fail(sq, brc, err);
 		goto out;
@@ -2181,11 +2214,12 @@ sq_cert_get(cf_store *store, cf_store_cert *out, const char *id, cf_err *err)
 static void
 cert_list_sql(char *buf, size_t len, unsigned int mask)
 {
-	snprintf(buf, len, "SELECT " CERT_COLS " FROM certs WHERE 1%s%s%s%s "
+	snprintf(buf, len, "SELECT " CERT_COLS " FROM certs WHERE 1%s%s%s%s%s "
 		 "ORDER BY not_after, id LIMIT ?5",
 		 (mask & CF_THING) ? " AND thing = ?1" : "", (mask & CF_CA) ? " AND ca = ?2" : "",
 		 (mask & CF_STATUS) ? " AND status = ?3" : "",
-		 (mask & CF_BEFORE) ? " AND not_after < ?4" : "");
+		 (mask & CF_BEFORE) ? " AND not_after < ?4" : "",
+		 (mask & CF_LIVE) ? " AND deleted_at = 0" : "");
 }
 
 static int
@@ -2204,6 +2238,7 @@ sq_cert_list(cf_store *store, const cf_store_cert_filter *filter, cf_store_cert_
 	mask |= filter->ca != NULL ? CF_CA : 0;
 	mask |= filter->status >= 0 ? CF_STATUS : 0;
 	mask |= filter->not_after_before != 0 ? CF_BEFORE : 0;
+	mask |= filter->include_deleted ? 0 : CF_LIVE;
 	cert_list_sql(sql, sizeof(sql), mask);
 	rc = list_get(&st, &temp, sq, &sq->cert_lists[mask], sql, err);
 	if (rc != CF_OK)
@@ -2225,9 +2260,13 @@ sq_cert_list(cf_store *store, const cf_store_cert_filter *filter, cf_store_cert_
 	return rc;
 }
 
-/* Status and thing of a certificate. CF_ENOTFOUND. *thing is freed with free(). */
+/*
+ * Status, thing and deletion time of a certificate (deleted_at may be NULL).
+ * CF_ENOTFOUND. *thing is freed with free().
+ */
 static int
-cert_state(struct sq *sq, const char *id, cf_cert_status *status, char **thing, cf_err *err)
+cert_state(struct sq *sq, const char *id, cf_cert_status *status, char **thing,
+	   int64_t *deleted_at, cf_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	bool row = false;
@@ -2249,6 +2288,8 @@ cert_state(struct sq *sq, const char *id, cf_cert_status *status, char **thing, 
 		rc = cf_err_set(err, CF_ESTORE, NULL, "certificate %.16s has a bad status", id);
 	if (rc == CF_OK && col_dup(thing, st, 1) != 0)
 		rc = cf_err_set(err, CF_ENOMEM, NULL, "reading a certificate");
+	if (rc == CF_OK && deleted_at != NULL)
+		*deleted_at = sqlite3_column_int64(st, 2);
 	stmt_put(st);
 	return rc;
 }
@@ -2280,7 +2321,7 @@ cert_status_row(cf_store *store, const char *id, cf_cert_status to, const char *
 /* May the certificate go from -> to? The rules themselves live in store.c. */
 static int
 check_transition(struct sq *sq, const char *id, cf_cert_status from, cf_cert_status to,
-		 const char *thing, cf_err *err)
+		 const char *thing, bool deleted, cf_err *err)
 {
 	bool exists = true;
 	int rc;
@@ -2288,6 +2329,8 @@ check_transition(struct sq *sq, const char *id, cf_cert_status from, cf_cert_sta
 	if (!cf_cert_transition_allowed(from, to))
 		return cf_err_set(err, CF_ESTATE, NULL, "certificate %.16s: %s -> %s is not allowed",
 				  id, cf_cert_status_name(from), cf_cert_status_name(to));
+	if (to == CF_CERT_ACTIVE && deleted)
+		return cf_err_set(err, CF_ESTATE, NULL, "certificate %.16s was deleted", id);
 	/* A deleted thing's name may be reused: its old certificates must stay shut. */
 	if (to == CF_CERT_ACTIVE && thing != NULL) {
 		rc = row_exists(&exists, sq, ST_THING_EXISTS, thing, err);
@@ -2307,15 +2350,15 @@ sq_cert_transition(cf_store *store, const char *id, cf_cert_status to, const cha
 	struct sq *sq = sq_of(store);
 	char *thing = NULL, *detail = NULL;
 	cf_cert_status from = CF_CERT_PENDING_ACTIVATION;
-	int64_t seq = 0;
+	int64_t seq = 0, deleted_at = 0;
 	int rc;
 
 	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
 	if (rc != CF_OK)
 		return rc;
-	rc = cert_state(sq, id, &from, &thing, err);
+	rc = cert_state(sq, id, &from, &thing, &deleted_at, err);
 	if (rc == CF_OK)
-		rc = check_transition(sq, id, from, to, thing, err);
+		rc = check_transition(sq, id, from, to, thing, deleted_at != 0, err);
 	if (rc == CF_OK)
 		rc = cf_store__detail(&detail, actor, err, "from", cf_cert_status_name(from), "to",
 				      cf_cert_status_name(to), "reason", reason, NULL);
@@ -2323,6 +2366,62 @@ sq_cert_transition(cf_store *store, const char *id, cf_cert_status to, const cha
 		rc = event_log(store, actor, "cert.status", "cert", id, detail, &seq, err);
 	if (rc == CF_OK)
 		rc = cert_status_row(store, id, to, reason, seq, err);
+	/* In use again: a rotation's grace period must not delete it. */
+	if (rc == CF_OK && to == CF_CERT_ACTIVE)
+		rc = exec_id1(sq, ST_ROT_SETTLE, id, "settle rotations", err);
+	free(thing);
+	free(detail);
+	return tx_end(sq, rc, err);
+}
+
+static int
+cert_delete_row(cf_store *store, const char *id, int64_t seq, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	sqlite3_stmt *st = NULL;
+	int rc, brc = SQLITE_OK;
+
+	rc = stmt_get(&st, sq, ST_CERT_DELETE, err);
+	if (rc != CF_OK)
+		return rc;
+	bind_str(&brc, st, 1, id);
+	bind_int(&brc, st, 2, cf_store__now(store));
+	bind_int(&brc, st, 3, seq);
+	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err)
+			      : exec_stmt(sq, st, "delete certificate", err);
+	stmt_put(st);
+	return rc;
+}
+
+/* The soft delete: the row stays, marked, with its event; pending rotation deletes settle. */
+static int
+sq_cert_delete(cf_store *store, const char *id, const cf_store_actor *actor, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	char *thing = NULL, *detail = NULL;
+	cf_cert_status status = CF_CERT_ACTIVE;
+	int64_t seq = 0, deleted_at = 0;
+	int rc;
+
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = cert_state(sq, id, &status, &thing, &deleted_at, err);
+	if (rc == CF_OK && deleted_at != 0)
+		rc = cf_err_set(err, CF_ESTATE, NULL, "certificate %.16s is already deleted", id);
+	if (rc == CF_OK && status != CF_CERT_INACTIVE && status != CF_CERT_REVOKED)
+		rc = cf_err_set(err, CF_ESTATE, NULL,
+				"certificate %.16s is %s: only an INACTIVE or REVOKED one is "
+				"deleted", id, cf_cert_status_name(status));
+	if (rc == CF_OK)
+		rc = cf_store__detail(&detail, actor, err, "status", cf_cert_status_name(status),
+				      NULL);
+	if (rc == CF_OK)
+		rc = event_log(store, actor, "cert.deleted", "cert", id, detail, &seq, err);
+	if (rc == CF_OK)
+		rc = cert_delete_row(store, id, seq, err);
+	if (rc == CF_OK)
+		rc = exec_id1(sq, ST_ROT_SETTLE, id, "settle rotations", err);
 	free(thing);
 	free(detail);
 	return tx_end(sq, rc, err);
@@ -2581,7 +2680,8 @@ verify_certs(struct sq *sq, cf_store__verify *v, int64_t *bad_seq, cf_err *err)
 		}
 		rc = cf_store__verify_cert(v, (const char *)sqlite3_column_text(st, 0),
 					   (const char *)sqlite3_column_text(st, 1),
-					   sqlite3_column_int64(st, 2), bad_seq, err);
+					   sqlite3_column_int64(st, 2),
+					   sqlite3_column_int64(st, 3) != 0, bad_seq, err);
 	}
 	stmt_put(st);
 	return rc;
@@ -2688,6 +2788,7 @@ read_rotation(cf_store_rotation *out, sqlite3_stmt *st, cf_err *err)
 	out->deadline = sqlite3_column_int64(st, 11);
 	out->next_send_at = sqlite3_column_int64(st, 12);
 	out->sends = sqlite3_column_int64(st, 13);
+	out->delete_old_at = sqlite3_column_int64(st, 14);
 	if (bad != 0 || prc != CF_OK) {
 		cf_store_rotation_clear(out);
 		return cf_err_set(err, bad != 0 ? CF_ENOMEM : CF_ESTORE, NULL,
@@ -2733,7 +2834,7 @@ rotation_references(struct sq *sq, const cf_store_rotation *rot, cf_err *err)
 	if (rc == CF_OK && !exists)
 		rc = cf_err_set(err, CF_ENOTFOUND, NULL, "thing '%s' not found", rot->thing);
 	if (rc == CF_OK)
-		rc = cert_state(sq, rot->old_cert, &status, &thing, err);
+		rc = cert_state(sq, rot->old_cert, &status, &thing, NULL, err);
 	if (rc == CF_OK && (thing == NULL || strcmp(thing, rot->thing) != 0))
 		rc = cf_err_set(err, CF_EINVAL, NULL,
 				"certificate %.16s is not bound to thing '%s'", rot->old_cert,
@@ -2767,6 +2868,7 @@ rotation_insert_row(cf_store *store, const cf_store_rotation *rot, cf_err *err)
 	bind_int(&brc, st, 12, rot->deadline);
 	bind_int(&brc, st, 13, rot->next_send_at);
 	bind_int(&brc, st, 14, rot->sends);
+	bind_int(&brc, st, 15, 0);
 	if (brc != SQLITE_OK) {
 		rc = bind_fail(sq, brc, err);
 		goto out;
@@ -2811,6 +2913,38 @@ sq_rotation_insert(cf_store *store, const cf_store_rotation *rot, const cf_store
 	return tx_end(sq, rc, err);
 }
 
+/* A rotation by a unique id prefix, as sq_cert_get() does for certificates. */
+static int
+rotation_by_prefix(struct sq *sq, cf_store_rotation *out, const char *prefix, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	bool row = false;
+	int rc, brc = SQLITE_OK;
+
+	rc = stmt_get(&st, sq, ST_ROT_PREFIX, err);
+	if (rc != CF_OK)
+		return rc;
+	bind_str(&brc, st, 1, prefix);
+	if (brc != SQLITE_OK)
+		rc = bind_fail(sq, brc, err);
+	else
+		rc = step_row(sq, st, &row, "find rotation", err);
+	if (rc == CF_OK && !row)
+		rc = cf_err_set(err, CF_ENOTFOUND, NULL, "rotation '%s' not found", prefix);
+	if (rc == CF_OK)
+		rc = read_rotation(out, st, err);
+	if (rc == CF_OK) {
+		rc = step_row(sq, st, &row, "find rotation", err);
+		if (rc == CF_OK && row)
+			rc = cf_err_set(err, CF_EINVAL, NULL, "rotation prefix '%s' is ambiguous",
+					prefix);
+		if (rc != CF_OK)
+			cf_store_rotation_clear(out);
+	}
+	stmt_put(st);
+	return rc;
+}
+
 static int
 sq_rotation_get(cf_store *store, cf_store_rotation *out, const char *key, bool open,
 		cf_err *err)
@@ -2819,6 +2953,8 @@ sq_rotation_get(cf_store *store, cf_store_rotation *out, const char *key, bool o
 	if (open)
 		return get_one(sq_of(store), ST_ROT_OPEN, key, read_rotation_any, out,
 			       "open rotation of thing", err);
+	if (strlen(key) != 32)
+		return rotation_by_prefix(sq_of(store), out, key, err);
 	return get_one(sq_of(store), ST_ROT_GET, key, read_rotation_any, out, "rotation", err);
 }
 
@@ -2868,6 +3004,7 @@ rotation_update_row(cf_store *store, const cf_store_rotation *rot, cf_rotation_s
 	bind_int(&brc, st, 7, rot->sends);
 	bind_int(&brc, st, 8, cf_store__now(store));
 	bind_str(&brc, st, 9, cf_rotation_state_name(expect));
+	bind_int(&brc, st, 10, rot->delete_old_at);
 	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err) : exec_stmt(sq, st, "update rotation", err);
 	if (rc == CF_OK && sqlite3_changes(sq->db) != 1)
 		rc = cf_err_set(err, CF_ESTATE, NULL, "rotation %s is no longer %s", rot->id,
@@ -2926,12 +3063,15 @@ rotation_list_sql(char *buf, size_t len, unsigned int mask)
 		order = "next_send_at, id";
 	else if (mask & RF_EXPIRED)
 		order = "deadline, id";
-	snprintf(buf, len, "SELECT " ROT_COLS " FROM rotations WHERE 1%s%s%s%s ORDER BY %s "
+	else if (mask & RF_DELETE_DUE)
+		order = "delete_old_at, id";
+	snprintf(buf, len, "SELECT " ROT_COLS " FROM rotations WHERE 1%s%s%s%s%s ORDER BY %s "
 		 "LIMIT ?5",
 		 (mask & RF_STATE) ? " AND state = ?1" : "",
 		 (mask & RF_THING) ? " AND thing = ?2" : "",
-		 (mask & RF_DUE) ? " AND state = 'REQUESTED' AND next_send_at <= ?3" : "",
+		 (mask & RF_DUE) ? " AND state IN " OPEN_STATES " AND next_send_at <= ?3" : "",
 		 (mask & RF_EXPIRED) ? " AND state IN " OPEN_STATES " AND deadline <= ?4" : "",
+		 (mask & RF_DELETE_DUE) ? " AND delete_old_at > 0 AND delete_old_at <= ?6" : "",
 		 order);
 }
 
@@ -2951,6 +3091,7 @@ sq_rotation_list(cf_store *store, const cf_store_rotation_filter *filter,
 	mask |= filter->thing != NULL ? RF_THING : 0;
 	mask |= filter->due_by != 0 ? RF_DUE : 0;
 	mask |= filter->expired_by != 0 ? RF_EXPIRED : 0;
+	mask |= filter->delete_due_by != 0 ? RF_DELETE_DUE : 0;
 	rotation_list_sql(sql, sizeof(sql), mask);
 	rc = list_get(&st, &temp, sq, &sq->rotation_lists[mask], sql, err);
 	if (rc != CF_OK)
@@ -2963,6 +3104,8 @@ sq_rotation_list(cf_store *store, const cf_store_rotation_filter *filter,
 		bind_int(&brc, st, 3, filter->due_by);
 	if (mask & RF_EXPIRED)
 		bind_int(&brc, st, 4, filter->expired_by);
+	if (mask & RF_DELETE_DUE)
+		bind_int(&brc, st, 6, filter->delete_due_by);
 	bind_int(&brc, st, 5, filter->limit > 0 ? filter->limit : -1);
 	if (brc != SQLITE_OK)
 		rc = bind_fail(sq, brc, err);
@@ -2970,6 +3113,29 @@ sq_rotation_list(cf_store *store, const cf_store_rotation_filter *filter,
 		rc = walk(sq, st, visit_rotation, &box, payload, err);
 	list_put(st, temp);
 	return rc;
+}
+
+/* A step that changes no row: only its event, on a rotation that must exist. */
+static int
+sq_rotation_event(cf_store *store, const char *id, const char *action, const char *code,
+		  const char *cert_id, const cf_store_actor *actor, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	cf_rotation_state state;
+	char *detail = NULL;
+	int rc;
+
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = rotation_state(sq, id, &state, err);
+	if (rc == CF_OK)
+		rc = cf_store__detail(&detail, actor, err, "state", cf_rotation_state_name(state),
+				      "code", code, "cert", cert_id, NULL);
+	if (rc == CF_OK)
+		rc = event_log(store, actor, action, "rotation", id, detail, NULL, err);
+	free(detail);
+	return tx_end(sq, rc, err);
 }
 
 /* ---- outbox -------------------------------------------------------------- */
@@ -3128,6 +3294,7 @@ const struct cf_store_backend cf_store__sqlite_backend = {
 	.cert_list = sq_cert_list,
 	.cert_transition = sq_cert_transition,
 	.cert_changes = sq_cert_changes,
+	.cert_delete = sq_cert_delete,
 	.policy_insert = sq_policy_insert,
 	.policy_get = sq_policy_get,
 	.policy_list = sq_policy_list,
@@ -3137,6 +3304,7 @@ const struct cf_store_backend cf_store__sqlite_backend = {
 	.rotation_get = sq_rotation_get,
 	.rotation_update = sq_rotation_update,
 	.rotation_list = sq_rotation_list,
+	.rotation_event = sq_rotation_event,
 	.outbox_add = sq_outbox_add,
 	.outbox_list = sq_outbox_list,
 	.outbox_delete = sq_outbox_delete,

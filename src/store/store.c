@@ -176,8 +176,8 @@ cf_rotation_transition_allowed(cf_rotation_state from, cf_rotation_state to)
 		/* REQUESTED -> REQUESTED is a re-send of csr_req: new timer, one more send. */
 		return to != CF_ROTATION_COMPLETED;
 	case CF_ROTATION_ISSUED:
-		return to == CF_ROTATION_COMPLETED || to == CF_ROTATION_FAILED ||
-		       to == CF_ROTATION_TIMED_OUT || to == CF_ROTATION_CANCELLED;
+		/* ISSUED -> ISSUED is a re-send of crt (a crt_ack may have been lost). */
+		return to != CF_ROTATION_REQUESTED;
 	default:
 		return false; /* COMPLETED, FAILED, TIMED_OUT, CANCELLED are final */
 	}
@@ -991,6 +991,23 @@ cf_store_cert_transition(cf_store *store, const char *id, cf_cert_status to, con
 }
 
 int
+cf_store_cert_delete(cf_store *store, const char *id, const cf_store_actor *actor, cf_err *err)
+{
+	cf_store_cert cert = { 0 };
+	int rc;
+
+	rc = check_writable(store, actor, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = cf_store_cert_get(store, &cert, id, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = store->backend->cert_delete(store, cert.id, actor, err);
+	cf_store_cert_clear(&cert);
+	return rc;
+}
+
+int
 cf_store_cert_changes(cf_store *store, int64_t after_seq, int64_t limit, cf_store_cert_cb cb,
 		      void *payload, cf_err *err)
 {
@@ -1165,6 +1182,10 @@ check_rotation_change(const cf_store_rotation *rot, cf_rotation_state expect, cf
 				  "csr_spki must be 64 lowercase hex digits");
 	if (!opt_text_ok(rot->error, 1024))
 		return cf_err_set(err, CF_EINVAL, NULL, "error must be NULL or 1-1024 bytes");
+	if (rot->delete_old_at < 0 ||
+	    (rot->delete_old_at != 0 && rot->state != CF_ROTATION_COMPLETED))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "only a COMPLETED rotation may have delete_old_at");
 	return CF_OK;
 }
 
@@ -1185,9 +1206,15 @@ cf_store_rotation_insert(cf_store *store, const cf_store_rotation *rot,
 int
 cf_store_rotation_get(cf_store *store, cf_store_rotation *out, const char *id, cf_err *err)
 {
+	size_t len;
+
 	if (store == NULL || out == NULL || id == NULL)
 		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
 	memset(out, 0, sizeof(*out));
+	len = strnlen(id, 33);
+	if (len < 8 || len > 32 || !is_hex_lower(id, len))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "a rotation id is 8 to 32 lowercase hex digits");
 	return store->backend->rotation_get(store, out, id, false, err);
 }
 
@@ -1227,9 +1254,31 @@ cf_store_rotation_list(cf_store *store, const cf_store_rotation_filter *filter,
 		filter = &any;
 	if (filter->state != -1 && !rotation_state_valid(filter->state))
 		return cf_err_set(err, CF_EINVAL, NULL, "bad state filter %d", filter->state);
-	if (filter->limit < 0 || filter->due_by < 0 || filter->expired_by < 0)
+	if (filter->limit < 0 || filter->due_by < 0 || filter->expired_by < 0 ||
+	    filter->delete_due_by < 0)
 		return cf_err_set(err, CF_EINVAL, NULL, "negative limit or time");
 	return store->backend->rotation_list(store, filter, cb, payload, err);
+}
+
+int
+cf_store_rotation_event(cf_store *store, const char *id, const char *action, const char *code,
+			const char *cert_id, const cf_store_actor *actor, cf_err *err)
+{
+	int rc;
+
+	rc = check_writable(store, actor, err);
+	if (rc != CF_OK)
+		return rc;
+	if (!is_hex_id(id, 32))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "rotation id must be 32 lowercase hex digits");
+	if (action == NULL || (strcmp(action, "rotation.csr_rejected") != 0 &&
+			       strcmp(action, "rotation.crt_resent") != 0))
+		return cf_err_set(err, CF_EINVAL, NULL, "unknown rotation event '%.40s'",
+				  action != NULL ? action : "");
+	if (!opt_text_ok(code, 64) || (cert_id != NULL && !is_hex_id(cert_id, 64)))
+		return cf_err_set(err, CF_EINVAL, NULL, "bad code or certificate id");
+	return store->backend->rotation_event(store, id, action, code, cert_id, actor, err);
 }
 
 /* ---- outbox -------------------------------------------------------------- */

@@ -110,8 +110,10 @@ typedef struct cf_store_cert {
 	int64_t updated_at;
 	char *revoke_reason; /* NULL unless REVOKED */
 	int64_t revoked_at;  /* 0 unless REVOKED */
-	int64_t change_seq;  /* seq of the event that last inserted it or changed its
-				status or policies; ignored by cf_store_cert_insert() */
+	int64_t change_seq;  /* seq of the event that last inserted it, changed its status
+				or policies, or deleted it; ignored by cf_store_cert_insert() */
+	int64_t deleted_at;  /* 0 unless deleted (cf_store_cert_delete()); ignored by
+				cf_store_cert_insert() */
 } cf_store_cert;
 
 void cf_store_cert_clear(cf_store_cert *cert);
@@ -169,7 +171,7 @@ void cf_store_close(cf_store *store);
 int cf_store_schema_version(cf_store *store, int *out, cf_err *err);
 
 /* The schema version this build migrates to and expects. */
-#define CF_STORE_SCHEMA_VERSION 3
+#define CF_STORE_SCHEMA_VERSION 4
 
 /*
  * The clock used for created_at, updated_at, event times and registration
@@ -333,7 +335,8 @@ int cf_store_cert_insert_batch(cf_store *store, cf_store_cert_new *items, size_t
 			       const cf_store_actor *actor, cf_err *err);
 
 /*
- * Fetch by id, or by a unique id prefix of at least 8 hex digits.
+ * Fetch by id, or by a unique id prefix of at least 8 hex digits. Deleted
+ * certificates are found too (deleted_at says so): they stay in history.
  * CF_ENOTFOUND; CF_EINVAL for an ambiguous prefix.
  */
 int cf_store_cert_get(cf_store *store, cf_store_cert *out, const char *id, cf_err *err);
@@ -344,9 +347,10 @@ typedef struct cf_store_cert_filter {
 	int status;               /* a cf_cert_status, or -1: any */
 	int64_t not_after_before; /* 0: any; else only certificates with not_after < this */
 	int64_t limit;            /* 0: no limit */
+	bool include_deleted;     /* false: deleted certificates are left out */
 } cf_store_cert_filter;
 
-#define CF_STORE_CERT_FILTER_INIT { NULL, NULL, -1, 0, 0 }
+#define CF_STORE_CERT_FILTER_INIT { NULL, NULL, -1, 0, 0, false }
 
 typedef int (*cf_store_cert_cb)(const cf_store_cert *cert, void *payload);
 
@@ -360,14 +364,30 @@ int cf_store_cert_list(cf_store *store, const cf_store_cert_filter *filter, cf_s
  * unique prefix as for cf_store_cert_get(). reason is the RFC 5280 reason
  * for REVOKED ("unspecified" when NULL) and ignored otherwise. CF_ENOTFOUND;
  * CF_ESTATE for a refused transition (err->msg names both statuses), and
- * for -> ACTIVE when the certificate's thing has been deleted.
+ * for -> ACTIVE when the certificate's thing, or the certificate itself,
+ * has been deleted. A certificate made ACTIVE again is no longer due for
+ * deletion by a rotation (delete_old_at of cf_store_rotation).
  */
 int cf_store_cert_transition(cf_store *store, const char *id, cf_cert_status to,
 			     const char *reason, const cf_store_actor *actor, cf_err *err);
 
 /*
+ * Delete a certificate from the active registry: a soft delete that sets
+ * deleted_at and change_seq, with the event "cert.deleted" (status, why).
+ * The row, its policies and its events stay as history; cf_store_cert_list()
+ * leaves it out unless asked, and it can never become ACTIVE again (it can
+ * still be revoked). A rotation waiting to delete it (delete_old_at) is
+ * settled in the same transaction. id as for cf_store_cert_get().
+ * CF_ENOTFOUND; CF_ESTATE unless the certificate is INACTIVE or REVOKED, or
+ * when it is deleted already.
+ */
+int cf_store_cert_delete(cf_store *store, const char *id, const cf_store_actor *actor,
+			 cf_err *err);
+
+/*
  * The change feed the broker plugin polls: call cb, in change_seq order, for
- * every certificate inserted, or whose status or policies changed, after
+ * every certificate inserted, or whose status or policies changed, or that
+ * was deleted (deleted_at), after
  * after_seq (pass the largest cert->change_seq seen so far; 0 for
  * everything). Only the latest change of each certificate is reported;
  * change_seq is the seq of that change's event. limit 0: no limit.
@@ -433,8 +453,8 @@ bool cf_rotation_state_open(cf_rotation_state state);
 /*
  * The one place rotation transitions are decided:
  * REQUESTED -> REQUESTED (a re-send) | ISSUED | FAILED | TIMED_OUT | CANCELLED;
- * ISSUED -> COMPLETED | FAILED | TIMED_OUT | CANCELLED; the other four are
- * final.
+ * ISSUED -> ISSUED (a re-send of crt) | COMPLETED | FAILED | TIMED_OUT |
+ * CANCELLED; the other four are final.
  */
 bool cf_rotation_transition_allowed(cf_rotation_state from, cf_rotation_state to);
 
@@ -451,8 +471,10 @@ typedef struct cf_store_rotation {
 	int64_t created_at;  /* set by the store */
 	int64_t updated_at;  /* set by the store */
 	int64_t deadline;    /* after this, the rotation times out */
-	int64_t next_send_at; /* when csr_req is (re-)sent next, while REQUESTED */
+	int64_t next_send_at; /* when csr_req (REQUESTED) or crt (ISSUED) is sent again */
 	int64_t sends;       /* csr_req sent so far */
+	int64_t delete_old_at; /* COMPLETED only: when old_cert is to be deleted (the grace
+				  period), 0 when nothing is pending */
 } cf_store_rotation;
 
 void cf_store_rotation_clear(cf_store_rotation *rot);
@@ -472,7 +494,11 @@ int cf_store_rotation_id_random(char out[33], cf_err *err);
 int cf_store_rotation_insert(cf_store *store, const cf_store_rotation *rot,
 			     const cf_store_actor *actor, cf_err *err);
 
-/* Fetch by id into *out (release with cf_store_rotation_clear()). CF_ENOTFOUND. */
+/*
+ * Fetch by id, or by a unique id prefix of at least 8 hex digits, into *out
+ * (release with cf_store_rotation_clear()). CF_ENOTFOUND; CF_EINVAL for an
+ * ambiguous prefix or one that is not lowercase hex.
+ */
 int cf_store_rotation_get(cf_store *store, cf_store_rotation *out, const char *id, cf_err *err);
 
 /* Fetch the thing's open (REQUESTED or ISSUED) rotation. CF_ENOTFOUND when it has none. */
@@ -482,10 +508,11 @@ int cf_store_rotation_get_open(cf_store *store, cf_store_rotation *out, const ch
 /*
  * Compare-and-set: if the stored rotation rot->id is in state expect and
  * cf_rotation_transition_allowed(expect, rot->state), write rot's state,
- * new_cert, csr_spki, error, next_send_at and sends, and updated_at from
+ * new_cert, csr_spki, error, next_send_at, sends and delete_old_at (only a
+ * COMPLETED rotation may have one), and updated_at from
  * the store's clock (the other fields cannot change). A change of state
  * writes the event "rotation.state" (from, to, error, new_cert, why); a
- * re-send (REQUESTED -> REQUESTED) writes none. CF_ENOTFOUND for an
+ * re-send (REQUESTED -> REQUESTED, ISSUED -> ISSUED) writes none. CF_ENOTFOUND for an
  * unknown rotation or new certificate; CF_ESTATE when the stored state is
  * not expect (someone else moved it) or the transition is refused (err->msg
  * names both states); CF_EINVAL for a bad record (ISSUED and COMPLETED need
@@ -497,24 +524,36 @@ int cf_store_rotation_update(cf_store *store, const cf_store_rotation *rot,
 typedef struct cf_store_rotation_filter {
 	int state;          /* a cf_rotation_state, or -1: any */
 	const char *thing;  /* NULL: any */
-	int64_t due_by;     /* 0: any; else only REQUESTED ones with next_send_at <= this */
+	int64_t due_by;     /* 0: any; else only open ones with next_send_at <= this */
 	int64_t expired_by; /* 0: any; else only open ones with deadline <= this */
 	int64_t limit;      /* 0: no limit */
+	int64_t delete_due_by; /* 0: any; else only those with 0 < delete_old_at <= this */
 } cf_store_rotation_filter;
 
-#define CF_STORE_ROTATION_FILTER_INIT { -1, NULL, 0, 0, 0 }
+#define CF_STORE_ROTATION_FILTER_INIT { -1, NULL, 0, 0, 0, 0 }
 
 typedef int (*cf_store_rotation_cb)(const cf_store_rotation *rot, void *payload);
 
 /*
  * Call cb for every matching rotation: soonest next_send_at first with
- * due_by, else soonest deadline first with expired_by, else oldest first.
+ * due_by, else soonest deadline first with expired_by, else soonest
+ * delete_old_at first with delete_due_by, else oldest first.
  * A non-zero return from cb stops and is returned. The timer scan: collect
  * the ids, then update each (in one transaction or several). CF_EINVAL for
  * a bad filter.
  */
 int cf_store_rotation_list(cf_store *store, const cf_store_rotation_filter *filter,
 			   cf_store_rotation_cb cb, void *payload, cf_err *err);
+
+/*
+ * Record a protocol step of rotation id that changes no row, with its event
+ * on "rotation:<id>": action "rotation.csr_rejected" (code: the csr_rej
+ * code) or "rotation.crt_resent" (cert: the certificate sent again); code
+ * and cert_id may be NULL. CF_ENOTFOUND for an unknown rotation; CF_EINVAL
+ * for another action.
+ */
+int cf_store_rotation_event(cf_store *store, const char *id, const char *action, const char *code,
+			    const char *cert_id, const cf_store_actor *actor, cf_err *err);
 
 /* ---- outbox --------------------------------------------------------- */
 
@@ -595,10 +634,12 @@ int cf_store_events_head(cf_store *store, int64_t *seq, char hash[65], cf_err *e
  *   the anchor");
  * - the certificate events are replayed (cert.issued / cert.registered give
  *   the first status and policies, cert.status the next statuses,
- *   policy.attached / policy.detached the next policies) and every row of
- *   the certificate table must exist in the events with the replayed status
- *   and a change_seq equal to the seq of the last of those events about it,
- *   and every issued certificate must have its row;
+ *   policy.attached / policy.detached the next policies, cert.deleted the
+ *   deletion of an INACTIVE or REVOKED one) and every row of the
+ *   certificate table must exist in the events with the replayed status,
+ *   deleted exactly when the events deleted it, and a change_seq equal to
+ *   the seq of the last of those events about it, and every issued
+ *   certificate must have its row;
  * - every row of the policy attachments must have been attached by the
  *   events, and every policy the events leave attached must have its row.
  * Not covered: the rows of CAs, things, policies (their documents) and

@@ -27,7 +27,7 @@
 #include "store.h"
 
 /* Bumped whenever the table below changes shape. */
-#define CF_STORE_BACKEND_VERSION 3
+#define CF_STORE_BACKEND_VERSION 4
 
 /* The prev_hash of the first event: 64 zeros. */
 #define CF_STORE_GENESIS_HASH "0000000000000000000000000000000000000000000000000000000000000000"
@@ -99,6 +99,9 @@ struct cf_store_backend {
 			       const char *reason, const cf_store_actor *actor, cf_err *err);
 	int (*cert_changes)(cf_store *store, int64_t after_seq, int64_t limit,
 			    cf_store_cert_cb cb, void *payload, cf_err *err);
+	/* id: a full id, resolved by store.c. The status rule is checked by the backend. */
+	int (*cert_delete)(cf_store *store, const char *id, const cf_store_actor *actor,
+			   cf_err *err);
 
 	int (*policy_insert)(cf_store *store, const char *name, const char *document,
 			     const cf_store_actor *actor, cf_err *err);
@@ -113,7 +116,10 @@ struct cf_store_backend {
 	/* rot is checked by store.c (id, thing, old_cert, state REQUESTED). */
 	int (*rotation_insert)(cf_store *store, const cf_store_rotation *rot,
 			       const cf_store_actor *actor, cf_err *err);
-	/* open false: key is an id; open true: key is a thing, its open rotation. */
+	/*
+	 * open false: key is an id (32 hex digits) or a unique prefix (8-31);
+	 * open true: key is a thing, its open rotation.
+	 */
 	int (*rotation_get)(cf_store *store, cf_store_rotation *out, const char *key, bool open,
 			    cf_err *err);
 	/* rot is checked by store.c; the transition rule is checked by the backend. */
@@ -121,6 +127,10 @@ struct cf_store_backend {
 			       cf_rotation_state expect, const cf_store_actor *actor, cf_err *err);
 	int (*rotation_list)(cf_store *store, const cf_store_rotation_filter *filter,
 			     cf_store_rotation_cb cb, void *payload, cf_err *err);
+	/* id: a full id; action: checked by store.c. */
+	int (*rotation_event)(cf_store *store, const char *id, const char *action,
+			      const char *code, const char *cert_id, const cf_store_actor *actor,
+			      cf_err *err);
 	int (*outbox_add)(cf_store *store, const char *topic, const char *payload,
 			  int64_t *id_out, cf_err *err);
 	int (*outbox_list)(cf_store *store, int64_t limit, cf_store_outbox_cb cb, void *payload,
@@ -203,10 +213,10 @@ int cf_store__verify_head(cf_store__verify *v, int64_t head_seq, const char *hea
 			  int64_t *bad_seq, cf_err *err);
 /*
  * One row of the certificate table: its id and status as stored (either may
- * be NULL) and its change_seq.
+ * be NULL), its change_seq, and whether it is deleted (deleted_at != 0).
  */
 int cf_store__verify_cert(cf_store__verify *v, const char *id, const char *status,
-			  int64_t change_seq, int64_t *bad_seq, cf_err *err);
+			  int64_t change_seq, bool deleted, int64_t *bad_seq, cf_err *err);
 /*
  * One row of the policy attachments (cert_policies): certificate id and
  * policy name as stored (either may be NULL). The rows of one certificate

@@ -13,8 +13,9 @@
  * - The certificate events are replayed as they pass: cert.issued and
  *   cert.registered create a certificate with the "status" and "policies"
  *   of their detail, cert.status moves it "from" -> "to", policy.attached
- *   and policy.detached add or remove their "policy". Each of these five
- *   sets the certificate's change_seq, as the backends do. The result
+ *   and policy.detached add or remove their "policy", cert.deleted marks
+ *   an INACTIVE or REVOKED one deleted (never to be ACTIVE again). Each of
+ *   these six sets the certificate's change_seq, as the backends do. The result
  *   lives in an open addressing hash table keyed by the 32-byte id (the 64
  *   hex digits decoded): 56 bytes a slot, at most half of the slots used,
  *   so 112 to 224 bytes per certificate, and one pass over a log of
@@ -26,8 +27,8 @@
  *   one set; an attach or a detach interns the set with one more or one
  *   fewer member.
  * - Then every row of the certificate table is compared with the table (a
- *   row without an issuing event, a status or a change_seq the events do
- *   not give), then every row of the attachment table, arriving grouped
+ *   row without an issuing event, a status, a deletion or a change_seq the
+ *   events do not give), then every row of the attachment table, arriving grouped
  *   by certificate: each must be in the certificate's set, and when the
  *   group ends (marks[]) every member of the set must have had its row.
  *   At the end, an issued certificate without a row, or with policies
@@ -51,6 +52,7 @@ struct slot {
 	int64_t change_seq; /* seq of the last event that changed it */
 	uint32_t pset;      /* its policies: index into sets[] (0: none) */
 	unsigned char status;
+	bool deleted; /* cert.deleted */
 	bool seen;   /* its row was found */
 	bool linked; /* its attachment rows were read */
 };
@@ -552,7 +554,30 @@ replay_status(const cf_store_event *ev, struct slot *s, json_t *detail, int64_t 
 				  (long long)ev->seq, ev->resource + CERT_PREFIX_LEN,
 				  cf_cert_status_name(from),
 				  cf_cert_status_name((cf_cert_status)s->status));
+	if (to == CF_CERT_ACTIVE && s->deleted)
+		return cf_err_set(err, CF_EINTEGRITY, NULL,
+				  "event %lld: certificate %.16s goes ACTIVE after it was deleted",
+				  (long long)ev->seq, ev->resource + CERT_PREFIX_LEN);
 	s->status = (unsigned char)to;
+	*bad_seq = 0;
+	return CF_OK;
+}
+
+/* cert.deleted: once, and only of a certificate that is no longer in use. */
+static int
+replay_deleted(const cf_store_event *ev, struct slot *s, int64_t *bad_seq, cf_err *err)
+{
+	*bad_seq = ev->seq;
+	if (s->deleted)
+		return cf_err_set(err, CF_EINTEGRITY, NULL,
+				  "event %lld: certificate %.16s is deleted twice",
+				  (long long)ev->seq, ev->resource + CERT_PREFIX_LEN);
+	if (s->status != CF_CERT_INACTIVE && s->status != CF_CERT_REVOKED)
+		return cf_err_set(err, CF_EINTEGRITY, NULL,
+				  "event %lld: certificate %.16s is deleted while %s",
+				  (long long)ev->seq, ev->resource + CERT_PREFIX_LEN,
+				  cf_cert_status_name((cf_cert_status)s->status));
+	s->deleted = true;
 	*bad_seq = 0;
 	return CF_OK;
 }
@@ -607,14 +632,14 @@ replay_link(cf_store__verify *v, const cf_store_event *ev, struct slot *s, json_
 }
 
 /*
- * Apply one chained event about a certificate. The five actions above set
+ * Apply one chained event about a certificate. The six actions above set
  * change_seq, as the backends do; any other event about a certificate only
  * moves last_seq.
  */
 static int
 replay(cf_store__verify *v, const cf_store_event *ev, int64_t *bad_seq, cf_err *err)
 {
-	bool issued, status, attach, detach;
+	bool issued, status, attach, detach, deleted;
 	unsigned char id[32];
 	json_t *detail = NULL;
 	struct slot *s;
@@ -632,6 +657,7 @@ replay(cf_store__verify *v, const cf_store_event *ev, int64_t *bad_seq, cf_err *
 	status = strcmp(ev->action, "cert.status") == 0;
 	attach = strcmp(ev->action, "policy.attached") == 0;
 	detach = strcmp(ev->action, "policy.detached") == 0;
+	deleted = strcmp(ev->action, "cert.deleted") == 0;
 	if (issued) {
 		rc = table_grow(v, err);
 		if (rc != CF_OK)
@@ -644,7 +670,7 @@ replay(cf_store__verify *v, const cf_store_event *ev, int64_t *bad_seq, cf_err *
 				  "event %lld: %s for certificate %.16s, which was never issued",
 				  (long long)ev->seq, ev->action, ev->resource + CERT_PREFIX_LEN);
 	}
-	if (issued || status || attach || detach) {
+	if (issued || status || attach || detach || deleted) {
 		detail = json_loads(ev->detail, 0, NULL);
 		if (!json_is_object(detail)) {
 			json_decref(detail);
@@ -660,6 +686,8 @@ replay(cf_store__verify *v, const cf_store_event *ev, int64_t *bad_seq, cf_err *
 		rc = replay_status(ev, s, detail, bad_seq, err);
 	else if (attach || detach)
 		rc = replay_link(v, ev, s, detail, attach, bad_seq, err);
+	else if (deleted)
+		rc = replay_deleted(ev, s, bad_seq, err);
 	if (rc == CF_OK) {
 		s->last_seq = ev->seq;
 		if (detail != NULL)
@@ -751,7 +779,7 @@ cf_store__verify_head(cf_store__verify *v, int64_t head_seq, const char *head_ha
 
 int
 cf_store__verify_cert(cf_store__verify *v, const char *id, const char *status, int64_t change_seq,
-		      int64_t *bad_seq, cf_err *err)
+		      bool deleted, int64_t *bad_seq, cf_err *err)
 {
 	unsigned char raw[32];
 	cf_cert_status st;
@@ -775,6 +803,12 @@ cf_store__verify_cert(cf_store__verify *v, const char *id, const char *status, i
 				  "(last: %lld) make it %s",
 				  id, status ? status : "NULL", (long long)s->last_seq,
 				  cf_cert_status_name((cf_cert_status)s->status));
+	if (deleted != s->deleted)
+		return cf_err_set(err, CF_EINTEGRITY, NULL,
+				  "certificate %s is %s in the registry, but its events "
+				  "(last: %lld) %s",
+				  id, deleted ? "deleted" : "not deleted", (long long)s->last_seq,
+				  s->deleted ? "deleted it" : "never deleted it");
 	if (change_seq != s->change_seq)
 		return cf_err_set(err, CF_EINTEGRITY, NULL,
 				  "certificate %s has change_seq %lld in the registry, but its "

@@ -79,7 +79,7 @@ status_of(int wstatus)
 	return -1;
 }
 
-/* ---- long-running processes ------------------------------------------- */
+/* ---- long-running processes -------------------------------------------------- */
 
 /* In the child, between fork and exec: only async-signal-safe calls. */
 static void
@@ -111,8 +111,8 @@ child_exec(const char *const *argv, const char *out_path, const char *err_path, 
 		if (dup2(1, 2) < 0)
 			goto fail;
 	} else {
-		fd = open(err_path != NULL ? err_path : "/dev/null",
-			  O_WRONLY | O_CREAT | O_APPEND, 0644);
+		fd = open(err_path != NULL ? err_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND,
+			  0644);
 		if (fd < 0 || dup2(fd, 2) < 0)
 			goto fail;
 		close(fd);
@@ -279,7 +279,7 @@ cf_test_bg_free(cf_test_bg *p)
 	free(p);
 }
 
-/* ---- bounded waits ------------------------------------------------------ */
+/* ---- bounded waits ----------------------------------------------------------- */
 
 int
 cf_test_wait_until(cf_test_cond cond, void *payload, int interval_ms, int timeout_ms)
@@ -341,7 +341,7 @@ cf_test_file_wait(const char *path, const char *needle, size_t n, int timeout_ms
 	return cf_test_wait_until(file_has, &w, 20, timeout_ms);
 }
 
-/* ---- the broker --------------------------------------------------------- */
+/* ---- the broker -------------------------------------------------------------- */
 
 /* openssl ARGS...: 0 when it exits 0; else its output on stderr and -1. */
 static CF_TEST_SENTINEL int
@@ -693,16 +693,18 @@ cf_test_broker_free(cf_test_broker *b)
 	free(b);
 }
 
-/* ---- mosquitto_pub / mosquitto_sub ------------------------------------------ */
+/* ---- mosquitto_pub / mosquitto_sub ------------------------------------------- */
 
 int
 cf_test_mqtt_pub(const cf_test_broker *b, const char *cert, const char *key, const char *topic,
 		 const char *payload)
 {
 	char port[16];
-	const char *argv[] = { "mosquitto_pub", "-h",	   "127.0.0.1", "-p",  port,   "--cafile",
-			       b->ca_file,	"--cert", cert,	       "--key", key,    "-q",
-			       "1",		"-t",	   topic,       "-m",   payload, NULL };
+	const char *argv[] = {
+		"mosquitto_pub", "-h", "127.0.0.1", "-p", port, "--cafile", b->ca_file,
+		"--cert",        cert, "--key",     key,  "-q", "1",        "-t",
+		topic,           "-m", payload,     NULL
+	};
 	cf_test_result r = CF_TEST_RESULT_INIT;
 	int rc;
 
@@ -716,9 +718,8 @@ cf_test_mqtt_pub(const cf_test_broker *b, const char *cert, const char *key, con
 }
 
 int
-cf_test_mqtt_sub_start(cf_test_bg **out, const cf_test_broker *b, const char *cert,
-		       const char *key, const char *client_id, const char *const *topics,
-		       const char *out_path)
+cf_test_mqtt_sub_start(cf_test_bg **out, const cf_test_broker *b, const char *cert, const char *key,
+		       const char *client_id, const char *const *topics, const char *out_path)
 {
 	const char *argv[64];
 	char port[16], *suback = NULL;

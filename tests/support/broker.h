@@ -38,7 +38,7 @@
 /* How long a SIGTERM'd process gets before SIGKILL. */
 #define CF_TEST_STOP_MS 10000
 
-/* ---- long-running processes ------------------------------------------- */
+/* ---- long-running processes -------------------------------------------------- */
 
 typedef struct cf_test_bg cf_test_bg; /* opaque */
 
@@ -77,7 +77,7 @@ int cf_test_bg_stop(cf_test_bg *p, int timeout_ms);
 /* SIGKILL the group if still running, reap, free. NULL is accepted. */
 void cf_test_bg_free(cf_test_bg *p);
 
-/* ---- bounded waits ------------------------------------------------------ */
+/* ---- bounded waits ----------------------------------------------------------- */
 
 /* A condition polled by cf_test_wait_until(); true ends the wait. */
 typedef bool (*cf_test_cond)(void *payload);
@@ -97,7 +97,7 @@ size_t cf_test_file_count(const char *path, const char *needle);
  */
 int cf_test_file_wait(const char *path, const char *needle, size_t n, int timeout_ms);
 
-/* ---- the broker --------------------------------------------------------- */
+/* ---- the broker -------------------------------------------------------------- */
 
 typedef struct cf_test_broker cf_test_broker; /* opaque */
 
@@ -136,15 +136,15 @@ int cf_test_broker_restart(cf_test_broker *b);
 /* Stop it if running, free. The directory stays (the caller's temp dir). NULL is accepted. */
 void cf_test_broker_free(cf_test_broker *b);
 
-/* ---- mosquitto_pub / mosquitto_sub as a client of the broker ------------ */
+/* ---- mosquitto_pub / mosquitto_sub as a client of the broker ----------------- */
 
 /*
  * mosquitto_pub -q 1 of payload to topic over mutual TLS with the client
  * certificate cert (PEM, leaf first) and its key; the broker's name is
  * checked against broker-ca.pem. 0 once the broker acknowledged it.
  */
-int cf_test_mqtt_pub(const cf_test_broker *b, const char *cert, const char *key,
-		     const char *topic, const char *payload);
+int cf_test_mqtt_pub(const cf_test_broker *b, const char *cert, const char *key, const char *topic,
+		     const char *payload);
 
 /*
  * Start mosquitto_sub -v -q 1 with a persistent session (-c) as client_id,

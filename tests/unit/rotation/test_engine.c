@@ -816,8 +816,8 @@ test_rotation_engine__deadline(void **state)
 	start(fx, id2, "dev-2");                    /* REQUESTED */
 	fx->now += 86399;
 	check(cf_rotation_tick(fx->eng, &handled, &err), &err, "tick");
-	/* dev-2 was due for re-sends, not yet timed out. */
-	assert_int_equal(handled, 1);
+	/* Both were due for re-sends (csr_req, crt), not yet timed out. */
+	assert_int_equal(handled, 2);
 	assert_int_equal(rot_state(fx, id2), CF_ROTATION_REQUESTED);
 
 	fx->now += 1;
@@ -873,12 +873,37 @@ test_rotation_engine__resend(void **state)
 	assert_int_equal(rot.next_send_at, t0 + 600);
 	cf_store_rotation_clear(&rot);
 
-	/* Once ISSUED, no more re-sends. */
+	/*
+	 * Once ISSUED, the crt is what goes out again, in case the device
+	 * promoted it and its crt_ack was lost; csr_req is not sent again.
+	 */
+	fx->now = t0 + 400;
 	EVP_PKEY_free(send_csr(fx, "dev-1", NULL));
-	fx->now = t0 + 900;
+	assert_int_equal(outbox_count(fx), 3);
+	fx->now = t0 + 699;
 	check(cf_rotation_tick(fx->eng, &handled, &err), &err, "tick");
 	assert_int_equal(handled, 0);
-	assert_int_equal(outbox_count(fx), 3);
+	fx->now = t0 + 700;
+	check(cf_rotation_tick(fx->eng, &handled, &err), &err, "tick");
+	assert_int_equal(handled, 1);
+	outbox_get(fx, &ob);
+	assert_int_equal(ob.n, 4);
+	assert_non_null(strstr(ob.topic[3], "/dev-1/crt"));
+	assert_string_equal(ob.payload[3], ob.payload[2]);
+	outbox_clear(&ob);
+	rot_get(fx, &rot, id);
+	assert_int_equal(rot.state, CF_ROTATION_ISSUED);
+	assert_int_equal(rot.sends, 2);
+	assert_int_equal(rot.next_send_at, t0 + 1000);
+	cf_store_rotation_clear(&rot);
+	/* The device acknowledges it (again): completed, and no more re-sends. */
+	check(handle(fx, "dev-1", "crt_ack", "{}", &err), &err, "ack");
+	assert_int_equal(rot_state(fx, id), CF_ROTATION_COMPLETED);
+	fx->now = t0 + 5000;
+	check(cf_rotation_tick(fx->eng, &handled, &err), &err, "tick");
+	assert_int_equal(handled, 0);
+	assert_int_equal(outbox_count(fx), 4);
+	events_ok(fx);
 }
 
 static void
@@ -967,6 +992,364 @@ test_rotation_engine__start_refusals(void **state)
 	assert_int_equal(outbox_count(fx), 2);
 }
 
+/* ---- cancel, bulk start, grace, events ------------------------------ */
+
+struct action_count {
+	const char *action;
+	size_t n;
+};
+
+static int
+event_cb(const cf_store_event *ev, void *payload)
+{
+	struct action_count *c = payload;
+
+	if (strcmp(ev->action, c->action) == 0)
+		c->n++;
+	return 0;
+}
+
+/* How many events with action are about rotation id. */
+static size_t
+events_of(struct fx *fx, const char *id, const char *action)
+{
+	cf_store_event_filter filter = CF_STORE_EVENT_FILTER_INIT;
+	struct action_count c = { action, 0 };
+	char resource[64];
+	cf_err err = CF_ERR_INIT;
+
+	snprintf(resource, sizeof(resource), "rotation:%s", id);
+	filter.resource = resource;
+	check(cf_store_events_list(fx->store, &filter, event_cb, &c, &err), &err, "events");
+	return c.n;
+}
+
+static int64_t
+cert_deleted_at(struct fx *fx, const char *id)
+{
+	cf_store_cert cert;
+	cf_err err = CF_ERR_INIT;
+	int64_t at;
+
+	check(cf_store_cert_get(fx->store, &cert, id, &err), &err, "cert_get");
+	at = cert.deleted_at;
+	cf_store_cert_clear(&cert);
+	return at;
+}
+
+/* Start, csr_res, crt_ack for dev-1: the new certificate's id into new_id. */
+static void
+rotate_fully(struct fx *fx, char id[33], char new_id[65])
+{
+	cf_store_rotation rot;
+	cf_err err = CF_ERR_INIT;
+
+	start(fx, id, "dev-1");
+	EVP_PKEY_free(send_csr(fx, "dev-1", NULL));
+	check(handle(fx, "dev-1", "crt_ack", "{}", &err), &err, "crt_ack");
+	rot_get(fx, &rot, id);
+	assert_int_equal(rot.state, CF_ROTATION_COMPLETED);
+	snprintf(new_id, 65, "%s", rot.new_cert);
+	cf_store_rotation_clear(&rot);
+}
+
+static void
+test_rotation_engine__cancel_requested(void **state)
+{
+	struct fx *fx = *state;
+	cf_store_actor op = { "cli:op", "wrong batch" };
+	cf_store_rotation rot;
+	cf_err err = CF_ERR_INIT;
+	char id[33], prefix[9];
+	size_t certs = cert_count(fx), sent;
+
+	start(fx, id, "dev-1");
+	sent = outbox_count(fx);
+	memcpy(prefix, id, 8);
+	prefix[8] = '\0';
+	check(cf_rotation_cancel(fx->eng, prefix, "wrong batch", &op, &err), &err, "cancel");
+	rot_get(fx, &rot, id);
+	assert_int_equal(rot.state, CF_ROTATION_CANCELLED);
+	assert_string_equal(rot.error, "cancelled: wrong batch");
+	cf_store_rotation_clear(&rot);
+	/* Nothing is sent for a cancel, and the timers leave it alone. */
+	assert_int_equal(outbox_count(fx), sent);
+	fx->now += 86400;
+	check(cf_rotation_tick(fx->eng, NULL, &err), &err, "tick");
+	assert_int_equal(outbox_count(fx), sent);
+	assert_int_equal(rot_state(fx, id), CF_ROTATION_CANCELLED);
+	/* A late csr_res is told there is no rotation; nothing is issued. */
+	EVP_PKEY_free(send_csr(fx, "dev-1", NULL));
+	assert_rejected(fx, "dev-1", "NO_ROTATION");
+	assert_int_equal(cert_count(fx), certs);
+	assert_int_equal(cert_status(fx, fx->old_id[0]), CF_CERT_ACTIVE);
+
+	/* Refusals change nothing. */
+	assert_int_equal(cf_rotation_cancel(fx->eng, id, NULL, &op, &err), CF_ESTATE);
+	assert_int_equal(cf_rotation_cancel(fx->eng, "0123456789abcdef0123456789abcdef", NULL, &op,
+					    &err),
+			 CF_ENOTFOUND);
+	assert_int_equal(cf_rotation_cancel(fx->eng, "xyz", NULL, &op, &err), CF_EINVAL);
+	assert_int_equal(cf_rotation_cancel(fx->eng, id, NULL, NULL, &err), CF_EINVAL);
+	/* A new rotation may start at once. */
+	start(fx, id, "dev-1");
+	events_ok(fx);
+}
+
+static void
+test_rotation_engine__cancel_issued(void **state)
+{
+	struct fx *fx = *state;
+	cf_store_actor op = { "cli:op", NULL };
+	cf_store_rotation rot;
+	cf_err err = CF_ERR_INIT;
+	char id[33];
+
+	start(fx, id, "dev-1");
+	EVP_PKEY_free(send_csr(fx, "dev-1", NULL));
+	check(cf_rotation_cancel(fx->eng, id, NULL, &op, &err), &err, "cancel");
+	rot_get(fx, &rot, id);
+	assert_int_equal(rot.state, CF_ROTATION_CANCELLED);
+	assert_string_equal(rot.error, "cancelled");
+	/* The unconfirmed certificate is shut; the old one stays in use. */
+	assert_int_equal(cert_status(fx, rot.new_cert), CF_CERT_INACTIVE);
+	assert_int_equal(cert_status(fx, fx->old_id[0]), CF_CERT_ACTIVE);
+	/* The device's ack comes too late: ignored. */
+	check(handle(fx, "dev-1", "crt_ack", "{}", &err), &err, "crt_ack");
+	assert_int_equal(rot_state(fx, id), CF_ROTATION_CANCELLED);
+	assert_int_equal(cert_status(fx, fx->old_id[0]), CF_CERT_ACTIVE);
+	cf_store_rotation_clear(&rot);
+	events_ok(fx);
+}
+
+static void
+test_rotation_engine__no_grace_deletes_on_ack(void **state)
+{
+	struct fx *fx = *state;
+	cf_store_rotation rot;
+	char id[33], new_id[65];
+
+	rotate_fully(fx, id, new_id);
+	assert_int_equal(cert_status(fx, fx->old_id[0]), CF_CERT_INACTIVE);
+	assert_int_equal(cert_deleted_at(fx, fx->old_id[0]), fx->now);
+	assert_int_equal(cert_deleted_at(fx, new_id), 0);
+	rot_get(fx, &rot, id);
+	assert_int_equal(rot.delete_old_at, 0);
+	cf_store_rotation_clear(&rot);
+	/* No longer listed: dev-1 has one certificate in the active registry. */
+	assert_int_equal(cert_count(fx), 2);
+	events_ok(fx);
+}
+
+static void
+test_rotation_engine__grace_period(void **state)
+{
+	struct fx *fx = *state;
+	cf_rotation_config cfg;
+	cf_store_rotation rot;
+	cf_err err = CF_ERR_INIT;
+	char id[33], new_id[65];
+	size_t handled = 99;
+	int64_t acked;
+
+	cf_rotation_config_init(&cfg);
+	cfg.grace = 3600;
+	assert_int_equal(engine_make(fx, &cfg), 0);
+	rotate_fully(fx, id, new_id);
+	acked = fx->now;
+	assert_int_equal(cert_status(fx, fx->old_id[0]), CF_CERT_INACTIVE);
+	assert_int_equal(cert_deleted_at(fx, fx->old_id[0]), 0);
+	rot_get(fx, &rot, id);
+	assert_int_equal(rot.delete_old_at, acked + 3600);
+	cf_store_rotation_clear(&rot);
+
+	fx->now = acked + 3599;
+	check(cf_rotation_tick(fx->eng, &handled, &err), &err, "tick");
+	assert_int_equal(handled, 0);
+	assert_int_equal(cert_deleted_at(fx, fx->old_id[0]), 0);
+	fx->now = acked + 3600;
+	check(cf_rotation_tick(fx->eng, &handled, &err), &err, "tick");
+	assert_int_equal(handled, 1);
+	assert_int_equal(cert_deleted_at(fx, fx->old_id[0]), acked + 3600);
+	rot_get(fx, &rot, id);
+	assert_int_equal(rot.delete_old_at, 0);
+	cf_store_rotation_clear(&rot);
+	check(cf_rotation_tick(fx->eng, &handled, &err), &err, "tick");
+	assert_int_equal(handled, 0);
+	events_ok(fx);
+
+	cfg.grace = -1;
+	assert_int_equal(engine_make(fx, &cfg), CF_EINVAL);
+}
+
+static void
+test_rotation_engine__grace_reactivated_old_cert_stays(void **state)
+{
+	struct fx *fx = *state;
+	cf_rotation_config cfg;
+	cf_err err = CF_ERR_INIT;
+	char id[33], new_id[65];
+	size_t handled = 99;
+
+	cf_rotation_config_init(&cfg);
+	cfg.grace = 60;
+	assert_int_equal(engine_make(fx, &cfg), 0);
+	rotate_fully(fx, id, new_id);
+	/* The new certificate misbehaves in the field; the operator goes back. */
+	check(cf_store_cert_transition(fx->store, fx->old_id[0], CF_CERT_ACTIVE, NULL, &actor,
+				       &err),
+	      &err, "reactivate");
+	fx->now += 61;
+	check(cf_rotation_tick(fx->eng, &handled, &err), &err, "tick");
+	assert_int_equal(handled, 0);
+	assert_int_equal(cert_status(fx, fx->old_id[0]), CF_CERT_ACTIVE);
+	assert_int_equal(cert_deleted_at(fx, fx->old_id[0]), 0);
+}
+
+/* svc-1, a service principal (attribute role=service) with an ACTIVE certificate. */
+static void
+add_service(struct fx *fx)
+{
+	cf_authority_request req;
+	cf_authority_result res;
+	cf_err err = CF_ERR_INIT;
+	EVP_PKEY *key = key_p256();
+	char *pem = csr_pem(key);
+
+	check(cf_store_thing_insert(fx->store, "svc-1", "{\"role\":\"service\"}", &actor, &err),
+	      &err, "thing_insert");
+	memset(&req, 0, sizeof(req));
+	req.thing = "svc-1";
+	req.csr = pem;
+	req.csr_len = strlen(pem);
+	req.status = CF_CERT_ACTIVE;
+	check(cf_authority_issue(fx->auth, &res, &req, &actor, &err), &err, "issue svc");
+	cf_authority_result_clear(&res);
+	free(pem);
+	EVP_PKEY_free(key);
+}
+
+static void
+started_cb(const char *rotation_id, const char *thing, void *payload)
+{
+	size_t *n = payload;
+
+	assert_int_equal(strlen(rotation_id), 32);
+	assert_true(strncmp(thing, "dev-", 4) == 0);
+	(*n)++;
+}
+
+static void
+test_rotation_engine__start_many_expiring(void **state)
+{
+	struct fx *fx = *state;
+	cf_rotation_select sel = { 0, NULL };
+	cf_rotation_bulk bulk;
+	cf_err err = CF_ERR_INIT;
+	cf_store_rotation rot;
+	char id[33];
+	size_t seen = 0;
+
+	add_service(fx);
+	/* The certificates are valid for 365 days: none expires within 30. */
+	sel.expiring_within = 30 * 86400;
+	check(cf_rotation_start_many(fx->eng, &bulk, &sel, &actor, started_cb, &seen, &err), &err,
+	      "start_many");
+	assert_int_equal(bulk.things, 0);
+	assert_int_equal(bulk.started, 0);
+	assert_int_equal(outbox_count(fx), 0);
+
+	sel.expiring_within = 366 * 86400;
+	check(cf_rotation_start_many(fx->eng, &bulk, &sel, &actor, started_cb, &seen, &err), &err,
+	      "start_many");
+	assert_int_equal(bulk.things, 3);
+	assert_int_equal(bulk.started, 2);
+	assert_int_equal(bulk.skipped_service, 1);
+	assert_int_equal(bulk.skipped_open, 0);
+	assert_int_equal(seen, 2);
+	assert_int_equal(outbox_count(fx), 2);
+	check(cf_store_rotation_get_open(fx->store, &rot, "dev-2", &err), &err, "open");
+	assert_string_equal(rot.old_cert, fx->old_id[1]);
+	cf_store_rotation_clear(&rot);
+
+	/* Again: both are open already; nothing new is sent. */
+	check(cf_rotation_start_many(fx->eng, &bulk, &sel, &actor, NULL, NULL, &err), &err,
+	      "start_many again");
+	assert_int_equal(bulk.started, 0);
+	assert_int_equal(bulk.skipped_open, 2);
+	assert_int_equal(outbox_count(fx), 2);
+	/* Named explicitly, a service principal is rotated. */
+	start(fx, id, "svc-1");
+	events_ok(fx);
+}
+
+static void
+test_rotation_engine__start_many_by_ca(void **state)
+{
+	struct fx *fx = *state;
+	cf_rotation_select sel = { 0, "issuing" };
+	cf_rotation_bulk bulk;
+	cf_err err = CF_ERR_INIT;
+	char id[33];
+
+	start(fx, id, "dev-1"); /* already open */
+	check(cf_rotation_start_many(fx->eng, &bulk, &sel, &actor, NULL, NULL, &err), &err,
+	      "start_many");
+	assert_int_equal(bulk.things, 2);
+	assert_int_equal(bulk.started, 1);
+	assert_int_equal(bulk.skipped_open, 1);
+
+	/* Both criteria: issued by that CA and expiring soon; none is. */
+	sel.expiring_within = 86400;
+	check(cf_rotation_start_many(fx->eng, &bulk, &sel, &actor, NULL, NULL, &err), &err,
+	      "start_many both");
+	assert_int_equal(bulk.things, 0);
+
+	/* Refusals: no criterion (the whole fleet), an unknown CA. */
+	sel.expiring_within = 0;
+	sel.ca = NULL;
+	assert_int_equal(cf_rotation_start_many(fx->eng, &bulk, &sel, &actor, NULL, NULL, &err),
+			 CF_EINVAL);
+	sel.ca = "ghost";
+	assert_int_equal(cf_rotation_start_many(fx->eng, &bulk, &sel, &actor, NULL, NULL, &err),
+			 CF_ENOTFOUND);
+	assert_int_equal(bulk.started, 0);
+	assert_int_equal(outbox_count(fx), 2);
+}
+
+static void
+test_rotation_engine__step_events(void **state)
+{
+	struct fx *fx = *state;
+	char id[33];
+	EVP_PKEY *key;
+	int i;
+
+	start(fx, id, "dev-1");
+	/* Each refusal within csr_max is an event, with its code. */
+	send_csr(fx, "dev-1", fx->old_key[0]); /* KEY_REUSE */
+	assert_int_equal(events_of(fx, id, "rotation.csr_rejected"), 1);
+	for (i = 0; i < 4; i++)
+		send_csr(fx, "dev-1", fx->old_key[0]);
+	assert_int_equal(events_of(fx, id, "rotation.csr_rejected"), 5);
+	/* Past csr_max: one RATE_LIMITED event, then only csr_rej. */
+	for (i = 0; i < 3; i++) {
+		send_csr(fx, "dev-1", fx->old_key[0]);
+		assert_rejected(fx, "dev-1", "RATE_LIMITED");
+	}
+	assert_int_equal(events_of(fx, id, "rotation.csr_rejected"), 6);
+
+	/* A duplicate csr_res answered with the same certificate is an event too. */
+	start(fx, id, "dev-2");
+	key = send_csr(fx, "dev-2", NULL);
+	assert_int_equal(events_of(fx, id, "rotation.crt_resent"), 0);
+	send_csr(fx, "dev-2", key);
+	assert_int_equal(events_of(fx, id, "rotation.crt_resent"), 1);
+	assert_int_equal(events_of(fx, id, "rotation.state"), 1); /* ISSUED */
+	EVP_PKEY_free(key);
+	events_ok(fx);
+}
+
 int
 main(void)
 {
@@ -987,6 +1370,22 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rotation_engine__bad_input_changes_nothing,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_engine__start_refusals, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_engine__cancel_requested, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_engine__cancel_issued, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_engine__no_grace_deletes_on_ack,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_engine__grace_period, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_rotation_engine__grace_reactivated_old_cert_stays, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_engine__start_many_expiring, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_engine__start_many_by_ca, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_engine__step_events, setup,
 						teardown),
 	};
 

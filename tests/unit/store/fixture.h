@@ -88,5 +88,6 @@ int test_policy_run(void);
 int test_sqlite_run(void);
 int test_tx_run(void);
 int test_rotation_run(void);
+int test_delete_run(void);
 
 #endif

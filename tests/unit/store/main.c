@@ -11,5 +11,6 @@ main(void)
 	failed += test_sqlite_run();
 	failed += test_tx_run();
 	failed += test_rotation_run();
+	failed += test_delete_run();
 	return failed == 0 ? 0 : 1;
 }

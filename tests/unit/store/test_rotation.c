@@ -110,7 +110,7 @@ test_store_rotation__states(void **state)
 	static const bool allowed[6][6] = {
 		/* to:    REQ    ISS    COM    FAI    TIM    CAN */
 		[REQ] = { true, true, false, true, true, true },
-		[ISS] = { false, false, true, true, true, true },
+		[ISS] = { false, true, true, true, true, true },
 		[COM] = { false, false, false, false, false, false },
 		[FAI] = { false, false, false, false, false, false },
 		[TIM] = { false, false, false, false, false, false },
@@ -409,7 +409,7 @@ test_store_rotation__list_filters(void **state)
 	fx->now += 1;
 	open_rot(fx, &b, "b", 2, FX_T0 + DAY, FX_T0 + 100);
 	fx->now += 1;
-	/* c: ISSUED (never due), deadline +2 days. */
+	/* c: ISSUED (its crt due again at +0), deadline +2 days. */
 	open_rot(fx, &c, "c", 3, FX_T0 + 2 * DAY, FX_T0);
 	assert_int_equal(move(fx, &c, ISS, 5, &err), 0);
 	fx->now += 1;
@@ -432,18 +432,23 @@ test_store_rotation__list_filters(void **state)
 	assert_string_equal(ids.id[0], c.id);
 	f.thing = NULL;
 
-	/* Due: REQUESTED with next_send_at <= T, soonest first. */
-	f.due_by = FX_T0 + 99;
+	/* Due: open ones with next_send_at <= T, soonest first; d is FAILED. */
+	f.due_by = FX_T0 - 1;
 	assert_int_equal(list(fx, &f).n, 0);
-	f.due_by = FX_T0 + 100;
+	f.due_by = FX_T0 + 99;
 	ids = list(fx, &f);
 	assert_int_equal(ids.n, 1);
-	assert_string_equal(ids.id[0], b.id);
-	f.due_by = FX_T0 + 10 * DAY;
+	assert_string_equal(ids.id[0], c.id);
+	f.due_by = FX_T0 + 100;
 	ids = list(fx, &f);
 	assert_int_equal(ids.n, 2);
-	assert_string_equal(ids.id[0], b.id);
-	assert_string_equal(ids.id[1], a.id);
+	assert_string_equal(ids.id[0], c.id);
+	assert_string_equal(ids.id[1], b.id);
+	f.due_by = FX_T0 + 10 * DAY;
+	ids = list(fx, &f);
+	assert_int_equal(ids.n, 3);
+	assert_string_equal(ids.id[1], b.id);
+	assert_string_equal(ids.id[2], a.id);
 	f.limit = 1;
 	assert_int_equal(list(fx, &f).n, 1);
 	f.limit = 0;

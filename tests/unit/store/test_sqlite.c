@@ -414,7 +414,7 @@ test_store_sqlite__row_without_event_detected(void **state)
 	snprintf(sql, sizeof(sql),
 		 "INSERT INTO certs SELECT '%s', 'ff', ca, thing, status, not_before, not_after, "
 		 "key_type, key_bits, sig_alg, spki_sha256, pem, created_at, updated_at, "
-		 "revoke_reason, revoked_at, change_seq FROM certs LIMIT 1",
+		 "revoke_reason, revoked_at, change_seq, deleted_at FROM certs LIMIT 1",
 		 id);
 	raw_exec(fx, sql);
 	expect_bad_msg(fx, NULL, 0, id);
@@ -490,6 +490,7 @@ test_store_sqlite__schema_1_is_migrated(void **state)
 	fx->store = NULL;
 	/* Migration 2 only adds the guards: without them, this is a schema-1 file. */
 	raw_exec(fx, DROP_LOG_GUARDS "DROP TABLE rotations; DROP TABLE outbox; "
+		     "ALTER TABLE certs DROP COLUMN deleted_at; "
 		     "DELETE FROM schema_migrations WHERE version >= 2");
 	raw_exec(fx, "UPDATE events SET actor = actor WHERE seq = 1"); /* no guard yet */
 	assert_int_equal(cf_store_open_readonly(&other, fx->uri, &err), CF_ESTORE);
@@ -526,13 +527,14 @@ test_store_sqlite__schema_2_is_migrated(void **state)
 	fx->store = NULL;
 	/* Migration 3 only adds the two tables (AUTOINCREMENT adds sqlite_sequence). */
 	raw_exec(fx, "DROP TABLE rotations; DROP TABLE outbox; "
-		     "DELETE FROM schema_migrations WHERE version = 3");
+		     "ALTER TABLE certs DROP COLUMN deleted_at; "
+		     "DELETE FROM schema_migrations WHERE version >= 3");
 	assert_int_equal(cf_store_open_readonly(&other, fx->uri, &err), CF_ESTORE);
 	assert_non_null(strstr(err.msg, "schema version 2"));
 	assert_int_equal(cf_store_open(&fx->store, fx->uri, &err), 0);
 	cf_store_set_clock(fx->store, fx_clock, fx);
 	assert_int_equal(cf_store_schema_version(fx->store, &version, NULL), 0);
-	assert_int_equal(version, 3);
+	assert_int_equal(version, CF_STORE_SCHEMA_VERSION);
 	assert_int_equal(fx_verify_ok(fx), 6);
 	/* The new tables work, with the old data. */
 	memset(&rot, 0, sizeof(rot));
@@ -549,6 +551,102 @@ test_store_sqlite__schema_2_is_migrated(void **state)
 	assert_int_equal(cf_store_open_readonly(&other, fx->uri, &err), 0);
 	cf_store_close(other);
 	assert_int_equal(fx_verify_ok(fx), 7);
+}
+
+/*
+ * Schema 3 -> 4 on a file with data: a certificate, an open and a completed
+ * rotation. The new columns start at 0 (nothing deleted, nothing pending),
+ * the old rows keep working, and the soft delete works on them.
+ */
+static void
+test_store_sqlite__schema_3_is_migrated(void **state)
+{
+	struct fixture *fx = *state;
+	cf_store *other = NULL;
+	cf_store_rotation rot, got;
+	cf_store_cert cert;
+	char id1[65], id2[65], rid[33];
+	int version = 0;
+	cf_err err = CF_ERR_INIT;
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	fx_id(id1, 1);
+	fx_id(id2, 2);
+	memset(&rot, 0, sizeof(rot));
+	assert_int_equal(cf_store_rotation_id_random(rid, NULL), 0);
+	rot.id = rid;
+	rot.thing = (char *)(uintptr_t)"a";
+	rot.old_cert = id1;
+	rot.rekey = true;
+	rot.deadline = FX_T0 + 86400;
+	assert_int_equal(cf_store_rotation_insert(fx->store, &rot, &fx_actor, &err), 0);
+	assert_int_equal(cf_store_cert_transition(fx->store, id2, CF_CERT_INACTIVE, NULL,
+						  &fx_actor, &err),
+			 0);
+	assert_int_equal(fx_verify_ok(fx), 8);
+	cf_store_close(fx->store);
+	fx->store = NULL;
+	/* What migration 4 adds, taken away again: a schema-3 file with data. */
+	raw_exec(fx, "DROP INDEX rotations_delete_old; "
+		     "ALTER TABLE rotations DROP COLUMN delete_old_at; "
+		     "ALTER TABLE certs DROP COLUMN deleted_at; "
+		     "DELETE FROM schema_migrations WHERE version = 4");
+	assert_int_equal(cf_store_open_readonly(&other, fx->uri, &err), CF_ESTORE);
+	assert_non_null(strstr(err.msg, "schema version 3"));
+	assert_int_equal(cf_store_open(&fx->store, fx->uri, &err), 0);
+	cf_store_set_clock(fx->store, fx_clock, fx);
+	assert_int_equal(cf_store_schema_version(fx->store, &version, NULL), 0);
+	assert_int_equal(version, 4);
+	assert_int_equal(fx_verify_ok(fx), 8);
+	assert_int_equal(cf_store_rotation_get(fx->store, &got, rid, &err), 0);
+	assert_int_equal(got.delete_old_at, 0);
+	assert_int_equal(got.state, CF_ROTATION_REQUESTED);
+	cf_store_rotation_clear(&got);
+	assert_int_equal(cf_store_cert_get(fx->store, &cert, id2, &err), 0);
+	assert_int_equal(cert.deleted_at, 0);
+	cf_store_cert_clear(&cert);
+	/* The old INACTIVE certificate can now be deleted, and the log still checks out. */
+	assert_int_equal(cf_store_cert_delete(fx->store, id2, &fx_actor, &err), 0);
+	assert_int_equal(cf_store_cert_get(fx->store, &cert, id2, &err), 0);
+	assert_int_equal(cert.deleted_at, fx->now);
+	cf_store_cert_clear(&cert);
+	assert_int_equal(cf_store_open_readonly(&other, fx->uri, &err), 0);
+	cf_store_close(other);
+	assert_int_equal(fx_verify_ok(fx), 9);
+}
+
+/* A deleted_at set or cleared by hand is caught by the replay of cert.deleted. */
+static void
+test_store_sqlite__edited_deleted_at_detected(void **state)
+{
+	struct fixture *fx = *state;
+	char id[65], sql[256];
+	int64_t deleted;
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	fx_id(id, 2);
+	assert_int_equal(cf_store_cert_transition(fx->store, id, CF_CERT_INACTIVE, NULL, &fx_actor,
+						  NULL),
+			 0);
+	assert_int_equal(cf_store_cert_delete(fx->store, id, &fx_actor, NULL), 0);
+	deleted = fx_count_events(fx, NULL);
+	fx_add_thing(fx, "c");
+	assert_int_equal(fx_verify_ok(fx), deleted + 1);
+	/* Edited away: the certificate would be listed again. */
+	snprintf(sql, sizeof(sql), "UPDATE certs SET deleted_at = 0 WHERE id = '%s'", id);
+	raw_exec(fx, sql);
+	expect_bad_msg(fx, NULL, deleted, "is not deleted in the registry");
+	/* Put back, then a certificate no event deleted is marked deleted. */
+	snprintf(sql, sizeof(sql), "UPDATE certs SET deleted_at = %lld WHERE id = '%s'",
+		 (long long)fx->now, id);
+	raw_exec(fx, sql);
+	assert_int_equal(fx_verify_ok(fx), deleted + 1);
+	fx_id(id, 1);
+	snprintf(sql, sizeof(sql), "UPDATE certs SET deleted_at = 1 WHERE id = '%s'", id);
+	raw_exec(fx, sql);
+	expect_bad_msg(fx, NULL, 4, "never deleted it");
 }
 
 /* Policy attachments and change_seq: the rows the broker enforces, replayed from the events. */
@@ -727,6 +825,10 @@ test_sqlite_run(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_sqlite__schema_2_is_migrated, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__schema_3_is_migrated, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__edited_deleted_at_detected,
+						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_sqlite__inserted_policy_link_detected,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_sqlite__deleted_policy_link_detected,

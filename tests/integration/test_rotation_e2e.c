@@ -1,0 +1,1607 @@
+/*
+ * Integration: rotation end to end over a real Mosquitto with mutual TLS,
+ * between the real certfleetd, certfleet-sim devices and, where a case needs
+ * exact control of what a device sends, a device played by the test with
+ * mosquitto_pub / mosquitto_sub (issue 3, "Tests against the real broker").
+ *
+ * Each case gets a temp dir holding a quickstart data dir D with a service
+ * identity made by `certfleet service create certfleetd`, a broker
+ * (support/broker.h) trusting the certfleet root and intermediate for
+ * client certificates, and D/certfleet.conf pointed at it with short timers.
+ * A spy (mosquitto_sub as the service identity, its own client id)
+ * records every protocol message under P/#. The registry is read with the
+ * sqlite3 command (rotations, certificates) and the certfleet CLI; new
+ * certificates are checked with the openssl command.
+ *
+ * Timers: rotation_resend_interval 2s (the deadline case: a deadline of
+ * a few seconds). Every wait is a bounded wait for a condition.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ctype.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "support/broker.h"
+#include "support/run.h"
+
+#define MAX_ARGV 64
+#define MAX_KEEP 4096
+#define MAX_DEV  4
+#define WAIT_MS  30000 /* one protocol step, generous for ASan on a busy machine */
+
+#define P "management/topic/"
+
+/* A device played by the test: its identity and a mosquitto_sub as it. */
+struct dev {
+	const char *name, *key, *cert, *id;
+	const char *sub_out;
+	cf_test_bg *sub;
+};
+
+struct fx {
+	char *tmp;        /* this case's temp dir */
+	char *data;       /* tmp/data: the data dir */
+	cf_test_result r; /* the last run */
+	char *keep[MAX_KEEP];
+	size_t nkeep;
+	json_t *jkeep[MAX_KEEP];
+	size_t njkeep;
+
+	cf_test_broker *broker;
+	cf_test_bg *daemon; /* certfleetd */
+	cf_test_bg *sim;    /* certfleet-sim run */
+	cf_test_bg *spy;    /* mosquitto_sub P/# */
+	struct dev dev[MAX_DEV];
+	size_t ndev;
+	size_t daemon_starts; /* event=mqtt_connected lines expected so far */
+	const char *root, *inter, *dev_ca;
+	const char *svc_cert, *svc_key;
+	const char *daemon_log, *spy_out, *sim_state, *sim_log, *summary, *db;
+};
+
+static char *g_cli, *g_daemon, *g_sim;
+
+/* ---- fixture ----------------------------------------------------------------- */
+
+static int
+group_setup(void **state)
+{
+	const char *bdir = getenv("CF_BINARY_DIR");
+
+	(void)state;
+	if (bdir == NULL) {
+		fprintf(stderr, "CF_BINARY_DIR must be set (run through ctest)\n");
+		return -1;
+	}
+	g_cli = cf_test_printf("%s/cli/certfleet", bdir);
+	g_daemon = cf_test_printf("%s/src/daemon/certfleetd", bdir);
+	g_sim = cf_test_printf("%s/sim/certfleet-sim", bdir);
+	if (g_cli == NULL || g_daemon == NULL || g_sim == NULL)
+		return -1;
+	/* The simulator is checked by the cases that run it (sim_provision). */
+	if (access(g_cli, X_OK) != 0 || access(g_daemon, X_OK) != 0) {
+		fprintf(stderr, "missing %s or %s\n", g_cli, g_daemon);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	(void)state;
+	free(g_cli);
+	free(g_daemon);
+	free(g_sim);
+	return 0;
+}
+
+static int
+setup(void **state)
+{
+	struct fx *fx = calloc(1, sizeof(*fx));
+
+	if (fx == NULL)
+		return -1;
+	fx->r = (cf_test_result)CF_TEST_RESULT_INIT;
+	if (cf_test_tmpdir_new(&fx->tmp, "certfleet-e2e") != 0) {
+		free(fx);
+		return -1;
+	}
+	fx->data = cf_test_printf("%s/data", fx->tmp);
+	if (fx->data == NULL) {
+		cf_test_tmpdir_remove(fx->tmp);
+		free(fx->tmp);
+		free(fx);
+		return -1;
+	}
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *fx = *state;
+	size_t i;
+	int rc = 0;
+
+	if (fx == NULL)
+		return 0;
+	/* Every process first, whatever happened in the case. */
+	cf_test_bg_free(fx->sim);
+	cf_test_bg_free(fx->daemon);
+	cf_test_bg_free(fx->spy);
+	for (i = 0; i < fx->ndev; i++)
+		cf_test_bg_free(fx->dev[i].sub);
+	cf_test_broker_free(fx->broker);
+	for (i = 0; i < fx->nkeep; i++)
+		free(fx->keep[i]);
+	for (i = 0; i < fx->njkeep; i++)
+		json_decref(fx->jkeep[i]);
+	cf_test_result_clear(&fx->r);
+	if (getenv("CF_TEST_KEEP") == NULL)
+		rc = cf_test_tmpdir_remove(fx->tmp);
+	else
+		fprintf(stderr, "kept %s\n", fx->tmp);
+	free(fx->tmp);
+	free(fx->data);
+	free(fx);
+	return rc;
+}
+
+static const char *
+keep(struct fx *fx, char *s)
+{
+	assert_non_null(s);
+	assert_true(fx->nkeep < MAX_KEEP);
+	fx->keep[fx->nkeep++] = s;
+	return s;
+}
+
+static json_t *
+jkeep(struct fx *fx, json_t *j)
+{
+	assert_non_null(j);
+	assert_true(fx->njkeep < MAX_KEEP);
+	fx->jkeep[fx->njkeep++] = j;
+	return j;
+}
+
+static const char *
+tpath(struct fx *fx, const char *name)
+{
+	return keep(fx, cf_test_printf("%s/%s", fx->tmp, name));
+}
+
+static const char *
+dpath(struct fx *fx, const char *name)
+{
+	return keep(fx, cf_test_printf("%s/%s", fx->data, name));
+}
+
+/* The tail of a file (at most max bytes) on stderr, for the log of a failed case. */
+static void
+dump_file(const char *what, const char *path, size_t max)
+{
+	char *text = NULL;
+	size_t len = 0;
+
+	if (path == NULL || cf_test_file_read(&text, &len, path, 256 * 1024 * 1024) != 0)
+		return;
+	fprintf(stderr, "---- %s (%s)%s\n%s\n", what, path, len > max ? ", tail" : "",
+		len > max ? text + len - max : text);
+	free(text);
+}
+
+static void
+dump_logs(struct fx *fx)
+{
+	size_t i;
+
+	dump_file("certfleetd log", fx->daemon_log, 16384);
+	dump_file("certfleet-sim output", fx->sim_log, 16384);
+	dump_file("spy (mosquitto_sub P/#)", fx->spy_out, 8192);
+	for (i = 0; i < fx->ndev; i++)
+		dump_file(fx->dev[i].name, fx->dev[i].sub_out, 4096);
+	if (fx->broker != NULL)
+		dump_file("broker log", cf_test_broker_log_file(fx->broker), 8192);
+}
+
+/* ---- running ----------------------------------------------------------------- */
+
+static void
+show(struct fx *fx, const char *const *argv)
+{
+	size_t i;
+
+	fprintf(stderr, "command:");
+	for (i = 0; argv[i] != NULL; i++)
+		fprintf(stderr, " %s", argv[i]);
+	fprintf(stderr, "\nexit: %d%s\nstdout:\n%s\nstderr:\n%s\n", fx->r.status,
+		fx->r.timed_out ? " (timed out)" : "", fx->r.out != NULL ? fx->r.out : "",
+		fx->r.err != NULL ? fx->r.err : "");
+}
+
+static int
+run_argv(struct fx *fx, const char **argv, int want)
+{
+	cf_test_run(&fx->r, argv, CF_TEST_TIMEOUT);
+	if (fx->r.timed_out || (want >= 0 && fx->r.status != want)) {
+		show(fx, argv);
+		if (want >= 0)
+			fprintf(stderr, "expected exit %d\n", want);
+		dump_logs(fx);
+		fail_msg("%s: unexpected result", argv[0]);
+	}
+	return fx->r.status;
+}
+
+static void
+collect(const char **argv, size_t n, va_list ap)
+{
+	const char *a;
+
+	for (;;) {
+		a = va_arg(ap, const char *);
+		if (a == NULL)
+			break;
+		assert_true(n < MAX_ARGV - 1);
+		argv[n++] = a;
+	}
+	argv[n] = NULL;
+}
+
+/* certfleet --data-dir D ARGS..., which must exit 0. */
+static CF_TEST_SENTINEL void
+cli(struct fx *fx, ...)
+{
+	const char *argv[MAX_ARGV];
+	va_list ap;
+
+	argv[0] = g_cli;
+	argv[1] = "--data-dir";
+	argv[2] = fx->data;
+	va_start(ap, fx);
+	collect(argv, 3, ap);
+	va_end(ap);
+	run_argv(fx, argv, 0);
+}
+
+static json_t *
+parse_json(struct fx *fx, const char *text)
+{
+	json_error_t jerr;
+	json_t *j = json_loads(text, JSON_DECODE_ANY, &jerr);
+
+	if (j == NULL)
+		fail_msg("not JSON (%s):\n%s", jerr.text, text);
+	return jkeep(fx, j);
+}
+
+/* certfleet --data-dir D --output json ARGS..., which must exit 0: its output. */
+static CF_TEST_SENTINEL json_t *
+cli_json(struct fx *fx, ...)
+{
+	const char *argv[MAX_ARGV];
+	va_list ap;
+
+	argv[0] = g_cli;
+	argv[1] = "--data-dir";
+	argv[2] = fx->data;
+	argv[3] = "--output";
+	argv[4] = "json";
+	va_start(ap, fx);
+	collect(argv, 5, ap);
+	va_end(ap);
+	run_argv(fx, argv, 0);
+	return parse_json(fx, fx->r.out);
+}
+
+static CF_TEST_SENTINEL int
+ossl(struct fx *fx, int want, ...)
+{
+	const char *argv[MAX_ARGV];
+	va_list ap;
+
+	argv[0] = "openssl";
+	va_start(ap, want);
+	collect(argv, 1, ap);
+	va_end(ap);
+	return run_argv(fx, argv, want);
+}
+
+/* sqlite3 -json over the registry (read-only, waiting out the daemon's locks). */
+static json_t *
+sql(struct fx *fx, const char *query)
+{
+	const char *argv[] = { "sqlite3",        "-readonly", "-json", "-cmd",
+			       ".timeout 10000", fx->db,      query,   NULL };
+
+	run_argv(fx, argv, 0);
+	/* No rows: sqlite3 prints nothing. */
+	if (fx->r.out[0] == '\0')
+		return jkeep(fx, json_array());
+	return parse_json(fx, fx->r.out);
+}
+
+/* ---- small checks ------------------------------------------------------------ */
+
+static const char *
+chomp(struct fx *fx, const char *s)
+{
+	char *c = strdup(s);
+	size_t n;
+
+	assert_non_null(c);
+	n = strlen(c);
+	while (n > 0 && isspace((unsigned char)c[n - 1]))
+		c[--n] = '\0';
+	return keep(fx, c);
+}
+
+static void
+assert_contains(const char *hay, const char *needle)
+{
+	if (strstr(hay, needle) == NULL) {
+		fprintf(stderr, "in:\n%s\n", hay);
+		fail_msg("'%s' not found", needle);
+	}
+}
+
+static const char *
+jstr(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!json_is_string(v)) {
+		char *dump = json_dumps(obj, JSON_ENCODE_ANY);
+
+		fprintf(stderr, "object: %s\n", dump != NULL ? dump : "?");
+		free(dump);
+		fail_msg("no string '%s'", key);
+	}
+	return json_string_value(v);
+}
+
+static json_int_t
+jint(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!json_is_integer(v))
+		fail_msg("no integer '%s'", key);
+	return json_integer_value(v);
+}
+
+static const char *
+file_text(struct fx *fx, const char *path)
+{
+	char *text = NULL;
+
+	if (cf_test_file_read(&text, NULL, path, 16 * 1024 * 1024) != 0)
+		fail_msg("cannot read %s", path);
+	return keep(fx, text);
+}
+
+static void
+write_text(const char *path, const char *text, mode_t mode)
+{
+	assert_int_equal(cf_test_file_write(path, text, strlen(text), mode), 0);
+}
+
+/* Replace or add "key = value" in D/certfleet.conf. */
+static void
+config_set(struct fx *fx, const char *key, const char *value)
+{
+	const char *conf = dpath(fx, "certfleet.conf");
+	char *text = NULL, *line, *next, *out = NULL;
+	size_t len = 0, olen = 0, klen = strlen(key);
+	FILE *fp;
+
+	assert_int_equal(cf_test_file_read(&text, &len, conf, 1024 * 1024), 0);
+	fp = open_memstream(&out, &olen);
+	assert_non_null(fp);
+	for (line = text; line != NULL && *line != '\0'; line = next) {
+		next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		if (strncmp(line, key, klen) == 0 && (line[klen] == ' ' || line[klen] == '='))
+			continue;
+		fprintf(fp, "%s\n", line);
+	}
+	fprintf(fp, "%s = %s\n", key, value);
+	assert_int_equal(fclose(fp), 0);
+	free(text);
+	write_text(conf, out, 0600);
+	free(out);
+}
+
+/* The certificateId of a PEM file's first certificate, by openssl. */
+static const char *
+ossl_cert_id(struct fx *fx, const char *pem)
+{
+	const char *line;
+	char *id;
+	size_t i;
+
+	ossl(fx, 0, "x509", "-in", pem, "-noout", "-fingerprint", "-sha256", NULL);
+	line = strchr(fx->r.out, '=');
+	assert_non_null(line);
+	id = calloc(65, 1);
+	assert_non_null(id);
+	for (i = 0, line++; *line != '\0' && *line != '\n' && i < 64; line++) {
+		if (*line != ':')
+			id[i++] = (char)tolower((unsigned char)*line);
+	}
+	assert_int_equal(i, 64);
+	return keep(fx, id);
+}
+
+static const char *
+ossl_pubkey(struct fx *fx, const char *what, const char *path)
+{
+	if (strcmp(what, "pkey") == 0)
+		ossl(fx, 0, "pkey", "-in", path, "-pubout", NULL);
+	else
+		ossl(fx, 0, what, "-in", path, "-pubkey", "-noout", NULL);
+	return keep(fx, strdup(fx->r.out));
+}
+
+/* No sanitizer report in a log of ours. */
+static void
+assert_no_sanitizer_report(struct fx *fx, const char *path)
+{
+	static const char *const marks[] = { "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+					     "runtime error:", NULL };
+	size_t i;
+
+	for (i = 0; marks[i] != NULL; i++) {
+		if (path != NULL && cf_test_file_count(path, marks[i]) != 0) {
+			dump_logs(fx);
+			fail_msg("%s has a sanitizer report ('%s')", path, marks[i]);
+		}
+	}
+}
+
+/* ---- the world --------------------------------------------------------------- */
+
+/*
+ * Quickstart CA, the service identity, the broker, certfleet.conf pointed at
+ * it with short timers, and the spy. certfleetd is not started yet, so that
+ * a case may change the config first.
+ */
+static void
+world(struct fx *fx)
+{
+	static const char *const spy_topics[] = { P "#", NULL };
+	const char *chain;
+	char port[16];
+	json_t *ca;
+
+	fx->db = dpath(fx, "registry.db");
+	fx->daemon_log = tpath(fx, "certfleetd.log");
+	fx->sim_state = tpath(fx, "sim-state");
+	fx->sim_log = tpath(fx, "sim.log");
+	fx->summary = tpath(fx, "summary.json");
+	cli(fx, "init", "--quickstart", NULL);
+	cli(fx, "service", "create", "certfleetd", NULL);
+	fx->svc_cert = dpath(fx, "service/certfleetd.pem");
+	fx->svc_key = dpath(fx, "service/certfleetd.key");
+	assert_int_equal(cf_test_file_mode(fx->svc_key), 0600);
+	/* The service chain is leaf then intermediate, and openssl trusts it. */
+	fx->root = dpath(fx, "offline-root/root.pem");
+	ca = cli_json(fx, "ca", "describe", "default", NULL);
+	fx->inter = tpath(fx, "intermediate.pem");
+	write_text(fx->inter, jstr(ca, "certificatePem"), 0644);
+	ossl(fx, 0, "verify", "-CAfile", fx->root, "-untrusted", fx->svc_cert, fx->svc_cert, NULL);
+
+	chain = tpath(fx, "certfleet-chain.pem");
+	write_text(
+		chain,
+		keep(fx, cf_test_printf("%s%s", file_text(fx, fx->root), file_text(fx, fx->inter))),
+		0644);
+	assert_int_equal(cf_test_broker_start(&fx->broker, tpath(fx, "broker"), chain, NULL), 0);
+	write_text(dpath(fx, "broker-ca.pem"), file_text(fx, cf_test_broker_ca_file(fx->broker)),
+		   0644);
+	fx->dev_ca = tpath(fx, "device-ca.pem");
+	write_text(
+		fx->dev_ca,
+		keep(fx, cf_test_printf("%s%s", file_text(fx, cf_test_broker_ca_file(fx->broker)),
+					file_text(fx, fx->root))),
+		0644);
+
+	snprintf(port, sizeof(port), "%d", cf_test_broker_port(fx->broker));
+	config_set(fx, "mqtt_host", "127.0.0.1");
+	config_set(fx, "mqtt_port", port);
+	config_set(fx, "mqtt_reconnect_max", "2s");
+	config_set(fx, "rotation_resend_interval", "2s");
+	config_set(fx, "rotation_deadline", "5m");
+
+	fx->spy_out = tpath(fx, "spy.out");
+	assert_int_equal(cf_test_mqtt_sub_start(&fx->spy, fx->broker, fx->svc_cert, fx->svc_key,
+						"e2e-spy", spy_topics, fx->spy_out),
+			 0);
+}
+
+static void
+daemon_start(struct fx *fx)
+{
+	const char *argv[] = { g_daemon, "--data-dir", fx->data, NULL };
+
+	assert_null(fx->daemon);
+	assert_int_equal(cf_test_bg_start(&fx->daemon, argv, fx->daemon_log, fx->daemon_log), 0);
+	fx->daemon_starts++;
+	if (cf_test_file_wait(fx->daemon_log, "event=mqtt_connected", fx->daemon_starts, WAIT_MS) !=
+	    0) {
+		dump_logs(fx);
+		fail_msg("certfleetd: no event=mqtt_connected within %d ms (start %zu)", WAIT_MS,
+			 fx->daemon_starts);
+	}
+}
+
+/* SIGKILL certfleetd, as a crash at this instant. */
+static void
+daemon_kill(struct fx *fx)
+{
+	assert_int_equal(cf_test_bg_signal(fx->daemon, SIGKILL), 0);
+	assert_int_equal(cf_test_bg_wait(fx->daemon, 10000), 128 + SIGKILL);
+	cf_test_bg_free(fx->daemon);
+	fx->daemon = NULL;
+}
+
+/* SIGTERM: certfleetd drains and exits 0 (a leak report under ASan would change that). */
+static void
+daemon_stop(struct fx *fx)
+{
+	int status = cf_test_bg_stop(fx->daemon, 20000);
+
+	cf_test_bg_free(fx->daemon);
+	fx->daemon = NULL;
+	if (status != 0) {
+		dump_logs(fx);
+		fail_msg("certfleetd exited with %d after SIGTERM", status);
+	}
+	assert_no_sanitizer_report(fx, fx->daemon_log);
+}
+
+static void
+sim_provision(struct fx *fx, int n)
+{
+	const char *argv[] = { g_sim,          "provision", "--data-dir", fx->data,   "--state-dir",
+			       fx->sim_state,  "--devices", NULL,         "--prefix", "sim-",
+			       "--expires-in", "10d",       NULL };
+
+	if (access(g_sim, X_OK) != 0)
+		fail_msg("no simulator at %s", g_sim);
+	argv[7] = keep(fx, cf_test_printf("%d", n));
+	run_argv(fx, argv, 0);
+}
+
+/*
+ * certfleet-sim run over the provisioned devices, with extra arguments
+ * (NULL-terminated), in the background.
+ */
+static CF_TEST_SENTINEL void
+sim_start(struct fx *fx, int n, ...)
+{
+	const char *argv[MAX_ARGV];
+	size_t k = 0;
+	va_list ap;
+
+	assert_null(fx->sim);
+	argv[k++] = g_sim;
+	argv[k++] = "run";
+	argv[k++] = "--state-dir";
+	argv[k++] = fx->sim_state;
+	argv[k++] = "--host";
+	argv[k++] = "127.0.0.1";
+	argv[k++] = "--port";
+	argv[k++] = keep(fx, cf_test_printf("%d", cf_test_broker_port(fx->broker)));
+	argv[k++] = "--ca-file";
+	argv[k++] = fx->dev_ca;
+	argv[k++] = "--devices";
+	argv[k++] = keep(fx, cf_test_printf("%d", n));
+	argv[k++] = "--summary";
+	argv[k++] = fx->summary;
+	va_start(ap, n);
+	collect(argv, k, ap);
+	va_end(ap);
+	assert_int_equal(cf_test_bg_start(&fx->sim, argv, fx->sim_log, fx->sim_log), 0);
+}
+
+/* Wait for the simulator to end by itself: its exit status. */
+static int
+sim_wait(struct fx *fx, int timeout_ms)
+{
+	int status = cf_test_bg_wait(fx->sim, timeout_ms);
+
+	if (status < 0) {
+		dump_logs(fx);
+		fail_msg("certfleet-sim still running after %d ms", timeout_ms);
+	}
+	cf_test_bg_free(fx->sim);
+	fx->sim = NULL;
+	assert_no_sanitizer_report(fx, fx->sim_log);
+	return status;
+}
+
+/*
+ * Stop a simulator run with SIGTERM. Its documented exits: 0 without a
+ * goal (--duration), 3 when stopped before its --until-rotated goal.
+ */
+static void
+sim_stop(struct fx *fx)
+{
+	int status = cf_test_bg_stop(fx->sim, 20000);
+
+	cf_test_bg_free(fx->sim);
+	fx->sim = NULL;
+	if (status != 0 && status != 3) {
+		dump_logs(fx);
+		fail_msg("certfleet-sim exited with %d after SIGTERM", status);
+	}
+	assert_no_sanitizer_report(fx, fx->sim_log);
+}
+
+/* Distinct client ids with prefix that the broker sent a SUBACK to. */
+static size_t
+subscribed_clients(struct fx *fx, const char *prefix)
+{
+	static const char mark[] = "Sending SUBACK to ";
+	char *text = NULL, **names = NULL;
+	const char *p, *end;
+	size_t n = 0, cap = 0, i, len;
+	bool seen;
+
+	if (cf_test_file_read(&text, NULL, cf_test_broker_log_file(fx->broker),
+			      256 * 1024 * 1024) != 0)
+		return 0;
+	for (p = strstr(text, mark); p != NULL; p = strstr(end, mark)) {
+		p += strlen(mark);
+		end = strchr(p, '\n');
+		if (end == NULL)
+			break;
+		len = (size_t)(end - p);
+		if (strncmp(p, prefix, strlen(prefix)) != 0)
+			continue;
+		seen = false;
+		for (i = 0; i < n && !seen; i++)
+			seen = strlen(names[i]) == len && strncmp(names[i], p, len) == 0;
+		if (seen)
+			continue;
+		if (n == cap) {
+			char **grown = realloc(names, (cap + 64) * sizeof(*names));
+
+			assert_non_null(grown);
+			names = grown;
+			cap += 64;
+		}
+		names[n] = strndup(p, len);
+		assert_non_null(names[n]);
+		n++;
+	}
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	free(text);
+	return n;
+}
+
+struct subs_wait {
+	struct fx *fx;
+	const char *prefix;
+	size_t n;
+};
+
+static bool
+subs_reached(void *payload)
+{
+	struct subs_wait *w = payload;
+
+	return subscribed_clients(w->fx, w->prefix) >= w->n;
+}
+
+/* Wait until n simulated devices have subscribed (so a csr_req reaches them at once). */
+static void
+wait_sim_subscribed(struct fx *fx, size_t n)
+{
+	struct subs_wait w = { fx, "sim-", n };
+
+	if (cf_test_wait_until(subs_reached, &w, 100, WAIT_MS) != 0) {
+		dump_logs(fx);
+		fail_msg("only %zu of %zu simulated devices subscribed within %d ms",
+			 subscribed_clients(fx, "sim-"), n, WAIT_MS);
+	}
+}
+
+/* ---- the registry ------------------------------------------------------------ */
+
+/* Every rotation: id, thing, old_cert, new_cert, state, error; by thing, then creation. */
+static json_t *
+rotations(struct fx *fx)
+{
+	return sql(fx, "SELECT id, thing, old_cert, new_cert, state, error FROM rotations "
+		       "ORDER BY thing, created_at, id");
+}
+
+struct rot_wait {
+	struct fx *fx;
+	const char *state;
+	size_t n;
+};
+
+static size_t
+rotations_in(struct fx *fx, const char *state)
+{
+	json_t *rows = sql(fx, keep(fx, cf_test_printf("SELECT COUNT(*) AS n FROM rotations "
+						       "WHERE state = '%s'",
+						       state)));
+
+	return (size_t)jint(json_array_get(rows, 0), "n");
+}
+
+static bool
+rot_reached(void *payload)
+{
+	struct rot_wait *w = payload;
+
+	return rotations_in(w->fx, w->state) >= w->n;
+}
+
+/* Wait until n rotations are in state. */
+static void
+wait_rotations(struct fx *fx, const char *state, size_t n, int timeout_ms)
+{
+	struct rot_wait w = { fx, state, n };
+
+	if (cf_test_wait_until(rot_reached, &w, 200, timeout_ms) != 0) {
+		json_t *rows = rotations(fx);
+		char *dump = json_dumps(rows, JSON_INDENT(1));
+
+		dump_logs(fx);
+		fprintf(stderr, "rotations:\n%s\n", dump != NULL ? dump : "?");
+		free(dump);
+		fail_msg("%zu rotations %s after %d ms, wanted %zu", rotations_in(fx, state), state,
+			 timeout_ms, n);
+	}
+}
+
+/* Certificates ever issued for thing (soft-deleted ones included). */
+static size_t
+certs_of(struct fx *fx, const char *thing)
+{
+	json_t *rows = sql(fx, keep(fx, cf_test_printf("SELECT COUNT(*) AS n FROM certs "
+						       "WHERE thing = '%s'",
+						       thing)));
+
+	return (size_t)jint(json_array_get(rows, 0), "n");
+}
+
+static size_t
+certs_total(struct fx *fx)
+{
+	return (size_t)jint(json_array_get(sql(fx, "SELECT COUNT(*) AS n FROM certs"), 0), "n");
+}
+
+static const char *
+cert_status(struct fx *fx, const char *id)
+{
+	json_t *rows =
+		sql(fx, keep(fx, cf_test_printf("SELECT status FROM certs WHERE id = '%s'", id)));
+
+	assert_int_equal(json_array_size(rows), 1);
+	return jstr(json_array_get(rows, 0), "status");
+}
+
+/* Whether `certfleet cert list --status ACTIVE` lists id. */
+static bool
+listed_active(struct fx *fx, const char *id)
+{
+	json_t *rows = cli_json(fx, "cert", "list", "--status", "ACTIVE", NULL), *row;
+	size_t i;
+
+	assert_true(json_is_array(rows));
+	json_array_foreach (rows, i, row) {
+		if (strcmp(jstr(row, "certificateId"), id) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The registry's PEM of id, checked with openssl verify against root + intermediate. */
+static void
+verify_issued(struct fx *fx, const char *id)
+{
+	json_t *o = cli_json(fx, "cert", "pem", id, NULL);
+	const char *pem = tpath(fx, keep(fx, cf_test_printf("cert-%.16s.pem", id)));
+
+	write_text(pem, jstr(o, "certificatePem"), 0644);
+	assert_string_equal(ossl_cert_id(fx, pem), id);
+	ossl(fx, 0, "verify", "-CAfile", fx->root, "-untrusted", fx->inter, pem, NULL);
+	assert_contains(fx->r.out, ": OK");
+}
+
+/*
+ * Every rotation COMPLETED, one per thing, each with its own new
+ * certificate that is the thing's only ACTIVE one, issued exactly once
+ * (the thing has its old and its new certificate, nothing more), the old
+ * one INACTIVE and not listed ACTIVE.
+ */
+static void
+assert_all_completed(struct fx *fx, size_t n, bool check_cli_each)
+{
+	json_t *rows = rotations(fx), *row;
+	size_t i;
+
+	assert_int_equal(json_array_size(rows), n);
+	json_array_foreach (rows, i, row) {
+		const char *thing = jstr(row, "thing"), *old_id = jstr(row, "old_cert");
+		const char *new_id = jstr(row, "new_cert");
+		json_t *active;
+
+		if (strcmp(jstr(row, "state"), "COMPLETED") != 0)
+			fail_msg("rotation of %s is %s (error %s)", thing, jstr(row, "state"),
+				 json_is_string(json_object_get(row, "error")) ? jstr(row, "error")
+									       : "-");
+		assert_string_not_equal(old_id, new_id);
+		assert_int_equal(certs_of(fx, thing), 2);
+		assert_string_equal(cert_status(fx, new_id), "ACTIVE");
+		assert_string_not_equal(cert_status(fx, old_id), "ACTIVE");
+		active = sql(fx, keep(fx, cf_test_printf("SELECT id FROM certs WHERE thing = '%s' "
+							 "AND status = 'ACTIVE'",
+							 thing)));
+		assert_int_equal(json_array_size(active), 1);
+		assert_string_equal(jstr(json_array_get(active, 0), "id"), new_id);
+		if (check_cli_each || i == 0)
+			assert_false(listed_active(fx, old_id));
+	}
+}
+
+/* ---- devices played by the test ---------------------------------------------- */
+
+/* A thing with a certificate certfleet issued from an openssl CSR, and mosquitto_sub as it. */
+static struct dev *
+dev_new(struct fx *fx, const char *name)
+{
+	struct dev *d;
+	const char *csr;
+	const char *topics[4];
+
+	assert_true(fx->ndev < MAX_DEV);
+	d = &fx->dev[fx->ndev++];
+	d->name = name;
+	d->key = tpath(fx, keep(fx, cf_test_printf("%s.key", name)));
+	d->cert = tpath(fx, keep(fx, cf_test_printf("%s.pem", name)));
+	csr = tpath(fx, keep(fx, cf_test_printf("%s.csr", name)));
+	cli(fx, "thing", "create", name, NULL);
+	ossl(fx, 0, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+	     "-keyout", d->key, "-out", csr, "-subj", keep(fx, cf_test_printf("/CN=%s", name)),
+	     NULL);
+	cli(fx, "cert", "issue", "--thing", name, "--csr", csr, "--out", d->cert, NULL);
+	d->id = chomp(fx, fx->r.out);
+	assert_string_equal(d->id, ossl_cert_id(fx, d->cert));
+	topics[0] = keep(fx, cf_test_printf(P "%s/csr_req", name));
+	topics[1] = keep(fx, cf_test_printf(P "%s/crt", name));
+	topics[2] = keep(fx, cf_test_printf(P "%s/csr_rej", name));
+	topics[3] = NULL;
+	d->sub_out = tpath(fx, keep(fx, cf_test_printf("%s.sub", name)));
+	assert_int_equal(cf_test_mqtt_sub_start(&d->sub, fx->broker, d->cert, d->key, name, topics,
+						d->sub_out),
+			 0);
+	return d;
+}
+
+/* Publish as the device to P/name/kind. */
+static void
+dev_pub(struct fx *fx, struct dev *d, const char *kind, const char *payload)
+{
+	if (cf_test_mqtt_pub(fx->broker, d->cert, d->key,
+			     keep(fx, cf_test_printf(P "%s/%s", d->name, kind)), payload) != 0) {
+		dump_logs(fx);
+		fail_msg("mosquitto_pub as %s failed", d->name);
+	}
+}
+
+/* The payload of the nth (from 1) "TOPIC PAYLOAD" line for topic in file, waiting for it. */
+static json_t *
+msg_in(struct fx *fx, const char *file, const char *topic, size_t nth)
+{
+	const char *prefix = keep(fx, cf_test_printf("%s ", topic)), *text, *p, *end;
+	size_t seen = 0;
+
+	if (cf_test_file_wait(file, prefix, nth, WAIT_MS) != 0) {
+		dump_logs(fx);
+		fail_msg("no message %zu on %s within %d ms", nth, topic, WAIT_MS);
+	}
+	text = file_text(fx, file);
+	for (p = text; p != NULL && *p != '\0'; p = end != NULL ? end + 1 : NULL) {
+		end = strchr(p, '\n');
+		if (strncmp(p, prefix, strlen(prefix)) != 0 || ++seen < nth)
+			continue;
+		p += strlen(prefix);
+		return parse_json(
+			fx, keep(fx, strndup(p, end != NULL ? (size_t)(end - p) : strlen(p))));
+	}
+	fail_msg("message %zu on %s vanished", nth, topic);
+	return NULL;
+}
+
+static size_t
+msg_count(struct fx *fx, const char *file, const char *topic)
+{
+	return cf_test_file_count(file, keep(fx, cf_test_printf("%s ", topic)));
+}
+
+/* What the device's mosquitto_sub received on P/name/kind, the nth time. */
+static json_t *
+dev_msg(struct fx *fx, struct dev *d, const char *kind, size_t nth)
+{
+	return msg_in(fx, d->sub_out, keep(fx, cf_test_printf(P "%s/%s", d->name, kind)), nth);
+}
+
+static size_t
+dev_count(struct fx *fx, struct dev *d, const char *kind)
+{
+	return msg_count(fx, d->sub_out, keep(fx, cf_test_printf(P "%s/%s", d->name, kind)));
+}
+
+/* A fresh key and CSR (openssl) for the device: the csr_res payload for rotation rid. */
+static const char *
+dev_csr_res(struct fx *fx, struct dev *d, const char *tag, const char *keyspec, const char *rid)
+{
+	const char *key = tpath(fx, keep(fx, cf_test_printf("%s-%s.key", d->name, tag)));
+	const char *csr = tpath(fx, keep(fx, cf_test_printf("%s-%s.csr", d->name, tag)));
+	json_t *o = json_object();
+	char *payload;
+
+	if (strcmp(keyspec, "ec") == 0)
+		ossl(fx, 0, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+		     "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=ignored", NULL);
+	else
+		ossl(fx, 0, "req", "-new", "-newkey", keyspec, "-nodes", "-keyout", key, "-out",
+		     csr, "-subj", "/CN=ignored", NULL);
+	assert_non_null(o);
+	json_object_set_new(o, "CSR", json_string(file_text(fx, csr)));
+	if (rid != NULL)
+		json_object_set_new(o, "rotationId", json_string(rid));
+	payload = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return keep(fx, payload);
+}
+
+/* certfleet rotate start --thing NAME: the rotation id it prints. */
+static const char *
+rotate_start(struct fx *fx, const char *thing)
+{
+	const char *id;
+
+	cli(fx, "rotate", "start", "--thing", thing, NULL);
+	id = chomp(fx, fx->r.out);
+	assert_int_equal(strlen(id), 32);
+	return id;
+}
+
+/* Check a crt message: its certificate is for key_path's key, chains, and has the right id. */
+static const char *
+check_crt(struct fx *fx, json_t *crt, const char *rid, const char *csr_key)
+{
+	const char *pem = tpath(fx, keep(fx, cf_test_printf("crt-%zu.pem", fx->nkeep)));
+	const char *chain = tpath(fx, keep(fx, cf_test_printf("chain-%zu.pem", fx->nkeep)));
+	const char *id = jstr(crt, "certificateId");
+
+	assert_string_equal(jstr(crt, "rotationId"), rid);
+	write_text(pem, jstr(crt, "certificatePem"), 0644);
+	write_text(chain, jstr(crt, "caChainPem"), 0644);
+	assert_string_equal(ossl_cert_id(fx, pem), id);
+	assert_string_equal(ossl_pubkey(fx, "x509", pem), ossl_pubkey(fx, "pkey", csr_key));
+	ossl(fx, 0, "verify", "-CAfile", fx->root, "-untrusted", chain, pem, NULL);
+	assert_contains(fx->r.out, ": OK");
+	return id;
+}
+
+static json_t *
+rotation_row(struct fx *fx, const char *rid)
+{
+	json_t *rows =
+		sql(fx, keep(fx, cf_test_printf("SELECT id, thing, old_cert, new_cert, "
+						"state, error FROM rotations WHERE id = '%s'",
+						rid)));
+
+	assert_int_equal(json_array_size(rows), 1);
+	return json_array_get(rows, 0);
+}
+
+struct state_wait {
+	struct fx *fx;
+	const char *rid, *state;
+};
+
+static bool
+state_reached(void *payload)
+{
+	struct state_wait *w = payload;
+
+	return strcmp(jstr(rotation_row(w->fx, w->rid), "state"), w->state) == 0;
+}
+
+/* COMPLETED or FAILED. */
+static bool
+settled(void *payload)
+{
+	struct state_wait *w = payload;
+	const char *st = jstr(rotation_row(w->fx, w->rid), "state");
+
+	return strcmp(st, "COMPLETED") == 0 || strcmp(st, "FAILED") == 0;
+}
+
+static void
+wait_state(struct fx *fx, const char *rid, const char *state, int timeout_ms)
+{
+	struct state_wait w = { fx, rid, state };
+
+	if (cf_test_wait_until(state_reached, &w, 100, timeout_ms) != 0) {
+		dump_logs(fx);
+		fail_msg("rotation %s is %s, not %s, after %d ms", rid,
+			 jstr(rotation_row(fx, rid), "state"), state, timeout_ms);
+	}
+}
+
+/* ---- cases: the simulator ---------------------------------------------------- */
+
+/* One simulated device, rotated end to end; the CLI's rotate verbs see it. */
+static void
+test_rotation_e2e__happy_path_one(void **state)
+{
+	struct fx *fx = *state;
+	json_t *rows, *sum;
+	const char *rid;
+	size_t before;
+
+	world(fx);
+	daemon_start(fx);
+	sim_provision(fx, 1);
+	before = certs_total(fx);
+	sim_start(fx, 1, "--until-rotated", "1", "--timeout", "90s", NULL);
+	wait_sim_subscribed(fx, 1);
+	cli(fx, "rotate", "start", "--expiring-within", "30d", NULL);
+	rid = chomp(fx, fx->r.out);
+	assert_int_equal(strlen(rid), 32);
+	assert_int_equal(sim_wait(fx, 100000), 0);
+	wait_rotations(fx, "COMPLETED", 1, WAIT_MS);
+	assert_all_completed(fx, 1, true);
+	assert_int_equal(certs_total(fx), before + 1);
+	rows = rotations(fx);
+	assert_string_equal(jstr(json_array_get(rows, 0), "id"), rid);
+	verify_issued(fx, jstr(json_array_get(rows, 0), "new_cert"));
+	/* The protocol as the spy saw it: one csr_res, one crt, one crt_ack. */
+	assert_true(msg_count(fx, fx->spy_out,
+			      keep(fx, cf_test_printf(P "%s/crt_ack", jstr(json_array_get(rows, 0),
+									   "thing")))) >= 1);
+	/* The CLI agrees with the registry. */
+	rows = cli_json(fx, "rotate", "list", "--state", "COMPLETED", NULL);
+	assert_int_equal(json_array_size(rows), 1);
+	assert_true(json_is_object(cli_json(fx, "rotate", "describe", rid, NULL)));
+	sum = parse_json(fx, file_text(fx, fx->summary));
+	assert_int_equal(jint(sum, "rotated"), 1);
+	assert_int_equal(jint(sum, "failed"), 0);
+	assert_string_equal(jstr(sum, "outcome"), "until_rotated");
+	cli(fx, "events", "verify", NULL);
+	daemon_stop(fx);
+}
+
+/* 200 simulated devices whose certificates expire in 10 days, all rotated. */
+static void
+test_rotation_e2e__happy_path_200(void **state)
+{
+	struct fx *fx = *state;
+	json_t *rows;
+	size_t before;
+
+	world(fx);
+	daemon_start(fx);
+	sim_provision(fx, 200);
+	before = certs_total(fx);
+	sim_start(fx, 200, "--until-rotated", "200", "--timeout", "150s", NULL);
+	wait_sim_subscribed(fx, 200);
+	cli(fx, "rotate", "start", "--expiring-within", "30d", NULL);
+	assert_int_equal(sim_wait(fx, 160000), 0);
+	assert_int_equal(jint(parse_json(fx, file_text(fx, fx->summary)), "rotated"), 200);
+	wait_rotations(fx, "COMPLETED", 200, WAIT_MS);
+	assert_all_completed(fx, 200, false);
+	/* Exactly one new certificate per rotation. */
+	assert_int_equal(certs_total(fx), before + 200);
+	rows = rotations(fx);
+	verify_issued(fx, jstr(json_array_get(rows, 0), "new_cert"));
+	verify_issued(fx, jstr(json_array_get(rows, 199), "new_cert"));
+	assert_int_equal(
+		json_array_size(cli_json(fx, "rotate", "list", "--state", "COMPLETED", NULL)), 200);
+	cli(fx, "events", "verify", NULL);
+	daemon_stop(fx);
+}
+
+/* The device refuses the new certificate: crt_err, rotation FAILED, new cert INACTIVE. */
+static void
+test_rotation_e2e__crt_err(void **state)
+{
+	struct fx *fx = *state;
+	json_t *row;
+
+	world(fx);
+	daemon_start(fx);
+	sim_provision(fx, 1);
+	sim_start(fx, 1, "--fault", "refuse_cert", "--duration", "90s", NULL);
+	wait_sim_subscribed(fx, 1);
+	cli(fx, "rotate", "start", "--expiring-within", "30d", NULL);
+	wait_rotations(fx, "FAILED", 1, WAIT_MS);
+	sim_stop(fx);
+	row = json_array_get(rotations(fx), 0);
+	assert_true(json_is_string(json_object_get(row, "new_cert")));
+	assert_true(strlen(jstr(row, "error")) > 0);
+	/* The device's crt_err went through the broker. */
+	assert_int_equal(msg_count(fx, fx->spy_out,
+				   keep(fx, cf_test_printf(P "%s/crt_err", jstr(row, "thing")))),
+			 1);
+	assert_string_equal(cert_status(fx, jstr(row, "new_cert")), "INACTIVE");
+	assert_string_equal(cert_status(fx, jstr(row, "old_cert")), "ACTIVE");
+	assert_true(listed_active(fx, jstr(row, "old_cert")));
+	assert_false(listed_active(fx, jstr(row, "new_cert")));
+	assert_int_equal(certs_of(fx, jstr(row, "thing")), 2);
+	daemon_stop(fx);
+}
+
+/* A CSR with a weak key (fault weak_csr): csr_rej WEAK_KEY, nothing issued. */
+static void
+test_rotation_e2e__weak_key(void **state)
+{
+	struct fx *fx = *state;
+	json_t *row, *rej;
+	const char *thing;
+	size_t before;
+
+	world(fx);
+	daemon_start(fx);
+	sim_provision(fx, 1);
+	before = certs_total(fx);
+	sim_start(fx, 1, "--fault", "weak_csr", "--duration", "90s", NULL);
+	wait_sim_subscribed(fx, 1);
+	cli(fx, "rotate", "start", "--expiring-within", "30d", NULL);
+	row = json_array_get(rotations(fx), 0);
+	thing = jstr(row, "thing");
+	rej = msg_in(fx, fx->spy_out, keep(fx, cf_test_printf(P "%s/csr_rej", thing)), 1);
+	assert_string_equal(jstr(rej, "code"), "WEAK_KEY");
+	sim_stop(fx);
+	assert_int_equal(certs_total(fx), before);
+	row = json_array_get(rotations(fx), 0);
+	assert_string_equal(jstr(row, "state"), "REQUESTED");
+	assert_string_equal(cert_status(fx, jstr(row, "old_cert")), "ACTIVE");
+	daemon_stop(fx);
+}
+
+/* A CSR for the old key while rekey is required (fault reuse_key): csr_rej KEY_REUSE. */
+static void
+test_rotation_e2e__key_reuse(void **state)
+{
+	struct fx *fx = *state;
+	json_t *row, *rej;
+	size_t before;
+
+	world(fx);
+	daemon_start(fx);
+	sim_provision(fx, 1);
+	before = certs_total(fx);
+	sim_start(fx, 1, "--fault", "reuse_key", "--duration", "90s", NULL);
+	wait_sim_subscribed(fx, 1);
+	cli(fx, "rotate", "start", "--expiring-within", "30d", NULL);
+	row = json_array_get(rotations(fx), 0);
+	rej = msg_in(fx, fx->spy_out, keep(fx, cf_test_printf(P "%s/csr_rej", jstr(row, "thing"))),
+		     1);
+	assert_string_equal(jstr(rej, "code"), "KEY_REUSE");
+	assert_string_equal(jstr(rej, "rotationId"), jstr(row, "id"));
+	sim_stop(fx);
+	assert_int_equal(certs_total(fx), before);
+	assert_string_equal(jstr(json_array_get(rotations(fx), 0), "state"), "REQUESTED");
+	daemon_stop(fx);
+}
+
+/*
+ * A device offline while its csr_req is sent: the broker keeps it in the
+ * device's persistent session. The re-send timer is set to an hour, so
+ * the rotation can only complete through the queued message.
+ */
+static void
+test_rotation_e2e__offline_device_gets_queued_csr_req(void **state)
+{
+	struct fx *fx = *state;
+	json_t *row;
+	const char *topic;
+
+	world(fx);
+	config_set(fx, "rotation_resend_interval", "1h");
+	daemon_start(fx);
+	sim_provision(fx, 1);
+	/* A first run makes the device's session and subscriptions, then it goes away. */
+	sim_start(fx, 1, "--duration", "2s", NULL);
+	wait_sim_subscribed(fx, 1);
+	assert_int_equal(sim_wait(fx, 30000), 0);
+	cli(fx, "rotate", "start", "--expiring-within", "30d", NULL);
+	row = json_array_get(rotations(fx), 0);
+	topic = keep(fx, cf_test_printf(P "%s/csr_req", jstr(row, "thing")));
+	/* The daemon published csr_req (the spy saw it) while the device was offline. */
+	msg_in(fx, fx->spy_out, topic, 1);
+	sim_start(fx, 1, "--until-rotated", "1", "--timeout", "60s", NULL);
+	assert_int_equal(sim_wait(fx, 70000), 0);
+	wait_rotations(fx, "COMPLETED", 1, WAIT_MS);
+	assert_all_completed(fx, 1, true);
+	/* No re-send happened: the one queued csr_req did it. */
+	assert_int_equal(msg_count(fx, fx->spy_out, topic), 1);
+
+	/* The simulator's own offline fault: the device drops away and comes back. */
+	daemon_stop(fx);
+	config_set(fx, "rotation_resend_interval", "2s");
+	daemon_start(fx);
+	cli(fx, "rotate", "start", "--expiring-within", "400d", NULL);
+	sim_start(fx, 1, "--fault", "offline=3s", "--until-rotated", "1", "--timeout", "90s", NULL);
+	assert_int_equal(sim_wait(fx, 100000), 0);
+	wait_rotations(fx, "COMPLETED", 2, WAIT_MS);
+	daemon_stop(fx);
+}
+
+/*
+ * A device killed between storing the new certificate and crt_ack (fault
+ * crash_before_ack: after switching to the new certificate; crash_after_store:
+ * before using it): it comes back with a certificate the server accepts, and
+ * the rotation completes or fails cleanly, with exactly one ACTIVE
+ * certificate for the thing; a later rotation of the device completes.
+ */
+static void
+crash_case(struct fx *fx, const char *fault)
+{
+	struct state_wait w = { NULL, NULL, NULL };
+	json_t *row, *active;
+	const char *thing, *st, *rid;
+	size_t connects;
+
+	world(fx);
+	daemon_start(fx);
+	sim_provision(fx, 1);
+	sim_start(fx, 1, "--fault", fault, "--duration", "90s", NULL);
+	wait_sim_subscribed(fx, 1);
+	cli(fx, "rotate", "start", "--expiring-within", "30d", NULL);
+	rid = chomp(fx, fx->r.out);
+	row = rotation_row(fx, rid);
+	thing = jstr(row, "thing");
+	w.fx = fx;
+	w.rid = rid;
+	/* Wait for the end state, whichever it is. */
+	if (cf_test_wait_until(settled, &w, 200, 60000) != 0) {
+		dump_logs(fx);
+		fail_msg("rotation after %s is %s after 60 s", fault,
+			 jstr(rotation_row(fx, rid), "state"));
+	}
+	st = jstr(rotation_row(fx, rid), "state");
+	sim_stop(fx);
+	/* The fault did happen: the simulator counted the crash. */
+	assert_int_equal(jint(parse_json(fx, file_text(fx, fx->summary)), "crashes"), 1);
+	row = rotation_row(fx, rid);
+	assert_int_equal(certs_of(fx, thing), 2);
+	active = sql(fx, keep(fx, cf_test_printf("SELECT id FROM certs WHERE thing = '%s' AND "
+						 "status = 'ACTIVE'",
+						 thing)));
+	assert_int_equal(json_array_size(active), 1);
+	assert_string_equal(jstr(json_array_get(active, 0), "id"),
+			    jstr(row, strcmp(st, "COMPLETED") == 0 ? "new_cert" : "old_cert"));
+
+	/* The device works with what it kept: a new rotation completes without faults. */
+	connects = cf_test_file_count(cf_test_broker_log_file(fx->broker),
+				      keep(fx, cf_test_printf(" as %s ", thing)));
+	rid = rotate_start(fx, thing);
+	sim_start(fx, 1, "--until-rotated", "1", "--timeout", "60s", NULL);
+	assert_int_equal(sim_wait(fx, 70000), 0);
+	wait_state(fx, rid, "COMPLETED", WAIT_MS);
+	assert_true(cf_test_file_count(cf_test_broker_log_file(fx->broker),
+				       keep(fx, cf_test_printf(" as %s ", thing))) > connects);
+	daemon_stop(fx);
+}
+
+static void
+test_rotation_e2e__crash_before_ack(void **state)
+{
+	crash_case(*state, "crash_before_ack");
+}
+
+static void
+test_rotation_e2e__crash_after_store(void **state)
+{
+	crash_case(*state, "crash_after_store");
+}
+
+/*
+ * certfleetd SIGKILLed after each protocol step the spy sees (csr_req out,
+ * csr_res in, crt out, crt_ack in, at growing counts so that the kills
+ * spread over the run) and restarted each time, under 20 simulated
+ * devices: every rotation still completes, with one certificate each.
+ */
+static void
+test_rotation_e2e__daemon_sigkill_each_step(void **state)
+{
+	struct fx *fx = *state;
+	static const struct {
+		const char *step;
+		size_t n;
+	} kills[] = { { "/csr_req ", 1 },
+		      { "/csr_res ", 1 },
+		      { "/crt ", 5 },
+		      { "/crt_ack ", 10 },
+		      { "/crt_ack ", 15 } };
+	size_t before, i;
+
+	world(fx);
+	daemon_start(fx);
+	sim_provision(fx, 20);
+	before = certs_total(fx);
+	sim_start(fx, 20, "--until-rotated", "20", "--timeout", "150s", NULL);
+	wait_sim_subscribed(fx, 20);
+	cli(fx, "rotate", "start", "--expiring-within", "30d", NULL);
+	for (i = 0; i < sizeof(kills) / sizeof(kills[0]); i++) {
+		if (cf_test_file_wait(fx->spy_out, kills[i].step, kills[i].n, WAIT_MS) != 0) {
+			dump_logs(fx);
+			fail_msg("fewer than %zu '%s' messages", kills[i].n, kills[i].step);
+		}
+		daemon_kill(fx);
+		daemon_start(fx);
+	}
+	assert_int_equal(sim_wait(fx, 160000), 0);
+	wait_rotations(fx, "COMPLETED", 20, WAIT_MS);
+	assert_all_completed(fx, 20, false);
+	assert_int_equal(certs_total(fx), before + 20);
+	cli(fx, "events", "verify", NULL);
+	daemon_stop(fx);
+}
+
+/* ---- cases: a device played by the test -------------------------------------- */
+
+/*
+ * The deadline: a device that never answers (REQUESTED), and one that gets
+ * its certificate but never acks (ISSUED), both TIMED_OUT; the unconfirmed
+ * certificate goes INACTIVE and the old ones stay ACTIVE.
+ */
+static void
+test_rotation_e2e__deadline(void **state)
+{
+	struct fx *fx = *state;
+	struct dev *quiet, *noack;
+	const char *r1, *r2, *csr_res, *new_id;
+	json_t *row;
+
+	world(fx);
+	config_set(fx, "rotation_deadline", "6s");
+	daemon_start(fx);
+	quiet = dev_new(fx, "quiet");
+	noack = dev_new(fx, "noack");
+	r1 = rotate_start(fx, "quiet");
+	r2 = rotate_start(fx, "noack");
+	assert_string_equal(jstr(dev_msg(fx, noack, "csr_req", 1), "rotationId"), r2);
+	csr_res = dev_csr_res(fx, noack, "new", "ec", r2);
+	dev_pub(fx, noack, "csr_res", csr_res);
+	new_id = check_crt(fx, dev_msg(fx, noack, "crt", 1), r2, tpath(fx, "noack-new.key"));
+	wait_state(fx, r2, "ISSUED", 5000);
+	wait_state(fx, r1, "TIMED_OUT", 20000);
+	wait_state(fx, r2, "TIMED_OUT", 20000);
+	/* csr_req was re-sent to the quiet device on the 2 s timer before the deadline. */
+	assert_true(dev_count(fx, quiet, "csr_req") >= 2);
+	row = rotation_row(fx, r2);
+	assert_string_equal(jstr(row, "new_cert"), new_id);
+	assert_string_equal(cert_status(fx, new_id), "INACTIVE");
+	assert_string_equal(cert_status(fx, noack->id), "ACTIVE");
+	assert_string_equal(cert_status(fx, quiet->id), "ACTIVE");
+	assert_true(listed_active(fx, noack->id));
+	/*
+	 * A crt_ack after the deadline changes nothing. The csr_res after it is
+	 * a barrier: certfleetd handles one connection's messages in order, so
+	 * once its NO_ROTATION is back, the ack has been handled.
+	 */
+	dev_pub(fx, noack, "crt_ack",
+		keep(fx, cf_test_printf("{\"rotationId\":\"%s\",\"certificateId\":\"%s\"}", r2,
+					new_id)));
+	dev_pub(fx, noack, "csr_res", csr_res);
+	assert_string_equal(jstr(dev_msg(fx, noack, "csr_rej", 1), "code"), "NO_ROTATION");
+	cli(fx, "events", "verify", NULL);
+	assert_string_equal(jstr(rotation_row(fx, r2), "state"), "TIMED_OUT");
+	assert_string_equal(cert_status(fx, new_id), "INACTIVE");
+	daemon_stop(fx);
+}
+
+/*
+ * The same csr_res twice (and once more after the crt): the same
+ * certificate each time, issued once; then crt_ack completes the rotation
+ * and the old certificate is no longer ACTIVE.
+ */
+static void
+test_rotation_e2e__duplicate_csr_res(void **state)
+{
+	struct fx *fx = *state;
+	struct dev *d;
+	const char *rid, *csr_res, *id1, *id2, *id3;
+
+	world(fx);
+	daemon_start(fx);
+	d = dev_new(fx, "dup");
+	rid = rotate_start(fx, "dup");
+	assert_string_equal(jstr(dev_msg(fx, d, "csr_req", 1), "rotationId"), rid);
+	csr_res = dev_csr_res(fx, d, "new", "ec", rid);
+	dev_pub(fx, d, "csr_res", csr_res);
+	dev_pub(fx, d, "csr_res", csr_res);
+	id1 = check_crt(fx, dev_msg(fx, d, "crt", 1), rid, tpath(fx, "dup-new.key"));
+	id2 = check_crt(fx, dev_msg(fx, d, "crt", 2), rid, tpath(fx, "dup-new.key"));
+	assert_string_equal(id1, id2);
+	dev_pub(fx, d, "csr_res", csr_res);
+	id3 = check_crt(fx, dev_msg(fx, d, "crt", 3), rid, tpath(fx, "dup-new.key"));
+	assert_string_equal(id1, id3);
+	/* One issuance: the first certificate and the new one. */
+	assert_int_equal(certs_of(fx, "dup"), 2);
+	assert_int_equal(dev_count(fx, d, "csr_rej"), 0);
+	assert_string_equal(jstr(rotation_row(fx, rid), "state"), "ISSUED");
+
+	/* Both ACTIVE until the ack; then only the new one. */
+	assert_true(listed_active(fx, d->id));
+	dev_pub(fx, d, "crt_ack",
+		keep(fx,
+		     cf_test_printf("{\"rotationId\":\"%s\",\"certificateId\":\"%s\"}", rid, id1)));
+	wait_state(fx, rid, "COMPLETED", WAIT_MS);
+	assert_false(listed_active(fx, d->id));
+	assert_true(listed_active(fx, id1));
+	assert_string_not_equal(cert_status(fx, d->id), "ACTIVE");
+	assert_all_completed(fx, 1, true);
+	/* A late duplicate after completion issues nothing: there is no open rotation. */
+	dev_pub(fx, d, "csr_res", csr_res);
+	assert_string_equal(jstr(dev_msg(fx, d, "csr_rej", 1), "code"), "NO_ROTATION");
+	assert_int_equal(certs_of(fx, "dup"), 2);
+	cli(fx, "events", "verify", NULL);
+	daemon_stop(fx);
+}
+
+/* csr_res without an open rotation: csr_rej NO_ROTATION to the device, nothing issued. */
+static void
+test_rotation_e2e__no_rotation(void **state)
+{
+	struct fx *fx = *state;
+	struct dev *d;
+	json_t *rej;
+
+	world(fx);
+	daemon_start(fx);
+	d = dev_new(fx, "stray");
+	dev_pub(fx, d, "csr_res", dev_csr_res(fx, d, "new", "ec", NULL));
+	rej = dev_msg(fx, d, "csr_rej", 1);
+	assert_string_equal(jstr(rej, "code"), "NO_ROTATION");
+	assert_true(json_is_string(json_object_get(rej, "message")));
+	assert_int_equal(certs_of(fx, "stray"), 1);
+	assert_int_equal(json_array_size(rotations(fx)), 0);
+	assert_int_equal(dev_count(fx, d, "crt"), 0);
+	daemon_stop(fx);
+}
+
+/*
+ * More than rotation_csr_max csr_res in one rotation: RATE_LIMITED, even
+ * for a good CSR once the limit is passed.
+ */
+static void
+test_rotation_e2e__rate_limit(void **state)
+{
+	struct fx *fx = *state;
+	struct dev *d;
+	const char *rid, *weak;
+	json_t *rej;
+	size_t i;
+
+	world(fx);
+	config_set(fx, "rotation_csr_max", "3");
+	daemon_start(fx);
+	d = dev_new(fx, "chatty");
+	rid = rotate_start(fx, "chatty");
+	dev_msg(fx, d, "csr_req", 1);
+	weak = dev_csr_res(fx, d, "weak", "rsa:1024", rid);
+	for (i = 1; i <= 3; i++) {
+		dev_pub(fx, d, "csr_res", weak);
+		rej = dev_msg(fx, d, "csr_rej", i);
+		assert_string_equal(jstr(rej, "code"), "WEAK_KEY");
+		assert_string_equal(jstr(rej, "rotationId"), rid);
+	}
+	/* The fourth, a good one, is over the limit. */
+	dev_pub(fx, d, "csr_res", dev_csr_res(fx, d, "good", "ec", rid));
+	rej = dev_msg(fx, d, "csr_rej", 4);
+	assert_string_equal(jstr(rej, "code"), "RATE_LIMITED");
+	assert_int_equal(dev_count(fx, d, "crt"), 0);
+	assert_int_equal(certs_of(fx, "chatty"), 1);
+	assert_string_equal(jstr(rotation_row(fx, rid), "state"), "REQUESTED");
+	daemon_stop(fx);
+}
+
+/*
+ * certfleetd SIGKILLed after each step of one rotation driven by the test
+ * (csr_req sent, crt sent, crt_ack handled) and restarted: the rotation
+ * resumes, a csr_res re-sent after the crash gets the same certificate, and
+ * exactly one certificate is issued.
+ */
+static void
+test_rotation_e2e__daemon_sigkill_manual_steps(void **state)
+{
+	struct fx *fx = *state;
+	struct dev *d;
+	const char *rid, *csr_res, *id1, *id2;
+	size_t n;
+
+	world(fx);
+	daemon_start(fx);
+	d = dev_new(fx, "crashy");
+	rid = rotate_start(fx, "crashy");
+	dev_msg(fx, d, "csr_req", 1);
+	daemon_kill(fx);
+	/* The device answers while the daemon is down: the broker queues it for certfleetd. */
+	csr_res = dev_csr_res(fx, d, "new", "ec", rid);
+	dev_pub(fx, d, "csr_res", csr_res);
+	daemon_start(fx);
+	id1 = check_crt(fx, dev_msg(fx, d, "crt", 1), rid, tpath(fx, "crashy-new.key"));
+	daemon_kill(fx);
+	daemon_start(fx);
+	n = dev_count(fx, d, "crt");
+	dev_pub(fx, d, "csr_res", csr_res);
+	id2 = check_crt(fx, dev_msg(fx, d, "crt", n + 1), rid, tpath(fx, "crashy-new.key"));
+	assert_string_equal(id1, id2);
+	assert_int_equal(certs_of(fx, "crashy"), 2);
+	dev_pub(fx, d, "crt_ack",
+		keep(fx,
+		     cf_test_printf("{\"rotationId\":\"%s\",\"certificateId\":\"%s\"}", rid, id1)));
+	wait_state(fx, rid, "COMPLETED", WAIT_MS);
+	daemon_kill(fx);
+	daemon_start(fx);
+	assert_string_equal(jstr(rotation_row(fx, rid), "state"), "COMPLETED");
+	assert_all_completed(fx, 1, true);
+	cli(fx, "events", "verify", NULL);
+	daemon_stop(fx);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_rotation_e2e__happy_path_one, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_e2e__happy_path_200, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_e2e__crt_err, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_e2e__deadline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_e2e__duplicate_csr_res, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_e2e__no_rotation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_e2e__weak_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_e2e__key_reuse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_e2e__rate_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_rotation_e2e__offline_device_gets_queued_csr_req, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_e2e__daemon_sigkill_each_step, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_e2e__daemon_sigkill_manual_steps,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_e2e__crash_before_ack, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_e2e__crash_after_store, setup,
+						teardown),
+	};
+
+	/* CF_TEST_FILTER=pattern (cmocka's * and ?) runs only the matching cases. */
+	if (getenv("CF_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("CF_TEST_FILTER"));
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
