@@ -65,6 +65,7 @@ fleet_pids+=("$sim")
 sleep 3
 
 step "6. certfleet rotate start --expiring-within 30d"
+t_start=$(date +%s.%N)
 cf rotate start --expiring-within 30d | tail -3
 cf rotate list --limit 5
 
@@ -76,16 +77,20 @@ while kill -0 "$sim" 2>/dev/null; do
 	sleep 1
 done
 wait "$sim" && simrc=0 || simrc=$?
+t_end=$(date +%s.%N)
 cat "$work/sim.out"
 [ "$simrc" -eq 0 ] || { echo "demo: the simulator failed (exit $simrc)"; tail -20 "$work/sim.log"; exit 1; }
 
 step "8. The registry after the rotation"
 cf rotate list --state COMPLETED --limit 3
 completed=$(cf --output json rotate list --state COMPLETED | grep -c '"state"' || true)
-inactive=$(cf --output json cert list --status INACTIVE --deleted | grep -c '"id"' || true)
-printf '\n%-38s %s\n' "rotations COMPLETED" "$completed/$devices"
-printf '%-38s %s\n' "old certificates INACTIVE (deleted)" "$inactive"
-printf '%-38s %s\n' "ACTIVE certificates" "$(cf --output json cert list --status ACTIVE | grep -c '"id"' || true)"
+inactive=$(cf --output json cert list --status INACTIVE --deleted | grep -c '"thing": "sim-' || true)
+active=$(cf --output json cert list --status ACTIVE | grep -c '"thing": "sim-' || true)
+printf '\n%-44s %s\n' "rotated (rotations COMPLETED)" "$completed/$devices"
+printf '%-44s %s\n' "rotation time, rotate start to last crt_ack" "$(awk -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.1f s", b - a }')"
+printf '%-44s %s\n' "old certificates INACTIVE (and deleted)" "$inactive/$devices"
+printf '%-44s %s\n' "new certificates ACTIVE" "$active/$devices"
+[ "$completed" -eq "$devices" ] && [ "$inactive" -eq "$devices" ] && [ "$active" -eq "$devices" ]
 
 step "9. A new certificate, checked by openssl"
 thing=$(ls "$work/sim" | head -1)

@@ -81,7 +81,7 @@ max_queued_messages 10000
 log_dest file $w/mosquitto.log
 user $(id -un)
 EOC
-	mosquitto -c "$w/mosquitto.conf" &
+	mosquitto -c "$w/mosquitto.conf" 2>>"$w/mosquitto.log" &
 	fleet_broker_pid=$!
 	fleet_pids+=("$fleet_broker_pid")
 	for _ in $(seq 1 50); do
