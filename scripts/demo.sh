@@ -93,7 +93,7 @@ printf '%-44s %s\n' "new certificates ACTIVE" "$active/$devices"
 [ "$completed" -eq "$devices" ] && [ "$inactive" -eq "$devices" ] && [ "$active" -eq "$devices" ]
 
 step "9. A new certificate, checked by openssl"
-thing=$(ls "$work/sim" | head -1)
+thing=$(cd "$work/sim" && set -- */ && echo "${1%/}")
 cert=$work/sim/$thing/current/cert.pem
 openssl x509 -in "$cert" -noout -subject -dates
 openssl verify -CAfile "$work/data/offline-root/root.pem" -untrusted "$work/client-ca.pem" "$cert"
