@@ -94,6 +94,13 @@ struct cf_agent {
 	char *t_csr_req, *t_crt, *t_csr_rej, *t_csr_res, *t_crt_ack, *t_crt_err;
 	X509_STORE *store;
 	SSL_CTX *ssl[3];
+	/*
+	 * The key in staging/key.pem, kept from the csr_req that made it so
+	 * that the crt check need not decode it again (OpenSSL 3.0's PEM
+	 * decoders cost ~1 ms, which a simulator of thousands pays in full).
+	 * NULL after a restart: the file is read then.
+	 */
+	EVP_PKEY *staged_key;
 	cf_agent_key_type key_type;
 	size_t max_payload;
 	int backoff_min, backoff_max, backoff;
@@ -333,13 +340,17 @@ out:
 	return rc;
 }
 
+/* current_id from current/: the certificate of its SSL_CTX when built, else the file. */
 static int
 read_current_id(cf_agent *a, cf_agent_err *err)
 {
 	STACK_OF(X509) *chain = NULL;
+	SSL_CTX *ctx = a->ssl[CF_AGENT_SLOT_CURRENT];
 	int rc;
 
 	a->current_id[0] = '\0';
+	if (ctx != NULL && SSL_CTX_get0_certificate(ctx) != NULL)
+		return cf_agent__cert_id(a->current_id, SSL_CTX_get0_certificate(ctx), err);
 	rc = cf_agent__certs_load(&chain, a->dir[CF_AGENT_SLOT_CURRENT], err);
 	if (rc == CF_AGENT_OK)
 		rc = cf_agent__cert_id(a->current_id, sk_X509_value(chain, 0), err);
@@ -353,6 +364,8 @@ staging_discard(cf_agent *a)
 	cf_agent_err e = { 0, NULL, { 0 } };
 
 	ssl_drop(a, CF_AGENT_SLOT_STAGING);
+	EVP_PKEY_free(a->staged_key);
+	a->staged_key = NULL;
 	if (cf_agent__dir_remove(a->dir[CF_AGENT_SLOT_STAGING], &e) != CF_AGENT_OK)
 		logf_(a, CF_AGENT_LOG_ERR, &e, "event=staging_discard");
 }
@@ -410,6 +423,8 @@ promote(cf_agent *a, cf_agent_err *err)
 	a->ssl[CF_AGENT_SLOT_PREVIOUS] = a->ssl[CF_AGENT_SLOT_CURRENT];
 	a->ssl[CF_AGENT_SLOT_CURRENT] = a->ssl[CF_AGENT_SLOT_STAGING];
 	a->ssl[CF_AGENT_SLOT_STAGING] = NULL;
+	EVP_PKEY_free(a->staged_key);
+	a->staged_key = NULL;
 	return read_current_id(a, err);
 }
 
@@ -782,6 +797,7 @@ cf_agent_free(cf_agent *a)
 		free(a->cert_path[i]);
 	}
 	X509_STORE_free(a->store);
+	EVP_PKEY_free(a->staged_key);
 	free(a->err_pending);
 	free(a->t_csr_req);
 	free(a->t_crt);
@@ -1072,6 +1088,8 @@ on_csr_req(cf_agent *a, const char *text, size_t len, cf_agent_err *err)
 		staging_discard(a);
 		goto out;
 	}
+	if (EVP_PKEY_up_ref(key) == 1)
+		a->staged_key = key;
 	logf_(a, CF_AGENT_LOG_INFO, NULL, "event=csr_res rotation=%s rekey=%s",
 	      f[0].str != NULL ? f[0].str : "-", rekey ? "true" : "false");
 publish:
@@ -1141,8 +1159,10 @@ on_crt(cf_agent *a, const char *text, size_t len, cf_agent_err *err)
 		payload = NULL;
 		goto done;
 	}
+	if (a->staged_key != NULL && EVP_PKEY_up_ref(a->staged_key) == 1)
+		key = a->staged_key;
 	if (!cf_agent__file_exists(stg, CF_AGENT__CSR_FILE) ||
-	    cf_agent__key_load(&key, stg, &e) != CF_AGENT_OK) {
+	    (key == NULL && cf_agent__key_load(&key, stg, &e) != CF_AGENT_OK)) {
 		rotation_fail(a, "NO_STAGED_KEY", "no csr_req was answered for this certificate",
 			      rotation_id, id);
 		goto done;
@@ -1205,8 +1225,10 @@ on_crt(cf_agent *a, const char *text, size_t len, cf_agent_err *err)
 		rc = cf_agent__file_write(stg, CF_AGENT__CERT_FILE, pem, pem_len, err);
 	if (rc != CF_AGENT_OK)
 		goto out;
+	/* The staged identity's context, from what was just checked (no file read again). */
 	ssl_drop(a, CF_AGENT_SLOT_STAGING);
-	if (ssl_get(a, CF_AGENT_SLOT_STAGING, &e) != CF_AGENT_OK) {
+	if (cf_agent__ssl_ctx_new(&a->ssl[CF_AGENT_SLOT_STAGING], a->store, store_chain, key,
+				  &e) != CF_AGENT_OK) {
 		rotation_fail(a, "BAD_IDENTITY", e.msg, rotation_id, id);
 		goto done;
 	}

@@ -10,6 +10,7 @@
 # there is one: each agent fsyncs every slot change, a real device on its own flash,
 # but here all of them in one simulator loop, and at ~2.5 ms per fsync on this disk
 # the benchmark would measure the disk, not certfleet.
+# CF_BENCH_SIM_WRAP="perf record -e cpu-clock -g -o sim.perf" profiles the simulator.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 devices=2000
@@ -40,7 +41,7 @@ t0=$(date +%s.%N)
 t1=$(date +%s.%N)
 
 # The devices connect first; the rotation is timed from `rotate start` to the last crt_ack.
-"$build/sim/certfleet-sim" run --state-dir "$simdir" --host 127.0.0.1 --port "$fleet_port" \
+${CF_BENCH_SIM_WRAP:-} "$build/sim/certfleet-sim" run --state-dir "$simdir" --host 127.0.0.1 --port "$fleet_port" \
 	--ca-file "$work/device-trust.pem" --until-rotated "$devices" --timeout 10m \
 	--summary "$work/summary.json" --progress 2>"$work/sim.log" >"$work/sim.out" &
 sim=$!

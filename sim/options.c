@@ -171,7 +171,7 @@ int
 sim_provision_opts_parse(sim_provision_opts *o, int argc, char **argv, cf_err *err)
 {
 	int64_t secs;
-	long v;
+	long v = 0;
 	int c, rc;
 
 	memset(o, 0, sizeof(*o));
@@ -256,7 +256,7 @@ parse_log_level(cf_agent_log_level *out, const char *text)
 static int
 run_opt(sim_run_opts *o, int c, const char *arg, cf_err *err)
 {
-	long v;
+	long v = 0;
 	int rc = CF_OK;
 
 	switch (c) {
