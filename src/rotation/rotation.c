@@ -664,7 +664,7 @@ cf_rotation_cancel(cf_rotation_engine *eng, const char *id, const char *why,
 	rc = end_tx(eng->store, rc, err);
 	if (rc == CF_OK && done) {
 		count_forget(eng, rot.id);
-		cf_log_debug("rotation=%s thing=%s state=CANCELLED", rot.id, rot.thing);
+		cf_log_info("event=rotation_cancelled rotation=%s thing=%s", rot.id, rot.thing);
 	}
 	cf_store_rotation_clear(&rot);
 	return rc;
@@ -902,7 +902,8 @@ out:
 	rc = step_end(eng->store, rc, done, err);
 	if (*done) {
 		count_forget(eng, id);
-		cf_log_debug("rotation=%s thing=%s state=TIMED_OUT", id, rot.thing);
+		cf_log_warn("event=rotation_timed_out rotation=%s thing=%s new_cert=%.16s", id,
+			    rot.thing, rot.new_cert != NULL ? rot.new_cert : "-");
 	}
 	cf_store_rotation_clear(&rot);
 	return rc;
@@ -1369,8 +1370,8 @@ handle_csr_res(cf_rotation_engine *eng, const struct msg *m, cf_err *err)
 	} else {
 		rc = issue_for(eng, &rot, m, &reject, err);
 		if (reject != NULL) {
-			cf_log_debug("rotation=%s thing=%s reason=%s %s", rot.id, rot.thing, reject,
-				     err != NULL ? err->msg : "");
+			cf_log_info_err(err, "event=csr_rejected rotation=%s thing=%s code=%s",
+					rot.id, rot.thing, reject);
 			rc = CF_OK;
 			cf_err_clear(err);
 		}
@@ -1424,7 +1425,8 @@ out:
 	rc = end_tx(eng->store, rc, err);
 	if (rc == CF_OK && found && rot.state == CF_ROTATION_COMPLETED) {
 		count_forget(eng, rot.id);
-		cf_log_debug("rotation=%s thing=%s state=COMPLETED", rot.id, rot.thing);
+		cf_log_info("event=rotation_completed rotation=%s thing=%s new_cert=%.16s", rot.id,
+			    rot.thing, rot.new_cert);
 	}
 	cf_store_rotation_clear(&rot);
 	return rc;
@@ -1474,7 +1476,10 @@ out:
 	rc = end_tx(eng->store, rc, err);
 	if (rc == CF_OK && done) {
 		count_forget(eng, rot.id);
-		cf_log_debug("rotation=%s thing=%s state=FAILED", rot.id, rot.thing);
+		char qerror[2 * CF_ROTATION_ERROR_MAX + 3];
+
+		cf_log_warn("event=rotation_failed rotation=%s thing=%s error=%s", rot.id, rot.thing,
+			    cf_log_quote(qerror, sizeof(qerror), error));
 	}
 	cf_store_rotation_clear(&rot);
 	return rc;

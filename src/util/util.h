@@ -101,6 +101,7 @@ const char *cf_log_quote(char *buf, size_t size, const char *text);
 #define cf_log_debug(...)        cf_log_emit(CF_LOG_DEBUG, __func__, NULL, __VA_ARGS__)
 #define cf_log_error_err(e, ...) cf_log_emit(CF_LOG_ERR, __func__, (e), __VA_ARGS__)
 #define cf_log_warn_err(e, ...)  cf_log_emit(CF_LOG_WARN, __func__, (e), __VA_ARGS__)
+#define cf_log_info_err(e, ...)  cf_log_emit(CF_LOG_INFO, __func__, (e), __VA_ARGS__)
 
 /* ---- time ------------------------------------------------------------- */
 
