@@ -19,7 +19,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ctype.h>
 #include <dirent.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -32,27 +31,19 @@
 #include <jansson.h>
 
 #include "support/broker.h"
+#include "support/fleet.h"
 #include "support/run.h"
 
-#define MAX_ARGV 64
-#define MAX_KEEP 1024
-#define WAIT_MS  20000 /* one protocol step, generous for ASan on a busy machine */
+#define WAIT_MS 20000 /* one protocol step, generous for ASan on a busy machine */
 
 #define P "management/topic/"
 
 struct fx {
-	char *tmp;        /* this case's temp dir */
-	char *data;       /* tmp/data: the certfleet data dir */
-	cf_test_result r; /* the last run */
-	char *keep[MAX_KEEP];
-	size_t nkeep;
-	json_t *jkeep[MAX_KEEP];
-	size_t njkeep;
+	cf_test_fleet f; /* T, D, the last run, the root and intermediate (support/fleet.h) */
 
 	cf_test_broker *broker;
-	cf_test_bg *sub;          /* mosquitto_sub as svc: csr_res, crt_ack, crt_err */
-	cf_test_bg *agent;        /* certfleet-agent as dev1 */
-	const char *root, *inter; /* certfleet root and intermediate (PEM files) */
+	cf_test_bg *sub;   /* mosquitto_sub as svc: csr_res, crt_ack, crt_err */
+	cf_test_bg *agent; /* certfleet-agent as dev1 */
 	const char *svc_cert, *svc_key;
 	const char *dev_key, *dev_cert, *dev_id; /* the device's first identity */
 	const char *state, *agent_conf, *agent_log, *sub_out;
@@ -66,21 +57,10 @@ static char *g_agent;
 static int
 group_setup(void **state)
 {
-	const char *bdir = getenv("CF_BINARY_DIR");
-
 	(void)state;
-	if (bdir == NULL) {
-		fprintf(stderr, "CF_BINARY_DIR must be set (run through ctest)\n");
-		return -1;
-	}
-	g_cli = cf_test_printf("%s/cli/certfleet", bdir);
-	g_agent = cf_test_printf("%s/agent/certfleet-agent", bdir);
-	if (g_cli == NULL || g_agent == NULL || access(g_cli, X_OK) != 0 ||
-	    access(g_agent, X_OK) != 0) {
-		fprintf(stderr, "no certfleet or certfleet-agent binary under %s\n", bdir);
-		return -1;
-	}
-	return 0;
+	g_cli = cf_test_binary("cli/certfleet");
+	g_agent = cf_test_binary("agent/certfleet-agent");
+	return g_cli != NULL && g_agent != NULL ? 0 : -1;
 }
 
 static int
@@ -99,15 +79,7 @@ setup(void **state)
 
 	if (fx == NULL)
 		return -1;
-	fx->r = (cf_test_result)CF_TEST_RESULT_INIT;
-	if (cf_test_tmpdir_new(&fx->tmp, "certfleet-agent-it") != 0) {
-		free(fx);
-		return -1;
-	}
-	fx->data = cf_test_printf("%s/data", fx->tmp);
-	if (fx->data == NULL) {
-		cf_test_tmpdir_remove(fx->tmp);
-		free(fx->tmp);
+	if (cf_test_fleet_init(&fx->f, "certfleet-agent-it", g_cli) != 0) {
 		free(fx);
 		return -1;
 	}
@@ -131,52 +103,17 @@ static int
 teardown(void **state)
 {
 	struct fx *fx = *state;
-	size_t i;
-	int rc = 0;
+	int rc;
 
 	if (fx == NULL)
 		return 0;
 	/* Processes first, whatever happened in the case. */
 	cf_test_bg_free(fx->agent);
 	cf_test_bg_free(fx->sub);
-	if (fx->broker != NULL && getenv("CF_TEST_KEEP") != NULL)
-		fprintf(stderr, "keeping %s\n", fx->tmp);
 	cf_test_broker_free(fx->broker);
-	for (i = 0; i < fx->nkeep; i++)
-		free(fx->keep[i]);
-	for (i = 0; i < fx->njkeep; i++)
-		json_decref(fx->jkeep[i]);
-	cf_test_result_clear(&fx->r);
-	if (getenv("CF_TEST_KEEP") == NULL)
-		rc = cf_test_tmpdir_remove(fx->tmp);
-	free(fx->tmp);
-	free(fx->data);
+	rc = cf_test_fleet_clear(&fx->f);
 	free(fx);
 	return rc;
-}
-
-static const char *
-keep(struct fx *fx, char *s)
-{
-	assert_non_null(s);
-	assert_true(fx->nkeep < MAX_KEEP);
-	fx->keep[fx->nkeep++] = s;
-	return s;
-}
-
-static json_t *
-jkeep(struct fx *fx, json_t *j)
-{
-	assert_non_null(j);
-	assert_true(fx->njkeep < MAX_KEEP);
-	fx->jkeep[fx->njkeep++] = j;
-	return j;
-}
-
-static const char *
-tpath(struct fx *fx, const char *name)
-{
-	return keep(fx, cf_test_printf("%s/%s", fx->tmp, name));
 }
 
 /* Everything a failing case should show: the agent's, the subscriber's and the broker's logs. */
@@ -189,221 +126,23 @@ dump_logs(struct fx *fx)
 		dump_file("broker log", cf_test_broker_log_file(fx->broker));
 }
 
-/* ---- running ----------------------------------------------------------------- */
-
-static void
-show(struct fx *fx, const char *const *argv)
-{
-	size_t i;
-
-	fprintf(stderr, "command:");
-	for (i = 0; argv[i] != NULL; i++)
-		fprintf(stderr, " %s", argv[i]);
-	fprintf(stderr, "\nexit: %d%s\nstdout:\n%s\nstderr:\n%s\n", fx->r.status,
-		fx->r.timed_out ? " (timed out)" : "", fx->r.out != NULL ? fx->r.out : "",
-		fx->r.err != NULL ? fx->r.err : "");
-}
-
-/* Run argv into fx->r; fail on a timeout, or when want >= 0 and the exit differs. */
-static int
-run_argv(struct fx *fx, const char **argv, int want)
-{
-	cf_test_run(&fx->r, argv, CF_TEST_TIMEOUT);
-	if (fx->r.timed_out || (want >= 0 && fx->r.status != want)) {
-		show(fx, argv);
-		if (want >= 0)
-			fprintf(stderr, "expected exit %d\n", want);
-		fail_msg("%s: unexpected result", argv[0]);
-	}
-	return fx->r.status;
-}
-
-static void
-collect(const char **argv, size_t n, va_list ap)
-{
-	const char *a;
-
-	for (;;) {
-		a = va_arg(ap, const char *);
-		if (a == NULL)
-			break;
-		assert_true(n < MAX_ARGV - 1);
-		argv[n++] = a;
-	}
-	argv[n] = NULL;
-}
-
-/* certfleet --data-dir D ARGS..., which must exit 0. */
-static CF_TEST_SENTINEL void
-cli(struct fx *fx, ...)
-{
-	const char *argv[MAX_ARGV];
-	va_list ap;
-
-	argv[0] = g_cli;
-	argv[1] = "--data-dir";
-	argv[2] = fx->data;
-	va_start(ap, fx);
-	collect(argv, 3, ap);
-	va_end(ap);
-	run_argv(fx, argv, 0);
-}
-
-/* certfleet --output json ARGS..., which must exit 0: its parsed output. */
-static CF_TEST_SENTINEL json_t *
-cli_json(struct fx *fx, ...)
-{
-	const char *argv[MAX_ARGV];
-	json_error_t jerr;
-	va_list ap;
-	json_t *j;
-
-	argv[0] = g_cli;
-	argv[1] = "--data-dir";
-	argv[2] = fx->data;
-	argv[3] = "--output";
-	argv[4] = "json";
-	va_start(ap, fx);
-	collect(argv, 5, ap);
-	va_end(ap);
-	run_argv(fx, argv, 0);
-	j = json_loads(fx->r.out, JSON_DECODE_ANY, &jerr);
-	if (j == NULL)
-		fail_msg("stdout is not JSON: %s\n%s", jerr.text, fx->r.out);
-	return jkeep(fx, j);
-}
-
-/* openssl ARGS..., which must exit want (-1: any): the exit status. */
-static CF_TEST_SENTINEL int
-ossl(struct fx *fx, int want, ...)
-{
-	const char *argv[MAX_ARGV];
-	va_list ap;
-
-	argv[0] = "openssl";
-	va_start(ap, want);
-	collect(argv, 1, ap);
-	va_end(ap);
-	return run_argv(fx, argv, want);
-}
-
-/* ---- small checks ------------------------------------------------------------ */
-
-static const char *
-chomp(struct fx *fx, const char *s)
-{
-	char *c = strdup(s);
-	size_t n;
-
-	assert_non_null(c);
-	n = strlen(c);
-	while (n > 0 && isspace((unsigned char)c[n - 1]))
-		c[--n] = '\0';
-	return keep(fx, c);
-}
-
-static void
-assert_contains(const char *hay, const char *needle)
-{
-	if (strstr(hay, needle) == NULL) {
-		fprintf(stderr, "in:\n%s\n", hay);
-		fail_msg("'%s' not found", needle);
-	}
-}
-
-static const char *
-jstr(json_t *obj, const char *key)
-{
-	json_t *v = json_object_get(obj, key);
-
-	if (!json_is_string(v)) {
-		char *dump = json_dumps(obj, JSON_ENCODE_ANY);
-
-		fprintf(stderr, "object: %s\n", dump != NULL ? dump : "?");
-		free(dump);
-		fail_msg("no string '%s'", key);
-	}
-	return json_string_value(v);
-}
-
-static const char *
-file_text(struct fx *fx, const char *path)
-{
-	char *text = NULL;
-
-	if (cf_test_file_read(&text, NULL, path, 4 * 1024 * 1024) != 0)
-		fail_msg("cannot read %s", path);
-	return keep(fx, text);
-}
-
-static void
-write_text(const char *path, const char *text, mode_t mode)
-{
-	assert_int_equal(cf_test_file_write(path, text, strlen(text), mode), 0);
-}
-
-/* The certificateId of a PEM file's first certificate, by openssl: SHA-256 of the DER. */
-static const char *
-ossl_cert_id(struct fx *fx, const char *pem)
-{
-	const char *line;
-	char *id;
-	size_t i;
-
-	ossl(fx, 0, "x509", "-in", pem, "-noout", "-fingerprint", "-sha256", NULL);
-	/* "sha256 Fingerprint=AB:CD:..." */
-	line = strchr(fx->r.out, '=');
-	assert_non_null(line);
-	id = calloc(65, 1);
-	assert_non_null(id);
-	for (i = 0, line++; *line != '\0' && *line != '\n' && i < 64; line++) {
-		if (*line != ':')
-			id[i++] = (char)tolower((unsigned char)*line);
-	}
-	assert_int_equal(i, 64);
-	return keep(fx, id);
-}
-
-/* The public key of a certificate (x509), CSR (req) or private key (pkey) as PEM. */
-static const char *
-ossl_pubkey(struct fx *fx, const char *what, const char *path)
-{
-	if (strcmp(what, "pkey") == 0)
-		ossl(fx, 0, "pkey", "-in", path, "-pubout", NULL);
-	else
-		ossl(fx, 0, what, "-in", path, "-pubkey", "-noout", NULL);
-	return keep(fx, strdup(fx->r.out));
-}
-
 /* ---- the world: CA, broker, identities, agent -------------------------------- */
 
-/* A key and CSR made by openssl (EC P-256): the CSR path; the key is NAME.key. */
-static const char *
-make_csr(struct fx *fx, const char *name)
-{
-	const char *csr = tpath(fx, keep(fx, cf_test_printf("%s.csr", name)));
-	const char *key = tpath(fx, keep(fx, cf_test_printf("%s.key", name)));
-
-	ossl(fx, 0, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-	     "-keyout", key, "-out", csr, "-subj", keep(fx, cf_test_printf("/CN=%s", name)), NULL);
-	return csr;
-}
-
-/* certfleet cert issue for thing from csr into out: the printed certificate id. */
+/*
+ * certfleet cert issue for thing from csr into out (replacing the
+ * certificate replaces unless NULL): the printed certificate id.
+ */
 static const char *
 issue(struct fx *fx, const char *thing, const char *csr, const char *replaces, const char *out)
 {
 	const char *id;
 
 	if (replaces != NULL)
-		cli(fx, "cert", "issue", "--thing", thing, "--csr", csr, "--replaces", replaces,
-		    "--out", out, NULL);
+		id = cf_test_cert_issue(&fx->f, thing, csr, out, "--replaces", replaces, NULL);
 	else
-		cli(fx, "cert", "issue", "--thing", thing, "--csr", csr, "--out", out, NULL);
-	id = chomp(fx, fx->r.out);
-	assert_int_equal(strlen(id), 64);
+		id = cf_test_cert_issue(&fx->f, thing, csr, out, NULL);
 	/* What certfleet says is what openssl computes. */
-	assert_string_equal(id, ossl_cert_id(fx, out));
+	assert_string_equal(id, cf_test_ossl_cert_id(&fx->f, out));
 	return id;
 }
 
@@ -463,67 +202,57 @@ static void
 start_world(struct fx *fx)
 {
 	static const char *const topics[] = { P "+/csr_res", P "+/crt_ack", P "+/crt_err", NULL };
-	const char *chain, *dev_csr, *svc_csr, *conf;
-	json_t *ca;
+	const char *chain, *conf;
+	cf_test_identity svc, dev;
 
-	cli(fx, "init", "--quickstart", NULL);
-	fx->root = keep(fx, cf_test_printf("%s/offline-root/root.pem", fx->data));
-	ca = cli_json(fx, "ca", "describe", "default", NULL);
-	fx->inter = tpath(fx, "intermediate.pem");
-	write_text(fx->inter, jstr(ca, "certificatePem"), 0644);
+	cf_test_certfleet(&fx->f, 0, "init", "--quickstart", NULL);
+	cf_test_fleet_ca_files(&fx->f);
 
 	/* The broker trusts the certfleet root and intermediate for client certificates. */
-	chain = tpath(fx, "certfleet-chain.pem");
-	write_text(
-		chain,
-		keep(fx, cf_test_printf("%s%s", file_text(fx, fx->root), file_text(fx, fx->inter))),
-		0644);
-	assert_int_equal(cf_test_broker_start(&fx->broker, tpath(fx, "broker"), chain, NULL), 0);
+	chain = cf_test_tpath(&fx->f, "certfleet-chain.pem");
+	cf_test_cat(&fx->f, chain, 0644, fx->f.root, fx->f.inter, NULL);
+	assert_int_equal(
+		cf_test_broker_start(&fx->broker, cf_test_tpath(&fx->f, "broker"), chain, NULL), 0);
 
 	/* The service client: a thing of its own, key and CSR by openssl, cert by certfleet. */
-	cli(fx, "thing", "create", "svc", NULL);
-	svc_csr = make_csr(fx, "svc");
-	fx->svc_key = tpath(fx, "svc.key");
-	fx->svc_cert = tpath(fx, "svc.pem");
-	issue(fx, "svc", svc_csr, NULL, fx->svc_cert);
+	cf_test_identity_new(&svc, &fx->f, "svc", "/CN=svc", NULL);
+	assert_string_equal(svc.id, cf_test_ossl_cert_id(&fx->f, svc.cert));
+	fx->svc_key = svc.key;
+	fx->svc_cert = svc.cert;
 
 	/* The device's first identity, copied into the agent's state dir. */
-	cli(fx, "thing", "create", "dev1", NULL);
-	dev_csr = make_csr(fx, "dev1");
-	fx->dev_key = tpath(fx, "dev1.key");
-	fx->dev_cert = tpath(fx, "dev1.pem");
-	fx->dev_id = issue(fx, "dev1", dev_csr, NULL, fx->dev_cert);
-	fx->state = tpath(fx, "state");
+	cf_test_identity_new(&dev, &fx->f, "dev1", "/CN=dev1", NULL);
+	assert_string_equal(dev.id, cf_test_ossl_cert_id(&fx->f, dev.cert));
+	fx->dev_key = dev.key;
+	fx->dev_cert = dev.cert;
+	fx->dev_id = dev.id;
+	fx->state = cf_test_tpath(&fx->f, "state");
 	assert_int_equal(mkdir(fx->state, 0700), 0);
-	assert_int_equal(mkdir(tpath(fx, "state/current"), 0700), 0);
-	write_text(tpath(fx, "state/current/key.pem"), file_text(fx, fx->dev_key), 0600);
-	write_text(tpath(fx, "state/current/cert.pem"),
-		   keep(fx, cf_test_printf("%s%s", file_text(fx, fx->dev_cert),
-					   file_text(fx, fx->inter))),
-		   0600);
+	assert_int_equal(mkdir(cf_test_tpath(&fx->f, "state/current"), 0700), 0);
+	cf_test_write_text(cf_test_tpath(&fx->f, "state/current/key.pem"),
+			   cf_test_file_text(&fx->f, fx->dev_key), 0600);
+	cf_test_cat(&fx->f, cf_test_tpath(&fx->f, "state/current/cert.pem"), 0600, fx->dev_cert,
+		    fx->f.inter, NULL);
 	/* The device trusts the broker CA (server) and the certfleet root (new certificates). */
-	write_text(
-		tpath(fx, "device-ca.pem"),
-		keep(fx, cf_test_printf("%s%s", file_text(fx, cf_test_broker_ca_file(fx->broker)),
-					file_text(fx, fx->root))),
-		0644);
+	cf_test_cat(&fx->f, cf_test_tpath(&fx->f, "device-ca.pem"), 0644,
+		    cf_test_broker_ca_file(fx->broker), fx->f.root, NULL);
 
-	fx->sub_out = tpath(fx, "sub.out");
+	fx->sub_out = cf_test_tpath(&fx->f, "sub.out");
 	assert_int_equal(cf_test_mqtt_sub_start(&fx->sub, fx->broker, fx->svc_cert, fx->svc_key,
 						"svc-sub", topics, fx->sub_out),
 			 0);
 
-	fx->agent_conf = tpath(fx, "agent.conf");
-	fx->agent_log = tpath(fx, "agent.log");
-	conf = keep(fx, cf_test_printf("broker_host = 127.0.0.1\n"
-				       "broker_port = %d\n"
-				       "client_id = dev1\n"
-				       "state_dir = %s\n"
-				       "ca_file = %s\n"
-				       "log_level = debug\n",
-				       cf_test_broker_port(fx->broker), fx->state,
-				       tpath(fx, "device-ca.pem")));
-	write_text(fx->agent_conf, conf, 0644);
+	fx->agent_conf = cf_test_tpath(&fx->f, "agent.conf");
+	fx->agent_log = cf_test_tpath(&fx->f, "agent.log");
+	conf = cf_test_keep(&fx->f, cf_test_printf("broker_host = 127.0.0.1\n"
+						   "broker_port = %d\n"
+						   "client_id = dev1\n"
+						   "state_dir = %s\n"
+						   "ca_file = %s\n"
+						   "log_level = debug\n",
+						   cf_test_broker_port(fx->broker), fx->state,
+						   cf_test_tpath(&fx->f, "device-ca.pem")));
+	cf_test_write_text(fx->agent_conf, conf, 0644);
 	start_agent(fx);
 	/* Connected, and its three subscriptions acknowledged. */
 	wait_agent_log(fx, "event=connected", 1);
@@ -548,7 +277,7 @@ pub(struct fx *fx, const char *topic, const char *payload)
 static json_t *
 sub_msg(struct fx *fx, const char *topic, size_t nth)
 {
-	const char *prefix = keep(fx, cf_test_printf("%s ", topic)), *text, *p, *end;
+	const char *prefix = cf_test_keep(&fx->f, cf_test_printf("%s ", topic)), *text, *p, *end;
 	json_error_t jerr;
 	size_t seen = 0;
 	json_t *j;
@@ -558,7 +287,7 @@ sub_msg(struct fx *fx, const char *topic, size_t nth)
 		fail_msg("no message %zu on %s within %d ms", nth, topic, WAIT_MS);
 	}
 	/* Wait for the end of its line too: a line is written in one piece, but be sure. */
-	text = file_text(fx, fx->sub_out);
+	text = cf_test_file_text(&fx->f, fx->sub_out);
 	for (p = text; p != NULL && *p != '\0'; p = end != NULL ? end + 1 : NULL) {
 		end = strchr(p, '\n');
 		if (strncmp(p, prefix, strlen(prefix)) != 0 || ++seen < nth)
@@ -567,7 +296,7 @@ sub_msg(struct fx *fx, const char *topic, size_t nth)
 		j = json_loadb(p, end != NULL ? (size_t)(end - p) : strlen(p), 0, &jerr);
 		if (j == NULL)
 			fail_msg("message on %s is not JSON: %s", topic, jerr.text);
-		return jkeep(fx, j);
+		return cf_test_jkeep(&fx->f, j);
 	}
 	fail_msg("message %zu on %s vanished", nth, topic);
 	return NULL;
@@ -576,7 +305,7 @@ sub_msg(struct fx *fx, const char *topic, size_t nth)
 static size_t
 sub_count(struct fx *fx, const char *topic)
 {
-	return cf_test_file_count(fx->sub_out, keep(fx, cf_test_printf("%s ", topic)));
+	return cf_test_file_count(fx->sub_out, cf_test_keep(&fx->f, cf_test_printf("%s ", topic)));
 }
 
 /* Publish csr_req for rotation rid, wait for csr_res number nth: the CSR written to a file. */
@@ -584,15 +313,17 @@ static const char *
 csr_round(struct fx *fx, const char *rid, size_t nth)
 {
 	json_t *res;
-	const char *csr = tpath(fx, keep(fx, cf_test_printf("agent-%s-%zu.csr", rid, nth)));
+	const char *csr = cf_test_tpath(
+		&fx->f, cf_test_keep(&fx->f, cf_test_printf("agent-%s-%zu.csr", rid, nth)));
 
-	pub(fx, P "dev1/csr_req", keep(fx, cf_test_printf("{\"rotationId\":\"%s\"}", rid)));
+	pub(fx, P "dev1/csr_req",
+	    cf_test_keep(&fx->f, cf_test_printf("{\"rotationId\":\"%s\"}", rid)));
 	res = sub_msg(fx, P "dev1/csr_res", nth);
-	assert_string_equal(jstr(res, "rotationId"), rid);
-	write_text(csr, jstr(res, "CSR"), 0644);
+	assert_string_equal(cf_test_jstr(res, "rotationId"), rid);
+	cf_test_write_text(csr, cf_test_jstr(res, "CSR"), 0644);
 	/* The CSR is a valid PKCS#10 request whose self-signature verifies. */
-	ossl(fx, 0, "req", "-in", csr, "-verify", "-noout", NULL);
-	assert_contains(fx->r.err, "verify OK");
+	cf_test_openssl(&fx->f, 0, "req", "-in", csr, "-verify", "-noout", NULL);
+	cf_test_assert_contains(fx->f.r.err, "verify OK");
 	return csr;
 }
 
@@ -605,13 +336,14 @@ send_crt(struct fx *fx, const char *rid, const char *id, const char *pem_path)
 
 	assert_non_null(msg);
 	json_object_set_new(msg, "certificateId", json_string(id));
-	json_object_set_new(msg, "certificatePem", json_string(file_text(fx, pem_path)));
-	json_object_set_new(msg, "caChainPem", json_string(file_text(fx, fx->inter)));
+	json_object_set_new(msg, "certificatePem",
+			    json_string(cf_test_file_text(&fx->f, pem_path)));
+	json_object_set_new(msg, "caChainPem", json_string(cf_test_file_text(&fx->f, fx->f.inter)));
 	json_object_set_new(msg, "rotationId", json_string(rid));
 	payload = json_dumps(msg, JSON_COMPACT);
 	json_decref(msg);
 	assert_non_null(payload);
-	pub(fx, P "dev1/crt", keep(fx, payload));
+	pub(fx, P "dev1/crt", cf_test_keep(&fx->f, payload));
 }
 
 /* Mode of every entry under dir (not recursive): files 0600, directories 0700. */
@@ -631,7 +363,7 @@ assert_private_dir(struct fx *fx, const char *dir)
 
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
-		path = keep(fx, cf_test_printf("%s/%s", dir, e->d_name));
+		path = cf_test_keep(&fx->f, cf_test_printf("%s/%s", dir, e->d_name));
 		assert_int_equal(lstat(path, &st), 0);
 		if (S_ISDIR(st.st_mode)) {
 			assert_int_equal(st.st_mode & 07777, 0700);
@@ -662,46 +394,58 @@ test_agent_broker__rotation(void **state)
 	start_world(fx);
 	csr = csr_round(fx, "r1", 1);
 	/* A new key (rekey is the default), the one in staging/, never the current one. */
-	assert_string_not_equal(ossl_pubkey(fx, "req", csr), ossl_pubkey(fx, "pkey", fx->dev_key));
-	assert_string_equal(ossl_pubkey(fx, "req", csr),
-			    ossl_pubkey(fx, "pkey", tpath(fx, "state/staging/key.pem")));
-	assert_private_dir(fx, tpath(fx, "state/staging"));
-	assert_string_equal(ossl_cert_id(fx, tpath(fx, "state/current/cert.pem")), fx->dev_id);
+	assert_string_not_equal(cf_test_ossl_pubkey(&fx->f, "req", csr),
+				cf_test_ossl_pubkey(&fx->f, "pkey", fx->dev_key));
+	assert_string_equal(cf_test_ossl_pubkey(&fx->f, "req", csr),
+			    cf_test_ossl_pubkey(&fx->f, "pkey",
+						cf_test_tpath(&fx->f, "state/staging/key.pem")));
+	assert_private_dir(fx, cf_test_tpath(&fx->f, "state/staging"));
+	assert_string_equal(
+		cf_test_ossl_cert_id(&fx->f, cf_test_tpath(&fx->f, "state/current/cert.pem")),
+		fx->dev_id);
 
 	/* The server's part: issue from the CSR, refusing the old key, and send crt. */
-	new_pem = tpath(fx, "dev1-new.pem");
+	new_pem = cf_test_tpath(&fx->f, "dev1-new.pem");
 	new_id = issue(fx, "dev1", csr, fx->dev_id, new_pem);
 	connects = broker_count(fx, " as dev1 ");
 	send_crt(fx, "r1", new_id, new_pem);
 
 	ack = sub_msg(fx, P "dev1/crt_ack", 1);
-	assert_string_equal(jstr(ack, "rotationId"), "r1");
-	assert_string_equal(jstr(ack, "certificateId"), new_id);
+	assert_string_equal(cf_test_jstr(ack, "rotationId"), "r1");
+	assert_string_equal(cf_test_jstr(ack, "certificateId"), new_id);
 	assert_int_equal(sub_count(fx, P "dev1/crt_err"), 0);
 	/* It reconnected (with the new identity) before acking. */
 	assert_true(broker_count(fx, " as dev1 ") > connects);
-	wait_agent_log(fx, keep(fx, cf_test_printf("event=rotated cert=%s", new_id)), 1);
+	wait_agent_log(fx, cf_test_keep(&fx->f, cf_test_printf("event=rotated cert=%s", new_id)),
+		       1);
 
 	/* current/ holds the new pair, previous/ the old one, staging/ is gone; all 0600. */
-	cur = tpath(fx, "state/current/cert.pem");
-	assert_string_equal(ossl_cert_id(fx, cur), new_id);
-	assert_string_equal(ossl_pubkey(fx, "pkey", tpath(fx, "state/current/key.pem")),
-			    ossl_pubkey(fx, "req", csr));
-	assert_string_equal(ossl_cert_id(fx, tpath(fx, "state/previous/cert.pem")), fx->dev_id);
-	assert_string_equal(ossl_pubkey(fx, "pkey", tpath(fx, "state/previous/key.pem")),
-			    ossl_pubkey(fx, "pkey", fx->dev_key));
-	assert_int_equal(access(tpath(fx, "state/staging"), F_OK), -1);
-	assert_private_dir(fx, tpath(fx, "state/current"));
-	assert_private_dir(fx, tpath(fx, "state/previous"));
+	cur = cf_test_tpath(&fx->f, "state/current/cert.pem");
+	assert_string_equal(cf_test_ossl_cert_id(&fx->f, cur), new_id);
+	assert_string_equal(
+		cf_test_ossl_pubkey(&fx->f, "pkey", cf_test_tpath(&fx->f, "state/current/key.pem")),
+		cf_test_ossl_pubkey(&fx->f, "req", csr));
+	assert_string_equal(
+		cf_test_ossl_cert_id(&fx->f, cf_test_tpath(&fx->f, "state/previous/cert.pem")),
+		fx->dev_id);
+	assert_string_equal(cf_test_ossl_pubkey(&fx->f, "pkey",
+						cf_test_tpath(&fx->f, "state/previous/key.pem")),
+			    cf_test_ossl_pubkey(&fx->f, "pkey", fx->dev_key));
+	assert_int_equal(access(cf_test_tpath(&fx->f, "state/staging"), F_OK), -1);
+	assert_private_dir(fx, cf_test_tpath(&fx->f, "state/current"));
+	assert_private_dir(fx, cf_test_tpath(&fx->f, "state/previous"));
 	assert_int_equal(cf_test_file_mode(fx->state), 0700);
 	/* The new certificate chains to the certfleet root through the intermediate. */
-	ossl(fx, 0, "verify", "-CAfile", fx->root, "-untrusted", fx->inter, cur, NULL);
-	assert_contains(fx->r.out, ": OK");
+	cf_test_openssl(&fx->f, 0, "verify", "-CAfile", fx->f.root, "-untrusted", fx->f.inter, cur,
+			NULL);
+	cf_test_assert_contains(fx->f.r.out, ": OK");
 
 	/* Still connected and subscribed with the new identity: the next csr_req is answered. */
 	csr = csr_round(fx, "r2", 2);
-	assert_string_not_equal(ossl_pubkey(fx, "req", csr),
-				ossl_pubkey(fx, "pkey", tpath(fx, "state/current/key.pem")));
+	assert_string_not_equal(
+		cf_test_ossl_pubkey(&fx->f, "req", csr),
+		cf_test_ossl_pubkey(&fx->f, "pkey",
+				    cf_test_tpath(&fx->f, "state/current/key.pem")));
 	stop_agent(fx);
 }
 
@@ -716,21 +460,25 @@ test_agent_broker__wrong_key_refused(void **state)
 	start_world(fx);
 	csr_round(fx, "r1", 1);
 	/* A real certfleet certificate for dev1, but for a key the agent never made. */
-	other_pem = tpath(fx, "other.pem");
-	other_id = issue(fx, "dev1", make_csr(fx, "other"), fx->dev_id, other_pem);
+	other_pem = cf_test_tpath(&fx->f, "other.pem");
+	other_id = issue(fx, "dev1", cf_test_csr_new(&fx->f, "other", "ec", "/CN=other"),
+			 fx->dev_id, other_pem);
 	send_crt(fx, "r1", other_id, other_pem);
 
 	err = sub_msg(fx, P "dev1/crt_err", 1);
-	assert_contains(jstr(err, "error"), "KEY_MISMATCH");
-	assert_string_equal(jstr(err, "rotationId"), "r1");
+	cf_test_assert_contains(cf_test_jstr(err, "error"), "KEY_MISMATCH");
+	assert_string_equal(cf_test_jstr(err, "rotationId"), "r1");
 	assert_int_equal(sub_count(fx, P "dev1/crt_ack"), 0);
 	/* The old identity stays current; nothing was promoted, staging is discarded. */
-	assert_string_equal(ossl_cert_id(fx, tpath(fx, "state/current/cert.pem")), fx->dev_id);
-	assert_string_equal(ossl_pubkey(fx, "pkey", tpath(fx, "state/current/key.pem")),
-			    ossl_pubkey(fx, "pkey", fx->dev_key));
-	assert_int_equal(access(tpath(fx, "state/previous"), F_OK), -1);
-	assert_int_equal(access(tpath(fx, "state/staging"), F_OK), -1);
-	assert_private_dir(fx, tpath(fx, "state/current"));
+	assert_string_equal(
+		cf_test_ossl_cert_id(&fx->f, cf_test_tpath(&fx->f, "state/current/cert.pem")),
+		fx->dev_id);
+	assert_string_equal(
+		cf_test_ossl_pubkey(&fx->f, "pkey", cf_test_tpath(&fx->f, "state/current/key.pem")),
+		cf_test_ossl_pubkey(&fx->f, "pkey", fx->dev_key));
+	assert_int_equal(access(cf_test_tpath(&fx->f, "state/previous"), F_OK), -1);
+	assert_int_equal(access(cf_test_tpath(&fx->f, "state/staging"), F_OK), -1);
+	assert_private_dir(fx, cf_test_tpath(&fx->f, "state/current"));
 	/* And it still answers on the old connection. */
 	csr_round(fx, "r2", 2);
 	stop_agent(fx);
@@ -746,22 +494,24 @@ test_agent_broker__untrusted_issuer_refused(void **state)
 
 	start_world(fx);
 	csr = csr_round(fx, "r1", 1);
-	rogue_key = tpath(fx, "rogue.key");
-	rogue_ca = tpath(fx, "rogue.pem");
-	ossl(fx, 0, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-	     "-nodes", "-keyout", rogue_key, "-out", rogue_ca, "-subj", "/CN=rogue CA", "-days",
-	     "2", NULL);
-	pem = tpath(fx, "rogue-leaf.pem");
-	ossl(fx, 0, "x509", "-req", "-in", csr, "-CA", rogue_ca, "-CAkey", rogue_key, "-set_serial",
-	     "7", "-days", "2", "-out", pem, NULL);
-	id = ossl_cert_id(fx, pem);
+	rogue_key = cf_test_tpath(&fx->f, "rogue.key");
+	rogue_ca = cf_test_tpath(&fx->f, "rogue.pem");
+	cf_test_openssl(&fx->f, 0, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+			"ec_paramgen_curve:P-256", "-nodes", "-keyout", rogue_key, "-out", rogue_ca,
+			"-subj", "/CN=rogue CA", "-days", "2", NULL);
+	pem = cf_test_tpath(&fx->f, "rogue-leaf.pem");
+	cf_test_openssl(&fx->f, 0, "x509", "-req", "-in", csr, "-CA", rogue_ca, "-CAkey", rogue_key,
+			"-set_serial", "7", "-days", "2", "-out", pem, NULL);
+	id = cf_test_ossl_cert_id(&fx->f, pem);
 	send_crt(fx, "r1", id, pem);
 
 	err = sub_msg(fx, P "dev1/crt_err", 1);
-	assert_contains(jstr(err, "error"), "UNTRUSTED");
+	cf_test_assert_contains(cf_test_jstr(err, "error"), "UNTRUSTED");
 	assert_int_equal(sub_count(fx, P "dev1/crt_ack"), 0);
-	assert_string_equal(ossl_cert_id(fx, tpath(fx, "state/current/cert.pem")), fx->dev_id);
-	assert_int_equal(access(tpath(fx, "state/staging"), F_OK), -1);
+	assert_string_equal(
+		cf_test_ossl_cert_id(&fx->f, cf_test_tpath(&fx->f, "state/current/cert.pem")),
+		fx->dev_id);
+	assert_int_equal(access(cf_test_tpath(&fx->f, "state/staging"), F_OK), -1);
 	stop_agent(fx);
 }
 
@@ -786,7 +536,7 @@ test_agent_broker__offline_csr_req_survives_broker_restart(void **state)
 	assert_true(cf_test_broker_running(fx->broker));
 	start_agent(fx);
 	res = sub_msg(fx, P "dev1/csr_res", 1);
-	assert_string_equal(jstr(res, "rotationId"), "r-offline");
+	assert_string_equal(cf_test_jstr(res, "rotationId"), "r-offline");
 	assert_int_equal(sub_count(fx, P "dev1/csr_res"), 1);
 	stop_agent(fx);
 }

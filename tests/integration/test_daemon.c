@@ -27,95 +27,60 @@
 #include <unistd.h>
 
 #include "support/broker.h"
+#include "support/fleet.h"
 #include "support/run.h"
 
 #define WAIT_MS 20000
 
 struct group {
-	char *tmp, *data, *conf, *conf_orig;
+	cf_test_fleet fleet; /* T, D = T/data, the root and intermediate (support/fleet.h) */
+	char *conf, *conf_orig;
 	char *certfleet, *certfleetd;
-	char *dev_cert, *dev_key; /* device "dev1": chain and key */
+	const char *dev_cert, *dev_key; /* device "dev1": chain and key */
 	cf_test_broker *broker;
 };
 
 static struct group g;
 
-/* Run a command; fail the test unless it exits 0. */
-static void
-must_run(const char *const *argv)
+/* An identity for thing (support/fleet.h) with chain = leaf + intermediate: its key. */
+static const char *
+identity_make(const char *thing, const char *chain)
 {
-	cf_test_result r = CF_TEST_RESULT_INIT;
+	cf_test_identity id;
 
-	if (cf_test_run(&r, argv, 120) != 0 || r.status != 0)
-		fail_msg("%s %s failed (%d): %s", argv[0], argv[1] != NULL ? argv[1] : "", r.status,
-			 r.err != NULL ? r.err : "");
-	cf_test_result_clear(&r);
-}
-
-/* A key and CSR by openssl, a certificate for thing by certfleet; chain = leaf + intermediate. */
-static void
-identity_make(const char *thing, const char *key, const char *chain)
-{
-	char *csr = cf_test_printf("%s/%s.csr", g.tmp, thing);
-	char *leaf = cf_test_printf("%s/%s.leaf.pem", g.tmp, thing);
-	cf_test_result r = CF_TEST_RESULT_INIT;
-
-	assert_non_null(csr);
-	assert_non_null(leaf);
-	must_run((const char *const[]){ g.certfleet, "--data-dir", g.data, "thing", "create",
-					thing, NULL });
-	must_run((const char *const[]){ "openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
-					"ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out",
-					csr, "-subj", "/CN=ignored", NULL });
-	assert_int_equal(chmod(key, 0600), 0);
-	must_run((const char *const[]){ g.certfleet, "--data-dir", g.data, "cert", "issue",
-					"--thing", thing, "--csr", csr, "--out", leaf, NULL });
-	assert_int_equal(cf_test_run_sh(&r, 60, "cat '%s' '%s/int.pem' > '%s'", leaf, g.tmp, chain),
-			 0);
-	assert_int_equal(r.status, 0);
-	cf_test_result_clear(&r);
-	free(csr);
-	free(leaf);
+	cf_test_identity_new(&id, &g.fleet, thing, "/CN=ignored", NULL);
+	cf_test_cat(&g.fleet, chain, 0644, id.cert, g.fleet.inter, NULL);
+	return id.key;
 }
 
 static int
 group_setup(void **state)
 {
-	const char *bdir = getenv("CF_BINARY_DIR");
-	cf_test_result r = CF_TEST_RESULT_INIT;
-	char *svc_key, *svc_chain, *client_ca, *bdir_path, *text = NULL;
+	const char *client_ca, *bdir_path, *svc_key;
+	char *text = NULL;
 	size_t len = 0;
 
 	(void)state;
-	if (bdir == NULL)
+	g.certfleet = cf_test_binary("cli/certfleet");
+	g.certfleetd = cf_test_binary("src/daemon/certfleetd");
+	if (g.certfleet == NULL || g.certfleetd == NULL)
 		return -1;
-	g.certfleet = cf_test_printf("%s/cli/certfleet", bdir);
-	g.certfleetd = cf_test_printf("%s/src/daemon/certfleetd", bdir);
-	if (cf_test_tmpdir_new(&g.tmp, "certfleetd-it") != 0)
+	if (cf_test_fleet_init(&g.fleet, "certfleetd-it", g.certfleet) != 0)
 		return -1;
-	g.data = cf_test_printf("%s/data", g.tmp);
-	g.conf = cf_test_printf("%s/certfleet.conf", g.data);
-	must_run((const char *const[]){ g.certfleet, "--data-dir", g.data, "init", "--quickstart",
-					NULL });
-	assert_int_equal(cf_test_run_sh(&r, 60, "'%s' --data-dir '%s' ca pem default > '%s/int.pem'",
-					g.certfleet, g.data, g.tmp),
-			 0);
-	cf_test_result_clear(&r);
-	assert_int_equal(cf_test_run_sh(&r, 60, "mkdir -p '%s/service'", g.data), 0);
-	cf_test_result_clear(&r);
-	svc_key = cf_test_printf("%s/service/certfleetd.key", g.data);
-	svc_chain = cf_test_printf("%s/service/certfleetd.pem", g.data);
-	identity_make("certfleetd", svc_key, svc_chain);
-	g.dev_key = cf_test_printf("%s/dev1.key", g.tmp);
-	g.dev_cert = cf_test_printf("%s/dev1.pem", g.tmp);
-	identity_make("dev1", g.dev_key, g.dev_cert);
+	g.fleet.timeout_s = 120;
+	g.conf = cf_test_printf("%s/certfleet.conf", g.fleet.data);
+	cf_test_certfleet(&g.fleet, 0, "init", "--quickstart", NULL);
+	cf_test_fleet_ca_files(&g.fleet);
+	assert_int_equal(mkdir(cf_test_dpath(&g.fleet, "service"), 0777), 0);
+	svc_key = identity_make("certfleetd", cf_test_dpath(&g.fleet, "service/certfleetd.pem"));
+	cf_test_cat(&g.fleet, cf_test_dpath(&g.fleet, "service/certfleetd.key"), 0600, svc_key,
+		    NULL);
+	g.dev_cert = cf_test_tpath(&g.fleet, "dev1-chain.pem");
+	g.dev_key = identity_make("dev1", g.dev_cert);
 
-	client_ca = cf_test_printf("%s/client-ca.pem", g.tmp);
-	assert_int_equal(cf_test_run_sh(&r, 60, "cat '%s/data/offline-root/root.pem' '%s/int.pem' > '%s'",
-					g.tmp, g.tmp, client_ca),
-			 0);
-	cf_test_result_clear(&r);
-	bdir_path = cf_test_printf("%s/broker", g.tmp);
+	client_ca = cf_test_tpath(&g.fleet, "client-ca.pem");
+	cf_test_cat(&g.fleet, client_ca, 0644, g.fleet.root, g.fleet.inter, NULL);
+	bdir_path = cf_test_tpath(&g.fleet, "broker");
 	if (cf_test_broker_start(&g.broker, bdir_path, client_ca, NULL) != 0)
 		return -1;
 	/* certfleetd trusts the broker's CA and talks to its port. */
@@ -125,10 +90,6 @@ group_setup(void **state)
 	free(text);
 	assert_int_equal(cf_test_file_read(&text, &len, g.conf, 1 << 20), 0);
 	g.conf_orig = text;
-	free(svc_key);
-	free(svc_chain);
-	free(client_ca);
-	free(bdir_path);
 	return 0;
 }
 
@@ -137,16 +98,11 @@ group_teardown(void **state)
 {
 	(void)state;
 	cf_test_broker_free(g.broker);
-	if (g.tmp != NULL && getenv("CF_TEST_KEEP") == NULL)
-		cf_test_tmpdir_remove(g.tmp);
-	free(g.tmp);
-	free(g.data);
+	cf_test_fleet_clear(&g.fleet);
 	free(g.conf);
 	free(g.conf_orig);
 	free(g.certfleet);
 	free(g.certfleetd);
-	free(g.dev_cert);
-	free(g.dev_key);
 	return 0;
 }
 
@@ -171,39 +127,24 @@ daemon_start(const char *log_path)
 	cf_test_bg *d = NULL;
 
 	unlink(log_path);
-	assert_int_equal(cf_test_bg_start(&d,
-					  (const char *const[]){ g.certfleetd, "--data-dir", g.data,
-								 "--log-file", log_path, NULL },
-					  NULL, log_path),
-			 0);
+	assert_int_equal(
+		cf_test_bg_start(&d,
+				 (const char *const[]){ g.certfleetd, "--data-dir", g.fleet.data,
+							"--log-file", log_path, NULL },
+				 NULL, log_path),
+		0);
 	return d;
 }
 
-static char *
+/* A csr_res from dev1 for its current key (no rotation id). */
+static const char *
 csr_res_payload(void)
 {
-	cf_test_result r = CF_TEST_RESULT_INIT;
-	char *payload;
-	size_t i, o = 0;
+	const char *csr = cf_test_tpath(&g.fleet, "dev1-res.csr");
 
-	assert_int_equal(cf_test_runl(&r, 60, "openssl", "req", "-new", "-key", g.dev_key, "-subj",
-				      "/CN=dev1", NULL),
-			 0);
-	assert_int_equal(r.status, 0);
-	payload = calloc(1, r.out_len * 2 + 32);
-	assert_non_null(payload);
-	o = (size_t)snprintf(payload, 32, "{\"CSR\": \"");
-	for (i = 0; i < r.out_len; i++) {
-		if (r.out[i] == '\n') {
-			payload[o++] = '\\';
-			payload[o++] = 'n';
-		} else {
-			payload[o++] = r.out[i];
-		}
-	}
-	memcpy(payload + o, "\"}", 3);
-	cf_test_result_clear(&r);
-	return payload;
+	cf_test_openssl(&g.fleet, 0, "req", "-new", "-key", g.dev_key, "-subj", "/CN=dev1", "-out",
+			csr, NULL);
+	return cf_test_csr_res(&g.fleet, csr, NULL);
 }
 
 /* ---- cases -------------------------------------------------------------- */
@@ -233,7 +174,8 @@ test_daemon__bad_config_refused_with_file_and_line(void **state)
 
 		setup(NULL);
 		conf_append(cases[i].line);
-		assert_int_equal(cf_test_runl(&r, 60, g.certfleetd, "--data-dir", g.data, NULL), 0);
+		assert_int_equal(
+			cf_test_runl(&r, 60, g.certfleetd, "--data-dir", g.fleet.data, NULL), 0);
 		assert_int_equal(r.status, 6);
 		if (strstr(r.err, where) == NULL || strstr(r.err, cases[i].expect) == NULL)
 			fail_msg("case %zu: stderr '%s' lacks '%s%s'", i, r.err, where,
@@ -247,20 +189,20 @@ test_daemon__bad_config_refused_with_file_and_line(void **state)
 static void
 test_daemon__tls_files_checked_at_start(void **state)
 {
-	char *key = cf_test_printf("%s/service/certfleetd.key", g.data);
+	char *key = cf_test_printf("%s/service/certfleetd.key", g.fleet.data);
 	cf_test_result r = CF_TEST_RESULT_INIT;
 
 	(void)state;
-	assert_int_equal(cf_test_runl(&r, 60, g.certfleetd, "--data-dir", g.data, "--check-config",
-				      NULL),
+	assert_int_equal(cf_test_runl(&r, 60, g.certfleetd, "--data-dir", g.fleet.data,
+				      "--check-config", NULL),
 			 0);
 	assert_int_equal(r.status, 0);
 	assert_non_null(strstr(r.out, "configuration ok"));
 	cf_test_result_clear(&r);
 
 	assert_int_equal(chmod(key, 0644), 0);
-	assert_int_equal(cf_test_runl(&r, 60, g.certfleetd, "--data-dir", g.data, "--check-config",
-				      NULL),
+	assert_int_equal(cf_test_runl(&r, 60, g.certfleetd, "--data-dir", g.fleet.data,
+				      "--check-config", NULL),
 			 0);
 	assert_int_equal(chmod(key, 0600), 0);
 	assert_int_equal(r.status, 6);
@@ -268,8 +210,8 @@ test_daemon__tls_files_checked_at_start(void **state)
 	cf_test_result_clear(&r);
 
 	conf_append("mqtt_cert_file = /nonexistent/cert.pem\n");
-	assert_int_equal(cf_test_runl(&r, 60, g.certfleetd, "--data-dir", g.data, "--check-config",
-				      NULL),
+	assert_int_equal(cf_test_runl(&r, 60, g.certfleetd, "--data-dir", g.fleet.data,
+				      "--check-config", NULL),
 			 0);
 	assert_int_not_equal(r.status, 0);
 	assert_non_null(strstr(r.err, "/nonexistent/cert.pem"));
@@ -284,9 +226,9 @@ test_daemon__tls_files_checked_at_start(void **state)
 static void
 test_daemon__answers_reconnects_and_keeps_its_session(void **state)
 {
-	char *log = cf_test_printf("%s/d1.log", g.tmp);
-	char *sub_out = cf_test_printf("%s/d1.sub", g.tmp);
-	char *payload = csr_res_payload();
+	char *log = cf_test_printf("%s/d1.log", g.fleet.tmp);
+	char *sub_out = cf_test_printf("%s/d1.sub", g.fleet.tmp);
+	const char *payload = csr_res_payload();
 	const char *topics[] = { "management/topic/dev1/csr_rej", NULL };
 	cf_test_bg *d, *sub = NULL;
 
@@ -333,7 +275,6 @@ test_daemon__answers_reconnects_and_keeps_its_session(void **state)
 	assert_int_equal(cf_test_bg_stop(d, 0), 0);
 	cf_test_bg_free(d);
 	cf_test_bg_free(sub);
-	free(payload);
 	free(log);
 	free(sub_out);
 }
@@ -342,7 +283,7 @@ test_daemon__answers_reconnects_and_keeps_its_session(void **state)
 static void
 test_daemon__sighup_reload(void **state)
 {
-	char *log = cf_test_printf("%s/d2.log", g.tmp);
+	char *log = cf_test_printf("%s/d2.log", g.fleet.tmp);
 	cf_test_bg *d;
 
 	(void)state;

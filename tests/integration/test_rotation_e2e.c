@@ -22,22 +22,20 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ctype.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "support/broker.h"
+#include "support/fleet.h"
 #include "support/run.h"
 
 #define MAX_ARGV 64
-#define MAX_KEEP 4096
 #define MAX_DEV  4
 #define WAIT_MS  30000 /* one protocol step, generous for ASan on a busy machine */
 
@@ -51,13 +49,7 @@ struct dev {
 };
 
 struct fx {
-	char *tmp;        /* this case's temp dir */
-	char *data;       /* tmp/data: the data dir */
-	cf_test_result r; /* the last run */
-	char *keep[MAX_KEEP];
-	size_t nkeep;
-	json_t *jkeep[MAX_KEEP];
-	size_t njkeep;
+	cf_test_fleet f; /* T, D, the last run, the root and intermediate (support/fleet.h) */
 
 	cf_test_broker *broker;
 	cf_test_bg *daemon; /* certfleetd */
@@ -66,12 +58,15 @@ struct fx {
 	struct dev dev[MAX_DEV];
 	size_t ndev;
 	size_t daemon_starts; /* event=mqtt_connected lines expected so far */
-	const char *root, *inter, *dev_ca;
+	size_t ncrt;          /* crt messages checked, for their file names */
+	const char *dev_ca;
 	const char *svc_cert, *svc_key;
 	const char *daemon_log, *spy_out, *sim_state, *sim_log, *summary, *db;
 };
 
 static char *g_cli, *g_daemon, *g_sim;
+
+static void dump_logs(struct fx *fx);
 
 /* ---- fixture ----------------------------------------------------------------- */
 
@@ -81,21 +76,13 @@ group_setup(void **state)
 	const char *bdir = getenv("CF_BINARY_DIR");
 
 	(void)state;
-	if (bdir == NULL) {
-		fprintf(stderr, "CF_BINARY_DIR must be set (run through ctest)\n");
-		return -1;
-	}
-	g_cli = cf_test_printf("%s/cli/certfleet", bdir);
-	g_daemon = cf_test_printf("%s/src/daemon/certfleetd", bdir);
-	g_sim = cf_test_printf("%s/sim/certfleet-sim", bdir);
-	if (g_cli == NULL || g_daemon == NULL || g_sim == NULL)
+	g_cli = cf_test_binary("cli/certfleet");
+	g_daemon = cf_test_binary("src/daemon/certfleetd");
+	if (g_cli == NULL || g_daemon == NULL)
 		return -1;
 	/* The simulator is checked by the cases that run it (sim_provision). */
-	if (access(g_cli, X_OK) != 0 || access(g_daemon, X_OK) != 0) {
-		fprintf(stderr, "missing %s or %s\n", g_cli, g_daemon);
-		return -1;
-	}
-	return 0;
+	g_sim = cf_test_printf("%s/sim/certfleet-sim", bdir);
+	return g_sim != NULL ? 0 : -1;
 }
 
 static int
@@ -108,6 +95,13 @@ group_teardown(void **state)
 	return 0;
 }
 
+/* A failed command shows the logs of the world too. */
+static void
+on_fail(void *payload)
+{
+	dump_logs(payload);
+}
+
 static int
 setup(void **state)
 {
@@ -115,18 +109,12 @@ setup(void **state)
 
 	if (fx == NULL)
 		return -1;
-	fx->r = (cf_test_result)CF_TEST_RESULT_INIT;
-	if (cf_test_tmpdir_new(&fx->tmp, "certfleet-e2e") != 0) {
+	if (cf_test_fleet_init(&fx->f, "certfleet-e2e", g_cli) != 0) {
 		free(fx);
 		return -1;
 	}
-	fx->data = cf_test_printf("%s/data", fx->tmp);
-	if (fx->data == NULL) {
-		cf_test_tmpdir_remove(fx->tmp);
-		free(fx->tmp);
-		free(fx);
-		return -1;
-	}
+	fx->f.on_fail = on_fail;
+	fx->f.on_fail_payload = fx;
 	*state = fx;
 	return 0;
 }
@@ -136,7 +124,7 @@ teardown(void **state)
 {
 	struct fx *fx = *state;
 	size_t i;
-	int rc = 0;
+	int rc;
 
 	if (fx == NULL)
 		return 0;
@@ -147,49 +135,9 @@ teardown(void **state)
 	for (i = 0; i < fx->ndev; i++)
 		cf_test_bg_free(fx->dev[i].sub);
 	cf_test_broker_free(fx->broker);
-	for (i = 0; i < fx->nkeep; i++)
-		free(fx->keep[i]);
-	for (i = 0; i < fx->njkeep; i++)
-		json_decref(fx->jkeep[i]);
-	cf_test_result_clear(&fx->r);
-	if (getenv("CF_TEST_KEEP") == NULL)
-		rc = cf_test_tmpdir_remove(fx->tmp);
-	else
-		fprintf(stderr, "kept %s\n", fx->tmp);
-	free(fx->tmp);
-	free(fx->data);
+	rc = cf_test_fleet_clear(&fx->f);
 	free(fx);
 	return rc;
-}
-
-static const char *
-keep(struct fx *fx, char *s)
-{
-	assert_non_null(s);
-	assert_true(fx->nkeep < MAX_KEEP);
-	fx->keep[fx->nkeep++] = s;
-	return s;
-}
-
-static json_t *
-jkeep(struct fx *fx, json_t *j)
-{
-	assert_non_null(j);
-	assert_true(fx->njkeep < MAX_KEEP);
-	fx->jkeep[fx->njkeep++] = j;
-	return j;
-}
-
-static const char *
-tpath(struct fx *fx, const char *name)
-{
-	return keep(fx, cf_test_printf("%s/%s", fx->tmp, name));
-}
-
-static const char *
-dpath(struct fx *fx, const char *name)
-{
-	return keep(fx, cf_test_printf("%s/%s", fx->data, name));
 }
 
 /* The tail of a file (at most max bytes) on stderr, for the log of a failed case. */
@@ -222,107 +170,6 @@ dump_logs(struct fx *fx)
 
 /* ---- running ----------------------------------------------------------------- */
 
-static void
-show(struct fx *fx, const char *const *argv)
-{
-	size_t i;
-
-	fprintf(stderr, "command:");
-	for (i = 0; argv[i] != NULL; i++)
-		fprintf(stderr, " %s", argv[i]);
-	fprintf(stderr, "\nexit: %d%s\nstdout:\n%s\nstderr:\n%s\n", fx->r.status,
-		fx->r.timed_out ? " (timed out)" : "", fx->r.out != NULL ? fx->r.out : "",
-		fx->r.err != NULL ? fx->r.err : "");
-}
-
-static int
-run_argv(struct fx *fx, const char **argv, int want)
-{
-	cf_test_run(&fx->r, argv, CF_TEST_TIMEOUT);
-	if (fx->r.timed_out || (want >= 0 && fx->r.status != want)) {
-		show(fx, argv);
-		if (want >= 0)
-			fprintf(stderr, "expected exit %d\n", want);
-		dump_logs(fx);
-		fail_msg("%s: unexpected result", argv[0]);
-	}
-	return fx->r.status;
-}
-
-static void
-collect(const char **argv, size_t n, va_list ap)
-{
-	const char *a;
-
-	for (;;) {
-		a = va_arg(ap, const char *);
-		if (a == NULL)
-			break;
-		assert_true(n < MAX_ARGV - 1);
-		argv[n++] = a;
-	}
-	argv[n] = NULL;
-}
-
-/* certfleet --data-dir D ARGS..., which must exit 0. */
-static CF_TEST_SENTINEL void
-cli(struct fx *fx, ...)
-{
-	const char *argv[MAX_ARGV];
-	va_list ap;
-
-	argv[0] = g_cli;
-	argv[1] = "--data-dir";
-	argv[2] = fx->data;
-	va_start(ap, fx);
-	collect(argv, 3, ap);
-	va_end(ap);
-	run_argv(fx, argv, 0);
-}
-
-static json_t *
-parse_json(struct fx *fx, const char *text)
-{
-	json_error_t jerr;
-	json_t *j = json_loads(text, JSON_DECODE_ANY, &jerr);
-
-	if (j == NULL)
-		fail_msg("not JSON (%s):\n%s", jerr.text, text);
-	return jkeep(fx, j);
-}
-
-/* certfleet --data-dir D --output json ARGS..., which must exit 0: its output. */
-static CF_TEST_SENTINEL json_t *
-cli_json(struct fx *fx, ...)
-{
-	const char *argv[MAX_ARGV];
-	va_list ap;
-
-	argv[0] = g_cli;
-	argv[1] = "--data-dir";
-	argv[2] = fx->data;
-	argv[3] = "--output";
-	argv[4] = "json";
-	va_start(ap, fx);
-	collect(argv, 5, ap);
-	va_end(ap);
-	run_argv(fx, argv, 0);
-	return parse_json(fx, fx->r.out);
-}
-
-static CF_TEST_SENTINEL int
-ossl(struct fx *fx, int want, ...)
-{
-	const char *argv[MAX_ARGV];
-	va_list ap;
-
-	argv[0] = "openssl";
-	va_start(ap, want);
-	collect(argv, 1, ap);
-	va_end(ap);
-	return run_argv(fx, argv, want);
-}
-
 /* sqlite3 -json over the registry (read-only, waiting out the daemon's locks). */
 static json_t *
 sql(struct fx *fx, const char *query)
@@ -330,134 +177,11 @@ sql(struct fx *fx, const char *query)
 	const char *argv[] = { "sqlite3",        "-readonly", "-json", "-cmd",
 			       ".timeout 10000", fx->db,      query,   NULL };
 
-	run_argv(fx, argv, 0);
+	cf_test_fleet_run(&fx->f, argv, 0);
 	/* No rows: sqlite3 prints nothing. */
-	if (fx->r.out[0] == '\0')
-		return jkeep(fx, json_array());
-	return parse_json(fx, fx->r.out);
-}
-
-/* ---- small checks ------------------------------------------------------------ */
-
-static const char *
-chomp(struct fx *fx, const char *s)
-{
-	char *c = strdup(s);
-	size_t n;
-
-	assert_non_null(c);
-	n = strlen(c);
-	while (n > 0 && isspace((unsigned char)c[n - 1]))
-		c[--n] = '\0';
-	return keep(fx, c);
-}
-
-static void
-assert_contains(const char *hay, const char *needle)
-{
-	if (strstr(hay, needle) == NULL) {
-		fprintf(stderr, "in:\n%s\n", hay);
-		fail_msg("'%s' not found", needle);
-	}
-}
-
-static const char *
-jstr(json_t *obj, const char *key)
-{
-	json_t *v = json_object_get(obj, key);
-
-	if (!json_is_string(v)) {
-		char *dump = json_dumps(obj, JSON_ENCODE_ANY);
-
-		fprintf(stderr, "object: %s\n", dump != NULL ? dump : "?");
-		free(dump);
-		fail_msg("no string '%s'", key);
-	}
-	return json_string_value(v);
-}
-
-static json_int_t
-jint(json_t *obj, const char *key)
-{
-	json_t *v = json_object_get(obj, key);
-
-	if (!json_is_integer(v))
-		fail_msg("no integer '%s'", key);
-	return json_integer_value(v);
-}
-
-static const char *
-file_text(struct fx *fx, const char *path)
-{
-	char *text = NULL;
-
-	if (cf_test_file_read(&text, NULL, path, 16 * 1024 * 1024) != 0)
-		fail_msg("cannot read %s", path);
-	return keep(fx, text);
-}
-
-static void
-write_text(const char *path, const char *text, mode_t mode)
-{
-	assert_int_equal(cf_test_file_write(path, text, strlen(text), mode), 0);
-}
-
-/* Replace or add "key = value" in D/certfleet.conf. */
-static void
-config_set(struct fx *fx, const char *key, const char *value)
-{
-	const char *conf = dpath(fx, "certfleet.conf");
-	char *text = NULL, *line, *next, *out = NULL;
-	size_t len = 0, olen = 0, klen = strlen(key);
-	FILE *fp;
-
-	assert_int_equal(cf_test_file_read(&text, &len, conf, 1024 * 1024), 0);
-	fp = open_memstream(&out, &olen);
-	assert_non_null(fp);
-	for (line = text; line != NULL && *line != '\0'; line = next) {
-		next = strchr(line, '\n');
-		if (next != NULL)
-			*next++ = '\0';
-		if (strncmp(line, key, klen) == 0 && (line[klen] == ' ' || line[klen] == '='))
-			continue;
-		fprintf(fp, "%s\n", line);
-	}
-	fprintf(fp, "%s = %s\n", key, value);
-	assert_int_equal(fclose(fp), 0);
-	free(text);
-	write_text(conf, out, 0600);
-	free(out);
-}
-
-/* The certificateId of a PEM file's first certificate, by openssl. */
-static const char *
-ossl_cert_id(struct fx *fx, const char *pem)
-{
-	const char *line;
-	char *id;
-	size_t i;
-
-	ossl(fx, 0, "x509", "-in", pem, "-noout", "-fingerprint", "-sha256", NULL);
-	line = strchr(fx->r.out, '=');
-	assert_non_null(line);
-	id = calloc(65, 1);
-	assert_non_null(id);
-	for (i = 0, line++; *line != '\0' && *line != '\n' && i < 64; line++) {
-		if (*line != ':')
-			id[i++] = (char)tolower((unsigned char)*line);
-	}
-	assert_int_equal(i, 64);
-	return keep(fx, id);
-}
-
-static const char *
-ossl_pubkey(struct fx *fx, const char *what, const char *path)
-{
-	if (strcmp(what, "pkey") == 0)
-		ossl(fx, 0, "pkey", "-in", path, "-pubout", NULL);
-	else
-		ossl(fx, 0, what, "-in", path, "-pubkey", "-noout", NULL);
-	return keep(fx, strdup(fx->r.out));
+	if (fx->f.r.out[0] == '\0')
+		return cf_test_jkeep(&fx->f, json_array());
+	return cf_test_json_parse(&fx->f, fx->f.r.out);
 }
 
 /* No sanitizer report in a log of ours. */
@@ -489,48 +213,39 @@ world(struct fx *fx)
 	static const char *const spy_topics[] = { P "#", NULL };
 	const char *chain;
 	char port[16];
-	json_t *ca;
 
-	fx->db = dpath(fx, "registry.db");
-	fx->daemon_log = tpath(fx, "certfleetd.log");
-	fx->sim_state = tpath(fx, "sim-state");
-	fx->sim_log = tpath(fx, "sim.log");
-	fx->summary = tpath(fx, "summary.json");
-	cli(fx, "init", "--quickstart", NULL);
-	cli(fx, "service", "create", "certfleetd", NULL);
-	fx->svc_cert = dpath(fx, "service/certfleetd.pem");
-	fx->svc_key = dpath(fx, "service/certfleetd.key");
+	fx->db = cf_test_dpath(&fx->f, "registry.db");
+	fx->daemon_log = cf_test_tpath(&fx->f, "certfleetd.log");
+	fx->sim_state = cf_test_tpath(&fx->f, "sim-state");
+	fx->sim_log = cf_test_tpath(&fx->f, "sim.log");
+	fx->summary = cf_test_tpath(&fx->f, "summary.json");
+	cf_test_certfleet(&fx->f, 0, "init", "--quickstart", NULL);
+	cf_test_certfleet(&fx->f, 0, "service", "create", "certfleetd", NULL);
+	fx->svc_cert = cf_test_dpath(&fx->f, "service/certfleetd.pem");
+	fx->svc_key = cf_test_dpath(&fx->f, "service/certfleetd.key");
 	assert_int_equal(cf_test_file_mode(fx->svc_key), 0600);
 	/* The service chain is leaf then intermediate, and openssl trusts it. */
-	fx->root = dpath(fx, "offline-root/root.pem");
-	ca = cli_json(fx, "ca", "describe", "default", NULL);
-	fx->inter = tpath(fx, "intermediate.pem");
-	write_text(fx->inter, jstr(ca, "certificatePem"), 0644);
-	ossl(fx, 0, "verify", "-CAfile", fx->root, "-untrusted", fx->svc_cert, fx->svc_cert, NULL);
+	cf_test_fleet_ca_files(&fx->f);
+	cf_test_openssl(&fx->f, 0, "verify", "-CAfile", fx->f.root, "-untrusted", fx->svc_cert,
+			fx->svc_cert, NULL);
 
-	chain = tpath(fx, "certfleet-chain.pem");
-	write_text(
-		chain,
-		keep(fx, cf_test_printf("%s%s", file_text(fx, fx->root), file_text(fx, fx->inter))),
-		0644);
-	assert_int_equal(cf_test_broker_start(&fx->broker, tpath(fx, "broker"), chain, NULL), 0);
-	write_text(dpath(fx, "broker-ca.pem"), file_text(fx, cf_test_broker_ca_file(fx->broker)),
-		   0644);
-	fx->dev_ca = tpath(fx, "device-ca.pem");
-	write_text(
-		fx->dev_ca,
-		keep(fx, cf_test_printf("%s%s", file_text(fx, cf_test_broker_ca_file(fx->broker)),
-					file_text(fx, fx->root))),
-		0644);
+	chain = cf_test_tpath(&fx->f, "certfleet-chain.pem");
+	cf_test_cat(&fx->f, chain, 0644, fx->f.root, fx->f.inter, NULL);
+	assert_int_equal(
+		cf_test_broker_start(&fx->broker, cf_test_tpath(&fx->f, "broker"), chain, NULL), 0);
+	cf_test_cat(&fx->f, cf_test_dpath(&fx->f, "broker-ca.pem"), 0644,
+		    cf_test_broker_ca_file(fx->broker), NULL);
+	fx->dev_ca = cf_test_tpath(&fx->f, "device-ca.pem");
+	cf_test_cat(&fx->f, fx->dev_ca, 0644, cf_test_broker_ca_file(fx->broker), fx->f.root, NULL);
 
 	snprintf(port, sizeof(port), "%d", cf_test_broker_port(fx->broker));
-	config_set(fx, "mqtt_host", "127.0.0.1");
-	config_set(fx, "mqtt_port", port);
-	config_set(fx, "mqtt_reconnect_max", "2s");
-	config_set(fx, "rotation_resend_interval", "2s");
-	config_set(fx, "rotation_deadline", "5m");
+	cf_test_config_set(&fx->f, "mqtt_host", "127.0.0.1", 0600);
+	cf_test_config_set(&fx->f, "mqtt_port", port, 0600);
+	cf_test_config_set(&fx->f, "mqtt_reconnect_max", "2s", 0600);
+	cf_test_config_set(&fx->f, "rotation_resend_interval", "2s", 0600);
+	cf_test_config_set(&fx->f, "rotation_deadline", "5m", 0600);
 
-	fx->spy_out = tpath(fx, "spy.out");
+	fx->spy_out = cf_test_tpath(&fx->f, "spy.out");
 	assert_int_equal(cf_test_mqtt_sub_start(&fx->spy, fx->broker, fx->svc_cert, fx->svc_key,
 						"e2e-spy", spy_topics, fx->spy_out),
 			 0);
@@ -539,7 +254,7 @@ world(struct fx *fx)
 static void
 daemon_start(struct fx *fx)
 {
-	const char *argv[] = { g_daemon, "--data-dir", fx->data, NULL };
+	const char *argv[] = { g_daemon, "--data-dir", fx->f.data, NULL };
 
 	assert_null(fx->daemon);
 	assert_int_equal(cf_test_bg_start(&fx->daemon, argv, fx->daemon_log, fx->daemon_log), 0);
@@ -580,14 +295,14 @@ daemon_stop(struct fx *fx)
 static void
 sim_provision(struct fx *fx, int n)
 {
-	const char *argv[] = { g_sim,          "provision", "--data-dir", fx->data,   "--state-dir",
+	const char *argv[] = { g_sim,          "provision", "--data-dir", fx->f.data, "--state-dir",
 			       fx->sim_state,  "--devices", NULL,         "--prefix", "sim-",
 			       "--expires-in", "10d",       NULL };
 
 	if (access(g_sim, X_OK) != 0)
 		fail_msg("no simulator at %s", g_sim);
-	argv[7] = keep(fx, cf_test_printf("%d", n));
-	run_argv(fx, argv, 0);
+	argv[7] = cf_test_keep(&fx->f, cf_test_printf("%d", n));
+	cf_test_fleet_run(&fx->f, argv, 0);
 }
 
 /*
@@ -609,15 +324,15 @@ sim_start(struct fx *fx, int n, ...)
 	argv[k++] = "--host";
 	argv[k++] = "127.0.0.1";
 	argv[k++] = "--port";
-	argv[k++] = keep(fx, cf_test_printf("%d", cf_test_broker_port(fx->broker)));
+	argv[k++] = cf_test_keep(&fx->f, cf_test_printf("%d", cf_test_broker_port(fx->broker)));
 	argv[k++] = "--ca-file";
 	argv[k++] = fx->dev_ca;
 	argv[k++] = "--devices";
-	argv[k++] = keep(fx, cf_test_printf("%d", n));
+	argv[k++] = cf_test_keep(&fx->f, cf_test_printf("%d", n));
 	argv[k++] = "--summary";
 	argv[k++] = fx->summary;
 	va_start(ap, n);
-	collect(argv, k, ap);
+	cf_test_argv_collect(argv, k, MAX_ARGV, ap);
 	va_end(ap);
 	assert_int_equal(cf_test_bg_start(&fx->sim, argv, fx->sim_log, fx->sim_log), 0);
 }
@@ -746,11 +461,12 @@ struct rot_wait {
 static size_t
 rotations_in(struct fx *fx, const char *state)
 {
-	json_t *rows = sql(fx, keep(fx, cf_test_printf("SELECT COUNT(*) AS n FROM rotations "
-						       "WHERE state = '%s'",
-						       state)));
+	json_t *rows =
+		sql(fx, cf_test_keep(&fx->f, cf_test_printf("SELECT COUNT(*) AS n FROM rotations "
+							    "WHERE state = '%s'",
+							    state)));
 
-	return (size_t)jint(json_array_get(rows, 0), "n");
+	return (size_t)cf_test_jint(json_array_get(rows, 0), "n");
 }
 
 static bool
@@ -783,39 +499,43 @@ wait_rotations(struct fx *fx, const char *state, size_t n, int timeout_ms)
 static size_t
 certs_of(struct fx *fx, const char *thing)
 {
-	json_t *rows = sql(fx, keep(fx, cf_test_printf("SELECT COUNT(*) AS n FROM certs "
-						       "WHERE thing = '%s'",
-						       thing)));
+	json_t *rows =
+		sql(fx, cf_test_keep(&fx->f, cf_test_printf("SELECT COUNT(*) AS n FROM certs "
+							    "WHERE thing = '%s'",
+							    thing)));
 
-	return (size_t)jint(json_array_get(rows, 0), "n");
+	return (size_t)cf_test_jint(json_array_get(rows, 0), "n");
 }
 
 static size_t
 certs_total(struct fx *fx)
 {
-	return (size_t)jint(json_array_get(sql(fx, "SELECT COUNT(*) AS n FROM certs"), 0), "n");
+	return (size_t)cf_test_jint(json_array_get(sql(fx, "SELECT COUNT(*) AS n FROM certs"), 0),
+				    "n");
 }
 
 static const char *
 cert_status(struct fx *fx, const char *id)
 {
-	json_t *rows =
-		sql(fx, keep(fx, cf_test_printf("SELECT status FROM certs WHERE id = '%s'", id)));
+	json_t *rows = sql(
+		fx, cf_test_keep(&fx->f,
+				 cf_test_printf("SELECT status FROM certs WHERE id = '%s'", id)));
 
 	assert_int_equal(json_array_size(rows), 1);
-	return jstr(json_array_get(rows, 0), "status");
+	return cf_test_jstr(json_array_get(rows, 0), "status");
 }
 
 /* Whether `certfleet cert list --status ACTIVE` lists id. */
 static bool
 listed_active(struct fx *fx, const char *id)
 {
-	json_t *rows = cli_json(fx, "cert", "list", "--status", "ACTIVE", NULL), *row;
+	json_t *rows = cf_test_certfleet_json(&fx->f, "cert", "list", "--status", "ACTIVE", NULL),
+	       *row;
 	size_t i;
 
 	assert_true(json_is_array(rows));
 	json_array_foreach (rows, i, row) {
-		if (strcmp(jstr(row, "certificateId"), id) == 0)
+		if (strcmp(cf_test_jstr(row, "certificateId"), id) == 0)
 			return true;
 	}
 	return false;
@@ -825,13 +545,15 @@ listed_active(struct fx *fx, const char *id)
 static void
 verify_issued(struct fx *fx, const char *id)
 {
-	json_t *o = cli_json(fx, "cert", "pem", id, NULL);
-	const char *pem = tpath(fx, keep(fx, cf_test_printf("cert-%.16s.pem", id)));
+	json_t *o = cf_test_certfleet_json(&fx->f, "cert", "pem", id, NULL);
+	const char *pem =
+		cf_test_tpath(&fx->f, cf_test_keep(&fx->f, cf_test_printf("cert-%.16s.pem", id)));
 
-	write_text(pem, jstr(o, "certificatePem"), 0644);
-	assert_string_equal(ossl_cert_id(fx, pem), id);
-	ossl(fx, 0, "verify", "-CAfile", fx->root, "-untrusted", fx->inter, pem, NULL);
-	assert_contains(fx->r.out, ": OK");
+	cf_test_write_text(pem, cf_test_jstr(o, "certificatePem"), 0644);
+	assert_string_equal(cf_test_ossl_cert_id(&fx->f, pem), id);
+	cf_test_openssl(&fx->f, 0, "verify", "-CAfile", fx->f.root, "-untrusted", fx->f.inter, pem,
+			NULL);
+	cf_test_assert_contains(fx->f.r.out, ": OK");
 }
 
 /*
@@ -848,23 +570,28 @@ assert_all_completed(struct fx *fx, size_t n, bool check_cli_each)
 
 	assert_int_equal(json_array_size(rows), n);
 	json_array_foreach (rows, i, row) {
-		const char *thing = jstr(row, "thing"), *old_id = jstr(row, "old_cert");
-		const char *new_id = jstr(row, "new_cert");
+		const char *thing = cf_test_jstr(row, "thing"),
+			   *old_id = cf_test_jstr(row, "old_cert");
+		const char *new_id = cf_test_jstr(row, "new_cert");
 		json_t *active;
 
-		if (strcmp(jstr(row, "state"), "COMPLETED") != 0)
-			fail_msg("rotation of %s is %s (error %s)", thing, jstr(row, "state"),
-				 json_is_string(json_object_get(row, "error")) ? jstr(row, "error")
-									       : "-");
+		if (strcmp(cf_test_jstr(row, "state"), "COMPLETED") != 0)
+			fail_msg("rotation of %s is %s (error %s)", thing,
+				 cf_test_jstr(row, "state"),
+				 json_is_string(json_object_get(row, "error"))
+					 ? cf_test_jstr(row, "error")
+					 : "-");
 		assert_string_not_equal(old_id, new_id);
 		assert_int_equal(certs_of(fx, thing), 2);
 		assert_string_equal(cert_status(fx, new_id), "ACTIVE");
 		assert_string_not_equal(cert_status(fx, old_id), "ACTIVE");
-		active = sql(fx, keep(fx, cf_test_printf("SELECT id FROM certs WHERE thing = '%s' "
+		active = sql(fx,
+			     cf_test_keep(&fx->f,
+					  cf_test_printf("SELECT id FROM certs WHERE thing = '%s' "
 							 "AND status = 'ACTIVE'",
 							 thing)));
 		assert_int_equal(json_array_size(active), 1);
-		assert_string_equal(jstr(json_array_get(active, 0), "id"), new_id);
+		assert_string_equal(cf_test_jstr(json_array_get(active, 0), "id"), new_id);
 		if (check_cli_each || i == 0)
 			assert_false(listed_active(fx, old_id));
 	}
@@ -876,28 +603,24 @@ assert_all_completed(struct fx *fx, size_t n, bool check_cli_each)
 static struct dev *
 dev_new(struct fx *fx, const char *name)
 {
+	cf_test_identity id;
 	struct dev *d;
-	const char *csr;
 	const char *topics[4];
 
 	assert_true(fx->ndev < MAX_DEV);
 	d = &fx->dev[fx->ndev++];
+	cf_test_identity_new(&id, &fx->f, name,
+			     cf_test_keep(&fx->f, cf_test_printf("/CN=%s", name)), NULL);
+	assert_string_equal(id.id, cf_test_ossl_cert_id(&fx->f, id.cert));
 	d->name = name;
-	d->key = tpath(fx, keep(fx, cf_test_printf("%s.key", name)));
-	d->cert = tpath(fx, keep(fx, cf_test_printf("%s.pem", name)));
-	csr = tpath(fx, keep(fx, cf_test_printf("%s.csr", name)));
-	cli(fx, "thing", "create", name, NULL);
-	ossl(fx, 0, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-	     "-keyout", d->key, "-out", csr, "-subj", keep(fx, cf_test_printf("/CN=%s", name)),
-	     NULL);
-	cli(fx, "cert", "issue", "--thing", name, "--csr", csr, "--out", d->cert, NULL);
-	d->id = chomp(fx, fx->r.out);
-	assert_string_equal(d->id, ossl_cert_id(fx, d->cert));
-	topics[0] = keep(fx, cf_test_printf(P "%s/csr_req", name));
-	topics[1] = keep(fx, cf_test_printf(P "%s/crt", name));
-	topics[2] = keep(fx, cf_test_printf(P "%s/csr_rej", name));
+	d->key = id.key;
+	d->cert = id.cert;
+	d->id = id.id;
+	topics[0] = cf_test_keep(&fx->f, cf_test_printf(P "%s/csr_req", name));
+	topics[1] = cf_test_keep(&fx->f, cf_test_printf(P "%s/crt", name));
+	topics[2] = cf_test_keep(&fx->f, cf_test_printf(P "%s/csr_rej", name));
 	topics[3] = NULL;
-	d->sub_out = tpath(fx, keep(fx, cf_test_printf("%s.sub", name)));
+	d->sub_out = cf_test_tpath(&fx->f, cf_test_keep(&fx->f, cf_test_printf("%s.sub", name)));
 	assert_int_equal(cf_test_mqtt_sub_start(&d->sub, fx->broker, d->cert, d->key, name, topics,
 						d->sub_out),
 			 0);
@@ -909,7 +632,8 @@ static void
 dev_pub(struct fx *fx, struct dev *d, const char *kind, const char *payload)
 {
 	if (cf_test_mqtt_pub(fx->broker, d->cert, d->key,
-			     keep(fx, cf_test_printf(P "%s/%s", d->name, kind)), payload) != 0) {
+			     cf_test_keep(&fx->f, cf_test_printf(P "%s/%s", d->name, kind)),
+			     payload) != 0) {
 		dump_logs(fx);
 		fail_msg("mosquitto_pub as %s failed", d->name);
 	}
@@ -919,21 +643,22 @@ dev_pub(struct fx *fx, struct dev *d, const char *kind, const char *payload)
 static json_t *
 msg_in(struct fx *fx, const char *file, const char *topic, size_t nth)
 {
-	const char *prefix = keep(fx, cf_test_printf("%s ", topic)), *text, *p, *end;
+	const char *prefix = cf_test_keep(&fx->f, cf_test_printf("%s ", topic)), *text, *p, *end;
 	size_t seen = 0;
 
 	if (cf_test_file_wait(file, prefix, nth, WAIT_MS) != 0) {
 		dump_logs(fx);
 		fail_msg("no message %zu on %s within %d ms", nth, topic, WAIT_MS);
 	}
-	text = file_text(fx, file);
+	text = cf_test_file_text(&fx->f, file);
 	for (p = text; p != NULL && *p != '\0'; p = end != NULL ? end + 1 : NULL) {
 		end = strchr(p, '\n');
 		if (strncmp(p, prefix, strlen(prefix)) != 0 || ++seen < nth)
 			continue;
 		p += strlen(prefix);
-		return parse_json(
-			fx, keep(fx, strndup(p, end != NULL ? (size_t)(end - p) : strlen(p))));
+		return cf_test_json_parse(
+			&fx->f, cf_test_keep(&fx->f, strndup(p, end != NULL ? (size_t)(end - p)
+									    : strlen(p))));
 	}
 	fail_msg("message %zu on %s vanished", nth, topic);
 	return NULL;
@@ -942,44 +667,31 @@ msg_in(struct fx *fx, const char *file, const char *topic, size_t nth)
 static size_t
 msg_count(struct fx *fx, const char *file, const char *topic)
 {
-	return cf_test_file_count(file, keep(fx, cf_test_printf("%s ", topic)));
+	return cf_test_file_count(file, cf_test_keep(&fx->f, cf_test_printf("%s ", topic)));
 }
 
 /* What the device's mosquitto_sub received on P/name/kind, the nth time. */
 static json_t *
 dev_msg(struct fx *fx, struct dev *d, const char *kind, size_t nth)
 {
-	return msg_in(fx, d->sub_out, keep(fx, cf_test_printf(P "%s/%s", d->name, kind)), nth);
+	return msg_in(fx, d->sub_out,
+		      cf_test_keep(&fx->f, cf_test_printf(P "%s/%s", d->name, kind)), nth);
 }
 
 static size_t
 dev_count(struct fx *fx, struct dev *d, const char *kind)
 {
-	return msg_count(fx, d->sub_out, keep(fx, cf_test_printf(P "%s/%s", d->name, kind)));
+	return msg_count(fx, d->sub_out,
+			 cf_test_keep(&fx->f, cf_test_printf(P "%s/%s", d->name, kind)));
 }
 
 /* A fresh key and CSR (openssl) for the device: the csr_res payload for rotation rid. */
 static const char *
 dev_csr_res(struct fx *fx, struct dev *d, const char *tag, const char *keyspec, const char *rid)
 {
-	const char *key = tpath(fx, keep(fx, cf_test_printf("%s-%s.key", d->name, tag)));
-	const char *csr = tpath(fx, keep(fx, cf_test_printf("%s-%s.csr", d->name, tag)));
-	json_t *o = json_object();
-	char *payload;
+	const char *name = cf_test_keep(&fx->f, cf_test_printf("%s-%s", d->name, tag));
 
-	if (strcmp(keyspec, "ec") == 0)
-		ossl(fx, 0, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-		     "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=ignored", NULL);
-	else
-		ossl(fx, 0, "req", "-new", "-newkey", keyspec, "-nodes", "-keyout", key, "-out",
-		     csr, "-subj", "/CN=ignored", NULL);
-	assert_non_null(o);
-	json_object_set_new(o, "CSR", json_string(file_text(fx, csr)));
-	if (rid != NULL)
-		json_object_set_new(o, "rotationId", json_string(rid));
-	payload = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	return keep(fx, payload);
+	return cf_test_csr_res(&fx->f, cf_test_csr_new(&fx->f, name, keyspec, "/CN=ignored"), rid);
 }
 
 /* certfleet rotate start --thing NAME: the rotation id it prints. */
@@ -988,8 +700,8 @@ rotate_start(struct fx *fx, const char *thing)
 {
 	const char *id;
 
-	cli(fx, "rotate", "start", "--thing", thing, NULL);
-	id = chomp(fx, fx->r.out);
+	cf_test_certfleet(&fx->f, 0, "rotate", "start", "--thing", thing, NULL);
+	id = cf_test_chomp(&fx->f, fx->f.r.out);
 	assert_int_equal(strlen(id), 32);
 	return id;
 }
@@ -998,17 +710,21 @@ rotate_start(struct fx *fx, const char *thing)
 static const char *
 check_crt(struct fx *fx, json_t *crt, const char *rid, const char *csr_key)
 {
-	const char *pem = tpath(fx, keep(fx, cf_test_printf("crt-%zu.pem", fx->nkeep)));
-	const char *chain = tpath(fx, keep(fx, cf_test_printf("chain-%zu.pem", fx->nkeep)));
-	const char *id = jstr(crt, "certificateId");
+	size_t n = fx->ncrt++;
+	const char *pem =
+		cf_test_tpath(&fx->f, cf_test_keep(&fx->f, cf_test_printf("crt-%zu.pem", n)));
+	const char *chain =
+		cf_test_tpath(&fx->f, cf_test_keep(&fx->f, cf_test_printf("chain-%zu.pem", n)));
+	const char *id = cf_test_jstr(crt, "certificateId");
 
-	assert_string_equal(jstr(crt, "rotationId"), rid);
-	write_text(pem, jstr(crt, "certificatePem"), 0644);
-	write_text(chain, jstr(crt, "caChainPem"), 0644);
-	assert_string_equal(ossl_cert_id(fx, pem), id);
-	assert_string_equal(ossl_pubkey(fx, "x509", pem), ossl_pubkey(fx, "pkey", csr_key));
-	ossl(fx, 0, "verify", "-CAfile", fx->root, "-untrusted", chain, pem, NULL);
-	assert_contains(fx->r.out, ": OK");
+	assert_string_equal(cf_test_jstr(crt, "rotationId"), rid);
+	cf_test_write_text(pem, cf_test_jstr(crt, "certificatePem"), 0644);
+	cf_test_write_text(chain, cf_test_jstr(crt, "caChainPem"), 0644);
+	assert_string_equal(cf_test_ossl_cert_id(&fx->f, pem), id);
+	assert_string_equal(cf_test_ossl_pubkey(&fx->f, "x509", pem),
+			    cf_test_ossl_pubkey(&fx->f, "pkey", csr_key));
+	cf_test_openssl(&fx->f, 0, "verify", "-CAfile", fx->f.root, "-untrusted", chain, pem, NULL);
+	cf_test_assert_contains(fx->f.r.out, ": OK");
 	return id;
 }
 
@@ -1016,9 +732,10 @@ static json_t *
 rotation_row(struct fx *fx, const char *rid)
 {
 	json_t *rows =
-		sql(fx, keep(fx, cf_test_printf("SELECT id, thing, old_cert, new_cert, "
-						"state, error FROM rotations WHERE id = '%s'",
-						rid)));
+		sql(fx, cf_test_keep(&fx->f,
+				     cf_test_printf("SELECT id, thing, old_cert, new_cert, "
+						    "state, error FROM rotations WHERE id = '%s'",
+						    rid)));
 
 	assert_int_equal(json_array_size(rows), 1);
 	return json_array_get(rows, 0);
@@ -1034,7 +751,7 @@ state_reached(void *payload)
 {
 	struct state_wait *w = payload;
 
-	return strcmp(jstr(rotation_row(w->fx, w->rid), "state"), w->state) == 0;
+	return strcmp(cf_test_jstr(rotation_row(w->fx, w->rid), "state"), w->state) == 0;
 }
 
 /* COMPLETED or FAILED. */
@@ -1042,7 +759,7 @@ static bool
 settled(void *payload)
 {
 	struct state_wait *w = payload;
-	const char *st = jstr(rotation_row(w->fx, w->rid), "state");
+	const char *st = cf_test_jstr(rotation_row(w->fx, w->rid), "state");
 
 	return strcmp(st, "COMPLETED") == 0 || strcmp(st, "FAILED") == 0;
 }
@@ -1055,7 +772,7 @@ wait_state(struct fx *fx, const char *rid, const char *state, int timeout_ms)
 	if (cf_test_wait_until(state_reached, &w, 100, timeout_ms) != 0) {
 		dump_logs(fx);
 		fail_msg("rotation %s is %s, not %s, after %d ms", rid,
-			 jstr(rotation_row(fx, rid), "state"), state, timeout_ms);
+			 cf_test_jstr(rotation_row(fx, rid), "state"), state, timeout_ms);
 	}
 }
 
@@ -1076,29 +793,32 @@ test_rotation_e2e__happy_path_one(void **state)
 	before = certs_total(fx);
 	sim_start(fx, 1, "--until-rotated", "1", "--timeout", "90s", NULL);
 	wait_sim_subscribed(fx, 1);
-	cli(fx, "rotate", "start", "--expiring-within", "30d", NULL);
-	rid = chomp(fx, fx->r.out);
+	cf_test_certfleet(&fx->f, 0, "rotate", "start", "--expiring-within", "30d", NULL);
+	rid = cf_test_chomp(&fx->f, fx->f.r.out);
 	assert_int_equal(strlen(rid), 32);
 	assert_int_equal(sim_wait(fx, 100000), 0);
 	wait_rotations(fx, "COMPLETED", 1, WAIT_MS);
 	assert_all_completed(fx, 1, true);
 	assert_int_equal(certs_total(fx), before + 1);
 	rows = rotations(fx);
-	assert_string_equal(jstr(json_array_get(rows, 0), "id"), rid);
-	verify_issued(fx, jstr(json_array_get(rows, 0), "new_cert"));
+	assert_string_equal(cf_test_jstr(json_array_get(rows, 0), "id"), rid);
+	verify_issued(fx, cf_test_jstr(json_array_get(rows, 0), "new_cert"));
 	/* The protocol as the spy saw it: one csr_res, one crt, one crt_ack. */
-	assert_true(msg_count(fx, fx->spy_out,
-			      keep(fx, cf_test_printf(P "%s/crt_ack", jstr(json_array_get(rows, 0),
+	assert_true(
+		msg_count(fx, fx->spy_out,
+			  cf_test_keep(&fx->f, cf_test_printf(P "%s/crt_ack",
+							      cf_test_jstr(json_array_get(rows, 0),
 									   "thing")))) >= 1);
 	/* The CLI agrees with the registry. */
-	rows = cli_json(fx, "rotate", "list", "--state", "COMPLETED", NULL);
+	rows = cf_test_certfleet_json(&fx->f, "rotate", "list", "--state", "COMPLETED", NULL);
 	assert_int_equal(json_array_size(rows), 1);
-	assert_true(json_is_object(cli_json(fx, "rotate", "describe", rid, NULL)));
-	sum = parse_json(fx, file_text(fx, fx->summary));
-	assert_int_equal(jint(sum, "rotated"), 1);
-	assert_int_equal(jint(sum, "failed"), 0);
-	assert_string_equal(jstr(sum, "outcome"), "until_rotated");
-	cli(fx, "events", "verify", NULL);
+	assert_true(
+		json_is_object(cf_test_certfleet_json(&fx->f, "rotate", "describe", rid, NULL)));
+	sum = cf_test_json_parse(&fx->f, cf_test_file_text(&fx->f, fx->summary));
+	assert_int_equal(cf_test_jint(sum, "rotated"), 1);
+	assert_int_equal(cf_test_jint(sum, "failed"), 0);
+	assert_string_equal(cf_test_jstr(sum, "outcome"), "until_rotated");
+	cf_test_certfleet(&fx->f, 0, "events", "verify", NULL);
 	daemon_stop(fx);
 }
 
@@ -1116,19 +836,23 @@ test_rotation_e2e__happy_path_200(void **state)
 	before = certs_total(fx);
 	sim_start(fx, 200, "--until-rotated", "200", "--timeout", "150s", NULL);
 	wait_sim_subscribed(fx, 200);
-	cli(fx, "rotate", "start", "--expiring-within", "30d", NULL);
+	cf_test_certfleet(&fx->f, 0, "rotate", "start", "--expiring-within", "30d", NULL);
 	assert_int_equal(sim_wait(fx, 160000), 0);
-	assert_int_equal(jint(parse_json(fx, file_text(fx, fx->summary)), "rotated"), 200);
+	assert_int_equal(
+		cf_test_jint(cf_test_json_parse(&fx->f, cf_test_file_text(&fx->f, fx->summary)),
+			     "rotated"),
+		200);
 	wait_rotations(fx, "COMPLETED", 200, WAIT_MS);
 	assert_all_completed(fx, 200, false);
 	/* Exactly one new certificate per rotation. */
 	assert_int_equal(certs_total(fx), before + 200);
 	rows = rotations(fx);
-	verify_issued(fx, jstr(json_array_get(rows, 0), "new_cert"));
-	verify_issued(fx, jstr(json_array_get(rows, 199), "new_cert"));
-	assert_int_equal(
-		json_array_size(cli_json(fx, "rotate", "list", "--state", "COMPLETED", NULL)), 200);
-	cli(fx, "events", "verify", NULL);
+	verify_issued(fx, cf_test_jstr(json_array_get(rows, 0), "new_cert"));
+	verify_issued(fx, cf_test_jstr(json_array_get(rows, 199), "new_cert"));
+	assert_int_equal(json_array_size(cf_test_certfleet_json(&fx->f, "rotate", "list", "--state",
+								"COMPLETED", NULL)),
+			 200);
+	cf_test_certfleet(&fx->f, 0, "events", "verify", NULL);
 	daemon_stop(fx);
 }
 
@@ -1144,21 +868,23 @@ test_rotation_e2e__crt_err(void **state)
 	sim_provision(fx, 1);
 	sim_start(fx, 1, "--fault", "refuse_cert", "--duration", "90s", NULL);
 	wait_sim_subscribed(fx, 1);
-	cli(fx, "rotate", "start", "--expiring-within", "30d", NULL);
+	cf_test_certfleet(&fx->f, 0, "rotate", "start", "--expiring-within", "30d", NULL);
 	wait_rotations(fx, "FAILED", 1, WAIT_MS);
 	sim_stop(fx);
 	row = json_array_get(rotations(fx), 0);
 	assert_true(json_is_string(json_object_get(row, "new_cert")));
-	assert_true(strlen(jstr(row, "error")) > 0);
+	assert_true(strlen(cf_test_jstr(row, "error")) > 0);
 	/* The device's crt_err went through the broker. */
-	assert_int_equal(msg_count(fx, fx->spy_out,
-				   keep(fx, cf_test_printf(P "%s/crt_err", jstr(row, "thing")))),
-			 1);
-	assert_string_equal(cert_status(fx, jstr(row, "new_cert")), "INACTIVE");
-	assert_string_equal(cert_status(fx, jstr(row, "old_cert")), "ACTIVE");
-	assert_true(listed_active(fx, jstr(row, "old_cert")));
-	assert_false(listed_active(fx, jstr(row, "new_cert")));
-	assert_int_equal(certs_of(fx, jstr(row, "thing")), 2);
+	assert_int_equal(
+		msg_count(fx, fx->spy_out,
+			  cf_test_keep(&fx->f,
+				       cf_test_printf(P "%s/crt_err", cf_test_jstr(row, "thing")))),
+		1);
+	assert_string_equal(cert_status(fx, cf_test_jstr(row, "new_cert")), "INACTIVE");
+	assert_string_equal(cert_status(fx, cf_test_jstr(row, "old_cert")), "ACTIVE");
+	assert_true(listed_active(fx, cf_test_jstr(row, "old_cert")));
+	assert_false(listed_active(fx, cf_test_jstr(row, "new_cert")));
+	assert_int_equal(certs_of(fx, cf_test_jstr(row, "thing")), 2);
 	daemon_stop(fx);
 }
 
@@ -1177,16 +903,17 @@ test_rotation_e2e__weak_key(void **state)
 	before = certs_total(fx);
 	sim_start(fx, 1, "--fault", "weak_csr", "--duration", "90s", NULL);
 	wait_sim_subscribed(fx, 1);
-	cli(fx, "rotate", "start", "--expiring-within", "30d", NULL);
+	cf_test_certfleet(&fx->f, 0, "rotate", "start", "--expiring-within", "30d", NULL);
 	row = json_array_get(rotations(fx), 0);
-	thing = jstr(row, "thing");
-	rej = msg_in(fx, fx->spy_out, keep(fx, cf_test_printf(P "%s/csr_rej", thing)), 1);
-	assert_string_equal(jstr(rej, "code"), "WEAK_KEY");
+	thing = cf_test_jstr(row, "thing");
+	rej = msg_in(fx, fx->spy_out, cf_test_keep(&fx->f, cf_test_printf(P "%s/csr_rej", thing)),
+		     1);
+	assert_string_equal(cf_test_jstr(rej, "code"), "WEAK_KEY");
 	sim_stop(fx);
 	assert_int_equal(certs_total(fx), before);
 	row = json_array_get(rotations(fx), 0);
-	assert_string_equal(jstr(row, "state"), "REQUESTED");
-	assert_string_equal(cert_status(fx, jstr(row, "old_cert")), "ACTIVE");
+	assert_string_equal(cf_test_jstr(row, "state"), "REQUESTED");
+	assert_string_equal(cert_status(fx, cf_test_jstr(row, "old_cert")), "ACTIVE");
 	daemon_stop(fx);
 }
 
@@ -1204,15 +931,17 @@ test_rotation_e2e__key_reuse(void **state)
 	before = certs_total(fx);
 	sim_start(fx, 1, "--fault", "reuse_key", "--duration", "90s", NULL);
 	wait_sim_subscribed(fx, 1);
-	cli(fx, "rotate", "start", "--expiring-within", "30d", NULL);
+	cf_test_certfleet(&fx->f, 0, "rotate", "start", "--expiring-within", "30d", NULL);
 	row = json_array_get(rotations(fx), 0);
-	rej = msg_in(fx, fx->spy_out, keep(fx, cf_test_printf(P "%s/csr_rej", jstr(row, "thing"))),
-		     1);
-	assert_string_equal(jstr(rej, "code"), "KEY_REUSE");
-	assert_string_equal(jstr(rej, "rotationId"), jstr(row, "id"));
+	rej = msg_in(
+		fx, fx->spy_out,
+		cf_test_keep(&fx->f, cf_test_printf(P "%s/csr_rej", cf_test_jstr(row, "thing"))),
+		1);
+	assert_string_equal(cf_test_jstr(rej, "code"), "KEY_REUSE");
+	assert_string_equal(cf_test_jstr(rej, "rotationId"), cf_test_jstr(row, "id"));
 	sim_stop(fx);
 	assert_int_equal(certs_total(fx), before);
-	assert_string_equal(jstr(json_array_get(rotations(fx), 0), "state"), "REQUESTED");
+	assert_string_equal(cf_test_jstr(json_array_get(rotations(fx), 0), "state"), "REQUESTED");
 	daemon_stop(fx);
 }
 
@@ -1229,16 +958,16 @@ test_rotation_e2e__offline_device_gets_queued_csr_req(void **state)
 	const char *topic;
 
 	world(fx);
-	config_set(fx, "rotation_resend_interval", "1h");
+	cf_test_config_set(&fx->f, "rotation_resend_interval", "1h", 0600);
 	daemon_start(fx);
 	sim_provision(fx, 1);
 	/* A first run makes the device's session and subscriptions, then it goes away. */
 	sim_start(fx, 1, "--duration", "2s", NULL);
 	wait_sim_subscribed(fx, 1);
 	assert_int_equal(sim_wait(fx, 30000), 0);
-	cli(fx, "rotate", "start", "--expiring-within", "30d", NULL);
+	cf_test_certfleet(&fx->f, 0, "rotate", "start", "--expiring-within", "30d", NULL);
 	row = json_array_get(rotations(fx), 0);
-	topic = keep(fx, cf_test_printf(P "%s/csr_req", jstr(row, "thing")));
+	topic = cf_test_keep(&fx->f, cf_test_printf(P "%s/csr_req", cf_test_jstr(row, "thing")));
 	/* The daemon published csr_req (the spy saw it) while the device was offline. */
 	msg_in(fx, fx->spy_out, topic, 1);
 	sim_start(fx, 1, "--until-rotated", "1", "--timeout", "60s", NULL);
@@ -1250,9 +979,9 @@ test_rotation_e2e__offline_device_gets_queued_csr_req(void **state)
 
 	/* The simulator's own offline fault: the device drops away and comes back. */
 	daemon_stop(fx);
-	config_set(fx, "rotation_resend_interval", "2s");
+	cf_test_config_set(&fx->f, "rotation_resend_interval", "2s", 0600);
 	daemon_start(fx);
-	cli(fx, "rotate", "start", "--expiring-within", "400d", NULL);
+	cf_test_certfleet(&fx->f, 0, "rotate", "start", "--expiring-within", "400d", NULL);
 	sim_start(fx, 1, "--fault", "offline=3s", "--until-rotated", "1", "--timeout", "90s", NULL);
 	assert_int_equal(sim_wait(fx, 100000), 0);
 	wait_rotations(fx, "COMPLETED", 2, WAIT_MS);
@@ -1279,40 +1008,46 @@ crash_case(struct fx *fx, const char *fault)
 	sim_provision(fx, 1);
 	sim_start(fx, 1, "--fault", fault, "--duration", "90s", NULL);
 	wait_sim_subscribed(fx, 1);
-	cli(fx, "rotate", "start", "--expiring-within", "30d", NULL);
-	rid = chomp(fx, fx->r.out);
+	cf_test_certfleet(&fx->f, 0, "rotate", "start", "--expiring-within", "30d", NULL);
+	rid = cf_test_chomp(&fx->f, fx->f.r.out);
 	row = rotation_row(fx, rid);
-	thing = jstr(row, "thing");
+	thing = cf_test_jstr(row, "thing");
 	w.fx = fx;
 	w.rid = rid;
 	/* Wait for the end state, whichever it is. */
 	if (cf_test_wait_until(settled, &w, 200, 60000) != 0) {
 		dump_logs(fx);
 		fail_msg("rotation after %s is %s after 60 s", fault,
-			 jstr(rotation_row(fx, rid), "state"));
+			 cf_test_jstr(rotation_row(fx, rid), "state"));
 	}
-	st = jstr(rotation_row(fx, rid), "state");
+	st = cf_test_jstr(rotation_row(fx, rid), "state");
 	sim_stop(fx);
 	/* The fault did happen: the simulator counted the crash. */
-	assert_int_equal(jint(parse_json(fx, file_text(fx, fx->summary)), "crashes"), 1);
+	assert_int_equal(
+		cf_test_jint(cf_test_json_parse(&fx->f, cf_test_file_text(&fx->f, fx->summary)),
+			     "crashes"),
+		1);
 	row = rotation_row(fx, rid);
 	assert_int_equal(certs_of(fx, thing), 2);
-	active = sql(fx, keep(fx, cf_test_printf("SELECT id FROM certs WHERE thing = '%s' AND "
-						 "status = 'ACTIVE'",
-						 thing)));
+	active = sql(fx, cf_test_keep(&fx->f,
+				      cf_test_printf("SELECT id FROM certs WHERE thing = '%s' AND "
+						     "status = 'ACTIVE'",
+						     thing)));
 	assert_int_equal(json_array_size(active), 1);
-	assert_string_equal(jstr(json_array_get(active, 0), "id"),
-			    jstr(row, strcmp(st, "COMPLETED") == 0 ? "new_cert" : "old_cert"));
+	assert_string_equal(
+		cf_test_jstr(json_array_get(active, 0), "id"),
+		cf_test_jstr(row, strcmp(st, "COMPLETED") == 0 ? "new_cert" : "old_cert"));
 
 	/* The device works with what it kept: a new rotation completes without faults. */
 	connects = cf_test_file_count(cf_test_broker_log_file(fx->broker),
-				      keep(fx, cf_test_printf(" as %s ", thing)));
+				      cf_test_keep(&fx->f, cf_test_printf(" as %s ", thing)));
 	rid = rotate_start(fx, thing);
 	sim_start(fx, 1, "--until-rotated", "1", "--timeout", "60s", NULL);
 	assert_int_equal(sim_wait(fx, 70000), 0);
 	wait_state(fx, rid, "COMPLETED", WAIT_MS);
 	assert_true(cf_test_file_count(cf_test_broker_log_file(fx->broker),
-				       keep(fx, cf_test_printf(" as %s ", thing))) > connects);
+				       cf_test_keep(&fx->f, cf_test_printf(" as %s ", thing))) >
+		    connects);
 	daemon_stop(fx);
 }
 
@@ -1354,7 +1089,7 @@ test_rotation_e2e__daemon_sigkill_each_step(void **state)
 	before = certs_total(fx);
 	sim_start(fx, 20, "--until-rotated", "20", "--timeout", "150s", NULL);
 	wait_sim_subscribed(fx, 20);
-	cli(fx, "rotate", "start", "--expiring-within", "30d", NULL);
+	cf_test_certfleet(&fx->f, 0, "rotate", "start", "--expiring-within", "30d", NULL);
 	for (i = 0; i < sizeof(kills) / sizeof(kills[0]); i++) {
 		if (cf_test_file_wait(fx->spy_out, kills[i].step, kills[i].n, WAIT_MS) != 0) {
 			dump_logs(fx);
@@ -1367,7 +1102,7 @@ test_rotation_e2e__daemon_sigkill_each_step(void **state)
 	wait_rotations(fx, "COMPLETED", 20, WAIT_MS);
 	assert_all_completed(fx, 20, false);
 	assert_int_equal(certs_total(fx), before + 20);
-	cli(fx, "events", "verify", NULL);
+	cf_test_certfleet(&fx->f, 0, "events", "verify", NULL);
 	daemon_stop(fx);
 }
 
@@ -1387,23 +1122,24 @@ test_rotation_e2e__deadline(void **state)
 	json_t *row;
 
 	world(fx);
-	config_set(fx, "rotation_deadline", "6s");
+	cf_test_config_set(&fx->f, "rotation_deadline", "6s", 0600);
 	daemon_start(fx);
 	quiet = dev_new(fx, "quiet");
 	noack = dev_new(fx, "noack");
 	r1 = rotate_start(fx, "quiet");
 	r2 = rotate_start(fx, "noack");
-	assert_string_equal(jstr(dev_msg(fx, noack, "csr_req", 1), "rotationId"), r2);
+	assert_string_equal(cf_test_jstr(dev_msg(fx, noack, "csr_req", 1), "rotationId"), r2);
 	csr_res = dev_csr_res(fx, noack, "new", "ec", r2);
 	dev_pub(fx, noack, "csr_res", csr_res);
-	new_id = check_crt(fx, dev_msg(fx, noack, "crt", 1), r2, tpath(fx, "noack-new.key"));
+	new_id = check_crt(fx, dev_msg(fx, noack, "crt", 1), r2,
+			   cf_test_tpath(&fx->f, "noack-new.key"));
 	wait_state(fx, r2, "ISSUED", 5000);
 	wait_state(fx, r1, "TIMED_OUT", 20000);
 	wait_state(fx, r2, "TIMED_OUT", 20000);
 	/* csr_req was re-sent to the quiet device on the 2 s timer before the deadline. */
 	assert_true(dev_count(fx, quiet, "csr_req") >= 2);
 	row = rotation_row(fx, r2);
-	assert_string_equal(jstr(row, "new_cert"), new_id);
+	assert_string_equal(cf_test_jstr(row, "new_cert"), new_id);
 	assert_string_equal(cert_status(fx, new_id), "INACTIVE");
 	assert_string_equal(cert_status(fx, noack->id), "ACTIVE");
 	assert_string_equal(cert_status(fx, quiet->id), "ACTIVE");
@@ -1414,12 +1150,13 @@ test_rotation_e2e__deadline(void **state)
 	 * once its NO_ROTATION is back, the ack has been handled.
 	 */
 	dev_pub(fx, noack, "crt_ack",
-		keep(fx, cf_test_printf("{\"rotationId\":\"%s\",\"certificateId\":\"%s\"}", r2,
-					new_id)));
+		cf_test_keep(&fx->f,
+			     cf_test_printf("{\"rotationId\":\"%s\",\"certificateId\":\"%s\"}", r2,
+					    new_id)));
 	dev_pub(fx, noack, "csr_res", csr_res);
-	assert_string_equal(jstr(dev_msg(fx, noack, "csr_rej", 1), "code"), "NO_ROTATION");
-	cli(fx, "events", "verify", NULL);
-	assert_string_equal(jstr(rotation_row(fx, r2), "state"), "TIMED_OUT");
+	assert_string_equal(cf_test_jstr(dev_msg(fx, noack, "csr_rej", 1), "code"), "NO_ROTATION");
+	cf_test_certfleet(&fx->f, 0, "events", "verify", NULL);
+	assert_string_equal(cf_test_jstr(rotation_row(fx, r2), "state"), "TIMED_OUT");
 	assert_string_equal(cert_status(fx, new_id), "INACTIVE");
 	daemon_stop(fx);
 }
@@ -1440,26 +1177,27 @@ test_rotation_e2e__duplicate_csr_res(void **state)
 	daemon_start(fx);
 	d = dev_new(fx, "dup");
 	rid = rotate_start(fx, "dup");
-	assert_string_equal(jstr(dev_msg(fx, d, "csr_req", 1), "rotationId"), rid);
+	assert_string_equal(cf_test_jstr(dev_msg(fx, d, "csr_req", 1), "rotationId"), rid);
 	csr_res = dev_csr_res(fx, d, "new", "ec", rid);
 	dev_pub(fx, d, "csr_res", csr_res);
 	dev_pub(fx, d, "csr_res", csr_res);
-	id1 = check_crt(fx, dev_msg(fx, d, "crt", 1), rid, tpath(fx, "dup-new.key"));
-	id2 = check_crt(fx, dev_msg(fx, d, "crt", 2), rid, tpath(fx, "dup-new.key"));
+	id1 = check_crt(fx, dev_msg(fx, d, "crt", 1), rid, cf_test_tpath(&fx->f, "dup-new.key"));
+	id2 = check_crt(fx, dev_msg(fx, d, "crt", 2), rid, cf_test_tpath(&fx->f, "dup-new.key"));
 	assert_string_equal(id1, id2);
 	dev_pub(fx, d, "csr_res", csr_res);
-	id3 = check_crt(fx, dev_msg(fx, d, "crt", 3), rid, tpath(fx, "dup-new.key"));
+	id3 = check_crt(fx, dev_msg(fx, d, "crt", 3), rid, cf_test_tpath(&fx->f, "dup-new.key"));
 	assert_string_equal(id1, id3);
 	/* One issuance: the first certificate and the new one. */
 	assert_int_equal(certs_of(fx, "dup"), 2);
 	assert_int_equal(dev_count(fx, d, "csr_rej"), 0);
-	assert_string_equal(jstr(rotation_row(fx, rid), "state"), "ISSUED");
+	assert_string_equal(cf_test_jstr(rotation_row(fx, rid), "state"), "ISSUED");
 
 	/* Both ACTIVE until the ack; then only the new one. */
 	assert_true(listed_active(fx, d->id));
 	dev_pub(fx, d, "crt_ack",
-		keep(fx,
-		     cf_test_printf("{\"rotationId\":\"%s\",\"certificateId\":\"%s\"}", rid, id1)));
+		cf_test_keep(&fx->f,
+			     cf_test_printf("{\"rotationId\":\"%s\",\"certificateId\":\"%s\"}", rid,
+					    id1)));
 	wait_state(fx, rid, "COMPLETED", WAIT_MS);
 	assert_false(listed_active(fx, d->id));
 	assert_true(listed_active(fx, id1));
@@ -1467,9 +1205,9 @@ test_rotation_e2e__duplicate_csr_res(void **state)
 	assert_all_completed(fx, 1, true);
 	/* A late duplicate after completion issues nothing: there is no open rotation. */
 	dev_pub(fx, d, "csr_res", csr_res);
-	assert_string_equal(jstr(dev_msg(fx, d, "csr_rej", 1), "code"), "NO_ROTATION");
+	assert_string_equal(cf_test_jstr(dev_msg(fx, d, "csr_rej", 1), "code"), "NO_ROTATION");
 	assert_int_equal(certs_of(fx, "dup"), 2);
-	cli(fx, "events", "verify", NULL);
+	cf_test_certfleet(&fx->f, 0, "events", "verify", NULL);
 	daemon_stop(fx);
 }
 
@@ -1486,7 +1224,7 @@ test_rotation_e2e__no_rotation(void **state)
 	d = dev_new(fx, "stray");
 	dev_pub(fx, d, "csr_res", dev_csr_res(fx, d, "new", "ec", NULL));
 	rej = dev_msg(fx, d, "csr_rej", 1);
-	assert_string_equal(jstr(rej, "code"), "NO_ROTATION");
+	assert_string_equal(cf_test_jstr(rej, "code"), "NO_ROTATION");
 	assert_true(json_is_string(json_object_get(rej, "message")));
 	assert_int_equal(certs_of(fx, "stray"), 1);
 	assert_int_equal(json_array_size(rotations(fx)), 0);
@@ -1508,7 +1246,7 @@ test_rotation_e2e__rate_limit(void **state)
 	size_t i;
 
 	world(fx);
-	config_set(fx, "rotation_csr_max", "3");
+	cf_test_config_set(&fx->f, "rotation_csr_max", "3", 0600);
 	daemon_start(fx);
 	d = dev_new(fx, "chatty");
 	rid = rotate_start(fx, "chatty");
@@ -1517,16 +1255,16 @@ test_rotation_e2e__rate_limit(void **state)
 	for (i = 1; i <= 3; i++) {
 		dev_pub(fx, d, "csr_res", weak);
 		rej = dev_msg(fx, d, "csr_rej", i);
-		assert_string_equal(jstr(rej, "code"), "WEAK_KEY");
-		assert_string_equal(jstr(rej, "rotationId"), rid);
+		assert_string_equal(cf_test_jstr(rej, "code"), "WEAK_KEY");
+		assert_string_equal(cf_test_jstr(rej, "rotationId"), rid);
 	}
 	/* The fourth, a good one, is over the limit. */
 	dev_pub(fx, d, "csr_res", dev_csr_res(fx, d, "good", "ec", rid));
 	rej = dev_msg(fx, d, "csr_rej", 4);
-	assert_string_equal(jstr(rej, "code"), "RATE_LIMITED");
+	assert_string_equal(cf_test_jstr(rej, "code"), "RATE_LIMITED");
 	assert_int_equal(dev_count(fx, d, "crt"), 0);
 	assert_int_equal(certs_of(fx, "chatty"), 1);
-	assert_string_equal(jstr(rotation_row(fx, rid), "state"), "REQUESTED");
+	assert_string_equal(cf_test_jstr(rotation_row(fx, rid), "state"), "REQUESTED");
 	daemon_stop(fx);
 }
 
@@ -1554,23 +1292,25 @@ test_rotation_e2e__daemon_sigkill_manual_steps(void **state)
 	csr_res = dev_csr_res(fx, d, "new", "ec", rid);
 	dev_pub(fx, d, "csr_res", csr_res);
 	daemon_start(fx);
-	id1 = check_crt(fx, dev_msg(fx, d, "crt", 1), rid, tpath(fx, "crashy-new.key"));
+	id1 = check_crt(fx, dev_msg(fx, d, "crt", 1), rid, cf_test_tpath(&fx->f, "crashy-new.key"));
 	daemon_kill(fx);
 	daemon_start(fx);
 	n = dev_count(fx, d, "crt");
 	dev_pub(fx, d, "csr_res", csr_res);
-	id2 = check_crt(fx, dev_msg(fx, d, "crt", n + 1), rid, tpath(fx, "crashy-new.key"));
+	id2 = check_crt(fx, dev_msg(fx, d, "crt", n + 1), rid,
+			cf_test_tpath(&fx->f, "crashy-new.key"));
 	assert_string_equal(id1, id2);
 	assert_int_equal(certs_of(fx, "crashy"), 2);
 	dev_pub(fx, d, "crt_ack",
-		keep(fx,
-		     cf_test_printf("{\"rotationId\":\"%s\",\"certificateId\":\"%s\"}", rid, id1)));
+		cf_test_keep(&fx->f,
+			     cf_test_printf("{\"rotationId\":\"%s\",\"certificateId\":\"%s\"}", rid,
+					    id1)));
 	wait_state(fx, rid, "COMPLETED", WAIT_MS);
 	daemon_kill(fx);
 	daemon_start(fx);
-	assert_string_equal(jstr(rotation_row(fx, rid), "state"), "COMPLETED");
+	assert_string_equal(cf_test_jstr(rotation_row(fx, rid), "state"), "COMPLETED");
 	assert_all_completed(fx, 1, true);
-	cli(fx, "events", "verify", NULL);
+	cf_test_certfleet(&fx->f, 0, "events", "verify", NULL);
 	daemon_stop(fx);
 }
 
