@@ -59,20 +59,30 @@ set_state(sim_loop *L, sim_dev *d, sim_dev_state st)
 		L->connecting--;
 		s->connecting--;
 		break;
-	case DEV_UP: s->connected--; break;
+	case DEV_UP:
+		s->connected--;
+		break;
 	case DEV_OFFLINE:
-	case DEV_CRASHED: s->offline--; break;
-	default: break;
+	case DEV_CRASHED:
+		s->offline--;
+		break;
+	default:
+		break;
 	}
 	switch (st) {
 	case DEV_CONNECTING:
 		L->connecting++;
 		s->connecting++;
 		break;
-	case DEV_UP: s->connected++; break;
+	case DEV_UP:
+		s->connected++;
+		break;
 	case DEV_OFFLINE:
-	case DEV_CRASHED: s->offline++; break;
-	default: break;
+	case DEV_CRASHED:
+		s->offline++;
+		break;
+	default:
+		break;
 	}
 	d->state = st;
 }
@@ -146,7 +156,9 @@ agent_event(cf_agent_event ev, const char *detail, void *payload)
 	sim_stats *s = d->loop->stats;
 
 	switch (ev) {
-	case CF_AGENT_EVENT_CSR_SENT: s->csr_sent++; break;
+	case CF_AGENT_EVENT_CSR_SENT:
+		s->csr_sent++;
+		break;
 	case CF_AGENT_EVENT_CERT_STAGED:
 		s->staged++;
 		if (SIM_HAS(d->faults, SIM_FAULT_CRASH_AFTER_STORE) && !d->crash_done)
@@ -157,10 +169,17 @@ agent_event(cf_agent_event ev, const char *detail, void *payload)
 		if (SIM_HAS(d->faults, SIM_FAULT_CRASH_BEFORE_ACK) && !d->crash_done)
 			d->crash_now = true;
 		break;
-	case CF_AGENT_EVENT_ROTATION_FAILED: sim_tally_add(&s->failed, detail); break;
-	case CF_AGENT_EVENT_CSR_REJECTED: sim_tally_add(&s->rejected, detail); break;
-	case CF_AGENT_EVENT_FELL_BACK: s->fell_back++; break;
-	default: break;
+	case CF_AGENT_EVENT_ROTATION_FAILED:
+		sim_tally_add(&s->failed, detail);
+		break;
+	case CF_AGENT_EVENT_CSR_REJECTED:
+		sim_tally_add(&s->rejected, detail);
+		break;
+	case CF_AGENT_EVENT_FELL_BACK:
+		s->fell_back++;
+		break;
+	default:
+		break;
 	}
 }
 
@@ -301,6 +320,7 @@ on_subscribe(struct mosquitto *mosq, void *obj, int mid, int qos_count, const in
 	(void)qos_count;
 	(void)granted;
 	d->subacks++;
+	/* The agent subscribes to csr_req, crt and csr_rej: all three are in place. */
 	if (d->subacks == 3 && SIM_HAS(d->faults, SIM_FAULT_OFFLINE) && !d->offline_done)
 		d->go_offline = true;
 }
@@ -340,7 +360,8 @@ on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *m)
 			s->first_csr_req_ms = d->loop->now;
 		if (SIM_HAS(d->faults, SIM_FAULT_IGNORE_CSR_REQ))
 			return;
-		if (SIM_HAS(d->faults, SIM_FAULT_BAD_CSR) || SIM_HAS(d->faults, SIM_FAULT_WEAK_CSR)) {
+		if (SIM_HAS(d->faults, SIM_FAULT_BAD_CSR) ||
+		    SIM_HAS(d->faults, SIM_FAULT_WEAK_CSR)) {
 			s->csr_sent++;
 			reply(d, "csr_res",
 			      SIM_HAS(d->faults, SIM_FAULT_BAD_CSR)
@@ -351,8 +372,8 @@ on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *m)
 		if (SIM_HAS(d->faults, SIM_FAULT_REUSE_KEY)) {
 			text = sim_fault_reuse_key_req(payload, len);
 			if (text != NULL)
-				(void)cf_agent_handle_message(d->agent, m->topic, text, strlen(text),
-							      NULL);
+				(void)cf_agent_handle_message(d->agent, m->topic, text,
+							      strlen(text), NULL);
 			free(text);
 			return;
 		}
@@ -454,7 +475,8 @@ sim_dev_pump(sim_loop *L, sim_dev *d)
 			}
 			track(d, mid, act.id, ends_with(act.topic, "/crt_ack"));
 			break;
-		default: break;
+		default:
+			break;
 		}
 	}
 	wait = cf_agent_tick(d->agent, L->now);
@@ -521,8 +543,9 @@ after(sim_loop *L, sim_dev *d, int rc, uint32_t events)
 		if (d->refused)
 			connect_failed(L, d, CF_AGENT_CONNECT_REFUSED);
 		else if (rc != MOSQ_ERR_SUCCESS || gone || (events & (EPOLLERR | EPOLLHUP)))
-			connect_failed(L, d, d->tcp_up ? CF_AGENT_CONNECT_REFUSED
-						       : CF_AGENT_CONNECT_UNREACHABLE);
+			connect_failed(L, d,
+				       d->tcp_up ? CF_AGENT_CONNECT_REFUSED
+						 : CF_AGENT_CONNECT_UNREACHABLE);
 		else
 			watch(L, d);
 		return;
@@ -540,14 +563,27 @@ after(sim_loop *L, sim_dev *d, int rc, uint32_t events)
 	sim_dev_pump(L, d);
 }
 
-/* Read, then write what is waiting (the CONNECT after the handshake, fault replies). */
+/*
+ * Read, then write what is waiting (the CONNECT after the handshake, fault
+ * replies). A TLS record may hold more than one MQTT packet: what OpenSSL
+ * already decrypted is not readable on the socket, so epoll would not wake
+ * us for it; read on while SSL_pending() says there is some.
+ */
 static int
 read_write(sim_dev *d, bool readable)
 {
 	int rc = MOSQ_ERR_SUCCESS;
+	int i;
 
 	if (readable)
 		rc = mosquitto_loop_read(d->mosq, 1);
+	for (i = 0; readable && rc == MOSQ_ERR_SUCCESS && !d->crash_now && i < 16; i++) {
+		SSL *ssl = mosquitto_ssl_get(d->mosq);
+
+		if (ssl == NULL || SSL_pending(ssl) <= 0)
+			break;
+		rc = mosquitto_loop_read(d->mosq, 1);
+	}
 	if (rc == MOSQ_ERR_SUCCESS && d->mosq != NULL && !d->crash_now &&
 	    mosquitto_socket(d->mosq) >= 0 && mosquitto_want_write(d->mosq))
 		rc = mosquitto_loop_write(d->mosq, 1);
@@ -619,7 +655,8 @@ sim_dev_timer(sim_loop *L, sim_dev *d)
 		else
 			sim_dev_pump(L, d);
 		break;
-	default: break;
+	default:
+		break;
 	}
 }
 

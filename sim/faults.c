@@ -12,8 +12,8 @@
 #include "sim.h"
 
 static const char *const fault_names[SIM_FAULT_COUNT] = {
-	"ignore_csr_req", "bad_csr", "weak_csr", "reuse_key", "crash_before_ack",
-	"crash_after_store", "refuse_cert", "offline",
+	"ignore_csr_req",   "bad_csr",           "weak_csr",    "reuse_key",
+	"crash_before_ack", "crash_after_store", "refuse_cert", "offline",
 };
 
 const char *
@@ -63,8 +63,8 @@ parse_names(sim_fault *f, const char *list, cf_err *err)
 		name[len] = '\0';
 		f->names[f->nnames++] = name;
 		if (!cf_name_valid(name))
-			return cf_err_set(err, CF_EINVAL, NULL, "--fault: '%s' is not a device name",
-					  name);
+			return cf_err_set(err, CF_EINVAL, NULL,
+					  "--fault: '%s' is not a device name", name);
 		if (end == NULL)
 			break;
 		p = end + 1;
@@ -79,9 +79,10 @@ parse_selection(sim_fault *f, const char *sel, cf_err *err)
 	if (sel[0] == '@')
 		return parse_names(f, sel + 1, err);
 	if (sim_fraction_parse(&f->fraction, sel) != CF_OK)
-		return cf_err_set(err, CF_EINVAL, NULL,
-				  "--fault %s: '%s' is neither a fraction (0.1, 10%%) nor @NAME,...",
-				  sim_fault_name(f->kind), sel);
+		return cf_err_set(
+			err, CF_EINVAL, NULL,
+			"--fault %s: '%s' is neither a fraction (0.1, 10%%) nor @NAME,...",
+			sim_fault_name(f->kind), sel);
 	return CF_OK;
 }
 
@@ -125,8 +126,9 @@ sim_fault_parse(sim_fault *out, const char *text, cf_err *err)
 	out->kind = (sim_fault_kind)k;
 	if (out->kind == SIM_FAULT_OFFLINE) {
 		if (*rest != '=')
-			return cf_err_set(err, CF_EINVAL, NULL, "--fault offline=DUR needs a "
-								"duration");
+			return cf_err_set(err, CF_EINVAL, NULL,
+					  "--fault offline=DUR needs a "
+					  "duration");
 		rc = parse_offline(out, rest + 1, err);
 	} else if (*rest == '\0') {
 		rc = CF_OK;
@@ -190,8 +192,8 @@ give(sim_fault_set *set, const sim_fault *f)
 }
 
 int
-sim_faults_assign(sim_fault_set *out, const char *const *names, size_t n,
-		  const sim_fault *faults, size_t nfaults, cf_err *err)
+sim_faults_assign(sim_fault_set *out, const char *const *names, size_t n, const sim_fault *faults,
+		  size_t nfaults, cf_err *err)
 {
 	struct ranked *order = NULL, key, *hit;
 	size_t i, j, next = 0, take;
@@ -212,8 +214,9 @@ sim_faults_assign(sim_fault_set *out, const char *const *names, size_t n,
 			continue;
 		sum += faults[i].fraction;
 		if (sum > 1.0 + 1e-9) {
-			rc = cf_err_set(err, CF_EINVAL, NULL, "the fault fractions add up to more "
-							      "than the fleet");
+			rc = cf_err_set(err, CF_EINVAL, NULL,
+					"the fault fractions add up to more "
+					"than the fleet");
 			goto out;
 		}
 		/* Rounded on the running sum, so that shares never overlap or overflow. */

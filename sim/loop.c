@@ -245,15 +245,16 @@ setup(sim_loop *L, char ***names_out, size_t *n_out, cf_err *err)
 		goto out;
 	n = total;
 	if (n == 0 || (o->devices > 0 && (size_t)o->devices > n)) {
-		rc = cf_err_set(err, CF_ENOTFOUND, NULL, "%s holds %zu devices%s", o->state_dir,
-				n, n > 0 ? ", fewer than --devices" : " ('certfleet-sim provision')");
+		rc = cf_err_set(err, CF_ENOTFOUND, NULL, "%s holds %zu devices%s", o->state_dir, n,
+				n > 0 ? ", fewer than --devices" : " ('certfleet-sim provision')");
 		goto out;
 	}
 	if (o->devices > 0)
 		n = (size_t)o->devices;
 	if (o->until_rotated > 0 && (size_t)o->until_rotated > n) {
-		rc = cf_err_set(err, CF_EINVAL, NULL, "--until-rotated %ld is more than the %zu "
-						      "devices",
+		rc = cf_err_set(err, CF_EINVAL, NULL,
+				"--until-rotated %ld is more than the %zu "
+				"devices",
 				o->until_rotated, n);
 		goto out;
 	}

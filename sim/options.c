@@ -92,8 +92,8 @@ sim_fraction_parse(double *out, const char *text)
 	char *end = NULL;
 	double v;
 
-	if (text == NULL || text[0] == '\0' || !((text[0] >= '0' && text[0] <= '9') ||
-						  text[0] == '.'))
+	if (text == NULL || text[0] == '\0' ||
+	    !((text[0] >= '0' && text[0] <= '9') || text[0] == '.'))
 		return CF_EINVAL;
 	errno = 0;
 	v = strtod(text, &end);
@@ -182,10 +182,18 @@ sim_provision_opts_parse(sim_provision_opts *o, int argc, char **argv, cf_err *e
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+", provision_opts, NULL)) != -1) {
 		switch (c) {
-		case OPT_DATA_DIR: o->data_dir = optarg; break;
-		case OPT_STATE_DIR: o->state_dir = optarg; break;
-		case OPT_PREFIX: o->prefix = optarg; break;
-		case OPT_SKIP_EXISTING: o->skip_existing = true; break;
+		case OPT_DATA_DIR:
+			o->data_dir = optarg;
+			break;
+		case OPT_STATE_DIR:
+			o->state_dir = optarg;
+			break;
+		case OPT_PREFIX:
+			o->prefix = optarg;
+			break;
+		case OPT_SKIP_EXISTING:
+			o->skip_existing = true;
+			break;
 		case OPT_DEVICES:
 			rc = parse_long(&v, "--devices", optarg, 1, 1000000, err);
 			if (rc != CF_OK)
@@ -260,17 +268,31 @@ run_opt(sim_run_opts *o, int c, const char *arg, cf_err *err)
 	int rc = CF_OK;
 
 	switch (c) {
-	case OPT_STATE_DIR: o->state_dir = arg; break;
-	case OPT_HOST: o->host = arg; break;
-	case OPT_CA_FILE: o->ca_file = arg; break;
-	case OPT_SUMMARY: o->summary_path = arg; break;
-	case OPT_PROGRESS: o->progress = true; break;
-	case OPT_TOPIC_PREFIX: o->topic_prefix = arg; break;
+	case OPT_STATE_DIR:
+		o->state_dir = arg;
+		break;
+	case OPT_HOST:
+		o->host = arg;
+		break;
+	case OPT_CA_FILE:
+		o->ca_file = arg;
+		break;
+	case OPT_SUMMARY:
+		o->summary_path = arg;
+		break;
+	case OPT_PROGRESS:
+		o->progress = true;
+		break;
+	case OPT_TOPIC_PREFIX:
+		o->topic_prefix = arg;
+		break;
 	case OPT_PORT:
 		rc = parse_long(&v, "--port", arg, 1, 65535, err);
 		o->port = (int)v;
 		break;
-	case OPT_DEVICES: rc = parse_long(&o->devices, "--devices", arg, 1, 1000000, err); break;
+	case OPT_DEVICES:
+		rc = parse_long(&o->devices, "--devices", arg, 1, 1000000, err);
+		break;
 	case OPT_UNTIL_ROTATED:
 		rc = parse_long(&o->until_rotated, "--until-rotated", arg, 1, 1000000, err);
 		break;
@@ -288,14 +310,16 @@ run_opt(sim_run_opts *o, int c, const char *arg, cf_err *err)
 		break;
 	case OPT_DURATION:
 		if (sim_duration_parse_ms(&o->duration_ms, arg) != CF_OK)
-			rc = cf_err_set(err, CF_EINVAL, NULL, "--duration takes a duration such as "
-							      "90s or 5m, not '%s'",
+			rc = cf_err_set(err, CF_EINVAL, NULL,
+					"--duration takes a duration such as "
+					"90s or 5m, not '%s'",
 					arg);
 		break;
 	case OPT_TIMEOUT:
 		if (sim_duration_parse_ms(&o->timeout_ms, arg) != CF_OK)
-			rc = cf_err_set(err, CF_EINVAL, NULL, "--timeout takes a duration such as "
-							      "90s or 5m, not '%s'",
+			rc = cf_err_set(err, CF_EINVAL, NULL,
+					"--timeout takes a duration such as "
+					"90s or 5m, not '%s'",
 					arg);
 		break;
 	case OPT_LOG_LEVEL:
@@ -337,8 +361,9 @@ sim_run_opts_parse(sim_run_opts *o, int argc, char **argv, cf_err *err)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+", run_opts, NULL)) != -1) {
 		if (c == '?' || c == ':')
-			return cf_err_set(err, CF_EINVAL, NULL, "option '%s' not understood or "
-								"missing its value",
+			return cf_err_set(err, CF_EINVAL, NULL,
+					  "option '%s' not understood or "
+					  "missing its value",
 					  argv[optind - 1]);
 		rc = run_opt(o, c, optarg, err);
 		if (rc != CF_OK)
@@ -353,8 +378,9 @@ sim_run_opts_parse(sim_run_opts *o, int argc, char **argv, cf_err *err)
 		return cf_err_set(err, CF_EINVAL, NULL,
 				  "--until-rotated and --duration exclude each other");
 	if (o->devices > 0 && o->until_rotated > o->devices)
-		return cf_err_set(err, CF_EINVAL, NULL, "--until-rotated %ld is more than "
-							"--devices %ld",
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "--until-rotated %ld is more than "
+				  "--devices %ld",
 				  o->until_rotated, o->devices);
 	for (i = 0; i < o->nfaults; i++)
 		if (o->faults[i].names == NULL)

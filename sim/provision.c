@@ -201,8 +201,8 @@ ctx_open(struct ctx *c, cf_err *err)
 	rc = cf_config_load(&c->cfg, conf, err);
 	free(conf);
 	if (rc == CF_ENOTFOUND)
-		return cf_err_set(err, rc, NULL, "%s is not a certfleet data dir (no certfleet.conf)",
-				  abs);
+		return cf_err_set(err, rc, NULL,
+				  "%s is not a certfleet data dir (no certfleet.conf)", abs);
 	if (rc != CF_OK)
 		return rc;
 	uri = cf_config_store_uri(&c->cfg);
@@ -230,8 +230,9 @@ ctx_open(struct ctx *c, cf_err *err)
 		goto out;
 	rc = cf_store_ca_get_default(c->store, &ca, err);
 	if (rc == CF_ENOTFOUND)
-		rc = cf_err_set(err, rc, NULL, "no default CA in %s ('certfleet init --quickstart' "
-					       "makes one)",
+		rc = cf_err_set(err, rc, NULL,
+				"no default CA in %s ('certfleet init --quickstart' "
+				"makes one)",
 				abs);
 	if (rc != CF_OK)
 		goto out;
@@ -319,8 +320,8 @@ insert_things(struct ctx *c, struct dev *devs, size_t n, cf_err *err)
 	for (i = 0; i < n; i++) {
 		if (devs[i].name[0] == '\0' || !devs[i].make_thing)
 			continue;
-		rc = cf_store_thing_insert(c->store, devs[i].name,
-					   "{\"source\":\"certfleet-sim\"}", &c->actor, err);
+		rc = cf_store_thing_insert(c->store, devs[i].name, "{\"source\":\"certfleet-sim\"}",
+					   &c->actor, err);
 		if (rc != CF_OK) {
 			cf_store_tx_rollback(c->store);
 			return rc;

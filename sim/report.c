@@ -150,13 +150,12 @@ sim_report_json(const sim_stats *s)
 		      "rotations", (json_int_t)s->rotations, "failed", (json_int_t)s->failed.total,
 		      "failed_by_reason", tally_json(&s->failed), "rejected",
 		      (json_int_t)s->rejected.total, "rejected_by_code", tally_json(&s->rejected),
-		      "csr_req", (json_int_t)s->csr_req, "csr_sent", (json_int_t)s->csr_sent,
-		      "crt", (json_int_t)s->crt, "fell_back", (json_int_t)s->fell_back, "crashes",
+		      "csr_req", (json_int_t)s->csr_req, "csr_sent", (json_int_t)s->csr_sent, "crt",
+		      (json_int_t)s->crt, "fell_back", (json_int_t)s->fell_back, "crashes",
 		      (json_int_t)s->crashes, "connects", (json_int_t)s->connects,
 		      "connect_failures", (json_int_t)s->connect_failures, "connections_lost",
-		      (json_int_t)s->connections_lost, "connected_at_end",
-		      (json_int_t)s->connected, "elapsed_seconds",
-		      seconds(s->start_ms, s->end_ms), "rotation_seconds",
+		      (json_int_t)s->connections_lost, "connected_at_end", (json_int_t)s->connected,
+		      "elapsed_seconds", seconds(s->start_ms, s->end_ms), "rotation_seconds",
 		      s->rotated > 0 ? seconds(s->first_csr_req_ms, s->last_rotated_ms) : 0.0,
 		      "rotations_per_second", rate(s));
 	return o;
@@ -166,7 +165,9 @@ int
 sim_report_write(const char *path, const sim_stats *s, cf_err *err)
 {
 	json_t *o = sim_report_json(s);
-	char *text = o != NULL ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(6)) : NULL;
+	char *text =
+		o != NULL ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(6))
+			  : NULL;
 	char *line = NULL;
 	size_t len;
 	int rc;

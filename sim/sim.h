@@ -10,6 +10,8 @@
  *                plus its own libmosquitto client
  *   loop.c       the one event loop (epoll) over all devices
  *   report.c     counters, the progress line, the summary table and JSON
+ *   main.c       the program: subcommands, signals, exit codes
+ * fleet.h is private to device.c and loop.c (the device and loop structs).
  */
 #ifndef CF_SIM_H
 #define CF_SIM_H
@@ -67,8 +69,8 @@ const char *sim_fault_name(sim_fault_kind kind);
 /* One --fault option. */
 typedef struct sim_fault {
 	sim_fault_kind kind;
-	double fraction;    /* share of the fleet when names is NULL */
-	char **names;       /* explicit devices, or NULL */
+	double fraction; /* share of the fleet when names is NULL */
+	char **names;    /* explicit devices, or NULL */
 	size_t nnames;
 	int64_t offline_ms; /* SIM_FAULT_OFFLINE only */
 } sim_fault;
@@ -124,7 +126,7 @@ typedef struct sim_provision_opts {
 	const char *state_dir;
 	const char *prefix; /* "sim-" */
 	long devices;
-	int days;           /* certificate validity; 0: the data dir's cert_days */
+	int days; /* certificate validity; 0: the data dir's cert_days */
 	bool skip_existing;
 } sim_provision_opts;
 
@@ -142,9 +144,9 @@ typedef struct sim_run_opts {
 	int64_t timeout_ms;       /* 0: none */
 	const char *summary_path; /* NULL: no JSON file */
 	bool progress;
-	int max_connecting;       /* handshakes in flight at once */
-	int connect_rate;         /* new connections per second */
-	int keepalive;            /* seconds */
+	int max_connecting; /* handshakes in flight at once */
+	int connect_rate;   /* new connections per second */
+	int keepalive;      /* seconds */
 	cf_agent_log_level log_level;
 	const volatile sig_atomic_t *stop; /* set from a signal handler */
 } sim_run_opts;
@@ -183,8 +185,7 @@ typedef struct sim_provision_result {
 int sim_provision(sim_provision_result *res, const sim_provision_opts *o, cf_err *err);
 
 /* A CSR for key with CN=cn, signed with SHA-256: PEM text (NUL-terminated) or DER. */
-int sim_csr_new(char **out, size_t *len_out, EVP_PKEY *key, const char *cn, bool pem,
-		cf_err *err);
+int sim_csr_new(char **out, size_t *len_out, EVP_PKEY *key, const char *cn, bool pem, cf_err *err);
 
 /* ---- counters and reports (report.c) ------------------------------------- */
 
@@ -214,12 +215,12 @@ typedef struct sim_stats {
 	long connect_failures;
 	long connections_lost;
 	/* protocol */
-	long csr_req;      /* received */
-	long csr_sent;     /* csr_res published (agent and sim) */
-	long crt;          /* received */
-	long staged;       /* certificates stored by agents */
-	long rotations;    /* promotions */
-	long rotated;      /* devices whose crt_ack for a new certificate was acknowledged */
+	long csr_req;   /* received */
+	long csr_sent;  /* csr_res published (agent and sim) */
+	long crt;       /* received */
+	long staged;    /* certificates stored by agents */
+	long rotations; /* promotions */
+	long rotated;   /* devices whose crt_ack for a new certificate was acknowledged */
 	long fell_back;
 	long crashes;
 	sim_tally failed;   /* crt_err by reason */

@@ -89,8 +89,17 @@ parse_run(sim_run_opts *o, const char *const *v, int n, cf_err *err)
 static void
 test_sim_options__durations(void **state)
 {
-	static const char *const bad[] = { "", "10", "-5s", "5x", "0s", "ms", "0ms", "5 s",
-					   "5s5", "1.5s", "99999999999999999999d" };
+	static const char *const bad[] = { "",
+					   "10",
+					   "-5s",
+					   "5x",
+					   "0s",
+					   "ms",
+					   "0ms",
+					   "5 s",
+					   "5s5",
+					   "1.5s",
+					   "99999999999999999999d" };
 	int64_t ms;
 	size_t i;
 
@@ -111,8 +120,8 @@ test_sim_options__durations(void **state)
 static void
 test_sim_options__fractions(void **state)
 {
-	static const char *const bad[] = { "", "-0.1", "1.5", "101%", "abc", "0.1x", "nan",
-					   "inf", "%" };
+	static const char *const bad[] = { "",     "-0.1", "1.5", "101%", "abc",
+					   "0.1x", "nan",  "inf", "%" };
 	double f;
 	size_t i;
 
@@ -134,14 +143,17 @@ test_sim_options__fractions(void **state)
 static void
 test_sim_options__provision(void **state)
 {
-	const char *const ok[] = { "provision", "--data-dir", "d", "--state-dir", "s", "--devices", "10",
-		       "--expires-in", "2w", "--prefix", "dev-", "--skip-existing" };
+	const char *const ok[] = { "provision", "--data-dir", "d",    "--state-dir",
+				   "s",         "--devices",  "10",   "--expires-in",
+				   "2w",        "--prefix",   "dev-", "--skip-existing" };
 	const char *const missing[] = { "provision", "--data-dir", "d", "--devices", "10" };
-	const char *const hours[] = { "provision", "--data-dir", "d", "--state-dir", "s", "--devices", "1",
-			  "--expires-in", "36h" };
-	const char *const zero[] = { "provision", "--data-dir", "d", "--state-dir", "s", "--devices", "0" };
-	const char *const unknown[] = { "provision", "--data-dir", "d", "--state-dir", "s", "--devices", "1",
-			    "--bogus" };
+	const char *const hours[] = { "provision", "--data-dir", "d", "--state-dir",
+				      "s",         "--devices",  "1", "--expires-in",
+				      "36h" };
+	const char *const zero[] = { "provision", "--data-dir", "d", "--state-dir",
+				     "s",         "--devices",  "0" };
+	const char *const unknown[] = { "provision", "--data-dir", "d", "--state-dir",
+					"s",         "--devices",  "1", "--bogus" };
 	const char *const help[] = { "provision", "--help" };
 	sim_provision_opts o;
 	cf_err err = CF_ERR_INIT;
@@ -167,10 +179,28 @@ test_sim_options__provision(void **state)
 static void
 test_sim_options__run(void **state)
 {
-	const char *const ok[] = { "run", "--state-dir", "s", "--host", "127.0.0.1", "--port", "8883",
-		       "--ca-file", "b.pem", "--devices", "200", "--fault", "bad_csr=0.1",
-		       "--fault", "offline=30s@sim-00001,sim-00002", "--until-rotated", "150",
-		       "--timeout", "5m", "--summary", "out.json", "--progress" };
+	const char *const ok[] = { "run",
+				   "--state-dir",
+				   "s",
+				   "--host",
+				   "127.0.0.1",
+				   "--port",
+				   "8883",
+				   "--ca-file",
+				   "b.pem",
+				   "--devices",
+				   "200",
+				   "--fault",
+				   "bad_csr=0.1",
+				   "--fault",
+				   "offline=30s@sim-00001,sim-00002",
+				   "--until-rotated",
+				   "150",
+				   "--timeout",
+				   "5m",
+				   "--summary",
+				   "out.json",
+				   "--progress" };
 	sim_run_opts o;
 	cf_err err = CF_ERR_INIT;
 
@@ -200,23 +230,30 @@ test_sim_options__run(void **state)
 static void
 test_sim_options__run_errors(void **state)
 {
-	const char *const both[] = { "run", "--state-dir", "s", "--host", "h", "--port", "1", "--ca-file", "b",
-			 "--until-rotated", "5", "--duration", "10s" };
+	const char *const both[] = { "run", "--state-dir",     "s", "--host",
+				     "h",   "--port",          "1", "--ca-file",
+				     "b",   "--until-rotated", "5", "--duration",
+				     "10s" };
 	const char *const noport[] = { "run", "--state-dir", "s", "--host", "h", "--ca-file", "b" };
-	const char *const badport[] = { "run", "--state-dir", "s", "--host", "h", "--port", "70000",
-			    "--ca-file", "b" };
-	const char *const baddur[] = { "run", "--state-dir", "s", "--host", "h", "--port", "1", "--ca-file",
-			   "b", "--timeout", "10" };
-	const char *const toomuch[] = { "run", "--state-dir", "s", "--host", "h", "--port", "1", "--ca-file",
-			    "b", "--fault", "bad_csr=0.6", "--fault", "weak_csr=50%" };
-	const char *const badfault[] = { "run", "--state-dir", "s", "--host", "h", "--port", "1",
-			     "--ca-file", "b", "--fault", "explode" };
-	const char *const morethan[] = { "run", "--state-dir", "s", "--host", "h", "--port", "1", "--ca-file",
-			     "b", "--devices", "5", "--until-rotated", "6" };
-	const char *const extra[] = { "run", "--state-dir", "s", "--host", "h", "--port", "1", "--ca-file",
-			  "b", "stray" };
-	const char *const *cases[] = { both, noport, badport, baddur, toomuch, badfault, morethan, extra };
-	int counts[] = { ARGC(both),	ARGC(noport),	ARGC(badport),	ARGC(baddur),
+	const char *const badport[] = { "run",    "--state-dir", "s",         "--host", "h",
+					"--port", "70000",       "--ca-file", "b" };
+	const char *const baddur[] = { "run", "--state-dir", "s", "--host",    "h", "--port",
+				       "1",   "--ca-file",   "b", "--timeout", "10" };
+	const char *const toomuch[] = { "run",         "--state-dir", "s",           "--host",
+					"h",           "--port",      "1",           "--ca-file",
+					"b",           "--fault",     "bad_csr=0.6", "--fault",
+					"weak_csr=50%" };
+	const char *const badfault[] = { "run", "--state-dir", "s", "--host",  "h",      "--port",
+					 "1",   "--ca-file",   "b", "--fault", "explode" };
+	const char *const morethan[] = { "run", "--state-dir", "s", "--host",
+					 "h",   "--port",      "1", "--ca-file",
+					 "b",   "--devices",   "5", "--until-rotated",
+					 "6" };
+	const char *const extra[] = { "run",    "--state-dir", "s",         "--host", "h",
+				      "--port", "1",           "--ca-file", "b",      "stray" };
+	const char *const *cases[] = { both,    noport,   badport,  baddur,
+				       toomuch, badfault, morethan, extra };
+	int counts[] = { ARGC(both),    ARGC(noport),   ARGC(badport),  ARGC(baddur),
 			 ARGC(toomuch), ARGC(badfault), ARGC(morethan), ARGC(extra) };
 	sim_run_opts o;
 	cf_err err = CF_ERR_INIT;
@@ -237,9 +274,10 @@ test_sim_options__run_errors(void **state)
 static void
 test_sim_faults__parse(void **state)
 {
-	static const char *const bad[] = { "nope", "bad_csr=", "bad_csr=2", "bad_csr=@",
-					   "bad_csr=@ok,-bad", "offline", "offline=", "offline=5",
-					   "offline=5s:", "offline=5s:1.5", "weak_csr=x" };
+	static const char *const bad[] = { "nope",           "bad_csr=",         "bad_csr=2",
+					   "bad_csr=@",      "bad_csr=@ok,-bad", "offline",
+					   "offline=",       "offline=5",        "offline=5s:",
+					   "offline=5s:1.5", "weak_csr=x" };
 	sim_fault f;
 	cf_err err = CF_ERR_INIT;
 	size_t i;
@@ -408,9 +446,9 @@ test_sim_faults__messages(void **state)
 
 		assert_non_null(csr);
 		pub = X509_REQ_get0_pubkey(csr);
-		assert_int_equal(EVP_PKEY_get_utf8_string_param(pub, "group", curve,
-								sizeof(curve), NULL),
-				 1);
+		assert_int_equal(
+			EVP_PKEY_get_utf8_string_param(pub, "group", curve, sizeof(curve), NULL),
+			1);
 		assert_string_equal(curve, "prime192v1");
 		X509_REQ_free(csr);
 		BIO_free(bio);
@@ -476,14 +514,13 @@ test_sim_report__tally_and_json(void **state)
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "rejected_by_code"),
 							    "BAD_CSR")),
 			 2);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "faults"),
-							    "bad_csr")),
-			 2);
+	assert_int_equal(
+		json_integer_value(json_object_get(json_object_get(j, "faults"), "bad_csr")), 2);
 	assert_true(json_real_value(json_object_get(j, "elapsed_seconds")) == 10.0);
 	assert_true(json_real_value(json_object_get(j, "rotations_per_second")) == 2.0);
 	assert_string_equal(json_string_value(json_object_get(j, "outcome")), "until_rotated");
-	assert_int_equal(json_integer_value(json_object_get(
-				 json_object_get(j, "failed_by_reason"), "OTHER")),
+	assert_int_equal(json_integer_value(
+				 json_object_get(json_object_get(j, "failed_by_reason"), "OTHER")),
 			 42 - (SIM_TALLY_MAX - 1));
 	json_decref(j);
 }
@@ -576,9 +613,9 @@ test_sim_provision__agent_opens_it(void **state)
 	assert_non_null(leaf);
 	assert_non_null(issuer);
 	assert_int_equal(X509_check_issued(issuer, leaf), X509_V_OK);
-	assert_int_equal(ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(leaf),
-					X509_get0_notAfter(leaf)),
-			 1);
+	assert_int_equal(
+		ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(leaf), X509_get0_notAfter(leaf)),
+		1);
 	assert_true(days == 10 || (days == 10 && secs > 0));
 	X509_free(leaf);
 	X509_free(issuer);
