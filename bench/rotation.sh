@@ -54,9 +54,10 @@ done
 cpu0_d=$(fleet_cpu "$fleet_daemon_pid"); cpu0_b=$(fleet_cpu "$fleet_broker_pid"); cpu0_s=$(fleet_cpu "$sim")
 t2=$(date +%s.%N)
 cf rotate start --expiring-within 30d >/dev/null
-cpu_s=$cpu0_s; cpu_d=$cpu0_d; cpu_b=$cpu0_b
+cpu_s=$cpu0_s; cpu_d=$cpu0_d; cpu_b=$cpu0_b; rss_s=0
 while kill -0 "$sim" 2>/dev/null; do
 	cpu_s=$(fleet_cpu "$sim" 2>/dev/null || echo "$cpu_s")
+	rss_s=$(fleet_rss "$sim" 2>/dev/null || echo "$rss_s")
 	cpu_d=$(fleet_cpu "$fleet_daemon_pid"); cpu_b=$(fleet_cpu "$fleet_broker_pid")
 	sleep 0.2
 done
@@ -73,7 +74,8 @@ base_rate=$(echo "$base" | sed -n 's/.*rate=\([0-9.]*\).*/\1/p')
 
 awk -v n="$devices" -v done="$completed" -v t0="$t0" -v t1="$t1" -v t2="$t2" -v t3="$t3" \
 	-v base="$base_rate" -v d0="$cpu0_d" -v d1="$cpu_d" -v b0="$cpu0_b" -v b1="$cpu_b" \
-	-v s0="$cpu0_s" -v s1="$cpu_s" 'BEGIN {
+	-v s0="$cpu0_s" -v s1="$cpu_s" -v rd="$(fleet_rss "$fleet_daemon_pid")" \
+	-v rb="$(fleet_rss "$fleet_broker_pid")" -v rs="$rss_s" 'BEGIN {
 	prov = t1 - t0; rot = t3 - t2; rate = done / rot
 	cd = d1 - d0; cb = b1 - b0; cs = s1 - s0
 	printf "devices                      %d\n", n
@@ -84,4 +86,5 @@ awk -v n="$devices" -v done="$completed" -v t0="$t0" -v t1="$t1" -v t2="$t2" -v 
 	printf "ratio                        %.0f%% of the broker connect rate\n", 100 * rate / base
 	printf "CPU during rotation          certfleetd %.2f s, mosquitto %.2f s, certfleet-sim %.2f s\n", cd, cb, cs
 	printf "CPU per rotation             certfleetd %.2f ms, mosquitto %.2f ms, certfleet-sim %.2f ms\n", 1000 * cd / done, 1000 * cb / done, 1000 * cs / done
+	printf "peak RSS                     certfleetd %d MiB, mosquitto %d MiB, certfleet-sim %d MiB\n", rd, rb, rs
 }'

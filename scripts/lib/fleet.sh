@@ -108,3 +108,8 @@ fleet_daemon() {
 fleet_cpu() {
 	awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"
 }
+
+# fleet_rss PID: peak resident set size of a running process, in MiB.
+fleet_rss() {
+	awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"
+}
