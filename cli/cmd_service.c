@@ -36,9 +36,10 @@ static const char create_usage[] =
 	"from the default issuer. Writes DIR/NAME.pem (the certificate, then the issuing\n"
 	"CA) and DIR/NAME.key (unencrypted PKCS#8, mode 0600). DIR defaults to\n"
 	"DATA_DIR/service, so that 'certfleet service create certfleetd' matches\n"
-	"certfleetd's defaults. Run again for an existing service principal, it issues a\n"
-	"new key and certificate and replaces the files; a thing that is not a service\n"
-	"principal exits 4.\n";
+	"certfleetd's defaults. Run again for an existing service principal, it renews it:\n"
+	"a new key and certificate replace the files, then its other ACTIVE certificates\n"
+	"go INACTIVE (restart or SIGHUP the service to use the new pair). A thing that is\n"
+	"not a service principal exits 4.\n";
 
 struct service_opts {
 	const char *name;
@@ -291,6 +292,46 @@ print_result(cf_cli *cli, const struct service_opts *o, const char *id, const ch
 			 NULL);
 }
 
+struct superseded {
+	char ids[16][CF_PKI_ID_LEN];
+	size_t n;
+	const char *keep;
+};
+
+static int
+superseded_cb(const cf_store_cert *cert, void *payload)
+{
+	struct superseded *s = payload;
+
+	if (strcmp(cert->id, s->keep) != 0 && s->n < CF_ARRAY_LEN(s->ids))
+		snprintf(s->ids[s->n++], CF_PKI_ID_LEN, "%s", cert->id);
+	return 0;
+}
+
+/*
+ * A renewal: the service's other ACTIVE certificates go INACTIVE once the
+ * new pair is on disk, so that one identity is in use at a time.
+ */
+static int
+retire_superseded(cf_cli *cli, const char *name, const char *keep, cf_err *err)
+{
+	cf_store_cert_filter filter = CF_STORE_CERT_FILTER_INIT;
+	cf_store_actor actor = { cli->who, "renewed by certfleet service create" };
+	struct superseded s;
+	size_t i;
+	int rc;
+
+	memset(&s, 0, sizeof(s));
+	s.keep = keep;
+	filter.thing = name;
+	filter.status = CF_CERT_ACTIVE;
+	rc = cf_store_cert_list(cli->store, &filter, superseded_cb, &s, err);
+	for (i = 0; rc == CF_OK && i < s.n; i++)
+		rc = cf_store_cert_transition(cli->store, s.ids[i], CF_CERT_INACTIVE, NULL, &actor,
+					      err);
+	return rc;
+}
+
 static int
 service_create(cf_cli *cli, int argc, char **argv)
 {
@@ -329,6 +370,8 @@ service_create(cf_cli *cli, int argc, char **argv)
 		rc = key_write(key_path, key, &err);
 	if (rc == CF_OK)
 		rc = chain_write(cli, pem_path, res.id, &err);
+	if (rc == CF_OK)
+		rc = retire_superseded(cli, o.name, res.id, &err);
 	if (rc != CF_OK && issued)
 		fprintf(stderr, "certfleet: certificate %s was issued for '%s' but its files "
 				"are incomplete: run 'service create' again\n",

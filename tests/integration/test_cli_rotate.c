@@ -295,10 +295,15 @@ test_cli_rotate__service_create(void **state)
 	cf_test_assert_contains(text, "\"management/topic/+/csr_res\"");
 	cf_test_assert_contains(text, "\"management/topic/+/csr_req\"");
 
-	/* Again: a new key and certificate replace the files. */
+	/* Again, a renewal: a new key and certificate replace the files, the old one is INACTIVE. */
 	res = cf_test_certfleet_json(fx, "service", "create", "certfleetd", NULL);
 	assert_string_not_equal(cf_test_jstr(res, "certificateId"), first);
 	assert_int_equal(cf_test_file_mode(key), 0600);
+	res = cf_test_certfleet_json(fx, "cert", "describe", first, NULL);
+	assert_string_equal(cf_test_jstr(res, "status"), "INACTIVE");
+	res = cf_test_certfleet_json(fx, "cert", "list", "--thing", "certfleetd", "--status",
+				     "ACTIVE", NULL);
+	assert_int_equal(json_array_size(res), 1);
 
 	/* Another directory, a short validity: it expires within 31 days. */
 	cf_test_certfleet(fx, CF_TEST_EXIT_OK, "service", "create", "audit", "--out-dir",
