@@ -279,11 +279,25 @@ test_daemon__answers_reconnects_and_keeps_its_session(void **state)
 	free(sub_out);
 }
 
+/* Write a file again with the same content: what a renewal looks like to a stat(). */
+static void
+rewrite(const char *path)
+{
+	char *text = NULL;
+	size_t len = 0;
+
+	assert_int_equal(cf_test_file_read(&text, &len, path, 1 << 20), 0);
+	usleep(10 * 1000); /* a new mtime even on a coarse clock */
+	assert_int_equal(cf_test_file_write(path, text, len, 0644), 0);
+	free(text);
+}
+
 /* SIGHUP: a bad file is refused and the daemon goes on; a good one applies (JSON logs). */
 static void
 test_daemon__sighup_reload(void **state)
 {
 	char *log = cf_test_printf("%s/d2.log", g.fleet.tmp);
+	char *cert = cf_test_printf("%s/service/certfleetd.pem", g.fleet.data);
 	cf_test_bg *d;
 
 	(void)state;
@@ -308,9 +322,19 @@ test_daemon__sighup_reload(void **state)
 	assert_int_equal(cf_test_file_wait(log, "\"broker_reconnect\":\"yes\"", 1, WAIT_MS), 0);
 	assert_int_equal(cf_test_file_wait(log, "\"event\":\"mqtt_connected\"", 1, WAIT_MS), 0);
 
+	/* A renewed identity (the files rewritten, the config unchanged) reconnects too. */
+	rewrite(cert);
+	assert_int_equal(cf_test_bg_signal(d, SIGHUP), 0);
+	assert_int_equal(cf_test_file_wait(log, "\"broker_reconnect\":\"yes\"", 2, WAIT_MS), 0);
+	assert_int_equal(cf_test_file_wait(log, "\"event\":\"mqtt_connected\"", 2, WAIT_MS), 0);
+	/* Nothing changed: no reconnect. */
+	assert_int_equal(cf_test_bg_signal(d, SIGHUP), 0);
+	assert_int_equal(cf_test_file_wait(log, "\"broker_reconnect\":\"no\"", 2, WAIT_MS), 0);
+
 	assert_int_equal(cf_test_bg_stop(d, 0), 0);
 	assert_int_equal(cf_test_file_count(log, "\"event\":\"stopped\""), 1);
 	cf_test_bg_free(d);
+	free(cert);
 	free(log);
 }
 
