@@ -32,6 +32,8 @@
 
 #define SCAN_MS     50
 #define EVENTS_MAX  512
+/* Time a round may spend on established devices before the next epoll_wait(). */
+#define ROUND_BUDGET_MS 20
 #define PROGRESS_MS 1000
 
 /* ---- socketpair() for libmosquitto -------------------------------------------- */
@@ -359,13 +361,43 @@ open_all(sim_loop *L)
 	}
 }
 
+/*
+ * Handshakes first, then the rest within ROUND_BUDGET_MS: a burst of
+ * certificates to check (a mass rotation delivers one to every device at
+ * once, ~1 ms of work each) must not starve the connects in flight, which
+ * need a few quick turns each. What is left is level-triggered and comes
+ * back from the next epoll_wait().
+ */
+static void
+handle_events(sim_loop *L, const struct epoll_event *evs, size_t nev)
+{
+	int64_t round_end = now_ms() + ROUND_BUDGET_MS;
+	size_t i;
+	int pass;
+
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < nev; i++) {
+			size_t idx = (size_t)(evs[i].data.u64 & 0xffffffffu);
+			uint32_t gen = (uint32_t)(evs[i].data.u64 >> 32);
+			sim_dev *d = idx < L->n ? &L->devs[idx] : NULL;
+
+			/* An event of a client closed earlier in this round is stale. */
+			if (d == NULL || d->gen != gen || (d->state == DEV_CONNECTING) != (pass == 0))
+				continue;
+			if (pass == 1 && now_ms() >= round_end)
+				return;
+			sim_dev_on_event(L, d, evs[i].events);
+		}
+	}
+}
+
 int
 sim_run(sim_stats *stats, const sim_run_opts *o, cf_err *err)
 {
 	struct epoll_event evs[EVENTS_MAX];
 	sim_loop L;
 	char **names = NULL;
-	size_t n_names = 0, i;
+	size_t n_names = 0;
 	int64_t start, next_scan, next_progress;
 	const char *why = NULL;
 	bool tty = isatty(STDERR_FILENO) == 1;
@@ -421,14 +453,8 @@ sim_run(sim_stats *stats, const sim_run_opts *o, cf_err *err)
 			break;
 		}
 		L.now = now_ms();
-		for (i = 0; nev > 0 && i < (size_t)nev; i++) {
-			size_t idx = (size_t)(evs[i].data.u64 & 0xffffffffu);
-			uint32_t gen = (uint32_t)(evs[i].data.u64 >> 32);
-
-			/* An event of a client closed earlier in this round is stale. */
-			if (idx < L.n && L.devs[idx].gen == gen)
-				sim_dev_on_event(&L, &L.devs[idx], evs[i].events);
-		}
+		if (nev > 0)
+			handle_events(&L, evs, (size_t)nev);
 		ERR_clear_error();
 	}
 	if (why == NULL)
