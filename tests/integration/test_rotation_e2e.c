@@ -783,13 +783,26 @@ static void
 test_rotation_e2e__happy_path_one(void **state)
 {
 	struct fx *fx = *state;
-	json_t *rows, *sum;
-	const char *rid;
+	json_t *rows, *sum, *pols;
+	const char *rid, *policy;
 	size_t before;
 
 	world(fx);
 	daemon_start(fx);
 	sim_provision(fx, 1);
+	/* An extra policy on the old certificate: the new one must inherit both. */
+	rows = cf_test_certfleet_json(&fx->f, "cert", "list", "--status", "ACTIVE", "--thing",
+				      "sim-00001", NULL);
+	assert_int_equal(json_array_size(rows), 1);
+	policy = cf_test_tpath(&fx->f, "telemetry.json");
+	cf_test_write_text(policy,
+			   "{\"version\": 1, \"statements\": [{\"effect\": \"allow\", "
+			   "\"actions\": [\"publish\"], \"resources\": "
+			   "[\"telemetry/${clientid}/data\"]}]}",
+			   0644);
+	cf_test_certfleet(&fx->f, 0, "policy", "create", "telemetry", "--file", policy, NULL);
+	cf_test_certfleet(&fx->f, 0, "policy", "attach", "telemetry", "--cert",
+			  cf_test_jstr(json_array_get(rows, 0), "certificateId"), NULL);
 	before = certs_total(fx);
 	sim_start(fx, 1, "--until-rotated", "1", "--timeout", "90s", NULL);
 	wait_sim_subscribed(fx, 1);
@@ -803,6 +816,16 @@ test_rotation_e2e__happy_path_one(void **state)
 	rows = rotations(fx);
 	assert_string_equal(cf_test_jstr(json_array_get(rows, 0), "id"), rid);
 	verify_issued(fx, cf_test_jstr(json_array_get(rows, 0), "new_cert"));
+	pols = json_object_get(cf_test_certfleet_json(&fx->f, "cert", "describe",
+						      cf_test_jstr(json_array_get(rows, 0),
+								   "new_cert"),
+						      NULL),
+			       "policies");
+	assert_int_equal(json_array_size(pols), 2);
+	cf_test_assert_contains(cf_test_keep(&fx->f, json_dumps(pols, JSON_COMPACT)),
+				"\"telemetry\"");
+	cf_test_assert_contains(cf_test_keep(&fx->f, json_dumps(pols, JSON_COMPACT)),
+				"\"certfleet-device\"");
 	/* The protocol as the spy saw it: one csr_res, one crt, one crt_ack. */
 	assert_true(
 		msg_count(fx, fx->spy_out,
