@@ -1307,9 +1307,11 @@ reissue_for(cf_rotation_engine *eng, const cf_store_rotation *rot, const struct 
 	    strlen(rot->csr_spki) != strlen(spki) ||
 	    CRYPTO_memcmp(rot->csr_spki, spki, strlen(spki)) != 0) {
 		/*
-		 * XXX(#3): a different key after issuance (the device lost its
-		 * staged key). Refused; the rotation times out or fails and the
-		 * next audit opens a fresh one.
+		 * A different key after issuance (the device lost its staged
+		 * key): issuing again would make two certificates for one
+		 * rotation. Refused with BAD_CSR, the nearest of protocol.md's
+		 * codes; the rotation then fails or times out, and a new one
+		 * can be opened (docs/rotation.md).
 		 */
 		*reject = "BAD_CSR";
 		cf_log_debug("rotation=%s thing=%s a certificate was issued for another key",
@@ -1359,14 +1361,19 @@ handle_csr_res(cf_rotation_engine *eng, const struct msg *m, cf_err *err)
 	rc = open_rotation(eng, &rot, &found, m, err);
 	if (rc != CF_OK)
 		goto out;
-	if (found)
-		n = count_csr(eng, rot.id);
 	if (!found) {
 		reject = "NO_ROTATION";
-	} else if (n > eng->csr_max) {
-		reject = "RATE_LIMITED";
 	} else if (rot.state == CF_ROTATION_ISSUED) {
+		/*
+		 * The same key gets the same certificate, however often it asks
+		 * (a device offline for hours answers every queued csr_req):
+		 * only another key counts against csr_max.
+		 */
 		rc = reissue_for(eng, &rot, m, &reject, err);
+		if (rc == CF_OK && reject != NULL && (n = count_csr(eng, rot.id)) > eng->csr_max)
+			reject = "RATE_LIMITED";
+	} else if ((n = count_csr(eng, rot.id)) > eng->csr_max) {
+		reject = "RATE_LIMITED";
 	} else {
 		rc = issue_for(eng, &rot, m, &reject, err);
 		if (reject != NULL) {

@@ -747,7 +747,10 @@ static void
 test_rotation_engine__rate_limited(void **state)
 {
 	struct fx *fx = *state;
+	struct outbox ob;
+	EVP_PKEY *key;
 	char id[33];
+	size_t before;
 	int i;
 
 	start(fx, id, "dev-1");
@@ -763,8 +766,33 @@ test_rotation_engine__rate_limited(void **state)
 
 	/* Counted per rotation: dev-2 is not limited. */
 	start(fx, id, "dev-2");
-	EVP_PKEY_free(send_csr(fx, "dev-2", NULL));
+	key = send_csr(fx, "dev-2", NULL);
 	assert_int_equal(rot_state(fx, id), CF_ROTATION_ISSUED);
+
+	/*
+	 * The same key, again and again (a device back from hours offline
+	 * answers every queued csr_req): always the same certificate, never
+	 * RATE_LIMITED, never a second certificate.
+	 */
+	before = outbox_count(fx);
+	for (i = 0; i < 12; i++)
+		send_csr(fx, "dev-2", key);
+	outbox_get(fx, &ob);
+	assert_int_equal(ob.n, before + 12);
+	for (i = 0; i < 12; i++) {
+		assert_non_null(strstr(ob.topic[before + (size_t)i], "/dev-2/crt"));
+		assert_string_equal(ob.payload[before + (size_t)i], ob.payload[before - 1]);
+	}
+	outbox_clear(&ob);
+	/* Another key counts, with the first csr_res: the sixth in all is RATE_LIMITED. */
+	for (i = 0; i < 4; i++) {
+		EVP_PKEY_free(send_csr(fx, "dev-2", NULL));
+		assert_rejected(fx, "dev-2", "BAD_CSR");
+	}
+	EVP_PKEY_free(send_csr(fx, "dev-2", NULL));
+	assert_rejected(fx, "dev-2", "RATE_LIMITED");
+	assert_int_equal(rot_state(fx, id), CF_ROTATION_ISSUED);
+	EVP_PKEY_free(key);
 }
 
 static void
