@@ -482,6 +482,28 @@ step(cf_daemon *d, int timeout_ms)
 		outbox_send(d, now);
 }
 
+/*
+ * How long the next step may wait for the network: not at all while
+ * there is more to send and room to send it; until the next token when
+ * the publish rate holds it back; else 100 ms (a PUBACK or a message ends
+ * the wait at once).
+ */
+static int
+wait_ms(const cf_daemon *d)
+{
+	double rate = (double)d->cfg.mqtt_publish_rate;
+
+	if (!d->outbox_dirty || !cf_mqtt_connected(d->mqtt) ||
+	    cf_mqtt_inflight(d->mqtt) >= CF_MQTT_INFLIGHT_DEFAULT)
+		return 100;
+	if (rate > 0 && d->tokens < 1) {
+		int ms = (int)((1 - d->tokens) * 1000 / rate) + 1;
+
+		return ms < 100 ? ms : 100;
+	}
+	return 0;
+}
+
 int
 cf_daemon_run(cf_daemon *d, const char *config_path, volatile sig_atomic_t *stop,
 	      volatile sig_atomic_t *reload_flag, int drain_ms, cf_err *err)
@@ -498,8 +520,7 @@ cf_daemon_run(cf_daemon *d, const char *config_path, volatile sig_atomic_t *stop
 			*reload_flag = 0;
 			reload(d, config_path);
 		}
-		/* Busy while there is more to send: poll the network without waiting. */
-		step(d, d->outbox_dirty && cf_mqtt_connected(d->mqtt) ? 0 : 100);
+		step(d, wait_ms(d));
 	}
 	d->draining = true;
 	drain_end = now_ms() + drain_ms;
