@@ -260,14 +260,39 @@ cli_ca_json(const cf_store_ca *ca, bool with_pem)
 	return o;
 }
 
-/* Text of one JSON scalar for a table cell: strings bare, null as "-". */
+/*
+ * s with control characters written as \xNN, so that text a device sent
+ * (a crt_err message) cannot move the cursor, forge a row or colour the
+ * operator's terminal. Newlines are kept when keep_newlines (PEM blocks).
+ */
 static char *
-cell_text(json_t *v)
+terminal_safe(const char *s, bool keep_newlines)
+{
+	size_t i, o = 0, len = strlen(s);
+	char *out = malloc(len * 4 + 1);
+
+	if (out == NULL)
+		return NULL;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if ((c < 0x20 && !(keep_newlines && c == '\n')) || c == 0x7f)
+			o += (size_t)snprintf(out + o, 5, "\\x%02x", c);
+		else
+			out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* Text of one JSON scalar for a table cell: strings bare but safe, null as "-". */
+static char *
+cell_text(json_t *v, bool keep_newlines)
 {
 	if (v == NULL || json_is_null(v))
 		return strdup("-");
 	if (json_is_string(v))
-		return strdup(json_string_value(v));
+		return terminal_safe(json_string_value(v), keep_newlines);
 	return json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
 }
 
@@ -294,7 +319,7 @@ print_table(json_t *rows, const char *const *columns)
 		width[c] = strlen(columns[c]);
 	json_array_foreach (rows, r, row) {
 		for (c = 0; c < ncol; c++) {
-			text = cell_text(json_object_get(row, columns[c]));
+			text = cell_text(json_object_get(row, columns[c]), false);
 			if (text != NULL && strlen(text) > width[c])
 				width[c] = strlen(text);
 			free(text);
@@ -304,7 +329,7 @@ print_table(json_t *rows, const char *const *columns)
 		print_cell(columns[c], width[c], c + 1 == ncol);
 	json_array_foreach (rows, r, row) {
 		for (c = 0; c < ncol; c++) {
-			text = cell_text(json_object_get(row, columns[c]));
+			text = cell_text(json_object_get(row, columns[c]), false);
 			print_cell(text != NULL ? text : "?", width[c], c + 1 == ncol);
 			free(text);
 		}
@@ -319,7 +344,7 @@ print_object(json_t *obj)
 	char *text;
 
 	json_object_foreach (obj, key, v) {
-		text = cell_text(v);
+		text = cell_text(v, true);
 		if (text != NULL && strchr(text, '\n') != NULL)
 			printf("%s:\n%s", key, text);
 		else
@@ -348,7 +373,7 @@ cli_print(cf_cli *cli, json_t *value, const char *const *columns)
 	} else if (json_is_object(value)) {
 		print_object(value);
 	} else {
-		text = cell_text(value);
+		text = cell_text(value, true);
 		puts(text != NULL ? text : "?");
 		free(text);
 	}

@@ -51,8 +51,11 @@ cf_log_level_parse(cf_log_level *out, const char *name)
 static size_t
 logfmt_value(char *line, size_t size, size_t used, const char *text)
 {
-	bool bare = text[0] != '\0' && strpbrk(text, " =\"\\\n\t") == NULL;
+	bool bare = text[0] != '\0' && strpbrk(text, " =\"\\") == NULL;
 	const char *p;
+
+	for (p = text; bare && *p != '\0'; p++)
+		bare = (unsigned char)*p >= 0x20 && *p != 0x7f;
 
 	if (bare)
 		return used + (size_t)snprintf(line + used, used < size ? size - used : 0, "%s", text);
@@ -66,6 +69,11 @@ logfmt_value(char *line, size_t size, size_t used, const char *text)
 		} else if (*p == '\n' || *p == '\t') {
 			line[used++] = '\\';
 			line[used++] = *p == '\n' ? 'n' : 't';
+		} else if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			/* CR, ESC...: a device's text must not forge lines or colour a terminal. */
+			if (used + 5 >= size)
+				break;
+			used += (size_t)snprintf(line + used, 5, "\\x%02x", (unsigned char)*p);
 		} else {
 			line[used++] = *p;
 		}

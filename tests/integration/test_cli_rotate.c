@@ -240,6 +240,19 @@ test_cli_rotate__list_describe_cancel(void **state)
 	/* A cancelled thing may start again at once. */
 	cf_test_certfleet(fx, CF_TEST_EXIT_OK, "rotate", "start", "--thing", "dev-1", NULL);
 
+	/*
+	 * Stored text with control characters (a device's crt_err is such text)
+	 * reaches the terminal escaped: no raw CR or ESC, no forged row.
+	 */
+	cf_test_certfleet(fx, CF_TEST_EXIT_OK, "rotate", "cancel", id2, "--why",
+			  "x\r\x1b[31mforged", NULL);
+	cf_test_certfleet(fx, CF_TEST_EXIT_OK, "rotate", "list", NULL);
+	assert_null(strchr(fx->r.out, '\x1b'));
+	assert_null(strchr(fx->r.out, '\r'));
+	cf_test_assert_contains(fx->r.out, "x\\x0d\\x1b[31mforged");
+	cf_test_certfleet(fx, CF_TEST_EXIT_OK, "rotate", "describe", id2, NULL);
+	assert_null(strchr(fx->r.out, '\x1b'));
+
 	/* Bad ids and states. */
 	cf_test_certfleet(fx, CF_TEST_EXIT_NOTFOUND, "rotate", "describe",
 			  "0123456789abcdef0123456789abcdef", NULL);

@@ -258,6 +258,9 @@ test_util_log__quote(void **state)
 	assert_string_equal(cf_log_quote(buf, sizeof(buf), "two words"), "\"two words\"");
 	assert_string_equal(cf_log_quote(buf, sizeof(buf), "a=\"b\"\\\n"),
 			    "\"a=\\\"b\\\"\\\\\\n\"");
+	/* Control characters from a device cannot forge a line or colour a terminal. */
+	assert_string_equal(cf_log_quote(buf, sizeof(buf), "a\rb\x1b[31m\x7f"),
+			    "\"a\\x0db\\x1b[31m\\x7f\"");
 	/* Cut short, the value stays a closed quoted string. */
 	assert_string_equal(cf_log_quote(buf, 6, "two words"), "\"tw\"");
 }
