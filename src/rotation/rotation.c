@@ -920,6 +920,8 @@ resend_one(cf_rotation_engine *eng, const char *id, int64_t t, bool *done, cf_er
 	cf_store_actor actor = { eng->actor, "re-send" };
 	cf_store_rotation rot;
 	cf_rotation_state state;
+	char topic[CF_ROTATION_PREFIX_MAX + CF_NAME_MAX + 16];
+	bool pending = false;
 	int rc;
 
 	*done = false;
@@ -933,10 +935,18 @@ resend_one(cf_rotation_engine *eng, const char *id, int64_t t, bool *done, cf_er
 		goto out;
 	state = rot.state;
 	rot.next_send_at = t + eng->resend_interval;
-	if (state == CF_ROTATION_REQUESTED) {
+	/*
+	 * The previous copy still unpublished (certfleetd away from the broker):
+	 * one copy is enough, the timer just moves on.
+	 */
+	rc = topic_make(topic, sizeof(topic), eng, rot.thing,
+			state == CF_ROTATION_REQUESTED ? "csr_req" : "crt", err);
+	if (rc == CF_OK)
+		rc = cf_store_outbox_pending(eng->store, topic, &pending, err);
+	if (rc == CF_OK && !pending && state == CF_ROTATION_REQUESTED) {
 		rot.sends++;
 		rc = send_csr_req(eng, &rot, err);
-	} else {
+	} else if (rc == CF_OK && !pending) {
 		rc = send_crt(eng, &rot, rot.new_cert, err);
 	}
 	if (rc == CF_OK)

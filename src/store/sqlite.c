@@ -207,13 +207,17 @@ static const char migration_3[] =
  * - rotations.delete_old_at is when a COMPLETED rotation's old certificate
  *   is due for deletion; the partial index holds only the pending ones, so
  *   the timer scan and the settling of a deleted certificate stay small
- *   however many rotations have completed.
+ *   however many rotations have completed;
+ * - outbox_topic lets a re-send see that the previous copy of a message
+ *   is still unpublished (certfleetd away from the broker), so that the
+ *   outbox holds one copy per rotation, not one per timer period.
  */
 static const char migration_4[] =
 	"ALTER TABLE certs ADD COLUMN deleted_at INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE rotations ADD COLUMN delete_old_at INTEGER NOT NULL DEFAULT 0;"
 	"CREATE INDEX rotations_delete_old ON rotations(delete_old_at) "
-	"WHERE delete_old_at > 0;";
+	"WHERE delete_old_at > 0;"
+	"CREATE INDEX outbox_topic ON outbox(topic);";
 
 /* migrations[i] brings the schema from version i to i + 1. Never edit one that shipped. */
 static const char *const migrations[] = { migration_1, migration_2, migration_3, migration_4 };
@@ -286,6 +290,7 @@ enum stmt_id {
 	ST_CERT_EXISTS,
 	ST_OUTBOX_ADD,
 	ST_OUTBOX_DELETE,
+	ST_OUTBOX_PENDING,
 	ST__COUNT
 };
 
@@ -369,6 +374,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_CERT_EXISTS] = "SELECT 1 FROM certs WHERE id = ?1",
 	[ST_OUTBOX_ADD] = "INSERT INTO outbox (topic, payload, created_at) VALUES (?1, ?2, ?3)",
 	[ST_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ?1",
+	[ST_OUTBOX_PENDING] = "SELECT 1 FROM outbox WHERE topic = ?1 LIMIT 1",
 };
 
 /* List statements, which may be re-entered from their callback. */
@@ -3212,6 +3218,24 @@ sq_outbox_list(cf_store *store, int64_t limit, cf_store_outbox_cb cb, void *payl
 }
 
 static int
+sq_outbox_pending(cf_store *store, const char *topic, bool *out, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	sqlite3_stmt *st = NULL;
+	int rc, brc = SQLITE_OK;
+
+	*out = false;
+	rc = stmt_get(&st, sq, ST_OUTBOX_PENDING, err);
+	if (rc == CF_OK) {
+		bind_str(&brc, st, 1, topic);
+		rc = brc != SQLITE_OK ? bind_fail(sq, brc, err)
+				      : step_row(sq, st, out, "read outbox", err);
+	}
+	stmt_put(st);
+	return rc;
+}
+
+static int
 sq_outbox_delete(cf_store *store, int64_t id, cf_err *err)
 {
 	struct sq *sq = sq_of(store);
@@ -3308,6 +3332,7 @@ const struct cf_store_backend cf_store__sqlite_backend = {
 	.outbox_add = sq_outbox_add,
 	.outbox_list = sq_outbox_list,
 	.outbox_delete = sq_outbox_delete,
+	.outbox_pending = sq_outbox_pending,
 	.events_list = sq_events_list,
 	.events_head = sq_events_head,
 	.events_verify = sq_events_verify,

@@ -1324,6 +1324,14 @@ cf_store_outbox_list(cf_store *store, int64_t limit, cf_store_outbox_cb cb, void
 }
 
 int
+cf_store_outbox_pending(cf_store *store, const char *topic, bool *out, cf_err *err)
+{
+	if (store == NULL || topic == NULL || out == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "bad argument");
+	return store->backend->outbox_pending(store, topic, out, err);
+}
+
+int
 cf_store_outbox_delete(cf_store *store, int64_t id, cf_err *err)
 {
 	int rc;

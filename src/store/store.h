@@ -584,6 +584,9 @@ typedef int (*cf_store_outbox_cb)(const cf_store_outbox_msg *msg, void *payload)
 int cf_store_outbox_list(cf_store *store, int64_t limit, cf_store_outbox_cb cb, void *payload,
 			 cf_err *err);
 
+/* *out: a message to topic is still pending (not yet acknowledged by the broker). */
+int cf_store_outbox_pending(cf_store *store, const char *topic, bool *out, cf_err *err);
+
 /* Forget a sent message. CF_ENOTFOUND when it is already gone. */
 int cf_store_outbox_delete(cf_store *store, int64_t id, cf_err *err);
 
