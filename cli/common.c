@@ -152,7 +152,6 @@ int
 cli_store(cf_cli *cli)
 {
 	cf_err err = CF_ERR_INIT;
-	char *uri;
 	int rc;
 
 	if (cli->store != NULL)
@@ -160,11 +159,7 @@ cli_store(cf_cli *cli)
 	rc = cli_config(cli);
 	if (rc != CLI_EXIT_OK)
 		return rc;
-	uri = cf_config_store_uri(&cli->cfg);
-	if (uri == NULL)
-		return cli_fail(CF_ENOMEM, NULL, "registry");
-	rc = cf_store_open(&cli->store, uri, &err);
-	free(uri);
+	rc = cf_daemon_store_open(&cli->store, &cli->cfg, &err);
 	if (rc != CF_OK)
 		return cli_fail(rc, &err, "registry");
 	return CLI_EXIT_OK;

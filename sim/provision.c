@@ -22,6 +22,7 @@
 
 #include "authority/authority.h"
 #include "daemon/config.h"
+#include "daemon/wiring.h"
 #include "sim.h"
 
 #define BATCH 500
@@ -180,11 +181,10 @@ dir_exists(const char *dir, const char *name)
 static int
 ctx_open(struct ctx *c, cf_err *err)
 {
-	cf_authority_config ac;
 	cf_store_ca ca;
 	cf_pki_ca *signer;
 	char abs[PATH_MAX];
-	char *conf = NULL, *uri = NULL, *pass = NULL;
+	char *conf = NULL;
 	int rc;
 
 	memset(&ca, 0, sizeof(ca));
@@ -205,27 +205,9 @@ ctx_open(struct ctx *c, cf_err *err)
 				  "%s is not a certfleet data dir (no certfleet.conf)", abs);
 	if (rc != CF_OK)
 		return rc;
-	uri = cf_config_store_uri(&c->cfg);
-	pass = cf_config_path(&c->cfg, c->cfg.ca_passphrase_file);
-	if (uri == NULL || pass == NULL) {
-		rc = cf_err_set(err, CF_ENOMEM, NULL, "config");
-		goto out;
-	}
-	rc = cf_store_open(&c->store, uri, err);
-	if (rc != CF_OK)
-		goto out;
-	memset(&ac, 0, sizeof(ac));
-	ac.data_dir = abs;
-	ac.ca_passphrase_file = pass;
-	cf_pki_profile_init(&ac.profile);
-	ac.profile.days = (int)c->cfg.cert_days;
-	ac.profile.backdate_seconds = (int)c->cfg.cert_backdate;
-	ac.profile.crl_url = c->cfg.crl_url;
-	ac.profile.ocsp_url = c->cfg.ocsp_url;
-	cf_pki_key_policy_init(&ac.key_policy);
-	ac.key_policy.rsa_min_bits = (unsigned int)c->cfg.key_min_rsa_bits;
-	ac.default_policy = c->cfg.default_policy;
-	rc = cf_authority_new(&c->auth, c->store, &ac, err);
+	rc = cf_daemon_store_open(&c->store, &c->cfg, err);
+	if (rc == CF_OK)
+		rc = cf_daemon_authority_open(&c->auth, c->store, &c->cfg, err);
 	if (rc != CF_OK)
 		goto out;
 	rc = cf_store_ca_get_default(c->store, &ca, err);
@@ -242,8 +224,6 @@ ctx_open(struct ctx *c, cf_err *err)
 	rc = cf_authority_signer(&signer, c->auth, NULL, err);
 out:
 	cf_store_ca_clear(&ca);
-	free(uri);
-	free(pass);
 	return rc;
 }
 

@@ -37,6 +37,8 @@ struct key_desc {
 static const struct key_desc keys[] = {
 	{ "store", STR(store), "sqlite:registry.db", 0, 0, NULL,
 	  "registry URI: sqlite:PATH (relative to the data dir)" },
+	{ "store_sync", CHOICE(store_sync), "full", 0, 0, "full|normal",
+	  "full: every registry commit is on disk before it is acted on; normal: faster, a power loss may undo the last commits" },
 	{ "ca_passphrase_file", STR(ca_passphrase_file), "secrets/ca.pass", 0, 0, NULL,
 	  "file (mode 0600) with the passphrase of the intermediate CA keys" },
 	{ "cert_days", NUM(cert_days), "365", 1, 36500, NULL,

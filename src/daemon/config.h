@@ -17,6 +17,7 @@
 typedef struct cf_config {
 	char *data_dir;           /* absolute; not a key: where the file lives */
 	char *store;              /* registry URI; relative sqlite paths are under data_dir */
+	char *store_sync;         /* "full" or "normal" */
 	char *ca_passphrase_file; /* passphrase of the intermediate CA keys */
 	int64_t cert_days;
 	int64_t cert_backdate;    /* seconds */

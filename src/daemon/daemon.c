@@ -355,7 +355,6 @@ int
 cf_daemon_new(cf_daemon **out, cf_config *cfg, cf_err *err)
 {
 	cf_daemon *d = calloc(1, sizeof(*d));
-	char *uri;
 	int rc;
 
 	if (d == NULL)
@@ -363,10 +362,7 @@ cf_daemon_new(cf_daemon **out, cf_config *cfg, cf_err *err)
 	d->cfg = *cfg;
 	memset(cfg, 0, sizeof(*cfg));
 	log_settings_apply(&d->cfg);
-	uri = cf_config_store_uri(&d->cfg);
-	rc = uri != NULL ? cf_store_open(&d->store, uri, err)
-			 : cf_err_set(err, CF_ENOMEM, NULL, "registry");
-	free(uri);
+	rc = cf_daemon_store_open(&d->store, &d->cfg, err);
 	if (rc == CF_OK)
 		rc = engine_open(&d->auth, &d->eng, d->store, &d->cfg, err);
 	if (rc == CF_OK) {

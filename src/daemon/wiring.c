@@ -5,6 +5,26 @@
 #include <string.h>
 
 int
+cf_daemon_store_open(cf_store **out, const cf_config *cfg, cf_err *err)
+{
+	char *uri = cf_config_store_uri(cfg);
+	int rc;
+
+	*out = NULL;
+	if (uri == NULL)
+		return cf_err_set(err, CF_ENOMEM, NULL, "registry");
+	rc = cf_store_open(out, uri, err);
+	free(uri);
+	if (rc == CF_OK)
+		rc = cf_store_set_durable(*out, strcmp(cfg->store_sync, "full") == 0, err);
+	if (rc != CF_OK) {
+		cf_store_close(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+int
 cf_daemon_authority_open(cf_authority **out, cf_store *store, const cf_config *cfg, cf_err *err)
 {
 	cf_authority_config ac;

@@ -11,6 +11,12 @@
 #include "store/store.h"
 #include "util/util.h"
 
+/*
+ * Open cfg's registry read-write with cfg's durability (store_sync): the
+ * one way certfleetd, the CLI and the simulator open it.
+ */
+int cf_daemon_store_open(cf_store **out, const cf_config *cfg, cf_err *err);
+
 /* An authority over store with cfg's profile, key policy and CA passphrase file. */
 int cf_daemon_authority_open(cf_authority **out, cf_store *store, const cf_config *cfg,
 			     cf_err *err);

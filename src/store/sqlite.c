@@ -3217,6 +3217,14 @@ sq_outbox_list(cf_store *store, int64_t limit, cf_store_outbox_cb cb, void *payl
 	return rc;
 }
 
+/* FULL: a commit is on disk when it returns; NORMAL: at the next checkpoint. */
+static int
+sq_set_durable(cf_store *store, bool full, cf_err *err)
+{
+	return pragma(sq_of(store), full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+		      NULL, err);
+}
+
 static int
 sq_outbox_pending(cf_store *store, const char *topic, bool *out, cf_err *err)
 {
@@ -3333,6 +3341,7 @@ const struct cf_store_backend cf_store__sqlite_backend = {
 	.outbox_list = sq_outbox_list,
 	.outbox_delete = sq_outbox_delete,
 	.outbox_pending = sq_outbox_pending,
+	.set_durable = sq_set_durable,
 	.events_list = sq_events_list,
 	.events_head = sq_events_head,
 	.events_verify = sq_events_verify,

@@ -1295,6 +1295,16 @@ check_writable_handle(cf_store *store, cf_err *err)
 }
 
 int
+cf_store_set_durable(cf_store *store, bool full, cf_err *err)
+{
+	int rc = check_writable_handle(store, err);
+
+	if (rc != CF_OK)
+		return rc;
+	return store->backend->set_durable(store, full, err);
+}
+
+int
 cf_store_outbox_add(cf_store *store, const char *topic, const char *payload, int64_t *id_out,
 		    cf_err *err)
 {

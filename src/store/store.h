@@ -186,6 +186,16 @@ typedef int64_t (*cf_store_clock_fn)(void *payload);
  */
 void cf_store_set_clock(cf_store *store, cf_store_clock_fn now, void *payload);
 
+/*
+ * Durability of this handle's commits. full: a commit is on disk when it
+ * returns, so what it decided (a certificate handed out, an outbox message
+ * published) survives a power loss; one fsync per commit. Not full (the
+ * default of a handle): SQLite's WAL with synchronous=NORMAL, where a power
+ * loss or an OS crash may roll back the last commits (a process crash
+ * never does). CF_ESTATE on a read-only handle.
+ */
+int cf_store_set_durable(cf_store *store, bool full, cf_err *err);
+
 /* ---- transactions --------------------------------------------------- */
 
 /*

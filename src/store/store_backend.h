@@ -137,6 +137,7 @@ struct cf_store_backend {
 			   cf_err *err);
 	int (*outbox_delete)(cf_store *store, int64_t id, cf_err *err);
 	int (*outbox_pending)(cf_store *store, const char *topic, bool *out, cf_err *err);
+	int (*set_durable)(cf_store *store, bool full, cf_err *err);
 
 	int (*events_list)(cf_store *store, const cf_store_event_filter *filter,
 			   cf_store_event_cb cb, void *payload, cf_err *err);
