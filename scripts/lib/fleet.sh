@@ -65,6 +65,14 @@ fleet_broker() {
 	chmod 600 "$w/broker.key" "$w/broker-ca.key"
 	"$fleet_bin/cli/certfleet" ca pem default --chain >"$w/client-ca.pem"
 	cat "$w/data/broker-ca.pem" "$w/data/offline-root/root.pem" >"$w/device-trust.pem"
+	# Until the certfleet broker plugin (docs/broker.md, issue 4) enforces topics per
+	# certificate, Mosquitto's own ACL keeps each device to P/<its CN>/...: protocol.md
+	# lets certfleetd trust the client id in a topic only because the broker does.
+	cat >"$w/acl" <<EOA
+user certfleetd
+topic readwrite management/topic/#
+pattern readwrite management/topic/%u/#
+EOA
 	cat >"$w/mosquitto.conf" <<EOC
 listener $fleet_port 127.0.0.1
 cafile $w/client-ca.pem
@@ -72,9 +80,9 @@ certfile $w/broker.pem
 keyfile $w/broker.key
 tls_version tlsv1.2
 require_certificate true
-use_identity_as_username false
+use_identity_as_username true
+acl_file $w/acl
 set_tcp_nodelay true
-allow_anonymous true
 persistence true
 persistence_location $w/
 max_queued_messages 10000
