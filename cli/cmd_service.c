@@ -38,8 +38,8 @@ static const char create_usage[] =
 	"DATA_DIR/service, so that 'certfleet service create certfleetd' matches\n"
 	"certfleetd's defaults. Run again for an existing service principal, it renews it:\n"
 	"a new key and certificate replace the files, then its other ACTIVE certificates\n"
-	"go INACTIVE (restart or SIGHUP the service to use the new pair). A thing that is\n"
-	"not a service principal exits 4.\n";
+	"go INACTIVE (certfleetd uses the new pair at its next connect, at once on SIGHUP).\n"
+	"A thing that is not a service principal exits 4.\n";
 
 struct service_opts {
 	const char *name;
@@ -293,8 +293,8 @@ print_result(cf_cli *cli, const struct service_opts *o, const char *id, const ch
 }
 
 struct superseded {
-	char ids[16][CF_PKI_ID_LEN];
-	size_t n;
+	char (*ids)[CF_PKI_ID_LEN];
+	size_t n, cap;
 	const char *keep;
 };
 
@@ -303,14 +303,25 @@ superseded_cb(const cf_store_cert *cert, void *payload)
 {
 	struct superseded *s = payload;
 
-	if (strcmp(cert->id, s->keep) != 0 && s->n < CF_ARRAY_LEN(s->ids))
-		snprintf(s->ids[s->n++], CF_PKI_ID_LEN, "%s", cert->id);
+	if (strcmp(cert->id, s->keep) == 0)
+		return 0;
+	if (s->n == s->cap) {
+		size_t cap = s->cap != 0 ? s->cap * 2 : 8;
+		void *ids = realloc(s->ids, cap * sizeof(*s->ids));
+
+		if (ids == NULL)
+			return CF_ENOMEM;
+		s->ids = ids;
+		s->cap = cap;
+	}
+	snprintf(s->ids[s->n++], CF_PKI_ID_LEN, "%s", cert->id);
 	return 0;
 }
 
 /*
  * A renewal: the service's other ACTIVE certificates go INACTIVE once the
- * new pair is on disk, so that one identity is in use at a time.
+ * new pair is on disk, so that one identity is in use at a time. certfleetd
+ * picks the new files up at its next connect (or at once on SIGHUP).
  */
 static int
 retire_superseded(cf_cli *cli, const char *name, const char *keep, cf_err *err)
@@ -326,9 +337,12 @@ retire_superseded(cf_cli *cli, const char *name, const char *keep, cf_err *err)
 	filter.thing = name;
 	filter.status = CF_CERT_ACTIVE;
 	rc = cf_store_cert_list(cli->store, &filter, superseded_cb, &s, err);
+	if (rc == CF_ENOMEM)
+		rc = cf_err_set(err, CF_ENOMEM, NULL, "superseded certificates");
 	for (i = 0; rc == CF_OK && i < s.n; i++)
 		rc = cf_store_cert_transition(cli->store, s.ids[i], CF_CERT_INACTIVE, NULL, &actor,
 					      err);
+	free(s.ids);
 	return rc;
 }
 

@@ -3,7 +3,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "daemon/wiring.h"
@@ -34,8 +33,6 @@ struct cf_daemon {
 	double tokens;
 	int64_t tokens_at_ms;
 	int64_t next_tick_ms, next_poll_ms;
-	/* the TLS files as they were when the client was made: a renewal on SIGHUP */
-	struct stat tls_files[3];
 	/* counters for the log */
 	uint64_t handled, refused, published, acked;
 };
@@ -319,38 +316,6 @@ log_settings_apply(const cf_config *cfg)
 	cf_log_set_json(strcmp(cfg->log_format, "json") == 0);
 }
 
-/* stat() of the CA, certificate and key files of cfg (zeroed when missing). */
-static void
-tls_files_stat(struct stat st[3], const cf_config *cfg)
-{
-	const char *names[3] = { cfg->mqtt_ca_file, cfg->mqtt_cert_file, cfg->mqtt_key_file };
-	size_t i;
-
-	for (i = 0; i < 3; i++) {
-		char *path = cf_config_path(cfg, names[i]);
-
-		memset(&st[i], 0, sizeof(st[i]));
-		if (path != NULL && stat(path, &st[i]) != 0)
-			memset(&st[i], 0, sizeof(st[i]));
-		free(path);
-	}
-}
-
-/* A file replaced or rewritten since: `certfleet service create` renewed the identity. */
-static bool
-tls_files_changed(const struct stat a[3], const struct stat b[3])
-{
-	size_t i;
-
-	for (i = 0; i < 3; i++) {
-		if (a[i].st_ino != b[i].st_ino || a[i].st_size != b[i].st_size ||
-		    a[i].st_mtim.tv_sec != b[i].st_mtim.tv_sec ||
-		    a[i].st_mtim.tv_nsec != b[i].st_mtim.tv_nsec)
-			return true;
-	}
-	return false;
-}
-
 int
 cf_daemon_new(cf_daemon **out, cf_config *cfg, cf_err *err)
 {
@@ -365,10 +330,8 @@ cf_daemon_new(cf_daemon **out, cf_config *cfg, cf_err *err)
 	rc = cf_daemon_store_open(&d->store, &d->cfg, err);
 	if (rc == CF_OK)
 		rc = engine_open(&d->auth, &d->eng, d->store, &d->cfg, err);
-	if (rc == CF_OK) {
-		tls_files_stat(d->tls_files, &d->cfg);
+	if (rc == CF_OK)
 		rc = mqtt_open(&d->mqtt, d, &d->cfg, err);
-	}
 	if (rc != CF_OK) {
 		cf_daemon_free(d);
 		return rc;
@@ -412,8 +375,7 @@ reload(cf_daemon *d, const char *path)
 	cf_authority *auth = NULL;
 	cf_rotation_engine *eng = NULL;
 	cf_mqtt *mqtt = NULL;
-	struct stat stamps[3];
-	bool broker = false;
+	bool broker = false, renewed;
 
 	if (cf_config_init(&next, d->cfg.data_dir, &err) != CF_OK ||
 	    cf_config_load(&next, path, &err) != CF_OK) {
@@ -423,8 +385,7 @@ reload(cf_daemon *d, const char *path)
 	}
 	if (str_changed(next.store, d->cfg.store))
 		cf_log_warn("event=reload_partial key=store why=\"a new registry needs a restart\"");
-	tls_files_stat(stamps, &next);
-	broker = broker_settings_changed(&d->cfg, &next) || tls_files_changed(d->tls_files, stamps);
+	broker = broker_settings_changed(&d->cfg, &next);
 	if (engine_open(&auth, &eng, d->store, &next, &err) != CF_OK ||
 	    (broker && mqtt_open(&mqtt, d, &next, &err) != CF_OK)) {
 		cf_log_error_err(&err, "event=reload_refused why=\"kept the running configuration\"");
@@ -437,13 +398,16 @@ reload(cf_daemon *d, const char *path)
 	cf_authority_free(d->auth);
 	d->eng = eng;
 	d->auth = auth;
+	/* A renewed identity (the files rewritten, the paths unchanged): reconnect with it. */
+	renewed = !broker && cf_mqtt_tls_files_changed(d->mqtt);
 	if (broker) {
 		/* The old session's in-flight rows stay in the outbox and go out again. */
 		cf_mqtt_free(d->mqtt);
 		d->mqtt = mqtt;
 		d->sent_upto = 0;
 		d->ndelivered = 0;
-		memcpy(d->tls_files, stamps, sizeof(stamps));
+	} else if (renewed) {
+		cf_mqtt_reconnect_now(d->mqtt);
 	}
 	free(next.store);
 	next.store = d->cfg.store; /* the registry in use stays */
@@ -452,7 +416,7 @@ reload(cf_daemon *d, const char *path)
 	d->cfg = next;
 	log_settings_apply(&d->cfg);
 	d->outbox_dirty = true;
-	cf_log_info("event=reloaded broker_reconnect=%s", broker ? "yes" : "no");
+	cf_log_info("event=reloaded broker_reconnect=%s", broker || renewed ? "yes" : "no");
 }
 
 /* ---- run --------------------------------------------------------------- */

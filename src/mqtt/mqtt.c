@@ -29,6 +29,7 @@ struct cf_mqtt {
 	char **topics;
 	cf_mqtt_callbacks cb;
 	SSL_CTX *ssl_ctx;
+	struct stat tls_files[3]; /* the CA, certificate and key files ssl_ctx was built from */
 	struct mosquitto *mosq;
 	mq_state state;
 	bool tcp_up;            /* the TCP connect finished (CONNECTING) */
@@ -113,6 +114,59 @@ tls_context(SSL_CTX **out, const cf_mqtt_config *cfg, cf_err *err)
 	return CF_OK;
 }
 
+/* stat() of the CA, certificate and key files (zeroed when missing). */
+static void
+tls_files_stat(struct stat st[3], const cf_mqtt_config *cfg)
+{
+	const char *paths[3] = { cfg->ca_file, cfg->cert_file, cfg->key_file };
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		if (stat(paths[i], &st[i]) != 0)
+			memset(&st[i], 0, sizeof(st[i]));
+	}
+}
+
+static bool
+tls_files_same(const struct stat a[3], const struct stat b[3])
+{
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		if (a[i].st_ino != b[i].st_ino || a[i].st_size != b[i].st_size ||
+		    a[i].st_mtim.tv_sec != b[i].st_mtim.tv_sec ||
+		    a[i].st_mtim.tv_nsec != b[i].st_mtim.tv_nsec)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Before a (re)connect: when the files changed since the context was built
+ * (`certfleet service create` renewed the identity), build it again, so a
+ * renewed certificate is used at the next connect without a restart. A
+ * context that cannot be built is logged and the previous one kept.
+ */
+static void
+tls_refresh(cf_mqtt *m)
+{
+	struct stat now[3];
+	cf_err err = CF_ERR_INIT;
+	SSL_CTX *ctx = NULL;
+
+	tls_files_stat(now, &m->cfg);
+	if (tls_files_same(now, m->tls_files))
+		return;
+	if (tls_context(&ctx, &m->cfg, &err) != CF_OK) {
+		cf_log_warn_err(&err, "event=mqtt_tls_reload_failed why=\"kept the previous identity\"");
+		return;
+	}
+	SSL_CTX_free(m->ssl_ctx);
+	m->ssl_ctx = ctx;
+	memcpy(m->tls_files, now, sizeof(now));
+	cf_log_info("event=mqtt_tls_reloaded cert=%s", m->cfg.cert_file);
+}
+
 /* ---- life ------------------------------------------------------------ */
 
 static void
@@ -181,6 +235,7 @@ cf_mqtt_new(cf_mqtt **out, const cf_mqtt_config *cfg, const cf_mqtt_callbacks *c
 		cf_mqtt_free(m);
 		return cf_err_set(err, CF_ENOMEM, NULL, "mqtt");
 	}
+	tls_files_stat(m->tls_files, &m->cfg);
 	rc = tls_context(&m->ssl_ctx, &m->cfg, err);
 	if (rc != CF_OK) {
 		cf_mqtt_free(m);
@@ -321,6 +376,7 @@ connect_start(cf_mqtt *m, int64_t now_ms)
 {
 	int rc;
 
+	tls_refresh(m);
 	m->mosq = mosquitto_new(m->cfg.client_id, false, m);
 	if (m->mosq == NULL) {
 		cf_log_error("event=mqtt_connect_failed reason=\"out of memory\"");
@@ -447,6 +503,15 @@ cf_mqtt_publish(cf_mqtt *m, const char *topic, const void *data, size_t len, int
 	m->inflight[m->ninflight].tag = tag;
 	m->ninflight++;
 	return CF_OK;
+}
+
+bool
+cf_mqtt_tls_files_changed(const cf_mqtt *m)
+{
+	struct stat now[3];
+
+	tls_files_stat(now, &m->cfg);
+	return !tls_files_same(now, m->tls_files);
 }
 
 void

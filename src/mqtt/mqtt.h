@@ -94,6 +94,14 @@ unsigned int cf_mqtt_inflight(const cf_mqtt *m);
 int cf_mqtt_publish(cf_mqtt *m, const char *topic, const void *data, size_t len, int64_t tag,
 		    cf_err *err);
 
+/*
+ * The CA, certificate or key file changed since the TLS context was built.
+ * Every connect rebuilds the context from changed files first (a renewed
+ * identity is used without a restart; a context that cannot be built is
+ * logged and the previous one kept).
+ */
+bool cf_mqtt_tls_files_changed(const cf_mqtt *m);
+
 /* Send DISCONNECT and drop the connection; the next step reconnects at once. */
 void cf_mqtt_reconnect_now(cf_mqtt *m);
 
