@@ -4,6 +4,7 @@
 #ifndef CF_CLI_H
 #define CF_CLI_H
 
+#include <getopt.h>
 #include <stdbool.h>
 
 #include <jansson.h>
@@ -67,6 +68,15 @@ int cli_usage_error(const char *usage, const char *fmt, ...) CF_PRINTF(2, 3);
 
 /* True when argv holds -h or --help; then usage was printed. */
 bool cli_wants_help(int argc, char **argv, const char *usage);
+
+/*
+ * getopt_long() over a verb's options, limited to allowed (0-terminated:
+ * the codes this verb takes). The next option, -1 at the end, or '?' for
+ * an option not taken here (the usage error is printed: return
+ * CLI_EXIT_USAGE). Set optind = 0 before the first call.
+ */
+int cli_getopt(int argc, char **argv, const struct option *opts, const int *allowed,
+	       const char *usage);
 
 /*
  * Print value (stolen) as JSON, or as a table: an array of objects prints

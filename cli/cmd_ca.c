@@ -468,18 +468,15 @@ ca_parse(struct ca_opts *o, int argc, char **argv, const char *usage, const int 
 {
 	int64_t days;
 	int c;
-	size_t i;
 
 	memset(o, 0, sizeof(*o));
 	if (cli_wants_help(argc, argv, usage))
 		return CLI_EXIT_OK;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "", ca_long_opts, NULL)) != -1) {
-		for (i = 0; allowed[i] != 0 && allowed[i] != c; i++)
-			;
-		if (c == '?' || allowed[i] == 0)
-			return cli_usage_error(usage, "option not understood here");
+	while ((c = cli_getopt(argc, argv, ca_long_opts, allowed, usage)) != -1) {
 		switch (c) {
+		case '?':
+			return CLI_EXIT_USAGE;
 		case OPT_NAME: o->spec.name = optarg; break;
 		case OPT_CN: o->spec.common_name = optarg; break;
 		case OPT_ORG: o->spec.organization = optarg; break;

@@ -65,7 +65,6 @@ cert_parse(struct cert_opts *o, int argc, char **argv, const char *usage, const 
 {
 	cf_cert_status status;
 	int64_t v;
-	size_t i;
 	int c;
 
 	memset(o, 0, sizeof(*o));
@@ -73,12 +72,10 @@ cert_parse(struct cert_opts *o, int argc, char **argv, const char *usage, const 
 	if (cli_wants_help(argc, argv, usage))
 		return CLI_EXIT_OK;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "", cert_long_opts, NULL)) != -1) {
-		for (i = 0; allowed[i] != 0 && allowed[i] != c; i++)
-			;
-		if (c == '?' || allowed[i] == 0)
-			return cli_usage_error(usage, "option not understood here");
+	while ((c = cli_getopt(argc, argv, cert_long_opts, allowed, usage)) != -1) {
 		switch (c) {
+		case '?':
+			return CLI_EXIT_USAGE;
 		case OPT_THING: o->thing = optarg; break;
 		case OPT_DELETED: o->deleted = true; break;
 		case OPT_CSR: o->csr = optarg; break;

@@ -42,7 +42,6 @@ static int
 rotate_parse(struct rotate_opts *o, int argc, char **argv, const char *usage, const int *allowed)
 {
 	cf_rotation_state state;
-	size_t i;
 	int c;
 
 	memset(o, 0, sizeof(*o));
@@ -50,12 +49,10 @@ rotate_parse(struct rotate_opts *o, int argc, char **argv, const char *usage, co
 	if (cli_wants_help(argc, argv, usage))
 		return CLI_EXIT_OK;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "", rotate_long_opts, NULL)) != -1) {
-		for (i = 0; allowed[i] != 0 && allowed[i] != c; i++)
-			;
-		if (c == '?' || allowed[i] == 0)
-			return cli_usage_error(usage, "option not understood here");
+	while ((c = cli_getopt(argc, argv, rotate_long_opts, allowed, usage)) != -1) {
 		switch (c) {
+		case '?':
+			return CLI_EXIT_USAGE;
 		case OPT_THING: o->thing = optarg; break;
 		case OPT_CERT: o->cert = optarg; break;
 		case OPT_CA: o->ca = optarg; break;

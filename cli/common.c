@@ -149,6 +149,23 @@ cli_config(cf_cli *cli)
 }
 
 int
+cli_getopt(int argc, char **argv, const struct option *opts, const int *allowed, const char *usage)
+{
+	int c = getopt_long(argc, argv, "", opts, NULL);
+	size_t i;
+
+	if (c == -1)
+		return -1;
+	for (i = 0; allowed[i] != 0 && allowed[i] != c; i++)
+		;
+	if (c == '?' || allowed[i] == 0) {
+		(void)cli_usage_error(usage, "option not understood here");
+		return '?';
+	}
+	return c;
+}
+
+int
 cli_store(cf_cli *cli)
 {
 	cf_err err = CF_ERR_INIT;
