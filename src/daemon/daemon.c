@@ -394,6 +394,9 @@ reload(cf_daemon *d, const char *path)
 		cf_config_clear(&next);
 		return;
 	}
+	if (str_changed(next.store_sync, d->cfg.store_sync) &&
+	    cf_store_set_durable(d->store, strcmp(next.store_sync, "full") == 0, &err) != CF_OK)
+		cf_log_warn_err(&err, "event=reload_partial key=store_sync");
 	cf_rotation_engine_free(d->eng);
 	cf_authority_free(d->auth);
 	d->eng = eng;
