@@ -126,9 +126,9 @@ rotation_json(const cf_store_rotation *r)
 	json_object_set_new(o, "createdAt", cli_json_time(r->created_at));
 	json_object_set_new(o, "updatedAt", cli_json_time(r->updated_at));
 	json_object_set_new(o, "deadline", cli_json_time(r->deadline));
-	json_object_set_new(o, "nextSendAt", cli_json_time(r->state == CF_ROTATION_REQUESTED ?
-								   r->next_send_at :
-								   0));
+	/* When csr_req (REQUESTED) or crt (ISSUED) goes out again; none once ended. */
+	json_object_set_new(o, "nextSendAt",
+			    cli_json_time(cf_rotation_state_open(r->state) ? r->next_send_at : 0));
 	json_object_set_new(o, "deleteOldAt", cli_json_time(r->delete_old_at));
 	return o;
 }
