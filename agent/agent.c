@@ -68,6 +68,8 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 
+/* Refused connects with a new certificate before it is given up (crt_err). */
+#define STAGED_TRIES 3
 #define FILE_MAX (64 * 1024)
 
 enum conn_state { CONN_IDLE = 0, CONN_WAIT, CONN_CONNECTING, CONN_UP };
@@ -117,6 +119,7 @@ struct cf_agent {
 	int64_t now;
 	int64_t connect_at;
 	bool fallback_tried;
+	int staged_refusals; /* refused connects with the staged identity, this rotation */
 
 	char *err_pending; /* crt_err payload to publish once connected */
 	unsigned long err_pub_id;
@@ -932,15 +935,26 @@ cf_agent_connect_done(cf_agent *a, unsigned long id, cf_agent_connect_result res
 		on_connected(a);
 		return;
 	}
+	if (slot == CF_AGENT_SLOT_STAGING &&
+	    (result == CF_AGENT_CONNECT_UNREACHABLE || ++a->staged_refusals < STAGED_TRIES)) {
+		/*
+		 * Not a verdict yet: a broker restarting under the handshake looks
+		 * like a refusal, and an unreachable broker says nothing of the
+		 * certificate (the old one would not connect either).
+		 */
+		logf_(a, CF_AGENT_LOG_WARN, NULL,
+		      "event=connect_failed slot=staging result=%s tries=%d retry_ms=%d",
+		      result == CF_AGENT_CONNECT_REFUSED ? "refused" : "unreachable",
+		      a->staged_refusals, a->backoff);
+		schedule_connect(a, CF_AGENT_SLOT_STAGING, next_backoff(a));
+		return;
+	}
 	if (slot == CF_AGENT_SLOT_STAGING) {
 		cf_agent__json_field f[ROT_N];
 
 		(void)rot_read(f, a->dir[slot], CF_AGENT__ROT_FILE, NULL);
-		rotation_fail(a,
-			      result == CF_AGENT_CONNECT_REFUSED ? "NEW_CERT_REFUSED"
-								 : "NEW_CERT_UNREACHABLE",
-			      "could not connect with the new certificate", f[ROT_ID].str,
-			      f[ROT_CERT_ID].str);
+		rotation_fail(a, "NEW_CERT_REFUSED", "the broker refused the new certificate",
+			      f[ROT_ID].str, f[ROT_CERT_ID].str);
 		cf_agent__json_fields_clear(f, ROT_N);
 		schedule_connect(a, CF_AGENT_SLOT_CURRENT, 0);
 		return;
@@ -1235,6 +1249,7 @@ on_crt(cf_agent *a, const char *text, size_t len, cf_agent_err *err)
 	logf_(a, CF_AGENT_LOG_INFO, NULL, "event=crt_stored rotation=%s cert=%s",
 	      rotation_id != NULL ? rotation_id : "-", id);
 	emit(a, CF_AGENT_EVENT_CERT_STAGED, id);
+	a->staged_refusals = 0;
 	schedule_connect(a, CF_AGENT_SLOT_STAGING, 0);
 done:
 	rc = CF_AGENT_OK;

@@ -845,6 +845,40 @@ test_rotation_e2e__happy_path_one(void **state)
 	daemon_stop(fx);
 }
 
+/*
+ * The broker restarts in the middle of a mass rotation: devices lose their
+ * connections under the csr_req / crt / reconnect exchange, and a handshake
+ * cut short looks like a refused certificate. Every rotation still
+ * completes, none fails, one new certificate each.
+ */
+static void
+test_rotation_e2e__broker_restart_mid_rotation(void **state)
+{
+	struct fx *fx = *state;
+	json_t *sum;
+	size_t before;
+
+	world(fx);
+	daemon_start(fx);
+	sim_provision(fx, 100);
+	before = certs_total(fx);
+	sim_start(fx, 100, "--until-rotated", "100", "--timeout", "150s", NULL);
+	wait_sim_subscribed(fx, 100);
+	cf_test_certfleet(&fx->f, 0, "rotate", "start", "--expiring-within", "30d", NULL);
+	/* A third of the certificates are out: devices are reconnecting with them. */
+	assert_int_equal(cf_test_file_wait(fx->spy_out, "/crt {", 33, WAIT_MS), 0);
+	assert_int_equal(cf_test_broker_restart(fx->broker), 0);
+	assert_int_equal(sim_wait(fx, 160000), 0);
+	sum = cf_test_json_parse(&fx->f, cf_test_file_text(&fx->f, fx->summary));
+	assert_int_equal(cf_test_jint(sum, "rotated"), 100);
+	assert_int_equal(cf_test_jint(sum, "failed"), 0);
+	wait_rotations(fx, "COMPLETED", 100, WAIT_MS);
+	assert_all_completed(fx, 100, false);
+	assert_int_equal(certs_total(fx), before + 100);
+	cf_test_certfleet(&fx->f, 0, "events", "verify", NULL);
+	daemon_stop(fx);
+}
+
 /* 200 simulated devices whose certificates expire in 10 days, all rotated. */
 static void
 test_rotation_e2e__happy_path_200(void **state)
@@ -1343,6 +1377,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_rotation_e2e__happy_path_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_e2e__happy_path_200, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_e2e__broker_restart_mid_rotation, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_e2e__crt_err, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_e2e__deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_e2e__duplicate_csr_res, setup,
