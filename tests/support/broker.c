@@ -531,15 +531,31 @@ show_broker_output(const cf_test_broker *b)
 static int
 launch(cf_test_broker *b)
 {
-	const char *argv[] = { "mosquitto", "-c", b->conf, NULL };
+	const char *plain[] = { "mosquitto", "-c", b->conf, NULL };
+	const char *preload = getenv("CF_TEST_BROKER_PRELOAD");
+	char *env = NULL;
+	const char *with_env[] = { "env", NULL, "mosquitto", "-c", b->conf, NULL };
+	const char *const *argv = plain;
 	size_t busy_before;
+	int rc;
 	int64_t deadline;
 
 	if (write_conf(b) != 0)
 		return -1;
 	busy_before = cf_test_file_count(b->log_file, "Address already in use") +
 		      cf_test_file_count(b->out_file, "Address already in use");
-	if (cf_test_bg_start(&b->proc, argv, b->out_file, b->out_file) != 0)
+	/*
+	 * A plugin built with the sanitizers needs their runtime in the broker
+	 * (which is not built with them): CF_TEST_BROKER_PRELOAD names it.
+	 */
+	if (preload != NULL && preload[0] != '\0') {
+		env = cf_test_printf("LD_PRELOAD=%s", preload);
+		with_env[1] = env;
+		argv = with_env;
+	}
+	rc = cf_test_bg_start(&b->proc, argv, b->out_file, b->out_file);
+	free(env);
+	if (rc != 0)
 		return -1;
 	deadline = now_ms() + CF_TEST_BROKER_START_MS;
 	while (now_ms() < deadline) {

@@ -107,7 +107,9 @@ typedef struct cf_test_broker cf_test_broker; /* opaque */
  * once it accepts TCP connections. client_ca_file is the bundle client
  * certificates must chain to (the certfleet root and intermediates).
  * extra_conf (may be NULL) is appended to mosquitto.conf. The caller
- * releases *out with cf_test_broker_free().
+ * releases *out with cf_test_broker_free(). When the environment variable
+ * CF_TEST_BROKER_PRELOAD is set, Mosquitto runs with it as LD_PRELOAD (the
+ * sanitizer runtime that a plugin built with -fsanitize needs).
  */
 int cf_test_broker_start(cf_test_broker **out, const char *dir, const char *client_ca_file,
 			 const char *extra_conf);
