@@ -11,6 +11,7 @@ struct cf_broker_entry {
 	cf_cert_status status;
 	int64_t not_before, not_after;
 	bool deleted;
+	unsigned int sessions; /* connected clients using it */
 };
 
 /* FNV-1a over the hex id: SHA-256 digits are uniform, any mix will do. */
@@ -70,12 +71,20 @@ grow(cf_broker_index *idx)
 	return CF_OK;
 }
 
+struct refresh_ctx {
+	cf_broker_index *idx;
+	cf_broker_left_fn left;
+	void *payload;
+};
+
 static int
 upsert(const cf_store_cert *cert, void *payload)
 {
-	cf_broker_index *idx = payload;
+	struct refresh_ctx *rc = payload;
+	cf_broker_index *idx = rc->idx;
 	cf_broker_entry *e;
 	char *thing = NULL;
+	bool was_in, is_in;
 
 	if (strlen(cert->id) != CF_BROKER_ID_LEN - 1)
 		return CF_OK; /* not a certificate id: never matches a peer */
@@ -88,6 +97,8 @@ upsert(const cf_store_cert *cert, void *payload)
 		memcpy(e->id, cert->id, CF_BROKER_ID_LEN);
 		idx->n++;
 	}
+	was_in = e->status == CF_CERT_ACTIVE && !e->deleted;
+	is_in = cert->status == CF_CERT_ACTIVE && cert->deleted_at == 0;
 	free(e->thing);
 	e->thing = thing;
 	e->status = cert->status;
@@ -96,13 +107,18 @@ upsert(const cf_store_cert *cert, void *payload)
 	e->deleted = cert->deleted_at != 0;
 	if (cert->change_seq > idx->seq)
 		idx->seq = cert->change_seq;
+	if (was_in && !is_in && e->sessions > 0 && e->thing != NULL && rc->left != NULL)
+		rc->left(e->thing, e->id, e->deleted ? "deleted" : cf_cert_status_name(e->status),
+			 rc->payload);
 	return CF_OK;
 }
 
 int
-cf_broker_index_refresh(cf_broker_index *idx, cf_store *store, cf_err *err)
+cf_broker_index_refresh(cf_broker_index *idx, cf_store *store, cf_broker_left_fn left,
+			void *payload, cf_err *err)
 {
-	int rc = cf_store_cert_changes(store, idx->seq, 0, upsert, idx, err);
+	struct refresh_ctx ctx = { idx, left, payload };
+	int rc = cf_store_cert_changes(store, idx->seq, 0, upsert, &ctx, err);
 
 	if (rc == CF_ENOMEM)
 		return cf_err_set(err, CF_ENOMEM, NULL, "certificate index");
@@ -132,6 +148,19 @@ cf_broker_index_check(const cf_broker_index *idx, const char *id, const char *cl
 	if (client_id == NULL || strcmp(client_id, e->thing) != 0)
 		return "client_id_mismatch";
 	return NULL;
+}
+
+void
+cf_broker_index_session(cf_broker_index *idx, const char *id, int delta)
+{
+	cf_broker_entry *e = find(idx, id);
+
+	if (e == NULL)
+		return;
+	if (delta > 0)
+		e->sessions++;
+	else if (e->sessions > 0)
+		e->sessions--;
 }
 
 size_t

@@ -22,8 +22,21 @@ typedef struct cf_broker_index {
 	int64_t seq; /* the largest change_seq seen */
 } cf_broker_index;
 
-/* Read what changed since the last call (everything the first time). CF_ENOMEM, CF_ESTORE. */
-int cf_broker_index_refresh(cf_broker_index *idx, cf_store *store, cf_err *err);
+/* Called for a certificate in use by a session that may no longer connect. */
+typedef void (*cf_broker_left_fn)(const char *thing, const char *id, const char *why,
+				  void *payload);
+
+/*
+ * Read what changed since the last call (everything the first time). For
+ * every certificate that a session uses (cf_broker_index_session()) and
+ * that stopped being admissible (left ACTIVE, deleted), left is called
+ * (may be NULL). CF_ENOMEM, CF_ESTORE.
+ */
+int cf_broker_index_refresh(cf_broker_index *idx, cf_store *store, cf_broker_left_fn left,
+			    void *payload, cf_err *err);
+
+/* A session with certificate id began (delta 1) or ended (-1). Unknown ids are ignored. */
+void cf_broker_index_session(cf_broker_index *idx, const char *id, int delta);
 
 /*
  * NULL when a client with certificate id and client_id may connect at time

@@ -18,8 +18,14 @@
  * undeleted certificate whose thing equals the client id is refused, with
  * a log line that says why.
  *
- * Not yet here (issue 4 goes on): topic ACLs from the policies, kicking
- * live sessions when a certificate leaves ACTIVE, connection records.
+ * Sessions are counted per certificate (connect admitted, disconnect), so
+ * that when a certificate in use leaves ACTIVE (deactivated, revoked,
+ * replaced after crt_ack, deleted) its client is disconnected at the next
+ * refresh. A device that reconnected with its new certificate before the
+ * old one was deactivated is not touched: its session uses the new one.
+ *
+ * Not yet here (issue 4 goes on): topic ACLs from the policies, connection
+ * records.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -59,12 +65,23 @@ mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A certificate in use left ACTIVE: its session goes (client id == thing, checked at CONNECT). */
+static void
+on_left(const char *thing, const char *id, const char *why, void *payload)
+{
+	(void)payload;
+	mosquitto_log_printf(MOSQ_LOG_NOTICE,
+			     "certfleet: disconnecting client_id=%s cert=%.16s reason=%s", thing, id,
+			     why);
+	mosquitto_kick_client_by_clientid(thing, false);
+}
+
 static void
 refresh(struct plugin *p)
 {
 	cf_err err = CF_ERR_INIT;
 
-	if (cf_broker_index_refresh(&p->idx, p->store, &err) != CF_OK)
+	if (cf_broker_index_refresh(&p->idx, p->store, on_left, p, &err) != CF_OK)
 		mosquitto_log_printf(MOSQ_LOG_WARNING, "certfleet: registry refresh failed: %s",
 				     err.msg);
 }
@@ -116,6 +133,21 @@ on_basic_auth(int event, void *event_data, void *userdata)
 				     why);
 		return MOSQ_ERR_AUTH;
 	}
+	cf_broker_index_session(&p->idx, id, 1);
+	return MOSQ_ERR_SUCCESS;
+}
+
+/* A session ended (any client: the count of a certificate never admitted stays 0). */
+static int
+on_disconnect(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_disconnect *ed = event_data;
+	struct plugin *p = userdata;
+	char id[CF_BROKER_ID_LEN];
+
+	(void)event;
+	if (peer_cert_id(id, ed->client))
+		cf_broker_index_session(&p->idx, id, -1);
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -208,7 +240,7 @@ mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 				     err.msg);
 		return MOSQ_ERR_UNKNOWN;
 	}
-	rc = cf_broker_index_refresh(&p->idx, p->store, &err);
+	rc = cf_broker_index_refresh(&p->idx, p->store, NULL, NULL, &err);
 	if (rc != CF_OK) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, "certfleet: cannot read the registry: %s",
 				     err.msg);
@@ -221,6 +253,8 @@ mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 	if (mosquitto_callback_register(p->pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, p) !=
 		    MOSQ_ERR_SUCCESS ||
 	    mosquitto_callback_register(p->pid, MOSQ_EVT_TICK, on_tick, NULL, p) !=
+		    MOSQ_ERR_SUCCESS ||
+	    mosquitto_callback_register(p->pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, p) !=
 		    MOSQ_ERR_SUCCESS)
 		return MOSQ_ERR_UNKNOWN;
 	mosquitto_log_printf(MOSQ_LOG_NOTICE, "certfleet: %zu certificates indexed, refresh every "
@@ -240,6 +274,7 @@ mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int opti
 		return MOSQ_ERR_SUCCESS;
 	mosquitto_callback_unregister(p->pid, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
 	mosquitto_callback_unregister(p->pid, MOSQ_EVT_TICK, on_tick, NULL);
+	mosquitto_callback_unregister(p->pid, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
 	cf_broker_index_clear(&p->idx);
 	cf_store_close(p->store);
 	p->store = NULL;

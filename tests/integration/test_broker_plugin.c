@@ -198,6 +198,67 @@ test_broker_plugin__status_change_refuses_reconnection(void **state)
 	printf("refused %lld ms after the deactivation\n", (long long)waited);
 }
 
+/*
+ * A live session whose certificate is deactivated is disconnected, and its
+ * reconnection refused; a session with another certificate of the same
+ * thing (a rotated device) is not touched when the old one goes.
+ */
+static void
+test_broker_plugin__live_session_disconnected(void **state)
+{
+	struct fx *fx = *state;
+	const char *log = cf_test_broker_log_file(fx->broker), *k_old;
+	const char *c_old = identity(fx, "dev-5", &k_old);
+	const char *old_id = cf_test_keep(&fx->f, strdup(cf_test_ossl_cert_id(&fx->f, cf_test_tpath(&fx->f, "dev-5.pem"))));
+	const char *csr = cf_test_csr_new(&fx->f, "dev-5-new", "ec", "/CN=x");
+	const char *new_leaf = cf_test_tpath(&fx->f, "dev-5-new.pem");
+	const char *c_new = cf_test_tpath(&fx->f, "dev-5-new-chain.pem");
+	char port[16];
+	cf_test_bg *sub = NULL;
+	const char *argv[24];
+	size_t n = 0;
+
+	/* A second ACTIVE certificate for dev-5, as a rotation issues one. */
+	cf_test_certfleet(&fx->f, 0, "cert", "issue", "--thing", "dev-5", "--csr", csr, "--out",
+			  new_leaf, NULL);
+	cf_test_cat(&fx->f, c_new, 0644, new_leaf, fx->f.inter, NULL);
+	usleep(300 * 1000);
+	snprintf(port, sizeof(port), "%d", cf_test_broker_port(fx->broker));
+	argv[n++] = "mosquitto_sub";
+	argv[n++] = "-h";
+	argv[n++] = "127.0.0.1";
+	argv[n++] = "-p";
+	argv[n++] = port;
+	argv[n++] = "--cafile";
+	argv[n++] = cf_test_broker_ca_file(fx->broker);
+	argv[n++] = "--cert";
+	argv[n++] = c_new;
+	argv[n++] = "--key";
+	argv[n++] = cf_test_tpath(&fx->f, "dev-5-new.key");
+	argv[n++] = "-i";
+	argv[n++] = "dev-5";
+	argv[n++] = "-t";
+	argv[n++] = "test/#";
+	argv[n] = NULL;
+	assert_int_equal(cf_test_bg_start(&sub, argv, NULL, NULL), 0);
+	assert_int_equal(cf_test_file_wait(log, "as dev-5 ", 1, 10000), 0);
+
+	/* The old certificate goes (the rotation's crt_ack): the new session stays. */
+	cf_test_certfleet(&fx->f, 0, "cert", "deactivate", old_id, NULL);
+	usleep(500 * 1000);
+	assert_int_equal(cf_test_file_count(log, "disconnecting client_id=dev-5"), 0);
+	assert_true(cf_test_bg_running(sub));
+	assert_int_not_equal(pub(fx, c_old, k_old, "dev-5"), 0);
+
+	/* The new one goes too: its session is closed, and its reconnection refused. */
+	cf_test_certfleet(&fx->f, 0, "cert", "deactivate", cf_test_ossl_cert_id(&fx->f, new_leaf),
+			  NULL);
+	assert_int_equal(cf_test_file_wait(log, "disconnecting client_id=dev-5", 1, 10000), 0);
+	/* mosquitto_sub reconnects at once, and is refused (the old pub was the first). */
+	assert_int_equal(cf_test_file_wait(log, "client_id=dev-5 addr=127.0.0.1", 2, 10000), 0);
+	cf_test_bg_free(sub);
+}
+
 int
 main(void)
 {
@@ -209,6 +270,8 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broker_plugin__status_change_refuses_reconnection,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_broker_plugin__live_session_disconnected, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests_name("broker plugin", tests, NULL, NULL);
