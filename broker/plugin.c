@@ -115,22 +115,23 @@ on_basic_auth(int event, void *event_data, void *userdata)
 	struct plugin *p = userdata;
 	const char *client_id = mosquitto_client_id(ed->client);
 	const char *addr = mosquitto_client_address(ed->client);
-	char id[CF_BROKER_ID_LEN];
+	char id[CF_BROKER_ID_LEN], qid[160];
 	const char *why;
 
 	(void)event;
+	/* The client id is the client's own text: quoted, so that it cannot forge a log line. */
+	cf_log_quote(qid, sizeof(qid), client_id != NULL ? client_id : "-");
 	if (!peer_cert_id(id, ed->client)) {
 		mosquitto_log_printf(MOSQ_LOG_NOTICE,
 				     "certfleet: refused client_id=%s addr=%s reason=no_certificate",
-				     client_id != NULL ? client_id : "-", addr != NULL ? addr : "-");
+				     qid, addr != NULL ? addr : "-");
 		return MOSQ_ERR_AUTH;
 	}
 	why = cf_broker_index_check(&p->idx, id, client_id, cf_time_now());
 	if (why != NULL) {
 		mosquitto_log_printf(MOSQ_LOG_NOTICE,
 				     "certfleet: refused client_id=%s addr=%s cert=%.16s reason=%s",
-				     client_id != NULL ? client_id : "-", addr != NULL ? addr : "-", id,
-				     why);
+				     qid, addr != NULL ? addr : "-", id, why);
 		return MOSQ_ERR_AUTH;
 	}
 	cf_broker_index_session(&p->idx, id, 1);
