@@ -204,20 +204,14 @@ register_service(cf_cli *cli, cf_authority *auth, const struct service_opts *o,
 static int
 key_write(const char *path, EVP_PKEY *key, cf_err *err)
 {
-	BIO *bio = BIO_new(BIO_s_secmem());
-	BUF_MEM *mem = NULL;
-	int rc;
+	char *pem = NULL;
+	size_t len = 0;
+	int rc = cf_pki_key_pem_plain(&pem, &len, key, err);
 
-	if (bio == NULL)
-		return cf_err_set_ossl(err, CF_ENOMEM, NULL, "BIO_new");
-	if (PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) != 1 ||
-	    BIO_get_mem_ptr(bio, &mem) != 1 || mem == NULL) {
-		rc = cf_err_set_ossl(err, CF_ECRYPTO, NULL, "encoding the key");
-	} else {
-		rc = cf_file_write_atomic(path, mem->data, mem->length, 0600, false, err);
-		OPENSSL_cleanse(mem->data, mem->length);
-	}
-	BIO_free(bio);
+	if (rc == CF_OK)
+		rc = cf_file_write_atomic(path, pem, len, 0600, false, err);
+	if (pem != NULL)
+		OPENSSL_secure_clear_free(pem, len + 1);
 	return rc;
 }
 

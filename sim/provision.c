@@ -81,35 +81,6 @@ out:
 	return rc;
 }
 
-/* Unencrypted PKCS#8 PEM of key (the agent's own format), wiped by the caller. */
-static int
-key_pem(char **out, size_t *len_out, EVP_PKEY *key, cf_err *err)
-{
-	BIO *bio = BIO_new(BIO_s_secmem());
-	char *data;
-	long n;
-	int rc;
-
-	*out = NULL;
-	if (bio == NULL ||
-	    PEM_write_bio_PKCS8PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) != 1) {
-		rc = cf_err_set_ossl(err, CF_ECRYPTO, NULL, "key PEM");
-		goto out;
-	}
-	n = BIO_get_mem_data(bio, &data);
-	*out = OPENSSL_secure_malloc((size_t)n + 1);
-	if (*out == NULL) {
-		rc = cf_err_set(err, CF_ENOMEM, NULL, "key PEM");
-		goto out;
-	}
-	memcpy(*out, data, (size_t)n);
-	(*out)[n] = '\0';
-	*len_out = (size_t)n;
-	rc = CF_OK;
-out:
-	BIO_free(bio);
-	return rc;
-}
 
 static int
 write_file(const char *dir, const char *name, const char *a, size_t alen, const char *b,
@@ -326,7 +297,7 @@ write_state(struct ctx *c, const struct dev *d, const char *cert_pem, cf_err *er
 	}
 	rc = cf_dir_create(cur, 0700, err);
 	if (rc == CF_OK)
-		rc = key_pem(&kp, &klen, d->key, err);
+		rc = cf_pki_key_pem_plain(&kp, &klen, d->key, err);
 	if (rc == CF_OK)
 		rc = write_file(cur, "key.pem", kp, klen, NULL, 0, err);
 	if (rc == CF_OK)

@@ -89,6 +89,35 @@ cf_pki_key_generate(EVP_PKEY **out, cf_key_type type, cf_err *err)
 #define KDF_SALT_LEN 16
 
 int
+cf_pki_key_pem_plain(char **out, size_t *len_out, EVP_PKEY *key, cf_err *err)
+{
+	BIO *bio;
+	char *data;
+	long n;
+	int rc = CF_OK;
+
+	*out = NULL;
+	*len_out = 0;
+	if (key == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "no key");
+	bio = BIO_new(BIO_s_secmem());
+	if (bio == NULL)
+		return cf_err_set_ossl(err, CF_ENOMEM, NULL, "BIO_new");
+	if (PEM_write_bio_PKCS8PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) != 1 ||
+	    (n = BIO_get_mem_data(bio, &data)) <= 0) {
+		rc = cf_err_set_ossl(err, CF_ECRYPTO, NULL, "encoding the key");
+	} else if ((*out = OPENSSL_secure_malloc((size_t)n + 1)) == NULL) {
+		rc = cf_err_set(err, CF_ENOMEM, NULL, "key PEM");
+	} else {
+		memcpy(*out, data, (size_t)n);
+		(*out)[n] = '\0';
+		*len_out = (size_t)n;
+	}
+	BIO_free(bio); /* a secure-heap BIO: its buffer is cleared as it is freed */
+	return rc;
+}
+
+int
 cf_pki_key_write_encrypted(const char *path, EVP_PKEY *key, const char *pass, size_t pass_len,
 			   cf_err *err)
 {

@@ -61,6 +61,15 @@ int cf_pki_key_write_encrypted(const char *path, EVP_PKEY *key, const char *pass
 			       size_t pass_len, cf_err *err);
 
 /*
+ * key as unencrypted PKCS#8 PEM, for identities whose key a program reads
+ * without a passphrase (a service principal for libmosquitto, a simulated
+ * device): *out is NUL-terminated, in OpenSSL's secure heap when there is
+ * one; release it with OPENSSL_secure_clear_free(*out, *len_out + 1).
+ * CF_EINVAL without a key; CF_ECRYPTO, CF_ENOMEM.
+ */
+int cf_pki_key_pem_plain(char **out, size_t *len_out, EVP_PKEY *key, cf_err *err);
+
+/*
  * Read an encrypted PKCS#8 PEM key: only an "ENCRYPTED PRIVATE KEY" block
  * is decoded, never a plaintext or legacy key in the same file. CF_ECRYPTO
  * when the passphrase is wrong or the file holds no such block;

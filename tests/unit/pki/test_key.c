@@ -271,11 +271,39 @@ test_pki_key__policy_defaults(void **state)
 		    policy.allow_ed25519);
 }
 
+/* The unencrypted PEM decodes back to the same key; no key is a clear error. */
+static void
+test_pki_key__plain_pem(void **state)
+{
+	cf_err err = CF_ERR_INIT;
+	EVP_PKEY *key = NULL, *back;
+	char *pem = NULL;
+	size_t len = 0;
+	BIO *bio;
+
+	(void)state;
+	assert_int_equal(cf_pki_key_generate(&key, CF_KEY_EC_P256, &err), CF_OK);
+	assert_int_equal(cf_pki_key_pem_plain(&pem, &len, key, &err), CF_OK);
+	assert_int_equal(strlen(pem), len);
+	assert_non_null(strstr(pem, "-----BEGIN PRIVATE KEY-----"));
+	bio = BIO_new_mem_buf(pem, (int)len);
+	back = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	assert_non_null(back);
+	assert_int_equal(EVP_PKEY_eq(key, back), 1);
+	EVP_PKEY_free(back);
+	BIO_free(bio);
+	OPENSSL_secure_clear_free(pem, len + 1);
+	EVP_PKEY_free(key);
+	assert_int_equal(cf_pki_key_pem_plain(&pem, &len, NULL, &err), CF_EINVAL);
+	assert_null(pem);
+}
+
 int
 test_pki_key_run(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pki_key__p256_roundtrip),
+		cmocka_unit_test(test_pki_key__plain_pem),
 		cmocka_unit_test(test_pki_key__p384_roundtrip),
 		cmocka_unit_test(test_pki_key__ed25519_roundtrip),
 		cmocka_unit_test(test_pki_key__rsa_roundtrip),
