@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "support/broker.h"
@@ -58,15 +57,6 @@ pub(struct fx *fx, const char *cert, const char *key, const char *client_id)
 	status = r.status;
 	cf_test_result_clear(&r);
 	return status;
-}
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int
@@ -188,11 +178,11 @@ test_broker_plugin__status_change_refuses_reconnection(void **state)
 	usleep(300 * 1000);
 	assert_int_equal(pub(fx, cert, key, "dev-9"), 0);
 	cf_test_certfleet(&fx->f, 0, "cert", "deactivate", id, NULL);
-	t0 = now_ms();
+	t0 = cf_test_now_ms();
 	do {
 		status = pub(fx, cert, key, "dev-9");
-	} while (status == 0 && now_ms() - t0 < 5000);
-	waited = now_ms() - t0;
+	} while (status == 0 && cf_test_now_ms() - t0 < 5000);
+	waited = cf_test_now_ms() - t0;
 	assert_int_not_equal(status, 0);
 	/* Measured, not asserted (no timing threshold in a test): refresh_ms is 100 here. */
 	printf("refused %lld ms after the deactivation\n", (long long)waited);

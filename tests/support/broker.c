@@ -47,8 +47,8 @@ struct cf_test_broker {
 	cf_test_bg *proc;
 };
 
-static int64_t
-now_ms(void)
+int64_t
+cf_test_now_ms(void)
 {
 	struct timespec ts;
 
@@ -234,12 +234,12 @@ cf_test_bg_signal(cf_test_bg *p, int sig)
 int
 cf_test_bg_wait(cf_test_bg *p, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = cf_test_now_ms() + timeout_ms;
 
 	for (;;) {
 		if (try_reap(p))
 			return p->status;
-		if (now_ms() >= deadline)
+		if (cf_test_now_ms() >= deadline)
 			return -1;
 		sleep_ms(10);
 	}
@@ -284,14 +284,14 @@ cf_test_bg_free(cf_test_bg *p)
 int
 cf_test_wait_until(cf_test_cond cond, void *payload, int interval_ms, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms, left;
+	int64_t deadline = cf_test_now_ms() + timeout_ms, left;
 
 	if (interval_ms <= 0)
 		interval_ms = 50;
 	for (;;) {
 		if (cond(payload))
 			return 0;
-		left = deadline - now_ms();
+		left = deadline - cf_test_now_ms();
 		if (left <= 0)
 			return -1;
 		sleep_ms(left < interval_ms ? left : interval_ms);
@@ -557,8 +557,8 @@ launch(cf_test_broker *b)
 	free(env);
 	if (rc != 0)
 		return -1;
-	deadline = now_ms() + CF_TEST_BROKER_START_MS;
-	while (now_ms() < deadline) {
+	deadline = cf_test_now_ms() + CF_TEST_BROKER_START_MS;
+	while (cf_test_now_ms() < deadline) {
 		if (!cf_test_bg_running(b->proc)) {
 			cf_test_bg_free(b->proc);
 			b->proc = NULL;

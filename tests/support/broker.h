@@ -31,6 +31,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* How long a broker may take to accept TCP after its start. */
@@ -78,6 +79,9 @@ int cf_test_bg_stop(cf_test_bg *p, int timeout_ms);
 void cf_test_bg_free(cf_test_bg *p);
 
 /* ---- bounded waits ----------------------------------------------------------- */
+
+/* A monotonic clock in milliseconds, for measuring waits. */
+int64_t cf_test_now_ms(void);
 
 /* A condition polled by cf_test_wait_until(); true ends the wait. */
 typedef bool (*cf_test_cond)(void *payload);
