@@ -77,12 +77,17 @@ on_message(void *payload, const char *topic, const void *data, size_t len)
 	int rc;
 
 	rc = cf_rotation_handle(d->eng, topic, data, len, &err);
-	cf_log_quote(qtopic, sizeof(qtopic), topic);
 	if (rc == CF_OK) {
 		d->handled++;
 		d->outbox_dirty = true;
-		cf_log_debug("event=message topic=%s bytes=%zu", qtopic, len);
-	} else if (rc == CF_EINVAL) {
+		if (cf_log_get_level() >= CF_LOG_DEBUG)
+			cf_log_debug("event=message topic=%s bytes=%zu",
+				     cf_log_quote(qtopic, sizeof(qtopic), topic), len);
+		return;
+	}
+	/* The topic is the client's text: quoted, so that it cannot forge a log line. */
+	cf_log_quote(qtopic, sizeof(qtopic), topic);
+	if (rc == CF_EINVAL) {
 		d->refused++;
 		cf_log_warn_err(&err, "event=message_refused topic=%s bytes=%zu", qtopic, len);
 	} else {
