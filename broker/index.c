@@ -1,115 +1,203 @@
-/* The broker plugin's certificate index: an open-addressing table by certificate id. */
+/* broker/index.c: the plugin's certificate index (index.h). */
 #include "index.h"
 
-#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct cf_broker_entry {
-	char id[CF_BROKER_ID_LEN]; /* "" for a free slot */
-	char *thing;               /* NULL when unbound */
-	cf_cert_status status;
-	int64_t not_before, not_after;
-	bool deleted;
-	unsigned int sessions; /* connected clients using it */
+/* The policies attached to one certificate, as the store lists them. */
+struct attached {
+	cf_store_policy *items;
+	size_t n, cap;
 };
-
-/* FNV-1a over the hex id: SHA-256 digits are uniform, any mix will do. */
-static size_t
-slot_of(const char *id, size_t cap)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *id != '\0'; id++)
-		h = (h ^ (unsigned char)*id) * 1099511628211ULL;
-	return (size_t)h & (cap - 1);
-}
-
-static cf_broker_entry *
-find(const cf_broker_index *idx, const char *id)
-{
-	size_t i;
-
-	if (idx->cap == 0)
-		return NULL;
-	for (i = slot_of(id, idx->cap);; i = (i + 1) & (idx->cap - 1)) {
-		if (idx->slots[i].id[0] == '\0')
-			return NULL;
-		if (strcmp(idx->slots[i].id, id) == 0)
-			return &idx->slots[i];
-	}
-}
-
-/* The slot for id: its entry, or the free slot where it goes. */
-static cf_broker_entry *
-slot_for(cf_broker_index *idx, const char *id)
-{
-	size_t i;
-
-	for (i = slot_of(id, idx->cap);; i = (i + 1) & (idx->cap - 1)) {
-		if (idx->slots[i].id[0] == '\0' || strcmp(idx->slots[i].id, id) == 0)
-			return &idx->slots[i];
-	}
-}
-
-/* Keep the load under a half: double, and put every entry again. */
-static int
-grow(cf_broker_index *idx)
-{
-	cf_broker_index bigger = { NULL, idx->cap != 0 ? idx->cap * 2 : 1024, idx->n, idx->seq };
-	size_t i;
-
-	bigger.slots = calloc(bigger.cap, sizeof(*bigger.slots));
-	if (bigger.slots == NULL)
-		return CF_ENOMEM;
-	for (i = 0; i < idx->cap; i++) {
-		if (idx->slots[i].id[0] != '\0')
-			*slot_for(&bigger, idx->slots[i].id) = idx->slots[i];
-	}
-	free(idx->slots);
-	*idx = bigger;
-	return CF_OK;
-}
 
 struct refresh_ctx {
 	cf_broker_index *idx;
+	cf_store *store;
 	cf_broker_left_fn left;
 	void *payload;
+	cf_err *err;
 };
+
+static int
+collect_policy(const cf_store_policy *policy, void *payload)
+{
+	struct attached *a = payload;
+	cf_store_policy *grown;
+
+	if (a->n == a->cap) {
+		grown = realloc(a->items, (a->cap != 0 ? a->cap * 2 : 4) * sizeof(*grown));
+		if (grown == NULL)
+			return CF_ENOMEM;
+		a->items = grown;
+		a->cap = a->cap != 0 ? a->cap * 2 : 4;
+	}
+	a->items[a->n].name = strdup(policy->name);
+	a->items[a->n].document = strdup(policy->document);
+	a->n++;
+	if (a->items[a->n - 1].name == NULL || a->items[a->n - 1].document == NULL)
+		return CF_ENOMEM;
+	return CF_OK;
+}
+
+static int
+by_name(const void *a, const void *b)
+{
+	return strcmp(((const cf_store_policy *)a)->name, ((const cf_store_policy *)b)->name);
+}
+
+/* "name\nname..." of the sorted set: the key of its compiled policy. */
+static char *
+set_key(const struct attached *a)
+{
+	size_t i, n, len = 1, at = 0;
+	char *key;
+
+	for (i = 0; i < a->n; i++)
+		len += strlen(a->items[i].name) + 1;
+	key = malloc(len);
+	if (key == NULL)
+		return NULL;
+	for (i = 0; i < a->n; i++) {
+		if (i > 0)
+			key[at++] = '\n';
+		n = strlen(a->items[i].name);
+		memcpy(key + at, a->items[i].name, n);
+		at += n;
+	}
+	key[at] = '\0';
+	return key;
+}
+
+/* The compiled policy of a set, from the cache or compiled into it now. */
+static int
+compiled(const cf_broker_policy **out, cf_broker_index *idx, const struct attached *a)
+{
+	cf_broker_policy *policy = NULL;
+	const char **docs = NULL;
+	cf_err why = CF_ERR_INIT;
+	char *key = NULL;
+	size_t i;
+	int rc = CF_ENOMEM;
+
+	key = set_key(a);
+	docs = calloc(a->n, sizeof(*docs));
+	if (key == NULL || docs == NULL)
+		goto out;
+	policy = cf_broker_map_get(&idx->policies, key);
+	if (policy != NULL) {
+		*out = policy;
+		rc = CF_OK;
+		goto out;
+	}
+	for (i = 0; i < a->n; i++)
+		docs[i] = a->items[i].document;
+	rc = cf_broker_policy_compile(&policy, docs, a->n, &why);
+	if (rc == CF_EINVAL) {
+		/* Refused by the store's own check: nothing is allowed, and the caller says why. */
+		snprintf(idx->policy_error, sizeof(idx->policy_error), "policies %.64s: %.255s",
+			 a->items[0].name, why.msg);
+		rc = cf_broker_policy_compile(&policy, NULL, 0, &why);
+	}
+	if (rc != CF_OK)
+		goto out;
+	rc = cf_broker_map_put(&idx->policies, key, policy);
+	if (rc != CF_OK) {
+		cf_broker_policy_free(policy);
+		goto out;
+	}
+	*out = policy;
+out:
+	free(docs);
+	free(key);
+	return rc;
+}
+
+/* The compiled policies attached to cert_id; NULL when there are none. */
+static int
+policy_of(const cf_broker_policy **out, struct refresh_ctx *ctx, const char *cert_id)
+{
+	struct attached a = { NULL, 0, 0 };
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	rc = cf_store_policy_list(ctx->store, cert_id, collect_policy, &a, ctx->err);
+	if (rc == CF_OK && a.n > 0) {
+		qsort(a.items, a.n, sizeof(*a.items), by_name);
+		rc = compiled(out, ctx->idx, &a);
+	}
+	for (i = 0; i < a.n; i++)
+		cf_store_policy_clear(&a.items[i]);
+	free(a.items);
+	return rc;
+}
+
+static bool
+admissible(const cf_broker_cert *e)
+{
+	return e->status == CF_CERT_ACTIVE && !e->deleted;
+}
+
+/* The entry for id, created (PENDING, unbound) when missing. */
+static cf_broker_cert *
+entry_for(cf_broker_index *idx, const char *id, bool *fresh)
+{
+	cf_broker_cert *e = cf_broker_map_get(&idx->certs, id);
+
+	*fresh = e == NULL;
+	if (e != NULL)
+		return e;
+	e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return NULL;
+	memcpy(e->id, id, CF_BROKER_ID_LEN);
+	e->status = CF_CERT_PENDING_ACTIVATION;
+	if (cf_broker_map_put(&idx->certs, id, e) != CF_OK) {
+		free(e);
+		return NULL;
+	}
+	return e;
+}
 
 static int
 upsert(const cf_store_cert *cert, void *payload)
 {
-	struct refresh_ctx *rc = payload;
-	cf_broker_index *idx = rc->idx;
-	cf_broker_entry *e;
+	struct refresh_ctx *ctx = payload;
+	const cf_broker_policy *policy = NULL;
+	cf_broker_cert *e;
 	char *thing = NULL;
-	bool was_in, is_in;
+	bool fresh, was_in, is_in;
+	int rc;
 
 	if (strlen(cert->id) != CF_BROKER_ID_LEN - 1)
 		return CF_OK; /* not a certificate id: never matches a peer */
-	if ((idx->n + 1) * 2 > idx->cap && grow(idx) != CF_OK)
-		return CF_ENOMEM;
+	is_in = cert->status == CF_CERT_ACTIVE && cert->deleted_at == 0;
+	/* Only a certificate that can connect needs its policies: history costs nothing. */
+	if (is_in) {
+		rc = policy_of(&policy, ctx, cert->id);
+		if (rc != CF_OK)
+			return rc;
+	}
 	if (cert->thing != NULL && (thing = strdup(cert->thing)) == NULL)
 		return CF_ENOMEM;
-	e = slot_for(idx, cert->id);
-	if (e->id[0] == '\0') {
-		memcpy(e->id, cert->id, CF_BROKER_ID_LEN);
-		idx->n++;
+	e = entry_for(ctx->idx, cert->id, &fresh);
+	if (e == NULL) {
+		free(thing);
+		return CF_ENOMEM;
 	}
-	was_in = e->status == CF_CERT_ACTIVE && !e->deleted;
-	is_in = cert->status == CF_CERT_ACTIVE && cert->deleted_at == 0;
+	was_in = !fresh && admissible(e);
 	free(e->thing);
 	e->thing = thing;
 	e->status = cert->status;
 	e->not_before = cert->not_before;
 	e->not_after = cert->not_after;
 	e->deleted = cert->deleted_at != 0;
-	if (cert->change_seq > idx->seq)
-		idx->seq = cert->change_seq;
-	if (was_in && !is_in && e->sessions > 0 && e->thing != NULL && rc->left != NULL)
-		rc->left(e->thing, e->id, e->deleted ? "deleted" : cf_cert_status_name(e->status),
-			 rc->payload);
+	e->policy = policy;
+	if (cert->change_seq > ctx->idx->seq)
+		ctx->idx->seq = cert->change_seq;
+	if (was_in && !is_in && ctx->left != NULL)
+		ctx->left(e, e->deleted ? "deleted" : cf_cert_status_name(e->status), ctx->payload);
 	return CF_OK;
 }
 
@@ -117,7 +205,7 @@ int
 cf_broker_index_refresh(cf_broker_index *idx, cf_store *store, cf_broker_left_fn left,
 			void *payload, cf_err *err)
 {
-	struct refresh_ctx ctx = { idx, left, payload };
+	struct refresh_ctx ctx = { idx, store, left, payload, err };
 	int rc = cf_store_cert_changes(store, idx->seq, 0, upsert, &ctx, err);
 
 	if (rc == CF_ENOMEM)
@@ -125,11 +213,17 @@ cf_broker_index_refresh(cf_broker_index *idx, cf_store *store, cf_broker_left_fn
 	return rc;
 }
 
+const cf_broker_cert *
+cf_broker_index_get(const cf_broker_index *idx, const char *id)
+{
+	return cf_broker_map_get(&idx->certs, id);
+}
+
 const char *
 cf_broker_index_check(const cf_broker_index *idx, const char *id, const char *client_id,
 		      int64_t now)
 {
-	const cf_broker_entry *e = find(idx, id);
+	const cf_broker_cert *e = cf_broker_index_get(idx, id);
 
 	if (e == NULL)
 		return "unknown_certificate";
@@ -150,32 +244,38 @@ cf_broker_index_check(const cf_broker_index *idx, const char *id, const char *cl
 	return NULL;
 }
 
-void
-cf_broker_index_session(cf_broker_index *idx, const char *id, int delta)
-{
-	cf_broker_entry *e = find(idx, id);
-
-	if (e == NULL)
-		return;
-	if (delta > 0)
-		e->sessions++;
-	else if (e->sessions > 0)
-		e->sessions--;
-}
-
 size_t
 cf_broker_index_size(const cf_broker_index *idx)
 {
-	return idx->n;
+	return idx->certs.n;
+}
+
+size_t
+cf_broker_index_policies(const cf_broker_index *idx)
+{
+	return idx->policies.n;
+}
+
+static void
+cert_free(void *value)
+{
+	cf_broker_cert *e = value;
+
+	free(e->thing);
+	free(e);
+}
+
+static void
+policy_free(void *value)
+{
+	cf_broker_policy_free(value);
 }
 
 void
 cf_broker_index_clear(cf_broker_index *idx)
 {
-	size_t i;
-
-	for (i = 0; i < idx->cap; i++)
-		free(idx->slots[i].thing);
-	free(idx->slots);
-	memset(idx, 0, sizeof(*idx));
+	cf_broker_map_clear(&idx->certs, cert_free);
+	cf_broker_map_clear(&idx->policies, policy_free);
+	idx->seq = 0;
+	idx->policy_error[0] = '\0';
 }

@@ -144,8 +144,7 @@ int cli_cmd_policy(cf_cli *cli, int argc, char **argv);
 int cli_cmd_events(cf_cli *cli, int argc, char **argv);
 int cli_cmd_rotate(cf_cli *cli, int argc, char **argv);
 int cli_cmd_service(cf_cli *cli, int argc, char **argv);
+int cli_cmd_connections(cf_cli *cli, int argc, char **argv);
 
-/* The default device policy: a device's own rotation topics of protocol.md. */
-extern const char cli_default_policy_document[];
 
 #endif

@@ -21,15 +21,6 @@ static const char usage[] =
 	"                'default' signed by it, so that certificates can be issued at\n"
 	"                once. Move DIR/offline-root to offline storage afterwards.\n";
 
-const char cli_default_policy_document[] =
-	"{\"version\": 1, \"statements\": ["
-	"{\"effect\": \"allow\", \"actions\": [\"publish\"], \"resources\": ["
-	"\"management/topic/${clientid}/csr_res\", \"management/topic/${clientid}/crt_ack\", "
-	"\"management/topic/${clientid}/crt_err\"]}, "
-	"{\"effect\": \"allow\", \"actions\": [\"subscribe\", \"receive\"], \"resources\": ["
-	"\"management/topic/${clientid}/csr_req\", \"management/topic/${clientid}/crt\", "
-	"\"management/topic/${clientid}/csr_rej\"]}]}";
-
 static int
 write_default_config(cf_cli *cli, const char *path, cf_err *err)
 {
@@ -149,7 +140,7 @@ cli_cmd_init(cf_cli *cli, int argc, char **argv)
 	};
 	cf_err err = CF_ERR_INIT;
 	bool quick = false;
-	char *conf = NULL, *pass = NULL, *sub = NULL;
+	char *conf = NULL, *pass = NULL, *sub = NULL, *policy = NULL;
 	json_t *report = NULL;
 	int c, rc;
 
@@ -198,8 +189,11 @@ cli_cmd_init(cf_cli *cli, int argc, char **argv)
 	rc = cli_store(cli);
 	if (rc != CLI_EXIT_OK)
 		goto out;
-	rc = cf_store_policy_insert(cli->store, cli->cfg.default_policy,
-				    cli_default_policy_document, &cli->actor, &err);
+	policy = cf_store_policy_device_document(cli->cfg.topic_prefix);
+	rc = policy != NULL ? cf_store_policy_insert(cli->store, cli->cfg.default_policy, policy,
+						     &cli->actor, &err)
+			    : cf_err_set(&err, CF_ENOMEM, NULL, "policy document");
+	free(policy);
 	if (rc != CF_OK && rc != CF_EEXISTS) {
 		rc = cli_fail(rc, &err, "default policy");
 		goto out;

@@ -82,28 +82,6 @@ create_parse(struct service_opts *o, int argc, char **argv)
 	return -1;
 }
 
-/* The policy document for topic prefix P, freed with free(). */
-static char *
-policy_document(const char *p)
-{
-	char topic[6][CF_CONFIG_TOPIC_MAX + 16];
-	static const char *const kinds[] = { "csr_req", "crt", "csr_rej",
-					     "csr_res", "crt_ack", "crt_err" };
-	json_t *doc;
-	char *text;
-	size_t i;
-
-	for (i = 0; i < CF_ARRAY_LEN(kinds); i++)
-		snprintf(topic[i], sizeof(topic[i]), "%s/+/%s", p, kinds[i]);
-	doc = json_pack("{s:i, s:[{s:s, s:[s], s:[s,s,s]}, {s:s, s:[s,s], s:[s,s,s]}]}",
-			"version", 1, "statements", "effect", "allow", "actions", "publish",
-			"resources", topic[0], topic[1], topic[2], "effect", "allow", "actions",
-			"subscribe", "receive", "resources", topic[3], topic[4], topic[5]);
-	text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
-	json_decref(doc);
-	return text;
-}
-
 /* The thing NAME as a service principal: created, or found with role=service. */
 static int
 ensure_thing(cf_cli *cli, const char *name, cf_err *err)
@@ -137,7 +115,7 @@ ensure_thing(cf_cli *cli, const char *name, cf_err *err)
 static int
 ensure_policy(cf_cli *cli, cf_err *err)
 {
-	char *doc = policy_document(cli->cfg.topic_prefix);
+	char *doc = cf_store_policy_service_document(cli->cfg.topic_prefix);
 	int rc;
 
 	if (doc == NULL)

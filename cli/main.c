@@ -18,14 +18,15 @@ static const char usage[] =
 	"usage: certfleet [--data-dir DIR] [--output table|json] <noun> <verb> [options]\n"
 	"\n"
 	"nouns:\n"
-	"  init      create a data dir, its config and registry (--quickstart: and a CA)\n"
-	"  ca        root and intermediate CAs, bring-your-own-CA registration\n"
-	"  thing     devices known to the registry\n"
-	"  cert      issue, register, list, activate, deactivate, revoke certificates\n"
-	"  policy    MQTT policies attached to certificates\n"
-	"  events    the hash-chained event log\n"
-	"  rotate    certificate rotations over MQTT: start, list, describe, cancel\n"
-	"  service   service principals (certfleetd's own broker identity)\n"
+	"  init         create a data dir, its config and registry (--quickstart: and a CA)\n"
+	"  ca           root and intermediate CAs, bring-your-own-CA registration\n"
+	"  thing        devices known to the registry\n"
+	"  cert         issue, register, list, activate, deactivate, revoke certificates\n"
+	"  policy       MQTT policies attached to certificates\n"
+	"  events       the hash-chained event log\n"
+	"  rotate       certificate rotations over MQTT: start, list, describe, cancel\n"
+	"  service      service principals (certfleetd's own broker identity)\n"
+	"  connections  MQTT connections the broker accepted and refused\n"
 	"\n"
 	"global options:\n"
 	"  --data-dir DIR   data directory (default $CERTFLEET_DATA_DIR, else " DEFAULT_DATA_DIR ")\n"
@@ -41,6 +42,7 @@ static const cli_verb nouns[] = {
 	{ "thing", cli_cmd_thing, NULL },   { "cert", cli_cmd_cert, NULL },
 	{ "policy", cli_cmd_policy, NULL }, { "events", cli_cmd_events, NULL },
 	{ "rotate", cli_cmd_rotate, NULL }, { "service", cli_cmd_service, NULL },
+	{ "connections", cli_cmd_connections, NULL },
 };
 
 static void

@@ -246,3 +246,43 @@ out:
 	json_decref(doc);
 	return rc;
 }
+
+/* The two statements of a rotation policy: publish mine[], subscribe to and receive theirs[]. */
+static char *
+rotation_policy(const char *prefix, const char *level, const char *const *mine,
+		const char *const *theirs)
+{
+	char topic[6][RESOURCE_MAX_BYTES];
+	json_t *doc;
+	char *text;
+	size_t i;
+
+	if (prefix == NULL || strlen(prefix) > 200)
+		return NULL;
+	for (i = 0; i < 3; i++) {
+		snprintf(topic[i], sizeof(topic[i]), "%s/%s/%s", prefix, level, mine[i]);
+		snprintf(topic[i + 3], sizeof(topic[i + 3]), "%s/%s/%s", prefix, level, theirs[i]);
+	}
+	doc = json_pack("{s:i, s:[{s:s, s:[s], s:[s,s,s]}, {s:s, s:[s,s], s:[s,s,s]}]}",
+			"version", 1, "statements", "effect", "allow", "actions", "publish",
+			"resources", topic[0], topic[1], topic[2], "effect", "allow", "actions",
+			"subscribe", "receive", "resources", topic[3], topic[4], topic[5]);
+	text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+	json_decref(doc);
+	return text;
+}
+
+static const char *const device_to_server[] = { "csr_res", "crt_ack", "crt_err" };
+static const char *const server_to_device[] = { "csr_req", "crt", "csr_rej" };
+
+char *
+cf_store_policy_device_document(const char *prefix)
+{
+	return rotation_policy(prefix, "${clientid}", device_to_server, server_to_device);
+}
+
+char *
+cf_store_policy_service_document(const char *prefix)
+{
+	return rotation_policy(prefix, "+", server_to_device, device_to_server);
+}

@@ -8,8 +8,10 @@
  *   corrupts the file.
  * - Writes run in BEGIN IMMEDIATE transactions: the write lock is taken at
  *   the start, so two processes writing the same file wait for each other
- *   (busy_timeout, 5 s) instead of failing half-way with SQLITE_BUSY on
- *   upgrade from a read lock. A lock still held after 5 s is CF_EBUSY.
+ *   (busy_timeout, 5 s unless cf_store_set_busy_timeout() says otherwise)
+ *   instead of failing half-way with SQLITE_BUSY on upgrade from a read
+ *   lock. A lock still held after the timeout is CF_EBUSY, before anything
+ *   was written.
  * - A caller may group operations with cf_store_tx_begin() / _commit():
  *   each operation then runs in a savepoint of the caller's transaction
  *   instead of its own (see "transactions" below).
@@ -25,6 +27,8 @@
  *   the log and any head move but seq + 1.
  * - certs.change_seq is the seq of the event that last changed the row, so
  *   the change feed needs no counter of its own and follows commit order.
+ * - The broker's connection records (schema 5) are the one thing written
+ *   without an event: a bounded, pruned history, not part of the audit log.
  * - The schema moves forward by numbered migrations, each in its own
  *   transaction and recorded in schema_migrations.
  */
@@ -37,6 +41,8 @@
 #include <sqlite3.h>
 
 #define BUSY_TIMEOUT_MS 5000
+/* WAL pages between automatic checkpoints; see configure(). */
+#define CHECKPOINT_PAGES 10000
 
 /* ---- schema -------------------------------------------------------------- */
 
@@ -219,8 +225,32 @@ static const char migration_4[] =
 	"WHERE delete_old_at > 0;"
 	"CREATE INDEX outbox_topic ON outbox(topic);";
 
+/*
+ * Migration 5: the broker's record of MQTT connections. Notes on choices:
+ * - not part of the event log: no events, no hash chain, no guards; the
+ *   writer prunes it to its newest rows, so it stays bounded;
+ * - id is the rowid, without AUTOINCREMENT (one write less per insert):
+ *   pruning deletes from the oldest end and keeps at least the newest row,
+ *   so a new row always gets MAX(id) + 1 and ids only grow, and "the newest
+ *   N" is the range id > MAX(id) - N, without counting rows;
+ * - the two indexes answer the audits' questions, which client ids used
+ *   this certificate since T, and which certificates this client id used
+ *   since T; the address and the outcome are read, not searched.
+ */
+static const char migration_5[] =
+	"CREATE TABLE connections ("
+	" id INTEGER PRIMARY KEY,"
+	" at INTEGER NOT NULL,"
+	" cert_id TEXT,"
+	" client_id TEXT NOT NULL,"
+	" address TEXT NOT NULL,"
+	" outcome TEXT NOT NULL);"
+	"CREATE INDEX connections_cert ON connections(cert_id, at);"
+	"CREATE INDEX connections_client ON connections(client_id, at);";
+
 /* migrations[i] brings the schema from version i to i + 1. Never edit one that shipped. */
-static const char *const migrations[] = { migration_1, migration_2, migration_3, migration_4 };
+static const char *const migrations[] = { migration_1, migration_2, migration_3, migration_4,
+					  migration_5 };
 
 /* ---- statements ---------------------------------------------------------- */
 
@@ -236,6 +266,7 @@ static const char *const migrations[] = { migration_1, migration_2, migration_3,
 	"id, thing, old_cert, new_cert, csr_spki, state, rekey, key_type, error, created_at, "   \
 	"updated_at, deadline, next_send_at, sends, delete_old_at"
 #define OPEN_STATES "('REQUESTED','ISSUED')"
+#define CONN_COLS   "id, at, cert_id, client_id, address, outcome"
 
 enum stmt_id {
 	ST_BEGIN_WRITE,
@@ -291,6 +322,8 @@ enum stmt_id {
 	ST_OUTBOX_ADD,
 	ST_OUTBOX_DELETE,
 	ST_OUTBOX_PENDING,
+	ST_CONN_INSERT,
+	ST_CONN_PRUNE,
 	ST__COUNT
 };
 
@@ -375,6 +408,11 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_OUTBOX_ADD] = "INSERT INTO outbox (topic, payload, created_at) VALUES (?1, ?2, ?3)",
 	[ST_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ?1",
 	[ST_OUTBOX_PENDING] = "SELECT 1 FROM outbox WHERE topic = ?1 LIMIT 1",
+	[ST_CONN_INSERT] = "INSERT INTO connections (at, cert_id, client_id, address, outcome) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5)",
+	/* One lookup of the largest rowid and a range delete: no count of the rows. */
+	[ST_CONN_PRUNE] = "DELETE FROM connections WHERE id <= "
+			  "(SELECT MAX(id) FROM connections) - ?1",
 };
 
 /* List statements, which may be re-entered from their callback. */
@@ -423,6 +461,14 @@ enum {
 /* events_list: resource filter (1) x newest first (2). */
 #define EV__VARIANTS 4
 
+/* connection_list: one statement per combination of filters, as for cert_list. */
+enum {
+	NF_CERT = 1,
+	NF_CLIENT = 2,
+	NF_SINCE = 4,
+	NF__VARIANTS = 8
+};
+
 struct sq {
 	sqlite3 *db;
 	char *path;
@@ -431,6 +477,7 @@ struct sq {
 	sqlite3_stmt *cert_lists[CF__VARIANTS];
 	sqlite3_stmt *event_lists[EV__VARIANTS];
 	sqlite3_stmt *rotation_lists[RF__VARIANTS];
+	sqlite3_stmt *connection_lists[NF__VARIANTS];
 	int depth; /* open transaction levels: 0 none, 1 a transaction, more savepoints */
 };
 
@@ -1191,8 +1238,9 @@ migrate(cf_store *store, cf_err *err)
 	return CF_OK;
 }
 
+/* A handle that does not migrate needs exactly the schema this build knows. */
 static int
-check_readonly_schema(struct sq *sq, cf_err *err)
+check_schema_exact(struct sq *sq, cf_err *err)
 {
 	int version = 0, rc;
 
@@ -1225,6 +1273,8 @@ sq_close(cf_store *store)
 		sqlite3_finalize(sq->event_lists[i]);
 	for (i = 0; i < RF__VARIANTS; i++)
 		sqlite3_finalize(sq->rotation_lists[i]);
+	for (i = 0; i < NF__VARIANTS; i++)
+		sqlite3_finalize(sq->connection_lists[i]);
 	sqlite3_close_v2(sq->db);
 	free(sq->path);
 	free(sq);
@@ -1233,19 +1283,22 @@ sq_close(cf_store *store)
 
 /* Connection settings, then the first real read, which tells a database from garbage. */
 static int
-configure(cf_store *store, bool readonly, cf_err *err)
+configure(cf_store *store, cf_store__open_mode mode, cf_err *err)
 {
 	struct sq *sq = sq_of(store);
-	int rc;
+	int rc = CF_OK;
 
 	sqlite3_extended_result_codes(sq->db, 1);
 	sqlite3_busy_timeout(sq->db, BUSY_TIMEOUT_MS);
-	if (readonly) {
+	if (mode == CF_STORE_OPEN_READONLY) {
 		rc = pragma(sq, "PRAGMA query_only = 1", NULL, err);
 		if (rc == CF_OK)
-			rc = check_readonly_schema(sq, err);
+			rc = check_schema_exact(sq, err);
 		return rc;
 	}
+	/* Before any setting: an empty or foreign file must not be turned into a WAL registry. */
+	if (mode == CF_STORE_OPEN_EXISTING)
+		rc = check_schema_exact(sq, err);
 	/*
 	 * For new files only (a no-op on an existing one): 4 KiB pages, the
 	 * file system's. With a page cache of 64 MiB the indexes of a large
@@ -1254,24 +1307,25 @@ configure(cf_store *store, bool readonly, cf_err *err)
 	 * fsync over ten times more commits. Measured on bench/issue: 38% ->
 	 * 47% of the raw crypto rate with group commit.
 	 */
-	rc = pragma(sq, "PRAGMA page_size = 4096", NULL, err);
+	if (rc == CF_OK)
+		rc = pragma(sq, "PRAGMA page_size = 4096", NULL, err);
 	if (rc == CF_OK)
 		rc = pragma(sq, "PRAGMA journal_mode = WAL", "wal", err);
 	if (rc == CF_OK)
 		rc = pragma(sq, "PRAGMA synchronous = NORMAL", NULL, err);
 	if (rc == CF_OK)
 		rc = pragma(sq, "PRAGMA cache_size = -65536", NULL, err);
-	if (rc == CF_OK)
-		rc = pragma(sq, "PRAGMA wal_autocheckpoint = 10000", NULL, err);
+	if (rc == CF_OK && sqlite3_wal_autocheckpoint(sq->db, CHECKPOINT_PAGES) != SQLITE_OK)
+		rc = db_fail(sq, sqlite3_errcode(sq->db), "wal_autocheckpoint", err);
 	if (rc == CF_OK)
 		rc = pragma(sq, "PRAGMA foreign_keys = ON", NULL, err);
-	if (rc == CF_OK)
+	if (rc == CF_OK && mode == CF_STORE_OPEN_MIGRATE)
 		rc = migrate(store, err);
 	return rc;
 }
 
 static int
-sq_open(cf_store *store, const char *uri, bool readonly, cf_err *err)
+sq_open(cf_store *store, const char *uri, cf_store__open_mode mode, cf_err *err)
 {
 	struct sq *sq = NULL;
 	const char *path = uri_path(uri);
@@ -1289,14 +1343,19 @@ sq_open(cf_store *store, const char *uri, bool readonly, cf_err *err)
 		goto out;
 	}
 	/* NOMUTEX: a handle is used by one thread at a time; the statement cache is not shared. */
-	flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	if (mode == CF_STORE_OPEN_READONLY)
+		flags = SQLITE_OPEN_READONLY;
+	else if (mode == CF_STORE_OPEN_EXISTING)
+		flags = SQLITE_OPEN_READWRITE; /* a missing file is an error, not a new registry */
+	else
+		flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 	rc = sqlite3_open_v2(path, &sq->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		rc = cf_err_set(err, CF_ESTORE, NULL, "sqlite %s: cannot open: %s", path,
 				sq->db == NULL ? "out of memory" : sqlite3_errmsg(sq->db));
 		goto out;
 	}
-	rc = configure(store, readonly, err);
+	rc = configure(store, mode, err);
 out:
 	if (rc != CF_OK)
 		sq_close(store);
@@ -3226,6 +3285,40 @@ sq_set_durable(cf_store *store, bool full, cf_err *err)
 }
 
 static int
+sq_set_busy_timeout(cf_store *store, int ms, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	int sqlrc = sqlite3_busy_timeout(sq->db, ms); /* 0: no busy handler, SQLITE_BUSY at once */
+
+	return sqlrc == SQLITE_OK ? CF_OK : db_fail(sq, sqlrc, "busy_timeout", err);
+}
+
+/*
+ * pages 0: no checkpoint after a commit, however large the WAL. The close
+ * of the last connection to the file still checkpoints and removes the WAL,
+ * except when the file was renamed over or deleted under the connection:
+ * then the old WAL stays beside the new file, to be replayed into it.
+ * sq_checkpoint() empties it first.
+ */
+static int
+sq_set_autocheckpoint(cf_store *store, int pages, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	int sqlrc = sqlite3_wal_autocheckpoint(sq->db, pages);
+
+	return sqlrc == SQLITE_OK ? CF_OK : db_fail(sq, sqlrc, "autocheckpoint", err);
+}
+
+static int
+sq_checkpoint(cf_store *store, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	int sqlrc = sqlite3_wal_checkpoint_v2(sq->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+
+	return sqlrc == SQLITE_OK ? CF_OK : db_fail(sq, sqlrc, "checkpoint", err);
+}
+
+static int
 sq_outbox_pending(cf_store *store, const char *topic, bool *out, cf_err *err)
 {
 	struct sq *sq = sq_of(store);
@@ -3264,6 +3357,129 @@ sq_outbox_delete(cf_store *store, int64_t id, cf_err *err)
 				(long long)id);
 	stmt_put(st);
 	return tx_end(sq, rc, err);
+}
+
+/* ---- connections --------------------------------------------------------- */
+
+static int
+connection_insert(struct sq *sq, sqlite3_stmt *st, const cf_store_connection *c, cf_err *err)
+{
+	int rc, brc = SQLITE_OK;
+
+	bind_int(&brc, st, 1, c->at);
+	bind_str(&brc, st, 2, c->cert_id);
+	bind_str(&brc, st, 3, c->client_id);
+	bind_str(&brc, st, 4, c->address);
+	bind_str(&brc, st, 5, c->outcome);
+	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err)
+			      : exec_stmt(sq, st, "record connection", err);
+	sqlite3_reset(st);
+	return rc;
+}
+
+/*
+ * One transaction for the batch and the pruning: BEGIN IMMEDIATE takes the
+ * write lock first, so a busy lock fails here, before any row, and a
+ * failure later rolls everything back.
+ */
+static int
+sq_connections_record(cf_store *store, const cf_store_connection *recs, size_t n, int64_t keep,
+		      cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	sqlite3_stmt *st = NULL;
+	size_t i;
+	int rc, brc = SQLITE_OK;
+
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	if (rc != CF_OK)
+		return rc;
+	if (n > 0)
+		rc = stmt_get(&st, sq, ST_CONN_INSERT, err);
+	for (i = 0; rc == CF_OK && i < n; i++)
+		rc = connection_insert(sq, st, &recs[i], err);
+	stmt_put(st);
+	st = NULL;
+	if (rc == CF_OK && keep > 0)
+		rc = stmt_get(&st, sq, ST_CONN_PRUNE, err);
+	if (rc == CF_OK && keep > 0) {
+		bind_int(&brc, st, 1, keep);
+		rc = brc != SQLITE_OK ? bind_fail(sq, brc, err)
+				      : exec_stmt(sq, st, "prune connections", err);
+	}
+	stmt_put(st);
+	return tx_end(sq, rc, err);
+}
+
+struct connection_cb_box {
+	cf_store_connection_cb cb;
+};
+
+/* The strings point into the row: valid until the next step, so borrowed for the call. */
+static int
+visit_connection(sqlite3_stmt *st, void *box, void *payload, cf_err *err)
+{
+	cf_store_connection c;
+
+	c.id = sqlite3_column_int64(st, 0);
+	c.at = sqlite3_column_int64(st, 1);
+	c.cert_id = (const char *)sqlite3_column_text(st, 2);
+	c.client_id = (const char *)sqlite3_column_text(st, 3);
+	c.address = (const char *)sqlite3_column_text(st, 4);
+	c.outcome = (const char *)sqlite3_column_text(st, 5);
+	if ((c.cert_id == NULL && sqlite3_column_type(st, 2) != SQLITE_NULL) ||
+	    c.client_id == NULL || c.address == NULL || c.outcome == NULL)
+		return cf_err_set(err, CF_ENOMEM, NULL, "reading a connection row");
+	return ((struct connection_cb_box *)box)->cb(&c, payload);
+}
+
+/*
+ * The SQL for one combination of connection_list filters (mask of NF_CERT
+ * ...). Certificate ids are lowercase hex, so a prefix is the range trick
+ * of ST_CERT_PREFIX, which the (cert_id, at) index serves.
+ */
+static void
+connection_list_sql(char *buf, size_t len, unsigned int mask)
+{
+	snprintf(buf, len, "SELECT " CONN_COLS " FROM connections WHERE 1%s%s%s "
+		 "ORDER BY id DESC LIMIT ?4",
+		 (mask & NF_CERT) ? " AND cert_id >= ?1 AND cert_id < ?1 || 'g'" : "",
+		 (mask & NF_CLIENT) ? " AND client_id = ?2" : "",
+		 (mask & NF_SINCE) ? " AND at >= ?3" : "");
+}
+
+static int
+sq_connection_list(cf_store *store, const cf_store_connection_filter *filter,
+		   cf_store_connection_cb cb, void *payload, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	struct connection_cb_box box = { cb };
+	sqlite3_stmt *st = NULL;
+	unsigned int mask = 0;
+	bool temp = false;
+	char sql[320];
+	int rc, brc = SQLITE_OK;
+
+	mask |= filter->cert_id != NULL ? NF_CERT : 0;
+	mask |= filter->client_id != NULL ? NF_CLIENT : 0;
+	mask |= filter->since > 0 ? NF_SINCE : 0;
+	connection_list_sql(sql, sizeof(sql), mask);
+	rc = list_get(&st, &temp, sq, &sq->connection_lists[mask], sql, err);
+	if (rc != CF_OK)
+		return rc;
+	if (mask & NF_CERT)
+		bind_str(&brc, st, 1, filter->cert_id);
+	if (mask & NF_CLIENT)
+		bind_str(&brc, st, 2, filter->client_id);
+	if (mask & NF_SINCE)
+		bind_int(&brc, st, 3, filter->since);
+	bind_int(&brc, st, 4, filter->limit > 0 ? filter->limit : -1);
+	if (brc != SQLITE_OK)
+		rc = bind_fail(sq, brc, err);
+	else
+		rc = walk(sq, st, visit_connection, &box, payload, err);
+	list_put(st, temp);
+	return rc;
 }
 
 /* ---- caller's transactions ---------------------------------------------- */
@@ -3342,6 +3558,11 @@ const struct cf_store_backend cf_store__sqlite_backend = {
 	.outbox_delete = sq_outbox_delete,
 	.outbox_pending = sq_outbox_pending,
 	.set_durable = sq_set_durable,
+	.set_busy_timeout = sq_set_busy_timeout,
+	.set_autocheckpoint = sq_set_autocheckpoint,
+	.checkpoint = sq_checkpoint,
+	.connections_record = sq_connections_record,
+	.connection_list = sq_connection_list,
 	.events_list = sq_events_list,
 	.events_head = sq_events_head,
 	.events_verify = sq_events_verify,

@@ -545,7 +545,7 @@ backend_for(const char *uri)
 }
 
 static int
-store_open(cf_store **out, const char *uri, bool readonly, cf_err *err)
+store_open(cf_store **out, const char *uri, cf_store__open_mode mode, cf_err *err)
 {
 	cf_store *store = NULL;
 	const struct cf_store_backend *backend;
@@ -573,7 +573,7 @@ store_open(cf_store **out, const char *uri, bool readonly, cf_err *err)
 		goto out;
 	}
 	store->backend = backend;
-	store->readonly = readonly;
+	store->readonly = mode == CF_STORE_OPEN_READONLY;
 	/* Fetched once: an implicit fetch per event costs locks and allocations. */
 	store->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	store->md_ctx = EVP_MD_CTX_new();
@@ -581,7 +581,7 @@ store_open(cf_store **out, const char *uri, bool readonly, cf_err *err)
 		rc = cf_err_set_ossl(err, CF_ECRYPTO, NULL, "SHA-256 for the event log");
 		goto out;
 	}
-	rc = backend->open(store, uri, readonly, err);
+	rc = backend->open(store, uri, mode, err);
 	if (rc != CF_OK)
 		goto out;
 	*out = store;
@@ -599,13 +599,19 @@ out:
 int
 cf_store_open(cf_store **out, const char *uri, cf_err *err)
 {
-	return store_open(out, uri, false, err);
+	return store_open(out, uri, CF_STORE_OPEN_MIGRATE, err);
+}
+
+int
+cf_store_open_existing(cf_store **out, const char *uri, cf_err *err)
+{
+	return store_open(out, uri, CF_STORE_OPEN_EXISTING, err);
 }
 
 int
 cf_store_open_readonly(cf_store **out, const char *uri, cf_err *err)
 {
-	return store_open(out, uri, true, err);
+	return store_open(out, uri, CF_STORE_OPEN_READONLY, err);
 }
 
 void
@@ -1305,6 +1311,38 @@ cf_store_set_durable(cf_store *store, bool full, cf_err *err)
 }
 
 int
+cf_store_set_busy_timeout(cf_store *store, int ms, cf_err *err)
+{
+	if (store == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "store is NULL");
+	if (ms < 0)
+		return cf_err_set(err, CF_EINVAL, NULL, "negative busy timeout %d", ms);
+	return store->backend->set_busy_timeout(store, ms, err);
+}
+
+int
+cf_store_set_autocheckpoint(cf_store *store, int pages, cf_err *err)
+{
+	int rc = check_writable_handle(store, err);
+
+	if (rc != CF_OK)
+		return rc;
+	if (pages < 0)
+		return cf_err_set(err, CF_EINVAL, NULL, "negative checkpoint size %d", pages);
+	return store->backend->set_autocheckpoint(store, pages, err);
+}
+
+int
+cf_store_checkpoint(cf_store *store, cf_err *err)
+{
+	int rc = check_writable_handle(store, err);
+
+	if (rc != CF_OK)
+		return rc;
+	return store->backend->checkpoint(store, err);
+}
+
+int
 cf_store_outbox_add(cf_store *store, const char *topic, const char *payload, int64_t *id_out,
 		    cf_err *err)
 {
@@ -1350,6 +1388,106 @@ cf_store_outbox_delete(cf_store *store, int64_t id, cf_err *err)
 	if (rc != CF_OK)
 		return rc;
 	return store->backend->outbox_delete(store, id, err);
+}
+
+/* ---- connections --------------------------------------------------------- */
+
+/* 1 to max bytes of [A-Za-z0-9_.:-]: a token the broker chose, safe to print anywhere. */
+static bool
+is_token(const char *s, size_t max)
+{
+	size_t len, i;
+
+	len = s == NULL ? 0 : strnlen(s, max + 1);
+	if (len == 0 || len > max)
+		return false;
+	/* Not isalnum(): in another locale it takes bytes above 0x7f. */
+	for (i = 0; i < len; i++) {
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || strchr("_.:-", s[i]) != NULL))
+			return false;
+	}
+	return true;
+}
+
+/* Text a device chose: any bytes, but present and at most CF_STORE_CONNECTION_TEXT_MAX. */
+static bool
+device_text_ok(const char *s)
+{
+	return s != NULL &&
+	       strnlen(s, CF_STORE_CONNECTION_TEXT_MAX + 1) <= CF_STORE_CONNECTION_TEXT_MAX;
+}
+
+static int
+check_connection(const cf_store_connection *c, size_t i, cf_err *err)
+{
+	if (c->at <= 0)
+		return cf_err_set(err, CF_EINVAL, NULL, "connection record %zu: at must be > 0", i);
+	if (c->cert_id != NULL && !is_hex_id(c->cert_id, 64))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "connection record %zu: cert_id must be NULL or 64 lowercase "
+				  "hex digits",
+				  i);
+	if (!device_text_ok(c->client_id))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "connection record %zu: client_id must be set and at most %d "
+				  "bytes",
+				  i, CF_STORE_CONNECTION_TEXT_MAX);
+	if (!device_text_ok(c->address))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "connection record %zu: address must be set and at most %d "
+				  "bytes",
+				  i, CF_STORE_CONNECTION_TEXT_MAX);
+	if (!is_token(c->outcome, CF_STORE_CONNECTION_OUTCOME_MAX))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "connection record %zu: outcome must be 1 to %d of "
+				  "[A-Za-z0-9_.:-]",
+				  i, CF_STORE_CONNECTION_OUTCOME_MAX);
+	return CF_OK;
+}
+
+int
+cf_store_connections_record(cf_store *store, const cf_store_connection *recs, size_t n,
+			    int64_t keep, cf_err *err)
+{
+	size_t i;
+	int rc;
+
+	rc = check_writable_handle(store, err);
+	if (rc != CF_OK)
+		return rc;
+	if ((recs == NULL && n > 0) || keep < 0)
+		return cf_err_set(err, CF_EINVAL, NULL, "no records, or a negative keep");
+	/* All checked before the transaction: a bad record means nothing is written. */
+	for (i = 0; i < n; i++) {
+		rc = check_connection(&recs[i], i, err);
+		if (rc != CF_OK)
+			return rc;
+	}
+	return store->backend->connections_record(store, recs, n, keep, err);
+}
+
+int
+cf_store_connection_list(cf_store *store, const cf_store_connection_filter *filter,
+			 cf_store_connection_cb cb, void *payload, cf_err *err)
+{
+	static const cf_store_connection_filter any = CF_STORE_CONNECTION_FILTER_INIT;
+	cf_store_connection_filter f;
+	char cert[65];
+	int rc;
+
+	if (store == NULL || cb == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	f = filter != NULL ? *filter : any;
+	if (f.since < 0 || f.limit < 0)
+		return cf_err_set(err, CF_EINVAL, NULL, "negative since or limit");
+	if (f.cert_id != NULL) {
+		rc = normalize_cert_id(cert, f.cert_id, err);
+		if (rc != CF_OK)
+			return rc;
+		f.cert_id = cert;
+	}
+	return store->backend->connection_list(store, &f, cb, payload, err);
 }
 
 /* ---- events -------------------------------------------------------------- */

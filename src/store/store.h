@@ -1,6 +1,7 @@
 /*
  * store: the registry of CAs, things, certificates, policies and events,
- * and the rotation engine's persisted state (rotations, the outbox).
+ * the rotation engine's persisted state (rotations, the outbox), and the
+ * broker's record of MQTT connections.
  *
  * One interface over backends chosen by URI scheme ("sqlite:PATH" now,
  * "postgres://..." later). Every change is written together with its event
@@ -164,6 +165,19 @@ int cf_store_open(cf_store **out, const char *uri, cf_err *err);
  */
 int cf_store_open_readonly(cf_store **out, const char *uri, cf_err *err);
 
+/*
+ * Open an existing registry read-write without migrating it (the broker
+ * plugin, which records connections and must not change a schema that
+ * certfleetd owns). CF_ESTORE when the file is missing (it is not
+ * created) or its schema is not exactly CF_STORE_SCHEMA_VERSION, as for
+ * cf_store_open_readonly(). Otherwise the handle is like one from
+ * cf_store_open(), busy timeout (which the open itself may wait out) and
+ * automatic checkpoints included: see cf_store_set_busy_timeout(),
+ * cf_store_set_autocheckpoint() and cf_store_checkpoint(). The caller releases *out with
+ * cf_store_close().
+ */
+int cf_store_open_existing(cf_store **out, const char *uri, cf_err *err);
+
 /* Release a handle. NULL is accepted and does nothing. */
 void cf_store_close(cf_store *store);
 
@@ -171,7 +185,7 @@ void cf_store_close(cf_store *store);
 int cf_store_schema_version(cf_store *store, int *out, cf_err *err);
 
 /* The schema version this build migrates to and expects. */
-#define CF_STORE_SCHEMA_VERSION 4
+#define CF_STORE_SCHEMA_VERSION 5
 
 /*
  * The clock used for created_at, updated_at, event times and registration
@@ -195,6 +209,38 @@ void cf_store_set_clock(cf_store *store, cf_store_clock_fn now, void *payload);
  * never does). CF_ESTATE on a read-only handle.
  */
 int cf_store_set_durable(cf_store *store, bool full, cf_err *err);
+
+/*
+ * How long this handle waits for a lock another process holds (the write
+ * lock, mostly) before the call fails with CF_EBUSY: ms milliseconds, 5000
+ * by default, 0 to fail at once, for a thread that must never sleep on a
+ * lock (the broker's). A read rarely waits (WAL readers do not block on
+ * writers). CF_EINVAL for a negative ms.
+ */
+int cf_store_set_busy_timeout(cf_store *store, int ms, cf_err *err);
+
+/*
+ * After how many pages of write-ahead log this handle's commits copy it back
+ * into the database file (SQLite's automatic checkpoint): pages, or 0 for
+ * never. 10,000 by default. The checkpoint costs an fsync and runs in the
+ * committing thread, so a latency-sensitive thread (the broker plugin) sets
+ * a small value: short checkpoints, and a log that stays small even when no
+ * other process commits. CF_EINVAL for a negative count; CF_ESTATE on a
+ * read-only handle, which never checkpoints.
+ */
+int cf_store_set_autocheckpoint(cf_store *store, int pages, cf_err *err);
+
+/*
+ * Copy the whole write-ahead log into the database file and empty the log
+ * file (SQLite: wal_checkpoint(TRUNCATE)), now. For a registry file that
+ * is about to be, or has just been, replaced under this handle: SQLite's
+ * own checkpoint at the last close is skipped for a file renamed over, and
+ * a log left beside the new file would be replayed into it and corrupt it.
+ * Works through the handle's open file whatever the path names now.
+ * CF_EBUSY when another connection is reading or writing (its busy timeout
+ * applies); CF_ESTATE on a read-only handle.
+ */
+int cf_store_checkpoint(cf_store *store, cf_err *err);
 
 /* ---- transactions --------------------------------------------------- */
 
@@ -415,6 +461,20 @@ int cf_store_cert_changes(cf_store *store, int64_t after_seq, int64_t limit, cf_
  */
 int cf_store_policy_validate(const char *document, cf_err *err);
 
+/*
+ * The policies certfleet creates, for topic prefix (protocol.md's P), as
+ * compact JSON freed with free(); NULL when out of memory or the prefix is
+ * longer than 200 bytes.
+ * device: what a device may do, exactly its own rotation topics: publish
+ *   P/${clientid}/{csr_res,crt_ack,crt_err}, subscribe to and receive
+ *   P/${clientid}/{csr_req,crt,csr_rej} ('certfleet init' creates it).
+ * service: the other side, for every device: publish P/+/{csr_req,crt,
+ *   csr_rej}, subscribe to and receive P/+/{csr_res,crt_ack,crt_err}
+ *   ('certfleet service create').
+ */
+char *cf_store_policy_device_document(const char *prefix);
+char *cf_store_policy_service_document(const char *prefix);
+
 /* Validate and insert. CF_EEXISTS. Event "policy.created". */
 int cf_store_policy_insert(cf_store *store, const char *name, const char *document,
 			   const cf_store_actor *actor, cf_err *err);
@@ -599,6 +659,64 @@ int cf_store_outbox_pending(cf_store *store, const char *topic, bool *out, cf_er
 
 /* Forget a sent message. CF_ENOTFOUND when it is already gone. */
 int cf_store_outbox_delete(cf_store *store, int64_t id, cf_err *err);
+
+/* ---- connections ---------------------------------------------------- */
+
+/*
+ * The broker plugin's record of MQTT connections, accepted and refused,
+ * for the audits that find one certificate used by several devices or one
+ * client id with several certificates. Not part of the event log: no
+ * actor, no events, no hash chain (cf_store_events_verify() ignores the
+ * table), and the writer prunes it to the newest rows it wants to keep.
+ */
+
+/* The longest client_id and address a record takes, in bytes (the caller truncates). */
+#define CF_STORE_CONNECTION_TEXT_MAX 256
+/* The longest outcome token, in bytes. */
+#define CF_STORE_CONNECTION_OUTCOME_MAX 64
+
+typedef struct cf_store_connection {
+	int64_t id;            /* out: increasing in the order recorded; ignored when recording */
+	int64_t at;            /* when, seconds since the epoch, > 0 */
+	const char *cert_id;   /* the certificate presented (64 lowercase hex), NULL for none */
+	const char *client_id; /* the MQTT client id as sent, may be "" */
+	const char *address;   /* the peer's address as the broker saw it, may be "" */
+	const char *outcome;   /* "accepted", or why it was refused ("status_INACTIVE",
+				  "client_id_mismatch", ...): 1 to 64 of [A-Za-z0-9_.:-] */
+} cf_store_connection;
+
+/*
+ * Insert n records (n may be 0) in one transaction, then delete all but
+ * the newest keep rows (keep 0: delete nothing). Every record is checked
+ * first: CF_EINVAL, with err->msg naming the first bad record by its
+ * index, and nothing is written. CF_EBUSY when another process holds the
+ * write lock for longer than the busy timeout (cf_store_set_busy_timeout()):
+ * nothing was written, so the caller keeps the records and tries again
+ * later. CF_ESTATE on a read-only handle; CF_ESTORE.
+ */
+int cf_store_connections_record(cf_store *store, const cf_store_connection *recs, size_t n,
+				int64_t keep, cf_err *err);
+
+typedef struct cf_store_connection_filter {
+	const char *cert_id;   /* a certificate id or a prefix of 8+ hex digits; NULL: any */
+	const char *client_id; /* exactly this client id; NULL: any */
+	int64_t since;         /* only at >= since; 0: any */
+	int64_t limit;         /* 0: no limit */
+} cf_store_connection_filter;
+
+#define CF_STORE_CONNECTION_FILTER_INIT { NULL, NULL, 0, 0 }
+
+/* conn and its strings are borrowed for the duration of the call. */
+typedef int (*cf_store_connection_cb)(const cf_store_connection *conn, void *payload);
+
+/*
+ * Call cb for the matching records, newest (highest id) first; filter
+ * NULL: all. A non-zero return from cb stops and is returned. CF_EINVAL for
+ * a bad filter (a cert_id that is not 8 to 64 hex digits, a negative since
+ * or limit); CF_EBUSY, CF_ESTORE.
+ */
+int cf_store_connection_list(cf_store *store, const cf_store_connection_filter *filter,
+			     cf_store_connection_cb cb, void *payload, cf_err *err);
 
 /* ---- events --------------------------------------------------------- */
 

@@ -27,7 +27,7 @@
 #include "store.h"
 
 /* Bumped whenever the table below changes shape. */
-#define CF_STORE_BACKEND_VERSION 4
+#define CF_STORE_BACKEND_VERSION 5
 
 /* The prev_hash of the first event: 64 zeros. */
 #define CF_STORE_GENESIS_HASH "0000000000000000000000000000000000000000000000000000000000000000"
@@ -43,6 +43,13 @@ struct cf_store {
 	EVP_MD_CTX *md_ctx; /* reused: a handle is used by one thread at a time */
 };
 
+/* How a handle is opened: cf_store_open(), _open_existing(), _open_readonly(). */
+typedef enum {
+	CF_STORE_OPEN_MIGRATE = 0, /* read-write; create a missing file, migrate the schema */
+	CF_STORE_OPEN_EXISTING,    /* read-write; the file and exactly this schema must exist */
+	CF_STORE_OPEN_READONLY     /* read-only; the file and exactly this schema must exist */
+} cf_store__open_mode;
+
 /*
  * A backend. Arguments have been checked by store.c: strings are non-NULL
  * where the public header requires them, names are valid, actor->who is set,
@@ -53,7 +60,7 @@ struct cf_store_backend {
 	const char *scheme;   /* matched against the URI up to ':' */
 
 	/* Fill store->impl. uri is the whole URI, scheme included. */
-	int (*open)(cf_store *store, const char *uri, bool readonly, cf_err *err);
+	int (*open)(cf_store *store, const char *uri, cf_store__open_mode mode, cf_err *err);
 	void (*close)(cf_store *store);
 	int (*schema_version)(cf_store *store, int *out, cf_err *err);
 
@@ -138,6 +145,20 @@ struct cf_store_backend {
 	int (*outbox_delete)(cf_store *store, int64_t id, cf_err *err);
 	int (*outbox_pending)(cf_store *store, const char *topic, bool *out, cf_err *err);
 	int (*set_durable)(cf_store *store, bool full, cf_err *err);
+	/* ms >= 0. */
+	int (*set_busy_timeout)(cf_store *store, int ms, cf_err *err);
+	int (*set_autocheckpoint)(cf_store *store, int pages, cf_err *err);
+	int (*checkpoint)(cf_store *store, cf_err *err);
+
+	/* Every record checked by store.c; n may be 0; keep >= 0. */
+	int (*connections_record)(cf_store *store, const cf_store_connection *recs, size_t n,
+				  int64_t keep, cf_err *err);
+	/*
+	 * filter checked by store.c: cert_id is NULL or 8 to 64 lowercase hex digits,
+	 * matched as a prefix; since and limit >= 0.
+	 */
+	int (*connection_list)(cf_store *store, const cf_store_connection_filter *filter,
+			       cf_store_connection_cb cb, void *payload, cf_err *err);
 
 	int (*events_list)(cf_store *store, const cf_store_event_filter *filter,
 			   cf_store_event_cb cb, void *payload, cf_err *err);

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* memmem, prctl */
 
 #include "support/broker.h"
+#include "support/fleet.h"
 #include "support/run.h"
 
 #include <arpa/inet.h>
@@ -580,6 +581,25 @@ launch(cf_test_broker *b)
 	cf_test_bg_free(b->proc);
 	b->proc = NULL;
 	return -1;
+}
+
+char *
+cf_test_broker_plugin_conf(const char *registry, int refresh_ms)
+{
+	char *plugin = cf_test_binary("broker/certfleet_broker.so");
+	char *conf;
+
+	if (plugin == NULL || access(plugin, R_OK) != 0) {
+		fprintf(stderr, "broker: no plugin at %s\n", plugin != NULL ? plugin : "(null)");
+		free(plugin);
+		return NULL;
+	}
+	if (CF_TEST_SANITIZER_PRELOAD[0] != '\0')
+		setenv("CF_TEST_BROKER_PRELOAD", CF_TEST_SANITIZER_PRELOAD, 1);
+	conf = cf_test_printf("plugin %s\nplugin_opt_registry %s\nplugin_opt_refresh_ms %d\n",
+			      plugin, registry, refresh_ms);
+	free(plugin);
+	return conf;
 }
 
 int

@@ -118,6 +118,15 @@ typedef struct cf_test_broker cf_test_broker; /* opaque */
 int cf_test_broker_start(cf_test_broker **out, const char *dir, const char *client_ca_file,
 			 const char *extra_conf);
 
+/*
+ * The mosquitto.conf lines that load this build's certfleet_broker.so on the
+ * registry file, refreshing every refresh_ms: the extra_conf of a broker
+ * that enforces the registry and the policies (docs/broker.md). In a
+ * sanitizer build it also sets CF_TEST_BROKER_PRELOAD. NULL when the plugin
+ * is not built. The caller frees the text.
+ */
+char *cf_test_broker_plugin_conf(const char *registry, int refresh_ms);
+
 /* The port it listens on (kept across restarts). */
 int cf_test_broker_port(const cf_test_broker *b);
 

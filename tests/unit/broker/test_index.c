@@ -18,13 +18,12 @@ struct left_log {
 };
 
 static void
-on_left(const char *thing, const char *id, const char *why, void *payload)
+on_left(const cf_broker_cert *cert, const char *why, void *payload)
 {
 	struct left_log *l = payload;
 
-	(void)id;
 	l->calls++;
-	snprintf(l->thing, sizeof(l->thing), "%s", thing);
+	snprintf(l->thing, sizeof(l->thing), "%s", cert->thing != NULL ? cert->thing : "-");
 	snprintf(l->why, sizeof(l->why), "%s", why);
 }
 
@@ -50,7 +49,7 @@ static void
 test_broker_index__reasons(void **state)
 {
 	struct fixture *fx = *state;
-	cf_broker_index idx = { NULL, 0, 0, 0 };
+	cf_broker_index idx = CF_BROKER_INDEX_INIT;
 	struct left_log l = { 0, "", "" };
 	cf_err err = CF_ERR_INIT;
 
@@ -90,16 +89,17 @@ test_broker_index__reasons(void **state)
 	refresh(fx, &idx, &l);
 	assert_string_equal(cf_broker_index_check(&idx, id_of(1), "dev-1", FX_T0),
 			    "status_REVOKED");
-	assert_int_equal(l.calls, 0); /* nobody was connected with it */
+	assert_int_equal(l.calls, 1);
+	assert_string_equal(l.why, "REVOKED");
 	cf_broker_index_clear(&idx);
 }
 
-/* A certificate in use that leaves ACTIVE is reported once; one not in use is not. */
+/* Every certificate that could connect and no longer can is reported, once. */
 static void
-test_broker_index__left_active_in_use(void **state)
+test_broker_index__left_active(void **state)
 {
 	struct fixture *fx = *state;
-	cf_broker_index idx = { NULL, 0, 0, 0 };
+	cf_broker_index idx = CF_BROKER_INDEX_INIT;
 	struct left_log l = { 0, "", "" };
 	cf_err err = CF_ERR_INIT;
 	uint64_t n;
@@ -108,41 +108,123 @@ test_broker_index__left_active_in_use(void **state)
 	fx_add_thing(fx, "dev-1");
 	fx_add_thing(fx, "dev-2");
 	fx_add_cert(fx, 1, CA, "dev-1", CF_CERT_ACTIVE, 30);
-	fx_add_cert(fx, 2, CA, "dev-2", CF_CERT_ACTIVE, 30);
-	/* Enough certificates to make the table grow under the sessions. */
+	fx_add_cert(fx, 2, CA, "dev-2", CF_CERT_INACTIVE, 30);
+	/* Enough certificates to make the table grow. */
 	for (n = 10; n < 1200; n++)
 		fx_add_cert(fx, n, CA, NULL, CF_CERT_ACTIVE, 30);
 	refresh(fx, &idx, &l);
-	cf_broker_index_session(&idx, id_of(1), 1);
-	cf_broker_index_session(&idx, id_of(2), 1);
-	cf_broker_index_session(&idx, id_of(2), -1); /* dev-2 disconnected */
-	cf_broker_index_session(&idx, id_of(2), -1); /* never below zero */
-	cf_broker_index_session(&idx, id_of(999999), 1); /* unknown: ignored */
+	assert_int_equal(l.calls, 0); /* the first load reports nothing */
 
 	assert_int_equal(cf_store_cert_transition(fx->store, id_of(1), CF_CERT_INACTIVE, NULL,
 						  &fx_actor, &err),
 			 CF_OK);
-	assert_int_equal(cf_store_cert_transition(fx->store, id_of(2), CF_CERT_INACTIVE, NULL,
+	assert_int_equal(cf_store_cert_transition(fx->store, id_of(2), CF_CERT_REVOKED, NULL,
 						  &fx_actor, &err),
 			 CF_OK);
 	refresh(fx, &idx, &l);
-	assert_int_equal(l.calls, 1);
+	assert_int_equal(l.calls, 1); /* not dev-2's: it could not connect before either */
 	assert_string_equal(l.thing, "dev-1");
 	assert_string_equal(l.why, "INACTIVE");
 	/* Nothing new: nothing reported again. */
 	refresh(fx, &idx, &l);
 	assert_int_equal(l.calls, 1);
-	/* Another certificate of dev-2, in use, then deactivated: reported too. */
+	/* Deleted after INACTIVE: no longer admissible already, not reported. */
+	assert_int_equal(cf_store_cert_delete(fx->store, id_of(1), &fx_actor, &err), CF_OK);
+	refresh(fx, &idx, &l);
+	assert_int_equal(l.calls, 1);
+	/* A new certificate of dev-2, then revoked while ACTIVE. */
 	fx_add_cert(fx, 3, CA, "dev-2", CF_CERT_ACTIVE, 30);
 	refresh(fx, &idx, &l);
-	cf_broker_index_session(&idx, id_of(3), 1);
-	assert_int_equal(cf_store_cert_transition(fx->store, id_of(3), CF_CERT_INACTIVE, NULL,
+	assert_int_equal(cf_store_cert_transition(fx->store, id_of(3), CF_CERT_REVOKED, NULL,
 						  &fx_actor, &err),
 			 CF_OK);
 	refresh(fx, &idx, &l);
 	assert_int_equal(l.calls, 2);
 	assert_string_equal(l.thing, "dev-2");
+	assert_string_equal(l.why, "REVOKED");
 	assert_int_equal(cf_broker_index_size(&idx), 1193);
+	cf_broker_index_clear(&idx);
+}
+
+static const char device_policy[] =
+	"{\"version\": 1, \"statements\": [{\"effect\": \"allow\", \"actions\": [\"publish\"], "
+	"\"resources\": [\"m/${clientid}/csr_res\"]}]}";
+static const char extra_policy[] =
+	"{\"version\": 1, \"statements\": [{\"effect\": \"allow\", \"actions\": [\"publish\"], "
+	"\"resources\": [\"telemetry/${thing}\"]}]}";
+
+static bool
+may_publish(const cf_broker_index *idx, uint64_t n, const char *thing, const char *topic)
+{
+	const cf_broker_cert *e = cf_broker_index_get(idx, id_of(n));
+
+	assert_non_null(e);
+	return cf_broker_policy_allows(e->policy, CF_BROKER_PUBLISH, topic, thing, thing);
+}
+
+/*
+ * Policies follow attach and detach through the change feed; one compiled
+ * copy per distinct set; history and unbound policies cost nothing.
+ */
+static void
+test_broker_index__policies(void **state)
+{
+	struct fixture *fx = *state;
+	cf_broker_index idx = CF_BROKER_INDEX_INIT;
+	struct left_log l = { 0, "", "" };
+	cf_err err = CF_ERR_INIT;
+	uint64_t n;
+
+	fx_add_ca(fx, CA);
+	assert_int_equal(cf_store_policy_insert(fx->store, "device", device_policy, &fx_actor,
+						&err),
+			 CF_OK);
+	assert_int_equal(cf_store_policy_insert(fx->store, "extra", extra_policy, &fx_actor, &err),
+			 CF_OK);
+	for (n = 1; n <= 50; n++) {
+		char thing[16];
+
+		snprintf(thing, sizeof(thing), "dev-%u", (unsigned int)n);
+		fx_add_thing(fx, thing);
+		fx_add_cert(fx, n, CA, thing, CF_CERT_ACTIVE, 30);
+		assert_int_equal(cf_store_policy_attach(fx->store, "device", id_of(n), &fx_actor,
+							&err),
+				 CF_OK);
+	}
+	fx_add_cert(fx, 60, CA, "dev-1", CF_CERT_INACTIVE, 30);
+	assert_int_equal(cf_store_policy_attach(fx->store, "device", id_of(60), &fx_actor, &err),
+			 CF_OK);
+	fx_add_cert(fx, 61, CA, "dev-2", CF_CERT_ACTIVE, 30); /* none attached */
+	refresh(fx, &idx, &l);
+	assert_int_equal(cf_broker_index_policies(&idx), 1); /* fifty certificates, one copy */
+	assert_true(may_publish(&idx, 1, "dev-1", "m/dev-1/csr_res"));
+	assert_false(may_publish(&idx, 1, "dev-1", "m/dev-2/csr_res"));
+	assert_false(may_publish(&idx, 1, "dev-1", "telemetry/dev-1"));
+	assert_null(cf_broker_index_get(&idx, id_of(60))->policy); /* cannot connect anyway */
+	assert_null(cf_broker_index_get(&idx, id_of(61))->policy);
+	assert_false(may_publish(&idx, 61, "dev-2", "m/dev-2/csr_res"));
+
+	/* Attach a second policy to one certificate: a new set, seen at the next refresh. */
+	assert_int_equal(cf_store_policy_attach(fx->store, "extra", id_of(1), &fx_actor, &err),
+			 CF_OK);
+	refresh(fx, &idx, &l);
+	assert_int_equal(cf_broker_index_policies(&idx), 2);
+	assert_true(may_publish(&idx, 1, "dev-1", "telemetry/dev-1"));
+	assert_true(may_publish(&idx, 1, "dev-1", "m/dev-1/csr_res"));
+	assert_false(may_publish(&idx, 2, "dev-2", "telemetry/dev-2"));
+	/* Detach the device policy: only the extra one is left. */
+	assert_int_equal(cf_store_policy_detach(fx->store, "device", id_of(1), &fx_actor, &err),
+			 CF_OK);
+	refresh(fx, &idx, &l);
+	assert_int_equal(cf_broker_index_policies(&idx), 3);
+	assert_false(may_publish(&idx, 1, "dev-1", "m/dev-1/csr_res"));
+	assert_true(may_publish(&idx, 1, "dev-1", "telemetry/dev-1"));
+	/* Deactivated: its policies go with it. */
+	assert_int_equal(cf_store_cert_transition(fx->store, id_of(2), CF_CERT_INACTIVE, NULL,
+						  &fx_actor, &err),
+			 CF_OK);
+	refresh(fx, &idx, &l);
+	assert_null(cf_broker_index_get(&idx, id_of(2))->policy);
 	cf_broker_index_clear(&idx);
 }
 
@@ -151,8 +233,9 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_broker_index__reasons, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_broker_index__left_active_in_use, fx_setup,
+		cmocka_unit_test_setup_teardown(test_broker_index__left_active, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_broker_index__policies, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests_name("broker index", tests, NULL, NULL);

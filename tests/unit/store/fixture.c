@@ -254,3 +254,22 @@ fx_status(struct fixture *fx, const char *id)
 	cf_store_cert_clear(&cert);
 	return status;
 }
+
+static int
+count_connection_cb(const cf_store_connection *conn, void *payload)
+{
+	(void)conn;
+	(*(int64_t *)payload)++;
+	return 0;
+}
+
+int64_t
+fx_count_connections(cf_store *store, const cf_store_connection_filter *filter)
+{
+	int64_t n = 0;
+	cf_err err = CF_ERR_INIT;
+
+	if (cf_store_connection_list(store, filter, count_connection_cb, &n, &err) != 0)
+		fail_msg("connection_list: %s", err.msg);
+	return n;
+}

@@ -83,11 +83,15 @@ int64_t fx_verify_ok(struct fixture *fx);
 /* Status of certificate id (asserts it exists). */
 cf_cert_status fx_status(struct fixture *fx, const char *id);
 
+/* Number of connection records of store matching filter (NULL: all); asserts the list works. */
+int64_t fx_count_connections(cf_store *store, const cf_store_connection_filter *filter);
+
 int test_store_run(void);
 int test_policy_run(void);
 int test_sqlite_run(void);
 int test_tx_run(void);
 int test_rotation_run(void);
 int test_delete_run(void);
+int test_connections_run(void);
 
 #endif

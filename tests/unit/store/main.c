@@ -12,5 +12,6 @@ main(void)
 	failed += test_tx_run();
 	failed += test_rotation_run();
 	failed += test_delete_run();
+	failed += test_connections_run();
 	return failed == 0 ? 0 : 1;
 }

@@ -5,10 +5,12 @@
  */
 #include "fixture.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -490,7 +492,7 @@ test_store_sqlite__schema_1_is_migrated(void **state)
 	fx->store = NULL;
 	/* Migration 2 only adds the guards: without them, this is a schema-1 file. */
 	raw_exec(fx, DROP_LOG_GUARDS "DROP TABLE rotations; DROP TABLE outbox; "
-		     "ALTER TABLE certs DROP COLUMN deleted_at; "
+		     "ALTER TABLE certs DROP COLUMN deleted_at; DROP TABLE connections; "
 		     "DELETE FROM schema_migrations WHERE version >= 2");
 	raw_exec(fx, "UPDATE events SET actor = actor WHERE seq = 1"); /* no guard yet */
 	assert_int_equal(cf_store_open_readonly(&other, fx->uri, &err), CF_ESTORE);
@@ -527,7 +529,7 @@ test_store_sqlite__schema_2_is_migrated(void **state)
 	fx->store = NULL;
 	/* Migration 3 only adds the two tables (AUTOINCREMENT adds sqlite_sequence). */
 	raw_exec(fx, "DROP TABLE rotations; DROP TABLE outbox; "
-		     "ALTER TABLE certs DROP COLUMN deleted_at; "
+		     "ALTER TABLE certs DROP COLUMN deleted_at; DROP TABLE connections; "
 		     "DELETE FROM schema_migrations WHERE version >= 3");
 	assert_int_equal(cf_store_open_readonly(&other, fx->uri, &err), CF_ESTORE);
 	assert_non_null(strstr(err.msg, "schema version 2"));
@@ -587,17 +589,17 @@ test_store_sqlite__schema_3_is_migrated(void **state)
 	assert_int_equal(fx_verify_ok(fx), 8);
 	cf_store_close(fx->store);
 	fx->store = NULL;
-	/* What migration 4 adds, taken away again: a schema-3 file with data. */
+	/* What migrations 4 and 5 add, taken away again: a schema-3 file with data. */
 	raw_exec(fx, "DROP INDEX rotations_delete_old; DROP INDEX outbox_topic; "
 		     "ALTER TABLE rotations DROP COLUMN delete_old_at; "
-		     "ALTER TABLE certs DROP COLUMN deleted_at; "
-		     "DELETE FROM schema_migrations WHERE version = 4");
+		     "ALTER TABLE certs DROP COLUMN deleted_at; DROP TABLE connections; "
+		     "DELETE FROM schema_migrations WHERE version >= 4");
 	assert_int_equal(cf_store_open_readonly(&other, fx->uri, &err), CF_ESTORE);
 	assert_non_null(strstr(err.msg, "schema version 3"));
 	assert_int_equal(cf_store_open(&fx->store, fx->uri, &err), 0);
 	cf_store_set_clock(fx->store, fx_clock, fx);
 	assert_int_equal(cf_store_schema_version(fx->store, &version, NULL), 0);
-	assert_int_equal(version, 4);
+	assert_int_equal(version, CF_STORE_SCHEMA_VERSION);
 	assert_int_equal(fx_verify_ok(fx), 8);
 	assert_int_equal(cf_store_rotation_get(fx->store, &got, rid, &err), 0);
 	assert_int_equal(got.delete_old_at, 0);
@@ -614,6 +616,266 @@ test_store_sqlite__schema_3_is_migrated(void **state)
 	assert_int_equal(cf_store_open_readonly(&other, fx->uri, &err), 0);
 	cf_store_close(other);
 	assert_int_equal(fx_verify_ok(fx), 9);
+}
+
+/* One connection record for the cases below (at: FX_T0 + i). */
+static void
+record_one(cf_store *store, int64_t i)
+{
+	cf_store_connection c = { 0, FX_T0 + i, NULL, "dev-1", "192.0.2.7:50123", "accepted" };
+	cf_err err = CF_ERR_INIT;
+
+	if (cf_store_connections_record(store, &c, 1, 0, &err) != 0)
+		fail_msg("connections_record: %s", err.msg);
+}
+
+/* The schema version in the file, read with a connection of our own. */
+static int
+raw_schema_version(struct fixture *fx)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int version;
+
+	assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT MAX(version) FROM schema_migrations", -1,
+					    &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return version;
+}
+
+/*
+ * The broker's open: read-write, but never creating a file or migrating a
+ * schema, and refusing what cf_store_open_readonly() refuses.
+ */
+static void
+test_store_sqlite__open_existing(void **state)
+{
+	struct fixture *fx = *state;
+	cf_store *w = NULL;
+	char path[600], uri[620];
+	struct stat sb;
+	int version = 0, fd;
+	cf_err err = CF_ERR_INIT;
+
+	fx_require_sqlite(fx);
+	/* A missing file is refused and not created. */
+	snprintf(path, sizeof(path), "%s/garbage.db", fx->dir);
+	snprintf(uri, sizeof(uri), "sqlite:%s", path);
+	assert_int_equal(cf_store_open_existing(&w, uri, &err), CF_ESTORE);
+	assert_null(w);
+	assert_non_null(strstr(err.msg, "cannot open"));
+	assert_int_equal(stat(path, &sb), -1);
+	assert_int_equal(errno, ENOENT);
+	/* An empty file is at schema 0, refused, and left empty (not made a WAL database). */
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(cf_store_open_existing(&w, uri, &err), CF_ESTORE);
+	assert_non_null(strstr(err.msg, "schema version 0"));
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, 0);
+
+	/* The registry itself: writable, at the version it already has. */
+	assert_int_equal(cf_store_open_existing(&w, fx->uri, &err), 0);
+	assert_int_equal(cf_store_schema_version(w, &version, NULL), 0);
+	assert_int_equal(version, CF_STORE_SCHEMA_VERSION);
+	record_one(w, 0);
+	assert_int_equal(cf_store_thing_insert(w, "a", NULL, &fx_actor, &err), 0);
+	cf_store_close(w);
+	w = NULL;
+	assert_int_equal(fx_count_connections(fx->store, NULL), 1);
+	assert_int_equal(fx_verify_ok(fx), 1);
+
+	/* Older (schema 4: no connections table): refused, and not migrated. */
+	cf_store_close(fx->store);
+	fx->store = NULL;
+	raw_exec(fx, "DROP TABLE connections; DELETE FROM schema_migrations WHERE version = 5");
+	assert_int_equal(cf_store_open_existing(&w, fx->uri, &err), CF_ESTORE);
+	assert_null(w);
+	assert_non_null(strstr(err.msg, "schema version 4"));
+	assert_int_equal(raw_schema_version(fx), 4);
+	/* Newer: refused too. */
+	raw_exec(fx, "INSERT INTO schema_migrations VALUES (99, 0)");
+	assert_int_equal(cf_store_open_existing(&w, fx->uri, &err), CF_ESTORE);
+	assert_non_null(strstr(err.msg, "schema version 99"));
+	assert_int_equal(raw_schema_version(fx), 99);
+}
+
+/*
+ * Schema 4 -> 5 on a file with data: the connections table is added, the
+ * registry and its log are as they were, and the broker's open accepts the
+ * result.
+ */
+static void
+test_store_sqlite__schema_4_is_migrated(void **state)
+{
+	struct fixture *fx = *state;
+	cf_store *other = NULL;
+	cf_store_thing thing;
+	char id[65];
+	int version = 0;
+	cf_err err = CF_ERR_INIT;
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	fx_id(id, 2);
+	assert_int_equal(cf_store_cert_transition(fx->store, id, CF_CERT_INACTIVE, NULL, &fx_actor,
+						  &err),
+			 0);
+	assert_int_equal(cf_store_cert_delete(fx->store, id, &fx_actor, &err), 0);
+	assert_int_equal(fx_verify_ok(fx), 8);
+	cf_store_close(fx->store);
+	fx->store = NULL;
+	/* What migration 5 adds, taken away again: a schema-4 file with data. */
+	raw_exec(fx, "DROP TABLE connections; DELETE FROM schema_migrations WHERE version = 5");
+	assert_int_equal(raw_schema_version(fx), 4);
+	assert_int_equal(cf_store_open_readonly(&other, fx->uri, &err), CF_ESTORE);
+	assert_non_null(strstr(err.msg, "schema version 4"));
+	assert_int_equal(cf_store_open_existing(&other, fx->uri, &err), CF_ESTORE);
+	assert_int_equal(cf_store_open(&fx->store, fx->uri, &err), 0);
+	cf_store_set_clock(fx->store, fx_clock, fx);
+	assert_int_equal(cf_store_schema_version(fx->store, &version, NULL), 0);
+	assert_int_equal(version, CF_STORE_SCHEMA_VERSION);
+	/* The old data: the log, a thing, a deleted certificate. */
+	assert_int_equal(fx_verify_ok(fx), 8);
+	assert_int_equal(cf_store_thing_get(fx->store, &thing, "b", &err), 0);
+	cf_store_thing_clear(&thing);
+	assert_int_equal(fx_status(fx, id), CF_CERT_INACTIVE);
+	/* The new table works, from the broker's kind of handle too. */
+	assert_int_equal(fx_count_connections(fx->store, NULL), 0);
+	assert_int_equal(cf_store_open_existing(&other, fx->uri, &err), 0);
+	record_one(other, 1);
+	cf_store_close(other);
+	assert_int_equal(fx_count_connections(fx->store, NULL), 1);
+	assert_int_equal(fx_verify_ok(fx), 8);
+}
+
+/* The size of the registry's -wal file, -1 when there is none. */
+static long long
+wal_size(struct fixture *fx)
+{
+	char path[600];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s-wal", fx->path);
+	return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
+/*
+ * Commit batches of large records on w until the -wal file passes limit
+ * bytes or max commits were made; returns the commits made.
+ */
+static int
+fill_wal(struct fixture *fx, cf_store *w, long long limit, int max)
+{
+	static cf_store_connection recs[100];
+	static char text[CF_STORE_CONNECTION_TEXT_MAX + 1];
+	cf_err err = CF_ERR_INIT;
+	size_t i;
+	int n;
+
+	memset(text, 'x', sizeof(text) - 1);
+	for (i = 0; i < CF_ARRAY_LEN(recs); i++) {
+		cf_store_connection c = { 0, FX_T0, NULL, text, text, "accepted" };
+
+		recs[i] = c;
+	}
+	for (n = 0; n < max && wal_size(fx) <= limit; n++) {
+		if (cf_store_connections_record(w, recs, CF_ARRAY_LEN(recs), 0, &err) != 0)
+			fail_msg("connections_record: %s", err.msg);
+	}
+	return n;
+}
+
+/*
+ * With automatic checkpoints off, commits leave the write-ahead log to
+ * others however long it grows; with a size of 1,000 pages (what the broker
+ * plugin sets) a commit copies it back at that size and the log starts
+ * over, so its file stops growing. Either way, the close of the last handle
+ * checkpoints and removes the log.
+ */
+static void
+test_store_sqlite__autocheckpoint(void **state)
+{
+	/* 1,000 frames of a 4 KiB page and its 24-byte header, and some slack. */
+	const long long limit = 1100LL * (4096 + 24);
+	struct fixture *fx = *state;
+	cf_store *w = NULL;
+	cf_err err = CF_ERR_INIT;
+	int commits;
+
+	fx_require_sqlite(fx);
+	cf_store_close(fx->store); /* w is the only connection: its close is the last */
+	fx->store = NULL;
+	assert_int_equal(wal_size(fx), -1);
+	assert_int_equal(cf_store_open_existing(&w, fx->uri, &err), 0);
+	assert_int_equal(cf_store_set_autocheckpoint(w, 0, &err), 0);
+	commits = fill_wal(fx, w, limit, 2000);
+	if (wal_size(fx) <= limit)
+		fail_msg("the WAL stayed at %lld bytes after %d commits", wal_size(fx), commits);
+	cf_store_close(w);
+	w = NULL;
+	assert_int_equal(wal_size(fx), -1);
+
+	/* 1,000 pages: the same commits never grow the log that far. */
+	assert_int_equal(cf_store_open_existing(&w, fx->uri, &err), 0);
+	assert_int_equal(cf_store_set_autocheckpoint(w, 1000, &err), 0);
+	assert_int_equal(fill_wal(fx, w, limit, commits + 20), commits + 20);
+	assert_int_equal(cf_store_set_autocheckpoint(w, -1, &err), CF_EINVAL);
+	cf_store_close(w);
+	assert_int_equal(wal_size(fx), -1);
+	assert_int_equal(cf_store_open(&fx->store, fx->uri, &err), 0);
+	assert_int_equal(fx_count_connections(fx->store, NULL), 100LL * (2 * commits + 20));
+}
+
+/*
+ * A registry file renamed over under an open handle: SQLite leaves the old
+ * write-ahead log beside the new file at close, where it would be replayed
+ * into it; cf_store_checkpoint() first empties it through the old file, and
+ * the new file opens intact.
+ */
+static void
+test_store_sqlite__checkpoint_before_replacement(void **state)
+{
+	struct fixture *fx = *state;
+	char path[600], other[620], other_uri[640];
+	cf_store *w = NULL, *ro = NULL, *fresh = NULL;
+	cf_store_thing thing;
+	cf_err err = CF_ERR_INIT;
+
+	fx_require_sqlite(fx);
+	memset(&thing, 0, sizeof(thing));
+	snprintf(path, sizeof(path), "%s", fx->uri + strlen("sqlite:"));
+	snprintf(other, sizeof(other), "%s.new", path);
+	snprintf(other_uri, sizeof(other_uri), "sqlite:%s", other);
+	cf_store_close(fx->store);
+	fx->store = NULL;
+	assert_int_equal(cf_store_open_existing(&w, fx->uri, &err), 0);
+	assert_int_equal(cf_store_set_autocheckpoint(w, 0, &err), 0);
+	fill_wal(fx, w, 200LL * 4096, 200);
+	assert_true(wal_size(fx) > 0);
+	assert_int_equal(cf_store_open_readonly(&ro, fx->uri, &err), 0);
+	assert_int_equal(cf_store_checkpoint(ro, &err), CF_ESTATE);
+	cf_store_close(ro);
+
+	/* The replacement: another registry, with a thing of its own, renamed over the path. */
+	assert_int_equal(cf_store_open(&fresh, other_uri, &err), 0);
+	assert_int_equal(cf_store_thing_insert(fresh, "only-in-new", NULL, &fx_actor, &err), 0);
+	cf_store_close(fresh);
+	assert_int_equal(rename(other, path), 0);
+	assert_int_equal(cf_store_checkpoint(w, &err), 0);
+	assert_true(wal_size(fx) <= 0);
+	cf_store_close(w);
+
+	assert_int_equal(cf_store_open(&fx->store, fx->uri, &err), 0);
+	assert_int_equal(fx_count_connections(fx->store, NULL), 0);
+	assert_int_equal(cf_store_thing_get(fx->store, &thing, "only-in-new", &err), 0);
+	cf_store_thing_clear(&thing);
 }
 
 /* A deleted_at set or cleared by hand is caught by the replay of cert.deleted. */
@@ -829,6 +1091,14 @@ test_sqlite_run(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_sqlite__edited_deleted_at_detected,
 						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__open_existing, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__schema_4_is_migrated, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__checkpoint_before_replacement,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__autocheckpoint, fx_setup,
+						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_sqlite__inserted_policy_link_detected,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_sqlite__deleted_policy_link_detected,

@@ -51,6 +51,7 @@ test_util_err__set_and_ossl_drains_queue(void **state)
 	assert_int_equal(err.code, 0);
 	assert_null(err.reason);
 	assert_string_equal(cf_strerror(CF_ENOTFOUND), "not found");
+	assert_string_equal(cf_strerror(CF_EBUSY), "busy"); /* a held lock: retry later */
 	assert_string_equal(cf_strerror(12345), "unknown error");
 }
 
