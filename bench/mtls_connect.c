@@ -10,7 +10,6 @@
  *   bench_mtls_connect -H HOST -p PORT -a CA -c CERT -k KEY -i CLIENT_ID
  *                      [-P WORKERS] [-n COUNT] [-t SECONDS]
  */
-#include <arpa/inet.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,9 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <mosquitto.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
+#include "mqtt_bench.h"
 
 struct opts {
 	const char *host, *ca, *cert, *key, *client_id;
@@ -34,33 +31,7 @@ struct opts {
 static double
 now_seconds(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static SSL_CTX *
-tls_context(const struct opts *o)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-	unsigned char addr[16];
-	X509_VERIFY_PARAM *param;
-
-	if (ctx == NULL || SSL_CTX_load_verify_locations(ctx, o->ca, NULL) != 1 ||
-	    SSL_CTX_use_certificate_chain_file(ctx, o->cert) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, o->key, SSL_FILETYPE_PEM) != 1) {
-		fprintf(stderr, "bench_mtls_connect: cannot load the TLS files\n");
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	param = SSL_CTX_get0_param(ctx);
-	if (inet_pton(AF_INET, o->host, addr) == 1)
-		X509_VERIFY_PARAM_set1_ip_asc(param, o->host);
-	else
-		X509_VERIFY_PARAM_set1_host(param, o->host, 0);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	return ctx;
+	return cf_bench_now_us() / 1e6;
 }
 
 struct conn_state {
@@ -83,16 +54,12 @@ static bool
 connect_once(SSL_CTX *ctx, const struct opts *o, const char *client_id)
 {
 	struct conn_state st = { false, -1 };
-	struct mosquitto *mosq = mosquitto_new(client_id, true, &st);
+	struct mosquitto *mosq = cf_bench_client_new(client_id, ctx, &st);
 	double end = now_seconds() + 5;
 	bool ok = false;
 
 	if (mosq == NULL)
 		return false;
-	mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
-	mosquitto_int_option(mosq, MOSQ_OPT_TCP_NODELAY, 1);
-	mosquitto_int_option(mosq, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
-	mosquitto_void_option(mosq, MOSQ_OPT_SSL_CTX, ctx);
 	mosquitto_connect_callback_set(mosq, on_connect);
 	if (mosquitto_connect(mosq, o->host, o->port, 30) == MOSQ_ERR_SUCCESS) {
 		while (!st.done && now_seconds() < end)
@@ -110,7 +77,7 @@ connect_once(SSL_CTX *ctx, const struct opts *o, const char *client_id)
 static void
 worker(const struct opts *o, long count, double end, int fd)
 {
-	SSL_CTX *ctx = tls_context(o);
+	SSL_CTX *ctx = cf_bench_tls_context(o->host, o->ca, o->cert, o->key);
 	long ok = 0, failed = 0;
 	char line[64];
 	int n;

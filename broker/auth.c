@@ -3,7 +3,8 @@
  *
  * On MOSQ_EVT_BASIC_AUTH (every CONNECT, when the listener has
  * use_identity_as_username and use_subject_as_username off) the peer's
- * certificate is hashed and looked up in the index: anything but an ACTIVE,
+ * certificate is hashed and looked up in the index (read from the registry
+ * on the spot when the index does not know it yet): anything but an ACTIVE,
  * valid, undeleted certificate whose thing is the client id is refused,
  * with a log line that says why. Every outcome is recorded (records.c).
  *
@@ -63,6 +64,26 @@ session_begin(cf_broker_plugin *p, const char *client_id, const char *id,
 	return CF_OK;
 }
 
+/*
+ * A certificate the index does not know may have been issued since the last
+ * refresh (a rotation's new certificate, presented milliseconds after its
+ * commit): read it from the registry now rather than refuse it until then.
+ */
+static bool
+fetched(cf_broker_plugin *p, const char *id)
+{
+	cf_err err = CF_ERR_INIT;
+	int rc;
+
+	if (p->store == NULL)
+		return false;
+	rc = cf_broker_index_fetch(&p->idx, p->store, id, &err);
+	if (rc != CF_OK && rc != CF_ENOTFOUND)
+		mosquitto_log_printf(MOSQ_LOG_WARNING, "certfleet: registry read failed: %s",
+				     err.msg);
+	return rc == CF_OK;
+}
+
 static void
 refuse_log(const char *qid, const char *addr, const char *id, const char *why)
 {
@@ -94,6 +115,8 @@ cf_broker__on_basic_auth(int event, void *event_data, void *userdata)
 		return MOSQ_ERR_AUTH;
 	}
 	why = cf_broker_index_check(&p->idx, id, client_id, cf_time_now());
+	if (why != NULL && strcmp(why, "unknown_certificate") == 0 && fetched(p, id))
+		why = cf_broker_index_check(&p->idx, id, client_id, cf_time_now());
 	if (why == NULL && session_begin(p, client_id, id, ed->client) != CF_OK)
 		why = "out_of_memory";
 	cf_broker__record(p, id, client_id, addr, why != NULL ? why : "accepted");

@@ -17,6 +17,7 @@ struct refresh_ctx {
 	cf_broker_left_fn left;
 	void *payload;
 	cf_err *err;
+	bool feed; /* from the change feed: moves idx->seq; a single fetch does not */
 };
 
 static int
@@ -194,7 +195,7 @@ upsert(const cf_store_cert *cert, void *payload)
 	e->not_after = cert->not_after;
 	e->deleted = cert->deleted_at != 0;
 	e->policy = policy;
-	if (cert->change_seq > ctx->idx->seq)
+	if (ctx->feed && cert->change_seq > ctx->idx->seq)
 		ctx->idx->seq = cert->change_seq;
 	if (was_in && !is_in && ctx->left != NULL)
 		ctx->left(e, e->deleted ? "deleted" : cf_cert_status_name(e->status), ctx->payload);
@@ -205,9 +206,28 @@ int
 cf_broker_index_refresh(cf_broker_index *idx, cf_store *store, cf_broker_left_fn left,
 			void *payload, cf_err *err)
 {
-	struct refresh_ctx ctx = { idx, store, left, payload, err };
+	struct refresh_ctx ctx = { idx, store, left, payload, err, true };
 	int rc = cf_store_cert_changes(store, idx->seq, 0, upsert, &ctx, err);
 
+	if (rc == CF_ENOMEM)
+		return cf_err_set(err, CF_ENOMEM, NULL, "certificate index");
+	return rc;
+}
+
+int
+cf_broker_index_fetch(cf_broker_index *idx, cf_store *store, const char *id, cf_err *err)
+{
+	struct refresh_ctx ctx = { idx, store, NULL, NULL, err, false };
+	cf_store_cert cert;
+	int rc;
+
+	if (strlen(id) != CF_BROKER_ID_LEN - 1)
+		return cf_err_set(err, CF_EINVAL, NULL, "not a certificate id");
+	memset(&cert, 0, sizeof(cert));
+	rc = cf_store_cert_get(store, &cert, id, err);
+	if (rc == CF_OK)
+		rc = upsert(&cert, &ctx);
+	cf_store_cert_clear(&cert);
 	if (rc == CF_ENOMEM)
 		return cf_err_set(err, CF_ENOMEM, NULL, "certificate index");
 	return rc;

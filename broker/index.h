@@ -58,6 +58,15 @@ typedef void (*cf_broker_left_fn)(const cf_broker_cert *cert, const char *why, v
 int cf_broker_index_refresh(cf_broker_index *idx, cf_store *store, cf_broker_left_fn left,
 			    void *payload, cf_err *err);
 
+/*
+ * Read one certificate straight from the registry into the index, without
+ * moving the change feed position: for a CONNECT with a certificate the
+ * index does not know yet (issued since the last refresh, typically the
+ * new certificate of a rotation, presented milliseconds after its commit).
+ * CF_ENOTFOUND when the registry does not know it either; CF_ESTORE.
+ */
+int cf_broker_index_fetch(cf_broker_index *idx, cf_store *store, const char *id, cf_err *err);
+
 /* The certificate, or NULL. Borrowed: valid until the next refresh or clear. */
 const cf_broker_cert *cf_broker_index_get(const cf_broker_index *idx, const char *id);
 

@@ -1,27 +1,32 @@
 #!/usr/bin/env bash
 # The certfleet demo, on this machine only (127.0.0.1): a quick-start CA, Mosquitto
-# with TLS requiring client certificates, certfleetd, and certfleet-sim with N
-# devices (default 200) whose certificates expire in 10 days; `certfleet rotate start
-# --expiring-within 30d` rotates them all over MQTT, and the registry and openssl show
-# the result.
-#   scripts/demo.sh [--devices N] [--keep DIR]
+# with TLS requiring client certificates and the certfleet broker plugin (only ACTIVE
+# certificates connect, each client to its own topics), certfleetd, and certfleet-sim
+# with N devices (default 200) whose certificates expire in 10 days; `certfleet rotate
+# start --expiring-within 30d` rotates them all over MQTT, and the registry, the broker
+# and openssl show the result.
+#   scripts/demo.sh [--devices N] [--keep DIR] [--build DIR]
 # --keep DIR keeps the data dir, logs and broker config in DIR (default: a temp dir,
-# removed at the end). scripts/demo-pki.sh walks the CA and registry commands.
+# removed at the end); --build DIR builds and uses that build dir of the source tree
+# (default build).
+# scripts/demo-pki.sh walks the CA and registry commands.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 devices=200
 keep=
+build=build
 while [ $# -gt 0 ]; do
 	case $1 in
 	--devices) devices=$2; shift 2 ;;
 	--keep) keep=$2; shift 2 ;;
-	*) echo "usage: $0 [--devices N] [--keep DIR]" >&2; exit 2 ;;
+	--build) build=$2; shift 2 ;;
+	*) echo "usage: $0 [--devices N] [--keep DIR] [--build DIR]" >&2; exit 2 ;;
 	esac
 done
 
 "$top/scripts/bootstrap.sh"
-"$top/scripts/build.sh" build >/dev/null
-bin=$top/build
+"$top/scripts/build.sh" "$build" >/dev/null
+bin=$top/$build
 cf() { "$bin/cli/certfleet" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -43,9 +48,9 @@ step "1. A data dir with an offline root CA, a default intermediate, and certfle
 fleet_init "$work" "$bin"
 cf ca list
 
-step "2. Mosquitto on 127.0.0.1: TLS 1.2+, client certificates required"
+step "2. Mosquitto on 127.0.0.1: TLS 1.2+, client certificates required, checked by the plugin"
 fleet_broker
-grep -v '^#' "$work/mosquitto.conf" | sed -n '1,8p'
+grep -v '^#' "$work/mosquitto.conf" | sed -n '1,9p'
 
 step "3. certfleetd connects as the service principal"
 fleet_daemon "rotation_resend_interval = 15s"
@@ -90,7 +95,16 @@ printf '\n%-44s %s\n' "rotated (rotations COMPLETED)" "$completed/$devices"
 printf '%-44s %s\n' "rotation time, rotate start to last crt_ack" "$(awk -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.1f s", b - a }')"
 printf '%-44s %s\n' "old certificates INACTIVE (and deleted)" "$inactive/$devices"
 printf '%-44s %s\n' "new certificates ACTIVE" "$active/$devices"
-[ "$completed" -eq "$devices" ] && [ "$inactive" -eq "$devices" ] && [ "$active" -eq "$devices" ]
+# The broker's side: Mosquitto logs a connection only once the plugin admitted it; the
+# plugin logs every refused connect and every denied topic (none in a normal rotation).
+admitted=$(grep -c 'New client connected' "$work/mosquitto.log" || true)
+refused=$(grep -c 'certfleet: refused' "$work/mosquitto.log" || true)
+denied=$(grep -c 'certfleet: denied' "$work/mosquitto.log" || true)
+printf '%-44s %s\n' "broker: connects admitted by the plugin" "$admitted"
+printf '%-44s %s\n' "broker: connects refused by the plugin" "$refused"
+printf '%-44s %s\n' "broker: topics denied by the plugin" "$denied"
+[ "$completed" -eq "$devices" ] && [ "$inactive" -eq "$devices" ] && [ "$active" -eq "$devices" ] &&
+	[ "$denied" -eq 0 ]
 
 step "9. A new certificate, checked by openssl"
 thing=$(cd "$work/sim" && set -- */ && echo "${1%/}")

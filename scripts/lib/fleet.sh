@@ -1,11 +1,14 @@
-# Shell helpers shared by scripts/demo.sh and bench/rotation.sh: a loopback broker with
-# mutual TLS, certfleetd, and cleanup by PID. Source it; it defines functions only.
+# Shell helpers shared by scripts/demo.sh, bench/rotation.sh and bench/broker.sh: a loopback
+# broker with mutual TLS, certfleetd, and cleanup by PID. Source it; it defines functions only.
 #   fleet_init WORK BIN      data dir WORK/data (CERTFLEET_DATA_DIR), quick-start CA,
 #                            certfleetd's identity
-#   fleet_broker             Mosquitto on a free 127.0.0.1 port ($fleet_port)
+#   fleet_broker             Mosquitto on a free 127.0.0.1 port ($fleet_port) with the
+#                            certfleet broker plugin on the registry (docs/broker.md)
+#   fleet_broker --no-plugin the same listener without it, Mosquitto's ACL file instead
+#                            (a baseline for benchmarks)
 #   fleet_daemon             certfleetd, logging to WORK/certfleetd.log
 #   fleet_cleanup            stop everything started (by PID)
-# Needs: openssl, mosquitto, and the certfleet build in BIN.
+# Needs: openssl, mosquitto, and the certfleet build in BIN (with broker/certfleet_broker.so).
 
 fleet_pids=()
 
@@ -51,9 +54,19 @@ fleet_init() {
 }
 
 # The broker's server certificate comes from a separate CA made with openssl; client
-# certificates must chain to the certfleet root (cafile = intermediate + root).
+# certificates must chain to the certfleet root (cafile = intermediate + root). Writes
+# WORK/mosquitto.conf and logs to WORK/mosquitto.log.
 fleet_broker() {
-	local w=$fleet_work
+	local w=$fleet_work plugin=1 auth
+	case ${1-} in
+	--no-plugin) plugin=0 ;;
+	"") ;;
+	*) echo "usage: fleet_broker [--no-plugin]" >&2; return 2 ;;
+	esac
+	if [ "$plugin" -eq 1 ] && [ ! -f "$fleet_bin/broker/certfleet_broker.so" ]; then
+		echo "fleet: no $fleet_bin/broker/certfleet_broker.so (build it first)" >&2
+		return 1
+	fi
 	fleet_port=$(fleet_free_port)
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
 		-keyout "$w/broker-ca.key" -out "$w/data/broker-ca.pem" -subj "/CN=certfleet demo broker CA" 2>/dev/null
@@ -65,14 +78,26 @@ fleet_broker() {
 	chmod 600 "$w/broker.key" "$w/broker-ca.key"
 	"$fleet_bin/cli/certfleet" ca pem default --chain >"$w/client-ca.pem"
 	cat "$w/data/broker-ca.pem" "$w/data/offline-root/root.pem" >"$w/device-trust.pem"
-	# Until the certfleet broker plugin (docs/broker.md, issue 4) enforces topics per
-	# certificate, Mosquitto's own ACL keeps each device to P/<its CN>/...: protocol.md
-	# lets certfleetd trust the client id in a topic only because the broker does.
-	cat >"$w/acl" <<EOA
+	# protocol.md lets certfleetd trust the client id in a topic only because the broker
+	# keeps each device to P/<its client id>/... . The plugin does: a client connects only
+	# with an ACTIVE certificate of the thing its client id names, and uses only the topics
+	# of its certificate's policies (certfleet-device, certfleet-service). Mosquitto skips
+	# a plugin's basic-auth check when the identity is the user name, hence false there.
+	# Without the plugin, Mosquitto's own ACL does the topic part, with the certificate's
+	# CN (the thing name) as the user name; any valid certificate connects.
+	if [ "$plugin" -eq 1 ]; then
+		auth="use_identity_as_username false
+plugin $fleet_bin/broker/certfleet_broker.so
+plugin_opt_registry $CERTFLEET_DATA_DIR/registry.db"
+	else
+		cat >"$w/acl" <<EOA
 user certfleetd
 topic readwrite management/topic/#
 pattern readwrite management/topic/%u/#
 EOA
+		auth="use_identity_as_username true
+acl_file $w/acl"
+	fi
 	cat >"$w/mosquitto.conf" <<EOC
 listener $fleet_port 127.0.0.1
 cafile $w/client-ca.pem
@@ -80,8 +105,7 @@ certfile $w/broker.pem
 keyfile $w/broker.key
 tls_version tlsv1.2
 require_certificate true
-use_identity_as_username true
-acl_file $w/acl
+$auth
 set_tcp_nodelay true
 persistence true
 persistence_location $w/

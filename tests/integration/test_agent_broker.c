@@ -4,14 +4,20 @@
  *
  * Each case gets a temp dir with a quickstart data dir, a broker
  * (support/broker.h) whose listener requires client certificates chaining
- * to the certfleet root, and two identities issued by the real
- * `certfleet cert issue` from CSRs made by `openssl req`: the device dev1
- * (copied into the agent's state dir) and a service client svc. The test
- * speaks the server's side of protocol.md with mosquitto_pub and
- * mosquitto_sub as svc, issues the device's new certificate with the
- * certfleet CLI from the CSR the agent sent, and checks the result with the
- * openssl command. No certfleetd here: the agent is checked against the
- * protocol, not against our server.
+ * to the certfleet root and that loads the certfleet broker plugin on the
+ * registry (docs/broker.md: a client connects only with an ACTIVE
+ * certificate of the thing its client id names, and publishes and
+ * subscribes only as its certificate's policies allow), the device dev1
+ * (its certificate issued by the real `certfleet cert issue` from a CSR
+ * made by `openssl req`, copied into the agent's state dir) and two service
+ * principals made by `certfleet service create`: svc publishes as the
+ * server, svc-sub subscribes (one client id each: a second connection with
+ * the same client id would take the first one's place). The test speaks
+ * the server's side of protocol.md with mosquitto_pub and mosquitto_sub,
+ * issues the device's new certificate with the certfleet CLI from the CSR
+ * the agent sent, and checks the result with the openssl command. No
+ * certfleetd here: the agent is checked against the protocol, not against
+ * our server.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,9 +48,10 @@ struct fx {
 	cf_test_fleet f; /* T, D, the last run, the root and intermediate (support/fleet.h) */
 
 	cf_test_broker *broker;
-	cf_test_bg *sub;   /* mosquitto_sub as svc: csr_res, crt_ack, crt_err */
+	cf_test_bg *sub;   /* mosquitto_sub as svc-sub: csr_res, crt_ack, crt_err */
 	cf_test_bg *agent; /* certfleet-agent as dev1 */
-	const char *svc_cert, *svc_key;
+	const char *svc_cert, *svc_key; /* the service principal svc, which publishes */
+	const char *svc_sub_cert, *svc_sub_key; /* svc-sub, which subscribes */
 	const char *dev_key, *dev_cert, *dev_id; /* the device's first identity */
 	const char *state, *agent_conf, *agent_log, *sub_out;
 };
@@ -155,17 +162,27 @@ start_agent(struct fx *fx)
 	assert_int_equal(cf_test_bg_start(&fx->agent, argv, fx->agent_log, fx->agent_log), 0);
 }
 
-/* Stop the agent with SIGTERM: it must exit 0 (ASan reports leaks with another status). */
+/*
+ * Stop the agent with SIGTERM: it must exit 0 (ASan reports leaks with
+ * another status). Nothing the agent or the server did so far went beyond
+ * their policies: the plugin denied no topic.
+ */
 static void
 stop_agent(struct fx *fx)
 {
 	int status = cf_test_bg_stop(fx->agent, 0);
+	const char *log = cf_test_broker_log_file(fx->broker);
 
 	cf_test_bg_free(fx->agent);
 	fx->agent = NULL;
 	if (status != 0) {
 		dump_logs(fx);
 		fail_msg("certfleet-agent exited with status %d after SIGTERM", status);
+	}
+	if (cf_test_file_count(log, "certfleet: denied") != 0 ||
+	    cf_test_file_count(log, "topic refusals not logged") != 0) {
+		dump_logs(fx);
+		fail_msg("the broker plugin denied a topic (see its log)");
 	}
 }
 
@@ -195,37 +212,49 @@ wait_agent_log(struct fx *fx, const char *needle, size_t n)
 }
 
 /*
- * Quickstart CA, broker, svc and dev1 identities, the subscriber, and the
- * agent connected and subscribed.
+ * Quickstart CA, the svc and svc-sub service principals, dev1's identity,
+ * the broker with the plugin, the subscriber, and the agent connected and
+ * subscribed. Every identity exists before the broker starts, so that the
+ * plugin's index has them from the start.
  */
 static void
 start_world(struct fx *fx)
 {
 	static const char *const topics[] = { P "+/csr_res", P "+/crt_ack", P "+/crt_err", NULL };
-	const char *chain, *conf;
-	cf_test_identity svc, dev;
+	const char *chain, *conf, *svc_dir;
+	char *plugin;
+	cf_test_identity dev;
 
 	cf_test_certfleet(&fx->f, 0, "init", "--quickstart", NULL);
 	cf_test_fleet_ca_files(&fx->f);
 
-	/* The broker trusts the certfleet root and intermediate for client certificates. */
-	chain = cf_test_tpath(&fx->f, "certfleet-chain.pem");
-	cf_test_cat(&fx->f, chain, 0644, fx->f.root, fx->f.inter, NULL);
-	assert_int_equal(
-		cf_test_broker_start(&fx->broker, cf_test_tpath(&fx->f, "broker"), chain, NULL), 0);
+	/* The server: two service principals (policy certfleet-service), keys made by certfleet. */
+	svc_dir = cf_test_tpath(&fx->f, "svc");
+	cf_test_certfleet(&fx->f, 0, "service", "create", "svc", "--out-dir", svc_dir, NULL);
+	cf_test_certfleet(&fx->f, 0, "service", "create", "svc-sub", "--out-dir", svc_dir, NULL);
+	fx->svc_cert = cf_test_tpath(&fx->f, "svc/svc.pem");
+	fx->svc_key = cf_test_tpath(&fx->f, "svc/svc.key");
+	fx->svc_sub_cert = cf_test_tpath(&fx->f, "svc/svc-sub.pem");
+	fx->svc_sub_key = cf_test_tpath(&fx->f, "svc/svc-sub.key");
+	assert_int_equal(cf_test_file_mode(fx->svc_key), 0600);
 
-	/* The service client: a thing of its own, key and CSR by openssl, cert by certfleet. */
-	cf_test_identity_new(&svc, &fx->f, "svc", "/CN=svc", NULL);
-	assert_string_equal(svc.id, cf_test_ossl_cert_id(&fx->f, svc.cert));
-	fx->svc_key = svc.key;
-	fx->svc_cert = svc.cert;
-
-	/* The device's first identity, copied into the agent's state dir. */
+	/* The device's first identity (policy certfleet-device), for the agent's state dir. */
 	cf_test_identity_new(&dev, &fx->f, "dev1", "/CN=dev1", NULL);
 	assert_string_equal(dev.id, cf_test_ossl_cert_id(&fx->f, dev.cert));
 	fx->dev_key = dev.key;
 	fx->dev_cert = dev.cert;
 	fx->dev_id = dev.id;
+
+	/* The broker trusts the certfleet root and intermediate, and asks the registry. */
+	chain = cf_test_tpath(&fx->f, "certfleet-chain.pem");
+	cf_test_cat(&fx->f, chain, 0644, fx->f.root, fx->f.inter, NULL);
+	plugin = cf_test_broker_plugin_conf(cf_test_dpath(&fx->f, "registry.db"), 100);
+	assert_non_null(plugin);
+	assert_int_equal(
+		cf_test_broker_start(&fx->broker, cf_test_tpath(&fx->f, "broker"), chain, plugin),
+		0);
+	free(plugin);
+
 	fx->state = cf_test_tpath(&fx->f, "state");
 	assert_int_equal(mkdir(fx->state, 0700), 0);
 	assert_int_equal(mkdir(cf_test_tpath(&fx->f, "state/current"), 0700), 0);
@@ -238,8 +267,8 @@ start_world(struct fx *fx)
 		    cf_test_broker_ca_file(fx->broker), fx->f.root, NULL);
 
 	fx->sub_out = cf_test_tpath(&fx->f, "sub.out");
-	assert_int_equal(cf_test_mqtt_sub_start(&fx->sub, fx->broker, fx->svc_cert, fx->svc_key,
-						"svc-sub", topics, fx->sub_out),
+	assert_int_equal(cf_test_mqtt_sub_start(&fx->sub, fx->broker, fx->svc_sub_cert,
+						fx->svc_sub_key, "svc-sub", topics, fx->sub_out),
 			 0);
 
 	fx->agent_conf = cf_test_tpath(&fx->f, "agent.conf");
@@ -261,13 +290,29 @@ start_world(struct fx *fx)
 
 /* ---- the server's side ------------------------------------------------------- */
 
+/*
+ * mosquitto_pub -q 1 as svc (client id svc: the plugin admits a certificate
+ * only under its thing's name); returns once the broker acknowledged it.
+ */
 static void
 pub(struct fx *fx, const char *topic, const char *payload)
 {
-	if (cf_test_mqtt_pub(fx->broker, fx->svc_cert, fx->svc_key, topic, payload) != 0) {
+	cf_test_result r = CF_TEST_RESULT_INIT;
+	char port[16];
+
+	snprintf(port, sizeof(port), "%d", cf_test_broker_port(fx->broker));
+	if (cf_test_runl(&r, 30, "mosquitto_pub", "-h", "127.0.0.1", "-p", port, "--cafile",
+			 cf_test_broker_ca_file(fx->broker), "--cert", fx->svc_cert, "--key",
+			 fx->svc_key, "-i", "svc", "-q", "1", "-t", topic, "-m", payload,
+			 NULL) != 0 ||
+	    r.status != 0) {
 		dump_logs(fx);
+		fprintf(stderr, "mosquitto_pub (exit %d):\n%s%s\n", r.status,
+			r.out != NULL ? r.out : "", r.err != NULL ? r.err : "");
+		cf_test_result_clear(&r);
 		fail_msg("mosquitto_pub to %s failed", topic);
 	}
+	cf_test_result_clear(&r);
 }
 
 /*

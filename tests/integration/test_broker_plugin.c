@@ -228,6 +228,29 @@ test_broker_plugin__only_active_certificates_of_the_client_id(void **state)
 	assert_int_equal(pub(fx, c2, k2, "dev-2"), 0);
 }
 
+/*
+ * A certificate issued a moment ago (a rotation's new certificate) is
+ * admitted at once, not after the next refresh: the plugin reads it from the
+ * registry when the index does not know it yet.
+ */
+static void
+test_broker_plugin__new_certificate_admitted_at_once(void **state)
+{
+	struct fx *fx = *state;
+	const char *log = cf_test_broker_log_file(fx->broker);
+	int k;
+
+	for (k = 0; k < 5; k++) {
+		char name[16];
+		struct who w;
+
+		snprintf(name, sizeof(name), "fresh-%d", k);
+		w = device(fx, cf_test_keep(&fx->f, strdup(name)));
+		assert_int_equal(pub(fx, w.cert, w.key, w.id), 0);
+	}
+	assert_int_equal(cf_test_file_count(log, "reason=unknown_certificate"), 0);
+}
+
 /* A certificate signed by the CA but never registered is refused. */
 static void
 test_broker_plugin__unregistered_certificate_refused(void **state)
@@ -709,6 +732,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 			test_broker_plugin__only_active_certificates_of_the_client_id, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(test_broker_plugin__new_certificate_admitted_at_once,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broker_plugin__unregistered_certificate_refused,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broker_plugin__status_change_refuses_reconnection,

@@ -7,11 +7,24 @@
  * Each case gets a temp dir holding a quickstart data dir D with a service
  * identity made by `certfleet service create certfleetd`, a broker
  * (support/broker.h) trusting the certfleet root and intermediate for
- * client certificates, and D/certfleet.conf pointed at it with short timers.
- * A spy (mosquitto_sub as the service identity, its own client id)
- * records every protocol message under P/#. The registry is read with the
- * sqlite3 command (rotations, certificates) and the certfleet CLI; new
- * certificates are checked with the openssl command.
+ * client certificates and loading the certfleet broker plugin on D's
+ * registry (docs/broker.md: a client connects only with an ACTIVE
+ * certificate of the thing its client id names, and publishes, subscribes
+ * and receives only what its certificate's policies allow), and
+ * D/certfleet.conf pointed at it with short timers. A spy records every
+ * protocol message under P/#: mosquitto_sub as a service principal of its
+ * own, e2e-spy, whose certificate has a second policy, spy, that allows
+ * subscribe and receive on P/# (policies add up: certfleet-service alone
+ * allows only P/+/csr_res, P/+/crt_ack and P/+/crt_err). The registry is
+ * read with the sqlite3 command (rotations, certificates) and the
+ * certfleet CLI; new certificates are checked with the openssl command.
+ *
+ * A device played by the test is one MQTT connection made here with
+ * libmosquitto (client id = thing name, persistent session, QoS 1), that
+ * subscribes to its own topics and publishes its answers, and reconnects
+ * with its new certificate before it acks, as a device must: the plugin
+ * admits one connection per client id and certificate, so mosquitto_sub
+ * and mosquitto_pub cannot share the device's identity.
  *
  * Timers: rotation_resend_interval 2s (the deadline case: a deadline of
  * a few seconds). Every wait is a bounded wait for a condition.
@@ -22,6 +35,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -30,6 +44,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <mosquitto.h>
 
 #include "support/broker.h"
 #include "support/fleet.h"
@@ -41,11 +56,21 @@
 
 #define P "management/topic/"
 
-/* A device played by the test: its identity and a mosquitto_sub as it. */
+/*
+ * A device played by the test: its first identity (id), the pair it
+ * connects with now (cert, key), and its connection. The libmosquitto
+ * thread appends what arrives to sub_out as "TOPIC PAYLOAD" lines (as
+ * mosquitto_sub -v prints them) and what the broker answered to events
+ * ("cN connack RC", "cN suback QOS QOS QOS", "cN puback MID", N counting
+ * the connections); the test waits on those files.
+ */
 struct dev {
-	const char *name, *key, *cert, *id;
-	const char *sub_out;
-	cf_test_bg *sub;
+	const char *name, *id, *cert0, *key0; /* the thing, its first certificate */
+	const char *cert, *key;               /* the pair it connects with now */
+	const char *sub_out, *events;
+	struct mosquitto *mosq;
+	int out_fd, events_fd; /* written by the libmosquitto thread only */
+	int conn;              /* connections made so far */
 };
 
 struct fx {
@@ -54,19 +79,23 @@ struct fx {
 	cf_test_broker *broker;
 	cf_test_bg *daemon; /* certfleetd */
 	cf_test_bg *sim;    /* certfleet-sim run */
-	cf_test_bg *spy;    /* mosquitto_sub P/# */
+	cf_test_bg *spy;    /* mosquitto_sub P/# as e2e-spy */
 	struct dev dev[MAX_DEV];
 	size_t ndev;
 	size_t daemon_starts; /* event=mqtt_connected lines expected so far */
 	size_t ncrt;          /* crt messages checked, for their file names */
 	const char *dev_ca;
 	const char *svc_cert, *svc_key;
+	const char *spy_cert, *spy_key;
 	const char *daemon_log, *spy_out, *sim_state, *sim_log, *summary, *db;
 };
 
 static char *g_cli, *g_daemon, *g_sim;
 
 static void dump_logs(struct fx *fx);
+static void dev_disconnect(struct dev *d);
+static void assert_no_denials(struct fx *fx);
+static int connect_probe(struct fx *fx, const char *cert, const char *key, const char *client_id);
 
 /* ---- fixture ----------------------------------------------------------------- */
 
@@ -80,6 +109,8 @@ group_setup(void **state)
 	g_daemon = cf_test_binary("src/daemon/certfleetd");
 	if (g_cli == NULL || g_daemon == NULL)
 		return -1;
+	if (mosquitto_lib_init() != MOSQ_ERR_SUCCESS)
+		return -1;
 	/* The simulator is checked by the cases that run it (sim_provision). */
 	g_sim = cf_test_printf("%s/sim/certfleet-sim", bdir);
 	return g_sim != NULL ? 0 : -1;
@@ -89,6 +120,7 @@ static int
 group_teardown(void **state)
 {
 	(void)state;
+	mosquitto_lib_cleanup();
 	free(g_cli);
 	free(g_daemon);
 	free(g_sim);
@@ -133,7 +165,7 @@ teardown(void **state)
 	cf_test_bg_free(fx->daemon);
 	cf_test_bg_free(fx->spy);
 	for (i = 0; i < fx->ndev; i++)
-		cf_test_bg_free(fx->dev[i].sub);
+		dev_disconnect(&fx->dev[i]);
 	cf_test_broker_free(fx->broker);
 	rc = cf_test_fleet_clear(&fx->f);
 	free(fx);
@@ -162,8 +194,10 @@ dump_logs(struct fx *fx)
 	dump_file("certfleetd log", fx->daemon_log, 16384);
 	dump_file("certfleet-sim output", fx->sim_log, 16384);
 	dump_file("spy (mosquitto_sub P/#)", fx->spy_out, 8192);
-	for (i = 0; i < fx->ndev; i++)
+	for (i = 0; i < fx->ndev; i++) {
 		dump_file(fx->dev[i].name, fx->dev[i].sub_out, 4096);
+		dump_file(fx->dev[i].name, fx->dev[i].events, 4096);
+	}
 	if (fx->broker != NULL)
 		dump_file("broker log", cf_test_broker_log_file(fx->broker), 8192);
 }
@@ -202,17 +236,27 @@ assert_no_sanitizer_report(struct fx *fx, const char *path)
 
 /* ---- the world --------------------------------------------------------------- */
 
+static void
+broker_restart(struct fx *fx)
+{
+	if (cf_test_broker_restart(fx->broker) != 0) {
+		dump_logs(fx);
+		fail_msg("the broker did not stop cleanly and start again");
+	}
+}
+
 /*
- * Quickstart CA, the service identity, the broker, certfleet.conf pointed at
- * it with short timers, and the spy. certfleetd is not started yet, so that
- * a case may change the config first.
+ * Quickstart CA, the service identities, the broker with the plugin,
+ * certfleet.conf pointed at it with short timers, and the spy. certfleetd
+ * is not started yet, so that a case may change the config first.
  */
 static void
 world(struct fx *fx)
 {
 	static const char *const spy_topics[] = { P "#", NULL };
-	const char *chain;
-	char port[16];
+	const char *chain, *spy_policy;
+	char port[16], *plugin;
+	int rc;
 
 	fx->db = cf_test_dpath(&fx->f, "registry.db");
 	fx->daemon_log = cf_test_tpath(&fx->f, "certfleetd.log");
@@ -229,10 +273,33 @@ world(struct fx *fx)
 	cf_test_openssl(&fx->f, 0, "verify", "-CAfile", fx->f.root, "-untrusted", fx->svc_cert,
 			fx->svc_cert, NULL);
 
+	/*
+	 * The spy: a service principal of its own (its client id must be its
+	 * thing's name, and certfleetd's is taken by certfleetd), and a second
+	 * policy on its certificate for all of P/#.
+	 */
+	cf_test_certfleet(&fx->f, 0, "service", "create", "e2e-spy", "--out-dir",
+			  cf_test_tpath(&fx->f, "spy"), NULL);
+	fx->spy_cert = cf_test_tpath(&fx->f, "spy/e2e-spy.pem");
+	fx->spy_key = cf_test_tpath(&fx->f, "spy/e2e-spy.key");
+	spy_policy = cf_test_tpath(&fx->f, "spy-policy.json");
+	cf_test_write_text(spy_policy,
+			   "{\"version\": 1, \"statements\": [{\"effect\": \"allow\", "
+			   "\"actions\": [\"subscribe\", \"receive\"], "
+			   "\"resources\": [\"" P "#\"]}]}",
+			   0644);
+	cf_test_certfleet(&fx->f, 0, "policy", "create", "spy", "--file", spy_policy, NULL);
+	cf_test_certfleet(&fx->f, 0, "policy", "attach", "spy", "--cert",
+			  cf_test_ossl_cert_id(&fx->f, fx->spy_cert), NULL);
+
+	/* Made after the principals, so that the plugin's first index has them. */
 	chain = cf_test_tpath(&fx->f, "certfleet-chain.pem");
 	cf_test_cat(&fx->f, chain, 0644, fx->f.root, fx->f.inter, NULL);
-	assert_int_equal(
-		cf_test_broker_start(&fx->broker, cf_test_tpath(&fx->f, "broker"), chain, NULL), 0);
+	plugin = cf_test_broker_plugin_conf(fx->db, 100);
+	assert_non_null(plugin);
+	rc = cf_test_broker_start(&fx->broker, cf_test_tpath(&fx->f, "broker"), chain, plugin);
+	free(plugin);
+	assert_int_equal(rc, 0);
 	cf_test_cat(&fx->f, cf_test_dpath(&fx->f, "broker-ca.pem"), 0644,
 		    cf_test_broker_ca_file(fx->broker), NULL);
 	fx->dev_ca = cf_test_tpath(&fx->f, "device-ca.pem");
@@ -246,9 +313,12 @@ world(struct fx *fx)
 	cf_test_config_set(&fx->f, "rotation_deadline", "5m", 0600);
 
 	fx->spy_out = cf_test_tpath(&fx->f, "spy.out");
-	assert_int_equal(cf_test_mqtt_sub_start(&fx->spy, fx->broker, fx->svc_cert, fx->svc_key,
+	assert_int_equal(cf_test_mqtt_sub_start(&fx->spy, fx->broker, fx->spy_cert, fx->spy_key,
 						"e2e-spy", spy_topics, fx->spy_out),
 			 0);
+	/* P/# granted: certfleet-service alone would not (the plugin logs "denied subscribe"). */
+	assert_int_equal(
+		cf_test_file_count(cf_test_broker_log_file(fx->broker), "certfleet: denied"), 0);
 }
 
 static void
@@ -290,19 +360,40 @@ daemon_stop(struct fx *fx)
 		fail_msg("certfleetd exited with %d after SIGTERM", status);
 	}
 	assert_no_sanitizer_report(fx, fx->daemon_log);
+	assert_no_denials(fx);
 }
 
+/*
+ * n simulated devices sim-00001..; returns once the broker admits the last
+ * one (the plugin reads a certificate it does not know yet from the
+ * registry, so this is at once: a check that the provisioned identities
+ * are admissible, before the simulator depends on them).
+ */
 static void
 sim_provision(struct fx *fx, int n)
 {
 	const char *argv[] = { g_sim,          "provision", "--data-dir", fx->f.data, "--state-dir",
 			       fx->sim_state,  "--devices", NULL,         "--prefix", "sim-",
 			       "--expires-in", "10d",       NULL };
+	const char *last;
+	int64_t deadline;
 
 	if (access(g_sim, X_OK) != 0)
 		fail_msg("no simulator at %s", g_sim);
 	argv[7] = cf_test_keep(&fx->f, cf_test_printf("%d", n));
 	cf_test_fleet_run(&fx->f, argv, 0);
+	/* The plugin reads the registry's changes in order: the last one seen, all are. */
+	last = cf_test_keep(&fx->f, cf_test_printf("%s/sim-%05d/current/", fx->sim_state, n));
+	deadline = cf_test_now_ms() + WAIT_MS;
+	while (connect_probe(fx, cf_test_keep(&fx->f, cf_test_printf("%scert.pem", last)),
+			     cf_test_keep(&fx->f, cf_test_printf("%skey.pem", last)),
+			     cf_test_keep(&fx->f, cf_test_printf("sim-%05d", n))) != 0) {
+		if (cf_test_now_ms() > deadline) {
+			dump_logs(fx);
+			fail_msg("sim-%05d not admitted by the broker within %d ms", n, WAIT_MS);
+		}
+		usleep(50 * 1000);
+	}
 }
 
 /*
@@ -541,15 +632,24 @@ listed_active(struct fx *fx, const char *id)
 	return false;
 }
 
-/* The registry's PEM of id, checked with openssl verify against root + intermediate. */
-static void
-verify_issued(struct fx *fx, const char *id)
+/* The registry's PEM of id (`certfleet cert pem`), written to T/cert-ID16.pem: its path. */
+static const char *
+cert_file(struct fx *fx, const char *id)
 {
 	json_t *o = cf_test_certfleet_json(&fx->f, "cert", "pem", id, NULL);
 	const char *pem =
 		cf_test_tpath(&fx->f, cf_test_keep(&fx->f, cf_test_printf("cert-%.16s.pem", id)));
 
 	cf_test_write_text(pem, cf_test_jstr(o, "certificatePem"), 0644);
+	return pem;
+}
+
+/* The registry's PEM of id, checked with openssl verify against root + intermediate. */
+static void
+verify_issued(struct fx *fx, const char *id)
+{
+	const char *pem = cert_file(fx, id);
+
 	assert_string_equal(cf_test_ossl_cert_id(&fx->f, pem), id);
 	cf_test_openssl(&fx->f, 0, "verify", "-CAfile", fx->f.root, "-untrusted", fx->f.inter, pem,
 			NULL);
@@ -599,44 +699,350 @@ assert_all_completed(struct fx *fx, size_t n, bool check_cli_each)
 
 /* ---- devices played by the test ---------------------------------------------- */
 
-/* A thing with a certificate certfleet issued from an openssl CSR, and mosquitto_sub as it. */
+/*
+ * One line to fd in one write(), so that a reader polling the file never
+ * takes half a line for a whole one. Runs on the libmosquitto thread: no
+ * cmocka calls here.
+ */
+static void
+line_write(int fd, const char *head, const void *body, size_t body_len)
+{
+	size_t head_len = strlen(head);
+	char *buf = malloc(head_len + body_len + 1);
+
+	if (buf == NULL)
+		return;
+	memcpy(buf, head, head_len);
+	if (body_len > 0)
+		memcpy(buf + head_len, body, body_len);
+	buf[head_len + body_len] = '\n';
+	if (write(fd, buf, head_len + body_len + 1) < 0)
+		perror("dev: write");
+	free(buf);
+}
+
+static void
+dev_on_connect(struct mosquitto *mosq, void *payload, int rc)
+{
+	struct dev *d = payload;
+	char head[64], t0[256], t1[256], t2[256];
+	char *topics[3] = { t0, t1, t2 };
+
+	snprintf(head, sizeof(head), "c%d connack %d", d->conn, rc);
+	line_write(d->events_fd, head, NULL, 0);
+	if (rc != 0) {
+		/* Refused: stop here (the loop would retry with the same certificate). */
+		mosquitto_disconnect(mosq);
+		return;
+	}
+	/* On every connect, as the agent does: the session may have been lost. */
+	snprintf(t0, sizeof(t0), P "%s/csr_req", d->name);
+	snprintf(t1, sizeof(t1), P "%s/crt", d->name);
+	snprintf(t2, sizeof(t2), P "%s/csr_rej", d->name);
+	if (mosquitto_subscribe_multiple(mosq, NULL, 3, topics, 1, 0, NULL) != MOSQ_ERR_SUCCESS)
+		line_write(d->events_fd, "subscribe failed", NULL, 0);
+}
+
+static void
+dev_on_subscribe(struct mosquitto *mosq, void *payload, int mid, int n, const int *granted)
+{
+	struct dev *d = payload;
+	char head[128];
+	size_t len;
+	int i;
+
+	(void)mosq;
+	(void)mid;
+	len = (size_t)snprintf(head, sizeof(head), "c%d suback", d->conn);
+	for (i = 0; i < n && len < sizeof(head) - 8; i++)
+		len += (size_t)snprintf(head + len, sizeof(head) - len, " %d", granted[i]);
+	line_write(d->events_fd, head, NULL, 0);
+}
+
+static void
+dev_on_publish(struct mosquitto *mosq, void *payload, int mid)
+{
+	struct dev *d = payload;
+	char head[64];
+
+	(void)mosq;
+	snprintf(head, sizeof(head), "c%d puback %d", d->conn, mid);
+	line_write(d->events_fd, head, NULL, 0);
+}
+
+static void
+dev_on_message(struct mosquitto *mosq, void *payload, const struct mosquitto_message *m)
+{
+	struct dev *d = payload;
+	char *head;
+
+	(void)mosq;
+	head = cf_test_printf("%s ", m->topic);
+	if (head != NULL)
+		line_write(d->out_fd, head, m->payload,
+			   m->payloadlen > 0 ? (size_t)m->payloadlen : 0);
+	free(head);
+}
+
+/* Wait for this connection's line "cN what" in the device's events file; false on timeout. */
+static bool
+dev_event_wait(struct fx *fx, struct dev *d, const char *what, int timeout_ms)
+{
+	return cf_test_file_wait(d->events,
+				 cf_test_keep(&fx->f, cf_test_printf("c%d %s", d->conn, what)), 1,
+				 timeout_ms) == 0;
+}
+
+/* Close the device's connection (DISCONNECT: its session stays on the broker). */
+static void
+dev_disconnect(struct dev *d)
+{
+	if (d->mosq != NULL) {
+		mosquitto_disconnect(d->mosq);
+		mosquitto_loop_stop(d->mosq, false);
+		mosquitto_destroy(d->mosq);
+		d->mosq = NULL;
+	}
+	if (d->out_fd > 0)
+		close(d->out_fd);
+	if (d->events_fd > 0)
+		close(d->events_fd);
+	d->out_fd = -1;
+	d->events_fd = -1;
+}
+
+/*
+ * Connect as the device with cert and key, and subscribe to its three
+ * topics. false when the broker refused the connection (the plugin has not
+ * seen the certificate yet, or will not admit it); the case fails when the
+ * broker does not answer or refuses a subscription.
+ */
+static bool
+dev_connect(struct fx *fx, struct dev *d, const char *cert, const char *key)
+{
+	struct mosquitto *mosq;
+
+	assert_null(d->mosq);
+	d->conn++;
+	d->out_fd = open(d->sub_out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	d->events_fd = open(d->events, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	assert_true(d->out_fd > 0 && d->events_fd > 0);
+	mosq = mosquitto_new(d->name, false, d);
+	assert_non_null(mosq);
+	d->mosq = mosq;
+	mosquitto_connect_callback_set(mosq, dev_on_connect);
+	mosquitto_subscribe_callback_set(mosq, dev_on_subscribe);
+	mosquitto_publish_callback_set(mosq, dev_on_publish);
+	mosquitto_message_callback_set(mosq, dev_on_message);
+	assert_int_equal(
+		mosquitto_tls_set(mosq, cf_test_broker_ca_file(fx->broker), NULL, cert, key, NULL),
+		MOSQ_ERR_SUCCESS);
+	assert_int_equal(
+		mosquitto_connect_async(mosq, "127.0.0.1", cf_test_broker_port(fx->broker), 60),
+		MOSQ_ERR_SUCCESS);
+	assert_int_equal(mosquitto_loop_start(mosq), MOSQ_ERR_SUCCESS);
+	if (!dev_event_wait(fx, d, "connack ", WAIT_MS)) {
+		dump_logs(fx);
+		fail_msg("%s: no CONNACK within %d ms", d->name, WAIT_MS);
+	}
+	if (!dev_event_wait(fx, d, "connack 0\n", 0)) {
+		dev_disconnect(d);
+		return false;
+	}
+	/* All three granted at QoS 1: the plugin refuses a subscription with 0x80 (128). */
+	if (!dev_event_wait(fx, d, "suback 1 1 1\n", WAIT_MS)) {
+		dump_logs(fx);
+		fail_msg("%s: its subscriptions were not granted within %d ms", d->name, WAIT_MS);
+	}
+	d->cert = cert;
+	d->key = key;
+	return true;
+}
+
+/*
+ * Connect with cert and key, waiting for the plugin to see the
+ * certificate: it reads the registry every 100 ms here, and a certificate
+ * it has not read yet is refused (reason=unknown_certificate).
+ */
+static void
+dev_connect_wait(struct fx *fx, struct dev *d, const char *cert, const char *key)
+{
+	int64_t deadline = cf_test_now_ms() + WAIT_MS;
+
+	while (!dev_connect(fx, d, cert, key)) {
+		if (cf_test_now_ms() > deadline) {
+			dump_logs(fx);
+			fail_msg("%s: refused by the broker for %d ms", d->name, WAIT_MS);
+		}
+		usleep(50 * 1000);
+	}
+}
+
+/* A thing with a certificate certfleet issued from an openssl CSR, connected as it. */
 static struct dev *
 dev_new(struct fx *fx, const char *name)
 {
 	cf_test_identity id;
 	struct dev *d;
-	const char *topics[4];
 
 	assert_true(fx->ndev < MAX_DEV);
 	d = &fx->dev[fx->ndev++];
+	d->out_fd = -1;
+	d->events_fd = -1;
 	cf_test_identity_new(&id, &fx->f, name,
 			     cf_test_keep(&fx->f, cf_test_printf("/CN=%s", name)), NULL);
 	assert_string_equal(id.id, cf_test_ossl_cert_id(&fx->f, id.cert));
 	d->name = name;
-	d->key = id.key;
-	d->cert = id.cert;
 	d->id = id.id;
-	topics[0] = cf_test_keep(&fx->f, cf_test_printf(P "%s/csr_req", name));
-	topics[1] = cf_test_keep(&fx->f, cf_test_printf(P "%s/crt", name));
-	topics[2] = cf_test_keep(&fx->f, cf_test_printf(P "%s/csr_rej", name));
-	topics[3] = NULL;
+	d->cert0 = id.cert;
+	d->key0 = id.key;
 	d->sub_out = cf_test_tpath(&fx->f, cf_test_keep(&fx->f, cf_test_printf("%s.sub", name)));
-	assert_int_equal(cf_test_mqtt_sub_start(&d->sub, fx->broker, d->cert, d->key, name, topics,
-						d->sub_out),
-			 0);
+	d->events = cf_test_tpath(&fx->f, cf_test_keep(&fx->f, cf_test_printf("%s.events", name)));
+	dev_connect_wait(fx, d, id.cert, id.key);
 	return d;
 }
 
-/* Publish as the device to P/name/kind. */
+/*
+ * The device takes its new certificate: it disconnects and connects with
+ * it (the same client id and session), as the agent does before crt_ack.
+ */
+static void
+dev_use(struct fx *fx, struct dev *d, const char *cert, const char *key)
+{
+	dev_disconnect(d);
+	dev_connect_wait(fx, d, cert, key);
+}
+
+/* Publish as the device to P/name/kind, QoS 1; returns once the broker acknowledged it. */
 static void
 dev_pub(struct fx *fx, struct dev *d, const char *kind, const char *payload)
 {
-	if (cf_test_mqtt_pub(fx->broker, d->cert, d->key,
-			     cf_test_keep(&fx->f, cf_test_printf(P "%s/%s", d->name, kind)),
-			     payload) != 0) {
+	const char *topic = cf_test_keep(&fx->f, cf_test_printf(P "%s/%s", d->name, kind));
+	int mid = 0;
+
+	assert_non_null(d->mosq);
+	assert_int_equal(
+		mosquitto_publish(d->mosq, &mid, topic, (int)strlen(payload), payload, 1, false),
+		MOSQ_ERR_SUCCESS);
+	if (!dev_event_wait(fx, d, cf_test_keep(&fx->f, cf_test_printf("puback %d\n", mid)),
+			    WAIT_MS)) {
 		dump_logs(fx);
-		fail_msg("mosquitto_pub as %s failed", d->name);
+		fail_msg("publish as %s to %s: no PUBACK within %d ms", d->name, topic, WAIT_MS);
 	}
+}
+
+/*
+ * Connect with cert and key as client_id with mosquitto_sub -E (which
+ * exits once its subscription to the device's csr_req is acknowledged,
+ * publishing nothing): its exit status, 0 when the broker admitted it. A
+ * clean session: it ends the device's persistent session.
+ */
+static int
+connect_probe(struct fx *fx, const char *cert, const char *key, const char *client_id)
+{
+	cf_test_result r = CF_TEST_RESULT_INIT;
+	char port[16];
+	int status;
+
+	snprintf(port, sizeof(port), "%d", cf_test_broker_port(fx->broker));
+	assert_int_equal(
+		cf_test_runl(&r, 30, "mosquitto_sub", "-h", "127.0.0.1", "-p", port, "--cafile",
+			     cf_test_broker_ca_file(fx->broker), "--cert", cert, "--key", key, "-i",
+			     client_id, "-q", "1", "-t",
+			     cf_test_keep(&fx->f, cf_test_printf(P "%s/csr_req", client_id)), "-E",
+			     "-W", "10", NULL),
+		0);
+	status = r.status;
+	cf_test_result_clear(&r);
+	return status;
+}
+
+/*
+ * After a completed rotation: the old certificate no longer connects as
+ * the thing (once the plugin has read the change: polled, at most 10 s),
+ * the new one does. Run when the device itself is offline: a probe
+ * admitted as the thing would take its place.
+ */
+static void
+assert_old_refused_new_admitted(struct fx *fx, const char *thing, const char *old_cert,
+				const char *old_key, const char *new_cert, const char *new_key)
+{
+	const char *log = cf_test_broker_log_file(fx->broker);
+	const char *refused =
+		cf_test_keep(&fx->f, cf_test_printf("certfleet: refused client_id=%s ", thing));
+	size_t before = cf_test_file_count(log, refused);
+	int64_t t0 = cf_test_now_ms();
+	int status;
+
+	do {
+		status = connect_probe(fx, old_cert, old_key, thing);
+	} while (status == 0 && cf_test_now_ms() - t0 < 10000);
+	if (status == 0) {
+		dump_logs(fx);
+		fail_msg("%s: the old certificate still connects 10 s after the rotation", thing);
+	}
+	/* The plugin refused it, for its status (INACTIVE, or deleted after the rotation). */
+	assert_true(cf_test_file_count(log, refused) > before);
+	assert_int_equal(connect_probe(fx, new_cert, new_key, thing), 0);
+}
+
+/*
+ * What the broker log says of a run where everything was allowed: the
+ * plugin was loaded, and it denied no publish, subscription or delivery.
+ */
+static void
+assert_no_denials(struct fx *fx)
+{
+	const char *log = cf_test_broker_log_file(fx->broker);
+
+	assert_true(cf_test_file_count(log, "certfleet: ") > 0);
+	assert_true(cf_test_file_count(log, " certificates indexed") > 0);
+	if (cf_test_file_count(log, "certfleet: denied") != 0 ||
+	    cf_test_file_count(log, "topic refusals not logged") != 0) {
+		dump_logs(fx);
+		fail_msg("the broker denied a topic in a normal run (see its log)");
+	}
+}
+
+/*
+ * The broker admitted each of the simulated devices prefix00001..prefixN
+ * at least min times: Mosquitto logs "New client connected ... as NAME
+ * (p2, c0, k60)" only once the plugin's CONNECT check has passed; c0 is a
+ * persistent session, the simulator's (the test's probes are c1).
+ */
+static void
+assert_admitted(struct fx *fx, const char *prefix, size_t n, size_t min)
+{
+	const char *log = cf_test_file_text(&fx->f, cf_test_broker_log_file(fx->broker)), *p;
+	char as[128];
+	size_t i, seen;
+
+	for (i = 1; i <= n; i++) {
+		snprintf(as, sizeof(as), " as %s%05zu (p2, c0,", prefix, i);
+		seen = 0;
+		for (p = strstr(log, as); p != NULL && seen < min; p = strstr(p + 1, as))
+			seen++;
+		if (seen < min) {
+			dump_logs(fx);
+			fail_msg("the broker admitted%s%zu times, not %zu", as, seen, min);
+		}
+	}
+}
+
+/*
+ * A simulated device after its rotation (the simulator stopped): its old
+ * certificate (previous/) is refused, its new one (current/) admitted.
+ */
+static void
+assert_sim_old_refused(struct fx *fx, const char *thing)
+{
+	const char *dir = cf_test_keep(&fx->f, cf_test_printf("%s/%s", fx->sim_state, thing));
+
+	assert_old_refused_new_admitted(
+		fx, thing, cf_test_keep(&fx->f, cf_test_printf("%s/previous/cert.pem", dir)),
+		cf_test_keep(&fx->f, cf_test_printf("%s/previous/key.pem", dir)),
+		cf_test_keep(&fx->f, cf_test_printf("%s/current/cert.pem", dir)),
+		cf_test_keep(&fx->f, cf_test_printf("%s/current/key.pem", dir)));
 }
 
 /* The payload of the nth (from 1) "TOPIC PAYLOAD" line for topic in file, waiting for it. */
@@ -842,6 +1248,10 @@ test_rotation_e2e__happy_path_one(void **state)
 	assert_int_equal(cf_test_jint(sum, "failed"), 0);
 	assert_string_equal(cf_test_jstr(sum, "outcome"), "until_rotated");
 	cf_test_certfleet(&fx->f, 0, "events", "verify", NULL);
+	/* The plugin admitted the device with its old, then its new certificate; now only the new.
+	 */
+	assert_admitted(fx, "sim-", 1, 2);
+	assert_sim_old_refused(fx, "sim-00001");
 	daemon_stop(fx);
 }
 
@@ -867,7 +1277,7 @@ test_rotation_e2e__broker_restart_mid_rotation(void **state)
 	cf_test_certfleet(&fx->f, 0, "rotate", "start", "--expiring-within", "30d", NULL);
 	/* A third of the certificates are out: devices are reconnecting with them. */
 	assert_int_equal(cf_test_file_wait(fx->spy_out, "/crt {", 33, WAIT_MS), 0);
-	assert_int_equal(cf_test_broker_restart(fx->broker), 0);
+	broker_restart(fx);
 	assert_int_equal(sim_wait(fx, 160000), 0);
 	sum = cf_test_json_parse(&fx->f, cf_test_file_text(&fx->f, fx->summary));
 	assert_int_equal(cf_test_jint(sum, "rotated"), 100);
@@ -910,6 +1320,10 @@ test_rotation_e2e__happy_path_200(void **state)
 								"COMPLETED", NULL)),
 			 200);
 	cf_test_certfleet(&fx->f, 0, "events", "verify", NULL);
+	/* Every device was admitted with its old and its new certificate; the old ones are out. */
+	assert_admitted(fx, "sim-", 200, 2);
+	assert_sim_old_refused(fx, "sim-00001");
+	assert_sim_old_refused(fx, "sim-00200");
 	daemon_stop(fx);
 }
 
@@ -1251,6 +1665,8 @@ test_rotation_e2e__duplicate_csr_res(void **state)
 
 	/* Both ACTIVE until the ack; then only the new one. */
 	assert_true(listed_active(fx, d->id));
+	/* The device connects with its new certificate, then acks (as the agent does). */
+	dev_use(fx, d, cert_file(fx, id1), cf_test_tpath(&fx->f, "dup-new.key"));
 	dev_pub(fx, d, "crt_ack",
 		cf_test_keep(&fx->f,
 			     cf_test_printf("{\"rotationId\":\"%s\",\"certificateId\":\"%s\"}", rid,
@@ -1265,6 +1681,12 @@ test_rotation_e2e__duplicate_csr_res(void **state)
 	assert_string_equal(cf_test_jstr(dev_msg(fx, d, "csr_rej", 1), "code"), "NO_ROTATION");
 	assert_int_equal(certs_of(fx, "dup"), 2);
 	cf_test_certfleet(&fx->f, 0, "events", "verify", NULL);
+	/* The old certificate went, and the device's session (on the new one) was left alone. */
+	assert_int_equal(cf_test_file_count(cf_test_broker_log_file(fx->broker),
+					    "disconnecting client_id=dup "),
+			 0);
+	dev_disconnect(d);
+	assert_old_refused_new_admitted(fx, "dup", d->cert0, d->key0, d->cert, d->key);
 	daemon_stop(fx);
 }
 
@@ -1358,6 +1780,7 @@ test_rotation_e2e__daemon_sigkill_manual_steps(void **state)
 			cf_test_tpath(&fx->f, "crashy-new.key"));
 	assert_string_equal(id1, id2);
 	assert_int_equal(certs_of(fx, "crashy"), 2);
+	dev_use(fx, d, cert_file(fx, id1), cf_test_tpath(&fx->f, "crashy-new.key"));
 	dev_pub(fx, d, "crt_ack",
 		cf_test_keep(&fx->f,
 			     cf_test_printf("{\"rotationId\":\"%s\",\"certificateId\":\"%s\"}", rid,
@@ -1377,8 +1800,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_rotation_e2e__happy_path_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_e2e__happy_path_200, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rotation_e2e__broker_restart_mid_rotation, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_e2e__broker_restart_mid_rotation,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_e2e__crt_err, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_e2e__deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_e2e__duplicate_csr_res, setup,

@@ -535,7 +535,8 @@ launch(cf_test_broker *b)
 	const char *plain[] = { "mosquitto", "-c", b->conf, NULL };
 	const char *preload = getenv("CF_TEST_BROKER_PRELOAD");
 	char *env = NULL;
-	const char *with_env[] = { "env", NULL, "mosquitto", "-c", b->conf, NULL };
+	const char *with_env[] = { "env", NULL, NULL, "mosquitto", "-c", b->conf, NULL };
+	char *lsan = NULL, *supp = NULL;
 	const char *const *argv = plain;
 	size_t busy_before;
 	int rc;
@@ -548,14 +549,32 @@ launch(cf_test_broker *b)
 	/*
 	 * A plugin built with the sanitizers needs their runtime in the broker
 	 * (which is not built with them): CF_TEST_BROKER_PRELOAD names it.
+	 * LeakSanitizer then checks the whole broker at exit, and Mosquitto
+	 * 2.0.11 leaks an allocation (sub__add) whenever a persistent session
+	 * subscribes again to a topic it holds, as every device does when it
+	 * reconnects: Mosquitto's own allocator is suppressed (the plugin
+	 * allocates with libc, never with it), for the broker only.
 	 */
 	if (preload != NULL && preload[0] != '\0') {
 		env = cf_test_printf("LD_PRELOAD=%s", preload);
+		lsan = cf_test_printf("LSAN_OPTIONS=suppressions=%s/lsan-mosquitto.supp:"
+				      "print_suppressions=0",
+				      b->dir);
+		supp = cf_test_printf("%s/lsan-mosquitto.supp", b->dir);
+		if (env == NULL || lsan == NULL || supp == NULL) {
+			rc = -1;
+			goto out;
+		}
+		cf_test_write_text(supp, "leak:mosquitto__calloc\n", 0644);
 		with_env[1] = env;
+		with_env[2] = lsan;
 		argv = with_env;
 	}
 	rc = cf_test_bg_start(&b->proc, argv, b->out_file, b->out_file);
+out:
 	free(env);
+	free(lsan);
+	free(supp);
 	if (rc != 0)
 		return -1;
 	deadline = cf_test_now_ms() + CF_TEST_BROKER_START_MS;

@@ -146,6 +146,38 @@ test_broker_index__left_active(void **state)
 	cf_broker_index_clear(&idx);
 }
 
+/* A certificate issued since the last refresh is read on its own, the feed position kept. */
+static void
+test_broker_index__fetch(void **state)
+{
+	struct fixture *fx = *state;
+	cf_broker_index idx = CF_BROKER_INDEX_INIT;
+	struct left_log l = { 0, "", "" };
+	cf_err err = CF_ERR_INIT;
+	int64_t seq;
+
+	fx_add_ca(fx, CA);
+	fx_add_thing(fx, "dev-1");
+	fx_add_thing(fx, "dev-2");
+	fx_add_cert(fx, 1, CA, "dev-1", CF_CERT_ACTIVE, 30);
+	refresh(fx, &idx, &l);
+	seq = idx.seq;
+	fx_add_cert(fx, 2, CA, "dev-2", CF_CERT_ACTIVE, 30);
+	fx_add_cert(fx, 3, CA, "dev-1", CF_CERT_ACTIVE, 30);
+	assert_string_equal(cf_broker_index_check(&idx, id_of(2), "dev-2", FX_T0),
+			    "unknown_certificate");
+	assert_int_equal(cf_broker_index_fetch(&idx, fx->store, id_of(2), &err), CF_OK);
+	assert_null(cf_broker_index_check(&idx, id_of(2), "dev-2", FX_T0));
+	assert_int_equal(idx.seq, seq); /* certificate 3 is still ahead in the feed */
+	assert_int_equal(cf_broker_index_fetch(&idx, fx->store, id_of(9), &err), CF_ENOTFOUND);
+	assert_int_equal(cf_broker_index_fetch(&idx, fx->store, "abc", &err), CF_EINVAL);
+	refresh(fx, &idx, &l);
+	assert_null(cf_broker_index_check(&idx, id_of(3), "dev-1", FX_T0));
+	assert_int_equal(l.calls, 0);
+	assert_int_equal(cf_broker_index_size(&idx), 3);
+	cf_broker_index_clear(&idx);
+}
+
 static const char device_policy[] =
 	"{\"version\": 1, \"statements\": [{\"effect\": \"allow\", \"actions\": [\"publish\"], "
 	"\"resources\": [\"m/${clientid}/csr_res\"]}]}";
@@ -236,6 +268,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_broker_index__left_active, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_broker_index__policies, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_broker_index__fetch, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests_name("broker index", tests, NULL, NULL);
