@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -279,6 +281,57 @@ test_broker_plugin__unregistered_certificate_refused(void **state)
 	free(passin);
 }
 
+/*
+ * An expired certificate is refused: one valid for a few seconds (signed by
+ * the intermediate with `openssl ca`, registered while valid: certfleet
+ * issues nothing that short) connects, then no longer once expired.
+ */
+static void
+test_broker_plugin__expired_certificate_refused(void **state)
+{
+	struct fx *fx = *state;
+	const char *db = cf_test_tpath(&fx->f, "ca-db");
+	const char *conf = cf_test_tpath(&fx->f, "ca-db/openssl.cnf");
+	const char *ext = cf_test_tpath(&fx->f, "ca-db/leaf.ext");
+	const char *csr = cf_test_csr_new(&fx->f, "exp-1", "ec", "/CN=exp-1");
+	const char *leaf = cf_test_tpath(&fx->f, "exp-1.pem");
+	char *passin = cf_test_printf("file:%s", cf_test_dpath(&fx->f, "secrets/ca.pass"));
+	char start[32], end[32];
+	struct who w = { cf_test_tpath(&fx->f, "exp-1-chain.pem"),
+			 cf_test_tpath(&fx->f, "exp-1.key"), "exp-1" };
+	time_t now = time(NULL), t_end = now + 4;
+	struct tm tm;
+
+	assert_int_equal(mkdir(db, 0700), 0);
+	cf_test_write_text(cf_test_tpath(&fx->f, "ca-db/index.txt"), "", 0644);
+	cf_test_write_text(cf_test_tpath(&fx->f, "ca-db/serial"), "1000\n", 0644);
+	cf_test_write_text(conf,
+			   cf_test_keep(&fx->f, cf_test_printf(
+				   "[ca]\ndefault_ca = cf\n[cf]\ndatabase = %s/index.txt\n"
+				   "new_certs_dir = %s\nserial = %s/serial\ndefault_md = sha256\n"
+				   "policy = any\nunique_subject = no\n[any]\ncommonName = supplied\n",
+				   db, db, db)),
+			   0644);
+	cf_test_write_text(ext, "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n"
+				"subjectAltName=URI:urn:certfleet:thing:exp-1\n", 0644);
+	gmtime_r(&(time_t){ now - 60 }, &tm);
+	strftime(start, sizeof(start), "%Y%m%d%H%M%SZ", &tm);
+	gmtime_r(&t_end, &tm);
+	strftime(end, sizeof(end), "%Y%m%d%H%M%SZ", &tm);
+	cf_test_openssl(&fx->f, 0, "ca", "-batch", "-config", conf, "-cert", fx->f.inter, "-keyfile",
+			cf_test_dpath(&fx->f, "ca/default.key.pem"), "-passin", passin, "-in", csr,
+			"-out", leaf, "-startdate", start, "-enddate", end, "-extfile", ext,
+			"-notext", NULL);
+	cf_test_cat(&fx->f, w.cert, 0644, leaf, fx->f.inter, NULL);
+	cf_test_certfleet(&fx->f, 0, "thing", "create", "exp-1", NULL);
+	cf_test_certfleet(&fx->f, 0, "cert", "register", "--cert", leaf, "--thing", "exp-1", NULL);
+	assert_true(published(fx, &w, P "exp-1/csr_res", "{}"));
+	while (time(NULL) <= t_end + 1)
+		usleep(100 * 1000);
+	assert_int_not_equal(pub(fx, w.cert, w.key, w.id), 0);
+	free(passin);
+}
+
 /* A deactivation reaches the broker at its next refresh; reconnection is refused. */
 static void
 test_broker_plugin__status_change_refuses_reconnection(void **state)
@@ -347,6 +400,35 @@ test_broker_plugin__live_session_disconnected(void **state)
 	cf_test_bg_free(sub);
 }
 
+
+/* A revocation closes a live session too, and the reconnection is refused as REVOKED. */
+static void
+test_broker_plugin__revoked_live_session_disconnected(void **state)
+{
+	static const char *const topics[] = { P "rev-1/csr_req", NULL };
+	struct fx *fx = *state;
+	const char *log = cf_test_broker_log_file(fx->broker);
+	struct who w = device(fx, "rev-1");
+	const char *id = cf_test_ossl_cert_id(&fx->f, cf_test_tpath(&fx->f, "rev-1.pem"));
+	cf_test_bg *sub = NULL;
+	int64_t t0;
+
+	assert_int_equal(cf_test_mqtt_sub_start(&sub, fx->broker, w.cert, w.key, "rev-1", topics,
+						cf_test_tpath(&fx->f, "rev-1.out")),
+			 0);
+	cf_test_certfleet(&fx->f, 0, "cert", "revoke", id, "--reason", "keyCompromise", NULL);
+	t0 = cf_test_now_ms();
+	assert_int_equal(
+		cf_test_file_wait(log, "disconnecting client_id=rev-1 cert=", 1, 10000), 0);
+	/* Measured, not asserted (no timing threshold in a test): refresh_ms is 100 here. */
+	printf("disconnected within %lld ms of the revocation\n",
+	       (long long)(cf_test_now_ms() - t0));
+	assert_int_equal(cf_test_file_count(log, "reason=REVOKED"), 1);
+	/* mosquitto_sub reconnects at once, and is refused. */
+	assert_int_equal(cf_test_file_wait(log, "client_id=rev-1 addr=127.0.0.1", 1, 10000), 0);
+	assert_true(cf_test_file_count(log, "reason=status_REVOKED") >= 1);
+	cf_test_bg_free(sub);
+}
 
 /*
  * Each device reaches only its own topics: the default device policy lets
@@ -734,12 +816,16 @@ main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_broker_plugin__new_certificate_admitted_at_once,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_broker_plugin__expired_certificate_refused,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broker_plugin__unregistered_certificate_refused,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broker_plugin__status_change_refuses_reconnection,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broker_plugin__live_session_disconnected, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_broker_plugin__revoked_live_session_disconnected,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broker_plugin__topics_limited_to_own, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_broker_plugin__connections_recorded, setup,
