@@ -7,8 +7,11 @@
  * from the connection: Mosquitto also asks before it queues a message for a
  * persistent session that is offline, when there is no connection and no
  * certificate to read. After a broker restart such a session is not in the
- * table yet; it is adopted from the registry: the newest admissible
- * certificate of the thing that the client id names.
+ * table yet, and after a rotation done while the device was offline its
+ * certificate can no longer connect; either way it is adopted from the
+ * registry: the newest admissible certificate of the thing that the client
+ * id names. A certificate that expired during a session acts no more (and
+ * the session goes at the next minute's sweep).
  */
 #include "broker_int.h"
 
@@ -31,13 +34,17 @@ pick_newest(const cf_store_cert *cert, void *payload)
 	return CF_OK;
 }
 
-/* The session of an offline client id unknown to the table, from the registry; NULL if none. */
+/*
+ * The session of an offline client id, from the registry: when the table
+ * does not know it (a broker restart), or its certificate can no longer
+ * connect (rotated while the device was offline). NULL when the thing has no
+ * admissible certificate.
+ */
 static cf_broker_session *
-adopt(cf_broker_plugin *p, const char *client_id)
+adopt(cf_broker_plugin *p, const char *client_id, cf_broker_session *s)
 {
 	cf_store_cert_filter filter = CF_STORE_CERT_FILTER_INIT;
 	struct newest n = { &p->idx, NULL };
-	cf_broker_session *s;
 	cf_err err = CF_ERR_INIT;
 
 	if (p->store == NULL || !cf_name_valid(client_id))
@@ -51,13 +58,41 @@ adopt(cf_broker_plugin *p, const char *client_id)
 	}
 	if (n.best == NULL)
 		return NULL;
-	s = calloc(1, sizeof(*s));
-	if (s == NULL || cf_broker_map_put(&p->sessions, client_id, s) != CF_OK) {
-		free(s);
-		return NULL;
+	if (s == NULL) {
+		s = calloc(1, sizeof(*s));
+		if (s == NULL || cf_broker_map_put(&p->sessions, client_id, s) != CF_OK) {
+			free(s);
+			return NULL;
+		}
 	}
 	memcpy(s->cert, n.best->id, CF_BROKER_ID_LEN);
 	return s;
+}
+
+/* The certificate of a session if it may still act: admissible and not expired. */
+static const cf_broker_cert *
+usable(const cf_broker_plugin *p, const cf_broker_session *s)
+{
+	const cf_broker_cert *cert = cf_broker_index_get(&p->idx, s->cert);
+
+	if (cert == NULL || cert->policy == NULL || cf_time_now() > cert->not_after)
+		return NULL;
+	return cert;
+}
+
+/*
+ * Whether this connection may act for the session: the admitted one; for a
+ * delivery also none (a persistent session offline); for a publish also the
+ * one that just ended or was taken over (its will).
+ */
+static bool
+speaks_for(const cf_broker_session *s, const struct mosquitto *client, cf_broker_action action)
+{
+	if (client == s->conn)
+		return true;
+	if (action == CF_BROKER_RECEIVE)
+		return s->conn == NULL;
+	return action == CF_BROKER_PUBLISH && client == s->recent;
 }
 
 /* At most ten refusal lines a second: a client looping on a refused topic must not flood the log. */
@@ -92,7 +127,7 @@ cf_broker__on_acl_check(int event, void *event_data, void *userdata)
 	struct mosquitto_evt_acl_check *ed = event_data;
 	cf_broker_plugin *p = userdata;
 	const char *client_id = mosquitto_client_id(ed->client);
-	const cf_broker_session *s;
+	cf_broker_session *s;
 	const cf_broker_cert *cert;
 	cf_broker_action action;
 	const char *what;
@@ -119,15 +154,12 @@ cf_broker__on_acl_check(int event, void *event_data, void *userdata)
 	if (client_id == NULL || ed->topic == NULL)
 		return MOSQ_ERR_ACL_DENIED;
 	s = cf_broker_map_get(&p->sessions, client_id);
-	if (s == NULL && action == CF_BROKER_RECEIVE)
-		s = adopt(p, client_id);
-	/* A live client speaks only on the connection that was admitted. */
-	if (s == NULL || (action != CF_BROKER_RECEIVE && s->conn != ed->client)) {
-		refusal_log(p, client_id, what, ed->topic);
-		return MOSQ_ERR_ACL_DENIED;
+	cert = s != NULL ? usable(p, s) : NULL;
+	if (action == CF_BROKER_RECEIVE && cert == NULL && (s == NULL || s->conn == NULL)) {
+		s = adopt(p, client_id, s);
+		cert = s != NULL ? usable(p, s) : NULL;
 	}
-	cert = cf_broker_index_get(&p->idx, s->cert);
-	if (cert == NULL ||
+	if (s == NULL || cert == NULL || !speaks_for(s, ed->client, action) ||
 	    !cf_broker_policy_allows(cert->policy, action, ed->topic, client_id, cert->thing)) {
 		refusal_log(p, client_id, what, ed->topic);
 		return MOSQ_ERR_ACL_DENIED;

@@ -59,6 +59,8 @@ session_begin(cf_broker_plugin *p, const char *client_id, const char *id,
 			return CF_ENOMEM;
 		}
 	}
+	if (s->conn != NULL && s->conn != conn)
+		s->recent = s->conn; /* taken over: its will is still to come */
 	memcpy(s->cert, id, CF_BROKER_ID_LEN);
 	s->conn = conn;
 	return CF_OK;
@@ -111,7 +113,7 @@ cf_broker__on_basic_auth(int event, void *event_data, void *userdata)
 	cf_log_quote(qid, sizeof(qid), client_id);
 	if (!peer_cert_id(id, ed->client)) {
 		refuse_log(qid, addr, "-", "no_certificate");
-		cf_broker__record(p, NULL, client_id, addr, "no_certificate");
+		cf_broker__records_add(p, NULL, client_id, addr, "no_certificate");
 		return MOSQ_ERR_AUTH;
 	}
 	why = cf_broker_index_check(&p->idx, id, client_id, cf_time_now());
@@ -119,7 +121,7 @@ cf_broker__on_basic_auth(int event, void *event_data, void *userdata)
 		why = cf_broker_index_check(&p->idx, id, client_id, cf_time_now());
 	if (why == NULL && session_begin(p, client_id, id, ed->client) != CF_OK)
 		why = "out_of_memory";
-	cf_broker__record(p, id, client_id, addr, why != NULL ? why : "accepted");
+	cf_broker__records_add(p, id, client_id, addr, why != NULL ? why : "accepted");
 	if (why != NULL) {
 		refuse_log(qid, addr, id, why);
 		return MOSQ_ERR_AUTH;
@@ -138,8 +140,10 @@ cf_broker__on_disconnect(int event, void *event_data, void *userdata)
 
 	(void)event;
 	s = client_id != NULL ? cf_broker_map_get(&p->sessions, client_id) : NULL;
-	if (s != NULL && s->conn == ed->client)
+	if (s != NULL && s->conn == ed->client) {
+		s->recent = s->conn;
 		s->conn = NULL;
+	}
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -166,24 +170,54 @@ cf_broker__cert_left(const cf_broker_cert *cert, const char *why, void *payload)
 		kick(cert->thing, cert->id, why);
 }
 
+struct recheck {
+	cf_broker_plugin *p;
+	char **ids; /* the client ids to disconnect, collected before any kick */
+	size_t n, cap;
+};
+
 static void
 recheck_one(const char *client_id, void *value, void *payload)
 {
-	cf_broker_plugin *p = payload;
+	struct recheck *r = payload;
 	cf_broker_session *s = value;
-	const char *why;
+	char **grown;
 
-	if (s->conn == NULL)
+	if (s->conn == NULL ||
+	    cf_broker_index_check(&r->p->idx, s->cert, client_id, cf_time_now()) == NULL)
 		return;
-	why = cf_broker_index_check(&p->idx, s->cert, client_id, cf_time_now());
-	if (why != NULL)
-		kick(client_id, s->cert, why);
+	if (r->n == r->cap) {
+		grown = realloc(r->ids, (r->cap != 0 ? r->cap * 2 : 16) * sizeof(*grown));
+		if (grown == NULL)
+			return; /* the next sweep, a minute later */
+		r->ids = grown;
+		r->cap = r->cap != 0 ? r->cap * 2 : 16;
+	}
+	r->ids[r->n] = strdup(client_id);
+	if (r->ids[r->n] != NULL)
+		r->n++;
 }
 
 void
 cf_broker__sessions_recheck(cf_broker_plugin *p)
 {
-	cf_broker_map_each(&p->sessions, recheck_one, p);
+	struct recheck r = { p, NULL, 0, 0 };
+	cf_broker_session *s;
+	const char *why;
+	size_t i;
+
+	/* Collected first: a kick runs broker callbacks, which must not meet a map mid-walk. */
+	cf_broker_map_each(&p->sessions, recheck_one, &r);
+	for (i = 0; i < r.n; i++) {
+		s = cf_broker_map_get(&p->sessions, r.ids[i]);
+		why = s != NULL && s->conn != NULL
+			      ? cf_broker_index_check(&p->idx, s->cert, r.ids[i], cf_time_now())
+			      : NULL;
+		if (why != NULL)
+			kick(r.ids[i], s->cert, why);
+		free(r.ids[i]);
+	}
+	free(r.ids);
 }
 
 void

@@ -7,6 +7,8 @@
  *   auth.c      CONNECT (basic auth), DISCONNECT, the sessions table, kicks
  *   acl.c       PUBLISH, SUBSCRIBE and delivery against the policies
  *   records.c   connection records, queued and written once a second
+ * and, pure (unit-tested without a broker): index.c (the certificate
+ * index), policy.c (policy decisions), map.c (the hash map under both).
  *
  * Everything runs on Mosquitto's one thread: no locks.
  */
@@ -30,6 +32,12 @@
 typedef struct cf_broker_session {
 	char cert[CF_BROKER_ID_LEN];   /* the certificate of its last admitted CONNECT */
 	const struct mosquitto *conn; /* that connection while it is up; NULL once it ended */
+	/*
+	 * The connection that last stopped being conn (it ended, or a newer one
+	 * took the client id over): Mosquitto checks its will after the
+	 * DISCONNECT event, and only a will may still be published from it.
+	 */
+	const struct mosquitto *recent;
 } cf_broker_session;
 
 typedef struct cf_broker_record cf_broker_record; /* records.c */
@@ -46,6 +54,8 @@ typedef struct cf_broker_plugin {
 	cf_broker_map sessions; /* client id -> cf_broker_session */
 	int refresh_ms;
 	int64_t next_refresh_ms;
+	int64_t next_sweep_ms; /* sessions checked again (expiry) once a minute */
+	bool refresh_failing;  /* the last refresh failed: logged once */
 	bool registry_broken; /* the last reopen failed: logged once, retried every refresh */
 	int64_t acl_log_second; /* rate limit of the refusal lines of acl.c */
 	unsigned int acl_logged, acl_suppressed;
@@ -56,6 +66,7 @@ typedef struct cf_broker_plugin {
 	int64_t records_max; /* rows kept in the registry */
 	uint64_t records_dropped;
 	int64_t next_flush_ms;
+	int64_t next_error_log_ms;
 } cf_broker_plugin;
 
 /* registry.c */
@@ -68,7 +79,10 @@ int cf_broker__on_basic_auth(int event, void *event_data, void *userdata);
 int cf_broker__on_disconnect(int event, void *event_data, void *userdata);
 /* A certificate left ACTIVE: disconnect the session using it (index callback). */
 void cf_broker__cert_left(const cf_broker_cert *cert, const char *why, void *payload);
-/* After the index was rebuilt: disconnect every session that may no longer connect. */
+/*
+ * Disconnect every live session that may no longer connect: after the index
+ * was rebuilt, and once a minute for certificates that expired meanwhile.
+ */
 void cf_broker__sessions_recheck(cf_broker_plugin *p);
 void cf_broker__sessions_clear(cf_broker_plugin *p);
 
@@ -77,8 +91,8 @@ int cf_broker__on_acl_check(int event, void *event_data, void *userdata);
 
 /* records.c */
 int cf_broker__records_open(cf_broker_plugin *p);
-void cf_broker__record(cf_broker_plugin *p, const char *cert_id, const char *client_id,
-		       const char *address, const char *outcome);
+void cf_broker__records_add(cf_broker_plugin *p, const char *cert_id, const char *client_id,
+			    const char *address, const char *outcome);
 void cf_broker__records_flush(cf_broker_plugin *p, bool final);
 /* Close the handle (the registry file is being replaced); the queue waits for the next open. */
 void cf_broker__records_detach(cf_broker_plugin *p);

@@ -134,10 +134,24 @@ policy_of(const cf_broker_policy **out, struct refresh_ctx *ctx, const char *cer
 	return rc;
 }
 
+/* Whether it may connect: ACTIVE, not deleted, and no policy of its denies connecting. */
 static bool
 admissible(const cf_broker_cert *e)
 {
-	return e->status == CF_CERT_ACTIVE && !e->deleted;
+	return e->status == CF_CERT_ACTIVE && !e->deleted &&
+	       (e->thing == NULL ||
+		cf_broker_policy_allows(e->policy, CF_BROKER_CONNECT, e->thing, e->thing, e->thing));
+}
+
+/* Why a certificate that could connect no longer can. */
+static const char *
+left_why(const cf_broker_cert *e)
+{
+	if (e->deleted)
+		return "deleted";
+	if (e->status != CF_CERT_ACTIVE)
+		return cf_cert_status_name(e->status);
+	return "policy_denied";
 }
 
 /* The entry for id, created (PENDING, unbound) when missing. */
@@ -168,20 +182,22 @@ upsert(const cf_store_cert *cert, void *payload)
 	const cf_broker_policy *policy = NULL;
 	cf_broker_cert *e;
 	char *thing = NULL;
-	bool fresh, was_in, is_in;
+	bool fresh, was_in;
 	int rc;
 
 	if (strlen(cert->id) != CF_BROKER_ID_LEN - 1)
 		return CF_OK; /* not a certificate id: never matches a peer */
-	is_in = cert->status == CF_CERT_ACTIVE && cert->deleted_at == 0;
 	/* Only a certificate that can connect needs its policies: history costs nothing. */
-	if (is_in) {
+	if (cert->status == CF_CERT_ACTIVE && cert->deleted_at == 0) {
 		rc = policy_of(&policy, ctx, cert->id);
 		if (rc != CF_OK)
 			return rc;
 	}
-	if (cert->thing != NULL && (thing = strdup(cert->thing)) == NULL)
-		return CF_ENOMEM;
+	if (cert->thing != NULL) {
+		thing = strdup(cert->thing);
+		if (thing == NULL)
+			return CF_ENOMEM;
+	}
 	e = entry_for(ctx->idx, cert->id, &fresh);
 	if (e == NULL) {
 		free(thing);
@@ -197,8 +213,8 @@ upsert(const cf_store_cert *cert, void *payload)
 	e->policy = policy;
 	if (ctx->feed && cert->change_seq > ctx->idx->seq)
 		ctx->idx->seq = cert->change_seq;
-	if (was_in && !is_in && ctx->left != NULL)
-		ctx->left(e, e->deleted ? "deleted" : cf_cert_status_name(e->status), ctx->payload);
+	if (was_in && !admissible(e) && ctx->left != NULL)
+		ctx->left(e, left_why(e), ctx->payload);
 	return CF_OK;
 }
 
@@ -261,6 +277,8 @@ cf_broker_index_check(const cf_broker_index *idx, const char *id, const char *cl
 		return "no_thing";
 	if (client_id == NULL || strcmp(client_id, e->thing) != 0)
 		return "client_id_mismatch";
+	if (!cf_broker_policy_allows(e->policy, CF_BROKER_CONNECT, client_id, client_id, e->thing))
+		return "policy_denied";
 	return NULL;
 }
 

@@ -44,14 +44,18 @@ typedef struct cf_broker_index {
 
 #define CF_BROKER_INDEX_INIT { CF_BROKER_MAP_INIT, CF_BROKER_MAP_INIT, 0, "" }
 
-/* Called for a certificate that could connect and no longer can; why: its status or "deleted". */
+/*
+ * Called for a certificate that could connect and no longer can; why: its
+ * status, "deleted", or "policy_denied" (a policy attached to it denies connect).
+ */
 typedef void (*cf_broker_left_fn)(const cf_broker_cert *cert, const char *why, void *payload);
 
 /*
  * Read what changed since the last call (everything the first time); left
  * (may be NULL) is called for every certificate that stopped being
- * admissible (left ACTIVE, deleted). A set of policies that fails to
- * compile (a document the store would refuse) allows nothing; its error is
+ * admissible (left ACTIVE, deleted, a policy denying connect attached). A
+ * set of policies that fails to compile (a document the store would
+ * refuse) allows nothing; its error is
  * left in idx->policy_error for the caller to log.
  * CF_ENOMEM, CF_ESTORE.
  */
@@ -74,7 +78,7 @@ const cf_broker_cert *cf_broker_index_get(const cf_broker_index *idx, const char
  * NULL when a client with certificate id and client_id may connect at time
  * now; else the reason: "unknown_certificate", "status_INACTIVE" (or the
  * status), "deleted", "expired", "not_yet_valid", "no_thing",
- * "client_id_mismatch".
+ * "client_id_mismatch", "policy_denied" (a deny statement on connect).
  */
 const char *cf_broker_index_check(const cf_broker_index *idx, const char *id,
 				  const char *client_id, int64_t now);

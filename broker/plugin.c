@@ -14,6 +14,7 @@
 
 #define REFRESH_MS_DEFAULT  250
 #define RECORDS_MAX_DEFAULT 100000
+#define SWEEP_MS            60000
 
 static cf_broker_plugin plugin;
 
@@ -37,6 +38,10 @@ on_tick(int event, void *event_data, void *userdata)
 	if (now >= p->next_refresh_ms) {
 		cf_broker__registry_refresh(p);
 		p->next_refresh_ms = now + p->refresh_ms;
+	}
+	if (now >= p->next_sweep_ms) {
+		cf_broker__sessions_recheck(p); /* certificates that expired during a session */
+		p->next_sweep_ms = now + SWEEP_MS;
 	}
 	cf_broker__records_flush(p, false);
 	return MOSQ_ERR_SUCCESS;
@@ -129,11 +134,18 @@ mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 	cf_broker__records_open(p); /* failure logged: enforcement goes on without records */
 	p->pid = identifier;
 	p->next_refresh_ms = cf_broker__mono_ms() + p->refresh_ms;
+	p->next_sweep_ms = cf_broker__mono_ms() + SWEEP_MS;
 	*userdata = p;
 	for (i = 0; i < CF_ARRAY_LEN(callbacks); i++) {
 		if (mosquitto_callback_register(p->pid, callbacks[i].event, callbacks[i].cb, NULL,
-						p) != MOSQ_ERR_SUCCESS)
+						p) != MOSQ_ERR_SUCCESS) {
+			while (i-- > 0)
+				mosquitto_callback_unregister(p->pid, callbacks[i].event,
+							      callbacks[i].cb, NULL);
+			cf_broker__records_close(p);
+			cf_broker__registry_close(p);
 			return MOSQ_ERR_UNKNOWN;
+		}
 	}
 	mosquitto_log_printf(MOSQ_LOG_NOTICE,
 			     "certfleet: %zu certificates indexed, refresh every %d ms, "

@@ -288,7 +288,10 @@ expand(char buf[EXPANDED_MAX], const char *res, const char *client_id, const cha
 			buf[n++] = *res++;
 			continue;
 		}
-		if (!value_safe(value) || (len = strlen(value)) >= EXPANDED_MAX - n)
+		if (!value_safe(value))
+			return false;
+		len = strlen(value);
+		if (len >= EXPANDED_MAX - n)
 			return false;
 		memcpy(buf + n, value, len);
 		n += len;
@@ -330,7 +333,9 @@ cf_broker_policy_allows(const cf_broker_policy *policy, cf_broker_action action,
 
 	if (policy == NULL || topic == NULL)
 		return allowed;
-	if (action == CF_BROKER_SUBSCRIBE && (topic = unshared(topic)) == NULL)
+	if (action == CF_BROKER_SUBSCRIBE)
+		topic = unshared(topic);
+	if (topic == NULL)
 		return false;
 	for (i = 0; i < policy->n; i++) {
 		st = &policy->statements[i];

@@ -62,18 +62,23 @@ cf_broker__records_open(cf_broker_plugin *p)
 }
 
 void
-cf_broker__record(cf_broker_plugin *p, const char *cert_id, const char *client_id,
-		  const char *address, const char *outcome)
+cf_broker__records_add(cf_broker_plugin *p, const char *cert_id, const char *client_id,
+		       const char *address, const char *outcome)
 {
 	cf_broker_record *r, *grown;
 	size_t cap;
 
 	if (p->records_max == 0)
 		return;
+	if (p->nrecords == RECORDS_PENDING_MAX) {
+		p->records_dropped++;
+		return;
+	}
 	if (p->nrecords == p->records_cap) {
 		cap = p->records_cap != 0 ? p->records_cap * 2 : 256;
-		grown = p->nrecords < RECORDS_PENDING_MAX ? realloc(p->records, cap * sizeof(*grown))
-							  : NULL;
+		if (cap > RECORDS_PENDING_MAX)
+			cap = RECORDS_PENDING_MAX;
+		grown = realloc(p->records, cap * sizeof(*grown));
 		if (grown == NULL) {
 			p->records_dropped++;
 			return;
@@ -98,7 +103,7 @@ cf_broker__records_flush(cf_broker_plugin *p, bool final)
 	size_t i;
 	int rc;
 
-	if (p->writer == NULL || (!final && cf_broker__mono_ms() < p->next_flush_ms))
+	if (!final && cf_broker__mono_ms() < p->next_flush_ms)
 		return;
 	p->next_flush_ms = cf_broker__mono_ms() + FLUSH_MS;
 	if (p->records_dropped > 0) {
@@ -108,7 +113,7 @@ cf_broker__records_flush(cf_broker_plugin *p, bool final)
 				     (unsigned long long)p->records_dropped, RECORDS_PENDING_MAX);
 		p->records_dropped = 0;
 	}
-	if (p->nrecords == 0)
+	if (p->writer == NULL || p->nrecords == 0)
 		return;
 	rows = calloc(p->nrecords, sizeof(*rows));
 	if (rows == NULL)
@@ -131,10 +136,12 @@ cf_broker__records_flush(cf_broker_plugin *p, bool final)
 					     "registry: %s",
 					     p->nrecords, err.msg);
 		p->nrecords = 0;
-	} else if (rc != CF_EBUSY || final) {
+	} else if (final || (rc != CF_EBUSY && cf_broker__mono_ms() >= p->next_error_log_ms)) {
+		/* Once a minute at most: a registry that cannot be written fails every second. */
 		mosquitto_log_printf(MOSQ_LOG_WARNING,
 				     "certfleet: writing %zu connection records failed: %s%s",
-				     p->nrecords, err.msg, final ? "" : " (retried in a second)");
+				     p->nrecords, err.msg, final ? "" : " (retried every second)");
+		p->next_error_log_ms = cf_broker__mono_ms() + 60000;
 	}
 }
 

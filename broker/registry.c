@@ -56,6 +56,9 @@ load(cf_store **store_out, cf_broker_index *idx, int *schema, struct stat *st,
 		goto out;
 	}
 	rc = cf_store_open_readonly(&store, p->uri, &err);
+	/* Never sleep on a lock in the broker's thread: a busy read is retried at the next tick. */
+	if (rc == CF_OK)
+		rc = cf_store_set_busy_timeout(store, 0, &err);
 	if (rc == CF_OK)
 		rc = cf_store_schema_version(store, schema, &err);
 	if (rc == CF_OK)
@@ -166,10 +169,11 @@ reopen(cf_broker_plugin *p)
 	struct stat st;
 	int schema = 0;
 
-	cf_store_close(p->store); /* idle between refreshes: no snapshot held */
-	p->store = NULL;
+	/* The reader stays until the swap can happen: idle, it holds no snapshot to block this. */
 	if (!old_wal_emptied(p))
 		return;
+	cf_store_close(p->store);
+	p->store = NULL;
 	cf_broker__records_detach(p);
 	memset(&st, 0, sizeof(st));
 	if (load(&store, &idx, &schema, &st, p) != CF_OK) {
@@ -202,9 +206,18 @@ cf_broker__registry_refresh(cf_broker_plugin *p)
 		return;
 	}
 	schema_watch(p);
-	if (cf_broker_index_refresh(&p->idx, p->store, cf_broker__cert_left, p, &err) != CF_OK)
-		mosquitto_log_printf(MOSQ_LOG_WARNING, "certfleet: registry refresh failed: %s",
-				     err.msg);
+	if (cf_broker_index_refresh(&p->idx, p->store, cf_broker__cert_left, p, &err) != CF_OK) {
+		/* Logged once, not four times a second; the last state stays enforced meanwhile. */
+		if (!p->refresh_failing)
+			mosquitto_log_printf(MOSQ_LOG_ERR,
+					     "certfleet: registry refresh failed, enforcing the last "
+					     "state read until it works again: %s",
+					     err.msg);
+		p->refresh_failing = true;
+	} else if (p->refresh_failing) {
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, "certfleet: registry refresh works again");
+		p->refresh_failing = false;
+	}
 	policy_error_log(p);
 }
 

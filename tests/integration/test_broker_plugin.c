@@ -807,6 +807,133 @@ test_broker_plugin__registry_replaced(void **state)
 	records_wait(fx, "rep-c", "accepted", 1);
 }
 
+/*
+ * A policy that denies connect (a quarantine) closes the live session at the
+ * next refresh and refuses the reconnection; detached, the device is back.
+ */
+static void
+test_broker_plugin__policy_denying_connect(void **state)
+{
+	static const char *const topics[] = { P "q-1/csr_req", NULL };
+	struct fx *fx = *state;
+	const char *log = cf_test_broker_log_file(fx->broker);
+	const char *doc = cf_test_tpath(&fx->f, "quarantine.json");
+	struct who w = device(fx, "q-1");
+	const char *id = cf_test_ossl_cert_id(&fx->f, cf_test_tpath(&fx->f, "q-1.pem"));
+	cf_test_bg *sub = NULL;
+
+	cf_test_write_text(doc,
+			   "{\"version\": 1, \"statements\": [{\"effect\": \"deny\", \"actions\": "
+			   "[\"*\"], \"resources\": [\"#\", \"${clientid}\"]}]}",
+			   0644);
+	cf_test_certfleet(&fx->f, 0, "policy", "create", "quarantine", "--file", doc, NULL);
+	assert_int_equal(cf_test_mqtt_sub_start(&sub, fx->broker, w.cert, w.key, "q-1", topics,
+						cf_test_tpath(&fx->f, "q-1.out")),
+			 0);
+	cf_test_certfleet(&fx->f, 0, "policy", "attach", "quarantine", "--cert", id, NULL);
+	assert_int_equal(cf_test_file_wait(log, "disconnecting client_id=q-1 cert=", 1, 10000), 0);
+	assert_true(cf_test_file_count(log, "reason=policy_denied") >= 1);
+	cf_test_bg_free(sub);
+	admission_wait(fx, &w, false);
+	assert_true(cf_test_file_count(log, "client_id=q-1 addr=127.0.0.1") >= 1);
+	cf_test_certfleet(&fx->f, 0, "policy", "detach", "quarantine", "--cert", id, NULL);
+	admission_wait(fx, &w, true);
+}
+
+/*
+ * A device's will (on its own topic) is published when its connection dies:
+ * Mosquitto checks it after the session ended.
+ */
+static void
+test_broker_plugin__will_published(void **state)
+{
+	static const char *const svc_topics[] = { P "+/csr_res", NULL };
+	struct fx *fx = *state;
+	struct who w = device(fx, "will-1"), svc = service(fx, "svc-will");
+	const char *svc_out = cf_test_tpath(&fx->f, "svc-will.out");
+	const char *argv[40];
+	const char *extra[] = { "-t", P "will-1/csr_req", "--will-topic", P "will-1/csr_res",
+				"--will-payload", "gone", "--will-qos", "1", NULL };
+	cf_test_bg *svc_proc = NULL, *dev = NULL;
+	char port[16];
+	size_t n = 0, i;
+
+	admission_wait(fx, &w, true);
+	assert_int_equal(cf_test_mqtt_sub_start(&svc_proc, fx->broker, svc.cert, svc.key, "svc-will",
+						svc_topics, svc_out),
+			 0);
+	snprintf(port, sizeof(port), "%d", cf_test_broker_port(fx->broker));
+	argv[n++] = "mosquitto_sub";
+	argv[n++] = "-h";
+	argv[n++] = "127.0.0.1";
+	argv[n++] = "-p";
+	argv[n++] = port;
+	argv[n++] = "--cafile";
+	argv[n++] = cf_test_broker_ca_file(fx->broker);
+	argv[n++] = "--cert";
+	argv[n++] = w.cert;
+	argv[n++] = "--key";
+	argv[n++] = w.key;
+	argv[n++] = "-i";
+	argv[n++] = w.id;
+	for (i = 0; extra[i] != NULL; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	assert_int_equal(cf_test_bg_start(&dev, argv, NULL, NULL), 0);
+	assert_int_equal(cf_test_file_wait(cf_test_broker_log_file(fx->broker),
+					   "Sending SUBACK to will-1", 1, 10000),
+			 0);
+	cf_test_bg_free(dev); /* SIGKILL: the connection dies without a DISCONNECT */
+	assert_int_equal(cf_test_file_wait(svc_out, P "will-1/csr_res gone", 1, 10000), 0);
+	assert_int_equal(cf_test_file_count(cf_test_broker_log_file(fx->broker),
+					    "denied publish client_id=will-1"),
+			 0);
+	cf_test_bg_free(svc_proc);
+}
+
+/*
+ * A device rotated while offline: its persistent session still gets the
+ * server's messages, queued under its new certificate, and receives them
+ * when it comes back with it.
+ */
+static void
+test_broker_plugin__offline_session_after_rotation(void **state)
+{
+	static const char *const topics[] = { P "off-1/crt", NULL };
+	struct fx *fx = *state;
+	struct who old = device(fx, "off-1"), svc = service(fx, "svc-off");
+	const char *old_id = cf_test_ossl_cert_id(&fx->f, cf_test_tpath(&fx->f, "off-1.pem"));
+	const char *csr = cf_test_csr_new(&fx->f, "off-1-new", "ec", "/CN=x");
+	const char *out = cf_test_tpath(&fx->f, "off-1.out");
+	struct who fresh = { cf_test_tpath(&fx->f, "off-1-new-chain.pem"),
+			     cf_test_tpath(&fx->f, "off-1-new.key"), "off-1" };
+	cf_test_bg *sub = NULL;
+
+	/* Online once with the old certificate: a persistent session subscribed to its crt. */
+	assert_int_equal(cf_test_mqtt_sub_start(&sub, fx->broker, old.cert, old.key, "off-1", topics,
+						out),
+			 0);
+	cf_test_bg_free(sub);
+	sub = NULL;
+	/* Offline: a new certificate, the old one deactivated (a rotation by hand). */
+	cf_test_certfleet(&fx->f, 0, "cert", "issue", "--thing", "off-1", "--csr", csr, "--out",
+			  cf_test_tpath(&fx->f, "off-1-new.pem"), NULL);
+	cf_test_cat(&fx->f, fresh.cert, 0644, cf_test_tpath(&fx->f, "off-1-new.pem"), fx->f.inter,
+		    NULL);
+	cf_test_certfleet(&fx->f, 0, "cert", "deactivate", old_id, NULL);
+	usleep(300 * 1000); /* the deactivation reaches the index */
+	assert_true(published(fx, &svc, P "off-1/crt", "queued-for-you"));
+	/* Back with the new certificate, the same session: the message was kept for it. */
+	assert_int_equal(cf_test_mqtt_sub_start(&sub, fx->broker, fresh.cert, fresh.key, "off-1",
+						topics, out),
+			 0);
+	assert_int_equal(cf_test_file_wait(out, P "off-1/crt queued-for-you", 1, 10000), 0);
+	assert_int_equal(cf_test_file_count(cf_test_broker_log_file(fx->broker),
+					    "denied receive client_id=off-1"),
+			 0);
+	cf_test_bg_free(sub);
+}
+
 int
 main(void)
 {
@@ -828,6 +955,11 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broker_plugin__topics_limited_to_own, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_broker_plugin__policy_denying_connect, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_broker_plugin__will_published, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_broker_plugin__offline_session_after_rotation,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broker_plugin__connections_recorded, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_broker_plugin__concurrent_writers, setup,

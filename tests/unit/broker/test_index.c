@@ -185,6 +185,10 @@ static const char extra_policy[] =
 	"{\"version\": 1, \"statements\": [{\"effect\": \"allow\", \"actions\": [\"publish\"], "
 	"\"resources\": [\"telemetry/${thing}\"]}]}";
 
+static const char quarantine_policy[] =
+	"{\"version\": 1, \"statements\": [{\"effect\": \"deny\", \"actions\": [\"connect\"], "
+	"\"resources\": [\"${clientid}\"]}]}";
+
 static bool
 may_publish(const cf_broker_index *idx, uint64_t n, const char *thing, const char *topic)
 {
@@ -251,6 +255,18 @@ test_broker_index__policies(void **state)
 	assert_int_equal(cf_broker_index_policies(&idx), 3);
 	assert_false(may_publish(&idx, 1, "dev-1", "m/dev-1/csr_res"));
 	assert_true(may_publish(&idx, 1, "dev-1", "telemetry/dev-1"));
+	/* A policy denying connect: no longer admissible, reported as such. */
+	assert_int_equal(cf_store_policy_insert(fx->store, "quarantine", quarantine_policy,
+						&fx_actor, &err),
+			 CF_OK);
+	assert_int_equal(cf_store_policy_attach(fx->store, "quarantine", id_of(3), &fx_actor, &err),
+			 CF_OK);
+	refresh(fx, &idx, &l);
+	assert_string_equal(cf_broker_index_check(&idx, id_of(3), "dev-3", FX_T0), "policy_denied");
+	assert_int_equal(l.calls, 1);
+	assert_string_equal(l.thing, "dev-3");
+	assert_string_equal(l.why, "policy_denied");
+	assert_null(cf_broker_index_check(&idx, id_of(4), "dev-4", FX_T0));
 	/* Deactivated: its policies go with it. */
 	assert_int_equal(cf_store_cert_transition(fx->store, id_of(2), CF_CERT_INACTIVE, NULL,
 						  &fx_actor, &err),
