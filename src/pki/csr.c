@@ -684,6 +684,7 @@ csr_check(struct cf_pki_csr *csr, cf_err *err)
 		rc = cf_pki__rsa_public_check(csr->pkey, err);
 		if (rc != CF_OK)
 			return rc;
+		csr->key_roca = cf_pki__rsa_key_roca(csr->pkey, csr->pub, csr->pub_len);
 	}
 	csr->key_bits = EVP_PKEY_get_bits(csr->pkey);
 	csr->key_type = key_type_of(csr);
@@ -731,6 +732,10 @@ cf_pki_csr_check_policy(const cf_pki_csr *csr, const cf_pki_key_policy *policy, 
 	case EVP_PKEY_RSA:
 		if (!policy->allow_rsa)
 			break;
+		/* Whatever its size: such a key factors far faster than its size promises. */
+		if (csr->key_roca)
+			return cf_err_set(err, CF_EPROTO, "WEAK_KEY",
+					  "RSA modulus with the ROCA fingerprint (CVE-2017-15361)");
 		if (csr->key_bits >= (int)policy->rsa_min_bits)
 			return CF_OK;
 		return cf_err_set(err, CF_EPROTO, "WEAK_KEY",

@@ -422,6 +422,7 @@ key_facts(cf_pki_cert_info *info, const cf_pki_csr *csr)
 
 	info->key_bits = csr->key_bits;
 	info->key_type = csr->key_type;
+	info->key_roca = csr->key_roca; /* cf_pki_csr_check_policy() refuses these */
 	switch (csr->key_id) {
 	case EVP_PKEY_RSA:
 		snprintf(info->key_alg, sizeof(info->key_alg), "RSA");

@@ -118,8 +118,10 @@ int cf_pki_csr_parse(cf_pki_csr **out, const void *data, size_t len, cf_err *err
 
 /*
  * Check the CSR's key against policy: CF_EPROTO "WEAK_KEY" (RSA too short,
- * a curve or algorithm not allowed). MD5 and SHA-1 signatures never get
- * this far: cf_pki_csr_parse() refuses them with "WEAK_KEY".
+ * a curve or algorithm not allowed). Changed: also "WEAK_KEY", whatever the
+ * policy, for an RSA modulus with the ROCA fingerprint
+ * (cf_pki_rsa_modulus_roca()). MD5 and SHA-1 signatures never get this far:
+ * cf_pki_csr_parse() refuses them with "WEAK_KEY".
  */
 int cf_pki_csr_check_policy(const cf_pki_csr *csr, const cf_pki_key_policy *policy, cf_err *err);
 
@@ -241,6 +243,15 @@ struct cf_pki_cert_info {
 	 * cf_pki_key_quality() reports WEAK_KEY when it is false.
 	 */
 	bool key_valid;
+	/*
+	 * Added: the RSA modulus has the ROCA fingerprint (CVE-2017-15361,
+	 * cf_pki_rsa_modulus_roca()): the key was made by Infineon's RSALib
+	 * and factors far faster than its size promises (the ROCA paper: some
+	 * 100 CPU-days at 1024 bits, 140 CPU-years at 2048). False for other
+	 * algorithms. cf_pki_key_quality() reports WEAK_KEY when it is true,
+	 * whatever the policy.
+	 */
+	bool key_roca;
 };
 
 /* Fill info from cert. */
@@ -277,9 +288,23 @@ typedef struct cf_pki_quality {
 	char detail[128];   /* "RSA key of 1024 bits", ... */
 } cf_pki_quality;
 
-/* Judge a certificate's key (key_valid included) and signature against policy. Never fails. */
+/*
+ * Judge a certificate's key (key_valid and key_roca included) and signature
+ * against policy. Never fails.
+ */
 void cf_pki_key_quality(cf_pki_quality *out, const cf_pki_cert_info *info,
 			const cf_pki_key_policy *policy);
+
+/*
+ * Added: true when the RSA modulus n has the ROCA fingerprint of Infineon's
+ * RSALib (CVE-2017-15361): modulo every odd prime up to 167, n is a power
+ * of 65537, with one exponent for all of them. Every RSALib modulus has
+ * it; a random one with probability 2^-154.9. About 0.3 us for an ordinary
+ * 2048-bit modulus, 25 us for one with the fingerprint (cert.c says how it
+ * works). Pure arithmetic, no thread-shared state, not a size check: small
+ * numbers such as 1 (65537^0) pass. False for NULL, zero and negative n.
+ */
+bool cf_pki_rsa_modulus_roca(const BIGNUM *n);
 
 /* True when cert's signature verifies with issuer's public key. */
 bool cf_pki_cert_signed_by(X509 *cert, X509 *issuer);

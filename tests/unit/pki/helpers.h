@@ -28,6 +28,17 @@ void pki_test_chain_clear(struct pki_test_chain *chain);
 /* Parse a fixture CSR, asserting success. */
 cf_pki_csr *pki_test_csr(const char *name);
 
+/* The product of the first count primes (2, 3, 5, ...); BN_free() it. */
+BIGNUM *pki_test_primorial(int count);
+
+/*
+ * An RSA key pair of bits bits (even) made as Infineon's RSALib makes them
+ * (ROCA, CVE-2017-15361): each prime is k * M + (65537^a mod M) for random
+ * k and a, M the product of the first m_primes primes (RSALib: 39 for
+ * 512-bit primes, 126 for 1024-bit ones). e = 65537, with the CRT values.
+ */
+EVP_PKEY *pki_test_roca_key(int bits, int m_primes);
+
 /* Groups, one per test file; each returns the number of failures. */
 int test_pki_key_run(void);
 int test_pki_csr_run(void);

@@ -8,6 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 
 static X509 *
 device_cert(struct pki_test_chain *chain, const char *csr_name, const char *thing)
@@ -453,6 +454,282 @@ test_pki_cert__invalid_key_is_weak(void **state)
 	pki_test_chain_clear(&chain);
 }
 
+/* ---- ROCA (CVE-2017-15361) ------------------------------------------ */
+
+/* The odd primes up to 167: those RSALib's M always has, bar 2. */
+static const unsigned int primes[] = { 3,   5,   7,   11,  13,  17,  19,  23,  29,  31,
+				       37,  41,  43,  47,  53,  59,  61,  67,  71,  73,
+				       79,  83,  89,  97,  101, 103, 107, 109, 113, 127,
+				       131, 137, 139, 149, 151, 157, 163, 167 };
+
+static BIGNUM *
+modulus_of(EVP_PKEY *key)
+{
+	BIGNUM *n = NULL;
+
+	assert_int_equal(EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n), 1);
+	return n;
+}
+
+/*
+ * Moduli made as RSALib makes them are flagged: 1024-bit ones from 512-bit
+ * primes with M of 39 primes, and a 2048-bit one with M of 126 primes, as
+ * RSALib has for 1024-bit primes (the test reads only M's first 39).
+ */
+static void
+test_pki_cert__roca_moduli_flagged(void **state)
+{
+	EVP_PKEY *key;
+	BIGNUM *n;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 9; i++) {
+		key = i < 8 ? pki_test_roca_key(1024, 39) : pki_test_roca_key(2048, 126);
+		n = modulus_of(key);
+		assert_int_equal(BN_num_bits(n), i < 8 ? 1024 : 2048);
+		assert_true(cf_pki_rsa_modulus_roca(n));
+		BN_free(n);
+		EVP_PKEY_free(key);
+	}
+	assert_false(cf_pki_rsa_modulus_roca(NULL));
+}
+
+/*
+ * The fingerprint is N = 65537^c mod M for one c, not only a power of
+ * 65537 modulo each prime on its own: a modulus built with an exponent of
+ * its own for each prime (from the CRT) is not flagged, one built from a
+ * single exponent is, product of primes or not.
+ */
+static void
+test_pki_cert__roca_needs_one_exponent(void **state)
+{
+	BN_CTX *ctx = BN_CTX_new();
+	BIGNUM *m = pki_test_primorial(39), *n = BN_new(), *k = BN_new(), *c = BN_new();
+	BIGNUM *g = BN_new(), *part = BN_new(), *mr = BN_new(), *r_bn = BN_new();
+	BIGNUM *e_r = BN_new(), *inv = BN_new();
+	unsigned char pick[CF_ARRAY_LEN(primes)];
+	size_t j;
+	int round;
+
+	(void)state;
+	assert_non_null(ctx);
+	assert_non_null(inv);
+	assert_int_equal(BN_set_word(g, 65537), 1);
+	for (round = 0; round < 20; round++) {
+		/* One exponent: k * M + 65537^c mod M, k and c random. */
+		assert_int_equal(BN_rand(k, 1800, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY), 1);
+		assert_int_equal(BN_rand_range(c, m), 1);
+		assert_int_equal(BN_mod_exp(n, g, c, m, ctx), 1);
+		assert_int_equal(BN_mul(k, k, m, ctx), 1);
+		assert_int_equal(BN_add(n, n, k), 1);
+		assert_true(cf_pki_rsa_modulus_roca(n));
+		/*
+		 * An exponent per prime: N = sum over r of 65537^c_r * (M/r) *
+		 * ((M/r)^-1 mod r), reduced mod M, so N mod r = 65537^c_r mod r.
+		 * The c_r fit one exponent with probability 2^-127.
+		 */
+		assert_int_equal(RAND_bytes(pick, sizeof(pick)), 1);
+		BN_zero(n);
+		for (j = 0; j < CF_ARRAY_LEN(primes); j++) {
+			assert_int_equal(BN_set_word(r_bn, primes[j]), 1);
+			assert_int_equal(BN_set_word(c, pick[j]), 1);
+			assert_int_equal(BN_mod_exp(e_r, g, c, r_bn, ctx), 1);
+			assert_int_equal(BN_div(mr, NULL, m, r_bn, ctx), 1);
+			assert_non_null(BN_mod_inverse(inv, mr, r_bn, ctx));
+			assert_int_equal(BN_mul(part, mr, inv, ctx), 1);
+			assert_int_equal(BN_mul(part, part, e_r, ctx), 1);
+			assert_int_equal(BN_add(n, n, part), 1);
+		}
+		assert_int_equal(BN_nnmod(n, n, m, ctx), 1);
+		/* Odd, as a modulus is: M / 2 is odd, so adding it changes nothing mod r. */
+		if (!BN_is_odd(n)) {
+			assert_int_equal(BN_rshift1(part, m), 1);
+			assert_int_equal(BN_add(n, n, part), 1);
+		}
+		for (j = 0; j < CF_ARRAY_LEN(primes); j++) {
+			assert_int_equal(BN_set_word(c, pick[j]), 1);
+			assert_int_equal(BN_set_word(r_bn, primes[j]), 1);
+			assert_int_equal(BN_mod_exp(e_r, g, c, r_bn, ctx), 1);
+			assert_true(BN_mod_word(n, primes[j]) == BN_get_word(e_r));
+		}
+		assert_false(cf_pki_rsa_modulus_roca(n));
+	}
+	BN_free(m);
+	BN_free(n);
+	BN_free(k);
+	BN_free(c);
+	BN_free(g);
+	BN_free(part);
+	BN_free(mr);
+	BN_free(r_bn);
+	BN_free(e_r);
+	BN_free(inv);
+	BN_CTX_free(ctx);
+}
+
+/*
+ * Every prime up to 167 counts: N = 1 mod every other prime and t mod r is
+ * flagged for t = 1 (65537^0 throughout), and not when t is 0 or any other
+ * residue that is not a power of 65537 mod r.
+ */
+static void
+test_pki_cert__roca_every_prime_checked(void **state)
+{
+	BN_CTX *ctx = BN_CTX_new();
+	BIGNUM *m = pki_test_primorial(39), *base = BN_new(), *mr = BN_new(), *unit = BN_new();
+	BIGNUM *r_bn = BN_new(), *n = BN_new(), *step = BN_new();
+	bool power[168];
+	unsigned int r, t, x;
+	size_t j;
+
+	(void)state;
+	assert_non_null(ctx);
+	assert_non_null(step);
+	/* base = k * M + 1 for a random k, so that N is the size of a real modulus. */
+	assert_int_equal(BN_rand(base, 1800, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY), 1);
+	assert_int_equal(BN_mul(base, base, m, ctx), 1);
+	assert_int_equal(BN_add_word(base, 1), 1);
+	assert_true(cf_pki_rsa_modulus_roca(base));
+	for (j = 0; j < CF_ARRAY_LEN(primes); j++) {
+		r = primes[j];
+		memset(power, 0, sizeof(power));
+		x = 1;
+		do {
+			power[x] = true;
+			x = x * (65537 % r) % r;
+		} while (x != 1);
+		/* unit = (M/r) * ((M/r)^-1 mod r): 1 mod r, 0 mod every other prime. */
+		assert_int_equal(BN_set_word(r_bn, r), 1);
+		assert_int_equal(BN_div(mr, NULL, m, r_bn, ctx), 1);
+		assert_non_null(BN_mod_inverse(unit, mr, r_bn, ctx));
+		assert_int_equal(BN_mul(unit, unit, mr, ctx), 1);
+		for (t = 0; t < r; t++) {
+			/* N = base + (t - 1) * unit: t mod r, 1 mod the others. */
+			assert_non_null(BN_copy(n, base));
+			assert_non_null(BN_copy(step, unit));
+			assert_int_equal(BN_mul_word(step, t == 0 ? 1 : t - 1), 1);
+			if (t == 0)
+				assert_int_equal(BN_sub(n, n, step), 1);
+			else
+				assert_int_equal(BN_add(n, n, step), 1);
+			assert_true(BN_mod_word(n, r) == t);
+			if (t == 1)
+				assert_true(cf_pki_rsa_modulus_roca(n));
+			else if (!power[t])
+				assert_false(cf_pki_rsa_modulus_roca(n));
+		}
+	}
+	BN_free(m);
+	BN_free(base);
+	BN_free(mr);
+	BN_free(unit);
+	BN_free(r_bn);
+	BN_free(n);
+	BN_free(step);
+	BN_CTX_free(ctx);
+}
+
+/*
+ * Ordinary moduli are not: 20 RSA-2048 keys from OpenSSL's key generation
+ * and 200 random odd 2048-bit numbers. Also not: zero, negative numbers.
+ */
+static void
+test_pki_cert__roca_ordinary_moduli_pass(void **state)
+{
+	EVP_PKEY *key;
+	BIGNUM *n;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 20; i++) {
+		key = NULL;
+		assert_int_equal(cf_pki_key_generate(&key, CF_KEY_RSA_2048, NULL), 0);
+		n = modulus_of(key);
+		assert_false(cf_pki_rsa_modulus_roca(n));
+		BN_free(n);
+		EVP_PKEY_free(key);
+	}
+	n = BN_new();
+	assert_non_null(n);
+	for (i = 0; i < 200; i++) {
+		assert_int_equal(BN_rand(n, 2048, BN_RAND_TOP_TWO, BN_RAND_BOTTOM_ODD), 1);
+		assert_false(cf_pki_rsa_modulus_roca(n));
+	}
+	BN_zero(n);
+	assert_false(cf_pki_rsa_modulus_roca(n));
+	assert_int_equal(BN_set_word(n, 65537), 1);
+	assert_true(cf_pki_rsa_modulus_roca(n)); /* pure arithmetic: 65537 is a power of 65537 */
+	BN_set_negative(n, 1);
+	assert_false(cf_pki_rsa_modulus_roca(n));
+	BN_free(n);
+}
+
+/*
+ * The whole path: a certificate for an RSALib-style 2048-bit key (which
+ * signs it itself, and which the issuing CA signs) has key_roca, and
+ * cf_pki_key_quality() calls it WEAK_KEY with its own detail whatever the
+ * policy's minimum; OpenSSL's keys and EC keys do not.
+ */
+static void
+test_pki_cert__roca_certificate_is_weak(void **state)
+{
+	struct pki_test_chain chain;
+	cf_pki_key_policy policy;
+	cf_pki_cert_info info;
+	cf_pki_quality q;
+	EVP_PKEY *roca = pki_test_roca_key(2048, 126), *rsa = NULL;
+	X509 *cert, *self;
+
+	(void)state;
+	cf_pki_key_policy_init(&policy);
+	pki_test_chain_make(&chain, CF_KEY_EC_P256);
+	cert = cert_for_key(&chain, roca);
+	assert_int_equal(cf_pki_cert_info_get(&info, cert, NULL), 0);
+	assert_string_equal(info.key_alg, "RSA");
+	assert_int_equal(info.key_type, CF_KEY_RSA_2048);
+	assert_true(info.key_valid);
+	assert_true(info.key_roca);
+	cf_pki_key_quality(&q, &info, &policy);
+	assert_false(q.ok);
+	assert_string_equal(q.reason, "WEAK_KEY");
+	assert_string_equal(q.detail, "RSA modulus with the ROCA fingerprint (CVE-2017-15361)");
+	policy.rsa_min_bits = 1024;
+	cf_pki_key_quality(&q, &info, &policy);
+	assert_string_equal(q.reason, "WEAK_KEY");
+	assert_int_equal(ERR_peek_error(), 0);
+	X509_free(cert);
+	/* A self-signed CA with that key: the signature is real, the key still weak. */
+	assert_int_equal(cf_pki_root_create(&self, roca, "ROCA Root", NULL, 30, NULL), 0);
+	assert_true(cf_pki_cert_signed_by(self, self));
+	assert_int_equal(cf_pki_cert_info_get(&info, self, NULL), 0);
+	assert_true(info.is_ca);
+	assert_true(info.key_roca);
+	cf_pki_key_quality(&q, &info, &policy);
+	assert_string_equal(q.reason, "WEAK_KEY");
+	X509_free(self);
+	/* An OpenSSL RSA key and the EC chain: not ROCA, fine. */
+	cf_pki_key_policy_init(&policy);
+	assert_int_equal(cf_pki_key_generate(&rsa, CF_KEY_RSA_2048, NULL), 0);
+	cert = cert_for_key(&chain, rsa);
+	assert_int_equal(cf_pki_cert_info_get(&info, cert, NULL), 0);
+	assert_false(info.key_roca);
+	cf_pki_key_quality(&q, &info, &policy);
+	assert_true(q.ok);
+	X509_free(cert);
+	cert = device_cert(&chain, "good-p256.pem", "thing-1");
+	assert_int_equal(cf_pki_cert_info_get(&info, cert, NULL), 0);
+	assert_false(info.key_roca);
+	cf_pki_key_quality(&q, &info, &policy);
+	assert_true(q.ok);
+	X509_free(cert);
+	assert_int_equal(cf_pki_cert_info_get(&info, chain.inter, NULL), 0);
+	assert_false(info.key_roca);
+	EVP_PKEY_free(rsa);
+	EVP_PKEY_free(roca);
+	pki_test_chain_clear(&chain);
+}
+
 static void
 test_pki_cert__revoke_reasons(void **state)
 {
@@ -485,6 +762,11 @@ test_pki_cert_run(void)
 		cmocka_unit_test(test_pki_cert__signed_by),
 		cmocka_unit_test(test_pki_cert__key_quality),
 		cmocka_unit_test(test_pki_cert__invalid_key_is_weak),
+		cmocka_unit_test(test_pki_cert__roca_moduli_flagged),
+		cmocka_unit_test(test_pki_cert__roca_needs_one_exponent),
+		cmocka_unit_test(test_pki_cert__roca_every_prime_checked),
+		cmocka_unit_test(test_pki_cert__roca_ordinary_moduli_pass),
+		cmocka_unit_test(test_pki_cert__roca_certificate_is_weak),
 		cmocka_unit_test(test_pki_cert__revoke_reasons),
 	};
 

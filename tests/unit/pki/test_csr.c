@@ -425,6 +425,41 @@ test_pki_csr__rsa_exponent_three(void **state)
 	EVP_PKEY_free(key);
 }
 
+/*
+ * A request for a key made as Infineon's RSALib makes them (ROCA) is well
+ * formed and signed, so it parses; the policy check refuses it whatever
+ * the minimum RSA size, and says why.
+ */
+static void
+test_pki_csr__roca_key_refused(void **state)
+{
+	EVP_PKEY *key = pki_test_roca_key(2048, 126);
+	unsigned char *der = NULL;
+	cf_pki_key_policy policy;
+	cf_pki_csr *csr = NULL;
+	cf_err err = CF_ERR_INIT;
+	int len;
+
+	(void)state;
+	len = ec_request_der(&der, key, "SHA256");
+	assert_int_equal(cf_pki_csr_parse(&csr, der, (size_t)len, &err), 0);
+	assert_int_equal(cf_pki_csr_key_type(csr), CF_KEY_RSA_2048);
+	cf_pki_key_policy_init(&policy);
+	assert_int_equal(cf_pki_csr_check_policy(csr, &policy, &err), CF_EPROTO);
+	assert_string_equal(err.reason, "WEAK_KEY");
+	assert_string_equal(err.msg, "RSA modulus with the ROCA fingerprint (CVE-2017-15361)");
+	policy.rsa_min_bits = 1024;
+	assert_int_equal(cf_pki_csr_check_policy(csr, &policy, &err), CF_EPROTO);
+	assert_string_equal(err.reason, "WEAK_KEY");
+	assert_int_equal(ERR_peek_error(), 0);
+	/* Without DER key bits, or with bits that are not DER, the modulus comes from the key. */
+	assert_true(cf_pki__rsa_key_roca(key, NULL, 0));
+	assert_true(cf_pki__rsa_key_roca(key, (const unsigned char *)"\x30\x80\x00\x00", 4));
+	cf_pki_csr_free(csr);
+	OPENSSL_free(der);
+	EVP_PKEY_free(key);
+}
+
 /* ---- requests built piece by piece, signed properly ------------------ */
 
 static const unsigned char oid_ecdsa_sha256[] = { 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02 };
@@ -793,6 +828,7 @@ test_pki_csr_run(void)
 		cmocka_unit_test(test_pki_csr__point_at_infinity),
 		cmocka_unit_test(test_pki_csr__rsa_exponent_one),
 		cmocka_unit_test(test_pki_csr__rsa_exponent_three),
+		cmocka_unit_test(test_pki_csr__roca_key_refused),
 		cmocka_unit_test(test_pki_csr__subject_and_attributes_walked),
 		cmocka_unit_test(test_pki_csr__algorithm_parameters),
 	};

@@ -463,6 +463,7 @@ assert_info_equal(const cf_pki_cert_info *got, const cf_pki_cert_info *want)
 	assert_int_equal(got->is_ca, want->is_ca);
 	assert_int_equal(got->key_valid, want->key_valid);
 	assert_true(got->key_valid);
+	assert_int_equal(got->key_roca, want->key_roca);
 }
 
 /* Issue as DER with info, parse the DER, and check info against cf_pki_cert_info_get(). */
@@ -542,6 +543,35 @@ test_pki_issue__der_info_matches_cert_info(void **state)
 		}
 		pki_test_chain_clear(&chain);
 	}
+}
+
+/*
+ * A caller that skips cf_pki_csr_check_policy() can still issue for a ROCA
+ * key; the info then says so, as cf_pki_cert_info_get() does.
+ */
+static void
+test_pki_issue__der_info_roca_key(void **state)
+{
+	struct fixture *fx = *state;
+	EVP_PKEY *key = pki_test_roca_key(2048, 126);
+	X509_REQ *req = X509_REQ_new();
+	unsigned char *der = NULL;
+	cf_pki_cert_info info;
+	cf_pki_csr *csr = NULL;
+	int len;
+
+	assert_non_null(req);
+	assert_int_equal(X509_REQ_set_pubkey(req, key), 1);
+	assert_true(X509_REQ_sign(req, key, EVP_sha256()) > 0);
+	len = i2d_X509_REQ(req, &der);
+	assert_true(len > 0);
+	assert_int_equal(cf_pki_csr_parse(&csr, der, (size_t)len, NULL), 0);
+	der_info_check(fx->chain.int_ca, csr, "thing-1", &fx->profile, &info);
+	assert_true(info.key_roca);
+	cf_pki_csr_free(csr);
+	OPENSSL_free(der);
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
 }
 
 static void
@@ -653,6 +683,7 @@ test_pki_issue_run(void)
 		cmocka_unit_test_setup_teardown(test_pki_issue__ca_new_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pki_issue__ca_csr, setup, teardown),
 		cmocka_unit_test(test_pki_issue__der_info_matches_cert_info),
+		cmocka_unit_test_setup_teardown(test_pki_issue__der_info_roca_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pki_issue__der_info_with_urls, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pki_issue__der_info_escaped_subject, setup,
