@@ -49,7 +49,7 @@ fleet_init "$work" "$bin"
 cf ca list
 
 step "2. Mosquitto on 127.0.0.1: TLS 1.2+, client certificates required, checked by the plugin"
-fleet_broker
+fleet_broker "" # with the plugin (--no-plugin: the ACL-file baseline)
 grep -v '^#' "$work/mosquitto.conf" | sed -n '1,9p'
 
 step "3. certfleetd connects as the service principal"
@@ -112,6 +112,30 @@ cert=$work/sim/$thing/current/cert.pem
 openssl x509 -in "$cert" -noout -subject -dates
 openssl verify -CAfile "$work/data/offline-root/root.pem" -untrusted "$work/client-ca.pem" "$cert"
 cf events verify
+
+step "10. The broker closes the door: $thing deactivated while connected"
+# The device's rotated identity, connected as it (mosquitto_sub on its own csr_req topic),
+# then deactivated: the plugin disconnects the session and refuses the reconnection.
+id=$(openssl x509 -in "$cert" -outform DER | sha256sum | cut -d' ' -f1)
+seen=$(grep -c "as $thing (" "$work/mosquitto.log" || true)
+mosquitto_sub -h 127.0.0.1 -p "$fleet_port" --cafile "$work/data/broker-ca.pem" \
+	--cert "$cert" --key "$work/sim/$thing/current/key.pem" -i "$thing" \
+	-t "management/topic/$thing/csr_req" -q 1 >/dev/null 2>&1 &
+probe=$!
+fleet_pids+=("$probe")
+for _ in $(seq 1 100); do # until the broker admitted this connection (the sim's came before)
+	[ "$(grep -c "as $thing (" "$work/mosquitto.log" || true)" -gt "$seen" ] && break
+	sleep 0.1
+done
+cf cert deactivate "$id" >/dev/null
+t_off=$(date +%s.%N)
+fleet_wait "$work/mosquitto.log" 10 "disconnecting client_id=$thing"
+printf '%-44s %s
+' "deactivate -> disconnected" \
+	"$(awk -v a="$t_off" -v b="$(date +%s.%N)" 'BEGIN { printf "within %.0f ms", 1000 * (b - a) }')"
+fleet_wait "$work/mosquitto.log" 10 "refused client_id=$thing"
+grep -E "certfleet: (disconnecting|refused) client_id=$thing" "$work/mosquitto.log" | sed -n '1,2p'
+kill "$probe" 2>/dev/null || true
 
 printf '\nLogs: %s/certfleetd.log, %s/sim.log, %s/mosquitto.log%s\n' "$work" "$work" "$work" \
 	"$([ -n "$keep" ] && echo '' || echo ' (removed at exit; --keep DIR keeps them)')"
