@@ -49,6 +49,12 @@ adopt(cf_broker_plugin *p, const char *client_id, cf_broker_session *s)
 
 	if (p->store == NULL || !cf_name_valid(client_id))
 		return NULL;
+	if (p->unadoptable_seq != p->idx.seq) {
+		cf_broker_map_clear(&p->unadoptable, NULL);
+		p->unadoptable_seq = p->idx.seq;
+	}
+	if (cf_broker_map_get(&p->unadoptable, client_id) != NULL)
+		return NULL;
 	filter.thing = client_id;
 	filter.status = CF_CERT_ACTIVE;
 	if (cf_store_cert_list(p->store, &filter, pick_newest, &n, &err) != CF_OK) {
@@ -56,8 +62,10 @@ adopt(cf_broker_plugin *p, const char *client_id, cf_broker_session *s)
 				     err.msg);
 		return NULL;
 	}
-	if (n.best == NULL)
+	if (n.best == NULL) {
+		cf_broker_map_put(&p->unadoptable, client_id, p); /* any non-NULL value */
 		return NULL;
+	}
 	if (s == NULL) {
 		s = calloc(1, sizeof(*s));
 		if (s == NULL || cf_broker_map_put(&p->sessions, client_id, s) != CF_OK) {

@@ -223,5 +223,6 @@ cf_broker__sessions_recheck(cf_broker_plugin *p)
 void
 cf_broker__sessions_clear(cf_broker_plugin *p)
 {
+	cf_broker_map_clear(&p->unadoptable, NULL);
 	cf_broker_map_clear(&p->sessions, free);
 }

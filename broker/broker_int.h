@@ -52,6 +52,13 @@ typedef struct cf_broker_plugin {
 	cf_store *store;
 	cf_broker_index idx;
 	cf_broker_map sessions; /* client id -> cf_broker_session */
+	/*
+	 * Client ids that adoption (acl.c) found no admissible certificate for,
+	 * as of index position unadoptable_seq: not asked again until the index
+	 * moves, so a message for such an offline session costs no query.
+	 */
+	cf_broker_map unadoptable;
+	int64_t unadoptable_seq;
 	int refresh_ms;
 	int64_t next_refresh_ms;
 	int64_t next_sweep_ms; /* sessions checked again (expiry) once a minute */
