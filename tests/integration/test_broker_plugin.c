@@ -57,15 +57,18 @@ struct who {
 };
 
 /* mosquitto_pub / mosquitto_sub (tool) over mutual TLS as w, MQTT 5, with extra arguments. */
+/*
+ * argv (at most 32 entries) of mosquitto_pub / mosquitto_sub (tool) over
+ * mutual TLS as w, MQTT 5, QoS 1, then extra (NULL-terminated); port is
+ * the caller's buffer for the port's text.
+ */
 static void
-client_run(struct fx *fx, cf_test_result *r, const char *tool, const struct who *w,
-	   const char *const *extra)
+client_argv(struct fx *fx, const char **argv, char port[16], const char *tool,
+	    const struct who *w, const char *const *extra)
 {
-	const char *argv[32];
-	char port[16];
 	size_t n = 0;
 
-	snprintf(port, sizeof(port), "%d", cf_test_broker_port(fx->broker));
+	snprintf(port, 16, "%d", cf_test_broker_port(fx->broker));
 	argv[n++] = tool;
 	argv[n++] = "-h";
 	argv[n++] = "127.0.0.1";
@@ -83,9 +86,20 @@ client_run(struct fx *fx, cf_test_result *r, const char *tool, const struct who 
 	argv[n++] = "5";
 	argv[n++] = "-q";
 	argv[n++] = "1";
-	while (*extra != NULL && n < NELEM(argv) - 1)
+	while (*extra != NULL && n < 31)
 		argv[n++] = *extra++;
 	argv[n] = NULL;
+}
+
+/* client_argv() run to its end. */
+static void
+client_run(struct fx *fx, cf_test_result *r, const char *tool, const struct who *w,
+	   const char *const *extra)
+{
+	const char *argv[32];
+	char port[16];
+
+	client_argv(fx, argv, port, tool, w, extra);
 	assert_int_equal(cf_test_run(r, argv, 30), 0);
 }
 
@@ -853,34 +867,17 @@ test_broker_plugin__will_published(void **state)
 	struct fx *fx = *state;
 	struct who w = device(fx, "will-1"), svc = service(fx, "svc-will");
 	const char *svc_out = cf_test_tpath(&fx->f, "svc-will.out");
-	const char *argv[40];
+	const char *argv[32];
 	const char *extra[] = { "-t", P "will-1/csr_req", "--will-topic", P "will-1/csr_res",
 				"--will-payload", "gone", "--will-qos", "1", NULL };
 	cf_test_bg *svc_proc = NULL, *dev = NULL;
 	char port[16];
-	size_t n = 0, i;
 
 	admission_wait(fx, &w, true);
 	assert_int_equal(cf_test_mqtt_sub_start(&svc_proc, fx->broker, svc.cert, svc.key, "svc-will",
 						svc_topics, svc_out),
 			 0);
-	snprintf(port, sizeof(port), "%d", cf_test_broker_port(fx->broker));
-	argv[n++] = "mosquitto_sub";
-	argv[n++] = "-h";
-	argv[n++] = "127.0.0.1";
-	argv[n++] = "-p";
-	argv[n++] = port;
-	argv[n++] = "--cafile";
-	argv[n++] = cf_test_broker_ca_file(fx->broker);
-	argv[n++] = "--cert";
-	argv[n++] = w.cert;
-	argv[n++] = "--key";
-	argv[n++] = w.key;
-	argv[n++] = "-i";
-	argv[n++] = w.id;
-	for (i = 0; extra[i] != NULL; i++)
-		argv[n++] = extra[i];
-	argv[n] = NULL;
+	client_argv(fx, argv, port, "mosquitto_sub", &w, extra);
 	assert_int_equal(cf_test_bg_start(&dev, argv, NULL, NULL), 0);
 	assert_int_equal(cf_test_file_wait(cf_test_broker_log_file(fx->broker),
 					   "Sending SUBACK to will-1", 1, 10000),
