@@ -107,7 +107,7 @@ speaks_for(const cf_broker_session *s, const struct mosquitto *client, cf_broker
 static void
 refusal_log(cf_broker_plugin *p, const char *client_id, const char *what, const char *topic)
 {
-	int64_t second = cf_broker__mono_ms() / 1000;
+	int64_t second = cf_time_mono_ms() / 1000;
 	char qid[160], qtopic[300];
 
 	if (second != p->acl_log_second) {

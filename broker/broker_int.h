@@ -105,7 +105,4 @@ void cf_broker__records_flush(cf_broker_plugin *p, bool final);
 void cf_broker__records_detach(cf_broker_plugin *p);
 void cf_broker__records_close(cf_broker_plugin *p);
 
-/* plugin.c */
-int64_t cf_broker__mono_ms(void);
-
 #endif

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define REFRESH_MS_DEFAULT  250
 #define RECORDS_MAX_DEFAULT 100000
@@ -18,20 +17,11 @@
 
 static cf_broker_plugin plugin;
 
-int64_t
-cf_broker__mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int
 on_tick(int event, void *event_data, void *userdata)
 {
 	cf_broker_plugin *p = userdata;
-	int64_t now = cf_broker__mono_ms();
+	int64_t now = cf_time_mono_ms();
 
 	(void)event;
 	(void)event_data;
@@ -133,8 +123,8 @@ mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 	}
 	cf_broker__records_open(p); /* failure logged: enforcement goes on without records */
 	p->pid = identifier;
-	p->next_refresh_ms = cf_broker__mono_ms() + p->refresh_ms;
-	p->next_sweep_ms = cf_broker__mono_ms() + SWEEP_MS;
+	p->next_refresh_ms = cf_time_mono_ms() + p->refresh_ms;
+	p->next_sweep_ms = cf_time_mono_ms() + SWEEP_MS;
 	*userdata = p;
 	for (i = 0; i < CF_ARRAY_LEN(callbacks); i++) {
 		if (mosquitto_callback_register(p->pid, callbacks[i].event, callbacks[i].cb, NULL,

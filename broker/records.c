@@ -57,7 +57,7 @@ cf_broker__records_open(cf_broker_plugin *p)
 		p->nrecords = 0;
 		return rc;
 	}
-	p->next_flush_ms = cf_broker__mono_ms() + FLUSH_MS;
+	p->next_flush_ms = cf_time_mono_ms() + FLUSH_MS;
 	return CF_OK;
 }
 
@@ -103,9 +103,9 @@ cf_broker__records_flush(cf_broker_plugin *p, bool final)
 	size_t i;
 	int rc;
 
-	if (!final && cf_broker__mono_ms() < p->next_flush_ms)
+	if (!final && cf_time_mono_ms() < p->next_flush_ms)
 		return;
-	p->next_flush_ms = cf_broker__mono_ms() + FLUSH_MS;
+	p->next_flush_ms = cf_time_mono_ms() + FLUSH_MS;
 	if (p->records_dropped > 0) {
 		mosquitto_log_printf(MOSQ_LOG_WARNING,
 				     "certfleet: %llu connection records dropped (more than %d "
@@ -136,12 +136,12 @@ cf_broker__records_flush(cf_broker_plugin *p, bool final)
 					     "registry: %s",
 					     p->nrecords, err.msg);
 		p->nrecords = 0;
-	} else if (final || (rc != CF_EBUSY && cf_broker__mono_ms() >= p->next_error_log_ms)) {
+	} else if (final || (rc != CF_EBUSY && cf_time_mono_ms() >= p->next_error_log_ms)) {
 		/* Once a minute at most: a registry that cannot be written fails every second. */
 		mosquitto_log_printf(MOSQ_LOG_WARNING,
 				     "certfleet: writing %zu connection records failed: %s%s",
 				     p->nrecords, err.msg, final ? "" : " (retried every second)");
-		p->next_error_log_ms = cf_broker__mono_ms() + 60000;
+		p->next_error_log_ms = cf_time_mono_ms() + 60000;
 	}
 }
 

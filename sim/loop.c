@@ -65,15 +65,6 @@ socketpair(int domain, int type, int protocol, int sv[2])
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void
 sim_names_free(char **names, size_t n)
 {
@@ -353,7 +344,7 @@ open_all(sim_loop *L)
 
 	for (i = 0; i < L->n; i++) {
 		memset(&e, 0, sizeof(e));
-		L->now = now_ms();
+		L->now = cf_time_mono_ms();
 		if (sim_dev_open(L, &L->devs[i], true, &e) != CF_AGENT_OK)
 			cf_log_error("thing=%s event=open error=\"%s\"", L->devs[i].name, e.msg);
 		if (L->opts->stop != NULL && *L->opts->stop)
@@ -371,7 +362,7 @@ open_all(sim_loop *L)
 static void
 handle_events(sim_loop *L, const struct epoll_event *evs, size_t nev)
 {
-	int64_t round_end = now_ms() + ROUND_BUDGET_MS;
+	int64_t round_end = cf_time_mono_ms() + ROUND_BUDGET_MS;
 	size_t i;
 	int pass;
 
@@ -384,7 +375,7 @@ handle_events(sim_loop *L, const struct epoll_event *evs, size_t nev)
 			/* An event of a client closed earlier in this round is stale. */
 			if (d == NULL || d->gen != gen || (d->state == DEV_CONNECTING) != (pass == 0))
 				continue;
-			if (pass == 1 && now_ms() >= round_end)
+			if (pass == 1 && cf_time_mono_ms() >= round_end)
 				return;
 			sim_dev_on_event(L, d, evs[i].events);
 		}
@@ -415,18 +406,18 @@ sim_run(sim_stats *stats, const sim_run_opts *o, cf_err *err)
 		mosquitto_lib_cleanup();
 		return SIM_EXIT_FAIL;
 	}
-	start = now_ms();
+	start = cf_time_mono_ms();
 	stats->start_ms = start;
 	open_all(&L);
 	if (o->progress)
 		fprintf(stderr, "opened %zu devices in %.1f s\n", L.n,
-			(double)(now_ms() - start) / 1000.0);
-	L.now = now_ms();
+			(double)(cf_time_mono_ms() - start) / 1000.0);
+	L.now = cf_time_mono_ms();
 	L.tokens_at = L.now;
 	next_scan = L.now;
 	next_progress = L.now + PROGRESS_MS;
 	while (why == NULL) {
-		L.now = now_ms();
+		L.now = cf_time_mono_ms();
 		why = finished(&L, start);
 		if (why != NULL)
 			break;
@@ -452,14 +443,14 @@ sim_run(sim_stats *stats, const sim_run_opts *o, cf_err *err)
 			cf_log_error("event=epoll_wait error=\"%s\"", strerror(errno));
 			break;
 		}
-		L.now = now_ms();
+		L.now = cf_time_mono_ms();
 		if (nev > 0)
 			handle_events(&L, evs, (size_t)nev);
 		ERR_clear_error();
 	}
 	if (why == NULL)
 		why = "error";
-	stats->end_ms = now_ms();
+	stats->end_ms = cf_time_mono_ms();
 	stats->outcome = why;
 	if (o->progress) {
 		sim_report_progress(stderr, stats, stats->end_ms);

@@ -370,22 +370,13 @@ out:
 	return rc;
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 sim_provision(sim_provision_result *res, const sim_provision_opts *o, cf_err *err)
 {
 	struct ctx c;
 	struct dev *devs = NULL;
 	char abs[PATH_MAX];
-	int64_t t0 = mono_ms();
+	int64_t t0 = cf_time_mono_ms();
 	long i, done;
 	int rc;
 
@@ -434,6 +425,6 @@ out:
 			dev_clear(&devs[i]);
 	free(devs);
 	ctx_close(&c);
-	res->seconds = (double)(mono_ms() - t0) / 1000.0;
+	res->seconds = (double)(cf_time_mono_ms() - t0) / 1000.0;
 	return rc;
 }

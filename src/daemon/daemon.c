@@ -37,15 +37,6 @@ struct cf_daemon {
 	uint64_t handled, refused, published, acked;
 };
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static const cf_store_actor daemon_actor = { "certfleetd", NULL };
 
 /* ---- MQTT callbacks ------------------------------------------------- */
@@ -434,9 +425,9 @@ step(cf_daemon *d, int timeout_ms)
 {
 	int64_t now;
 
-	cf_mqtt_step(d->mqtt, now_ms(), timeout_ms);
+	cf_mqtt_step(d->mqtt, cf_time_mono_ms(), timeout_ms);
 	outbox_forget_delivered(d);
-	now = now_ms();
+	now = cf_time_mono_ms();
 	if (now >= d->next_tick_ms) {
 		if (!d->draining)
 			rotation_timers(d);
@@ -479,7 +470,7 @@ cf_daemon_run(cf_daemon *d, const char *config_path, volatile sig_atomic_t *stop
 	int64_t drain_end;
 
 	(void)err;
-	d->tokens_at_ms = now_ms();
+	d->tokens_at_ms = cf_time_mono_ms();
 	cf_log_info("event=started data_dir=%s broker=%s:%lld client_id=%s prefix=%s",
 		    d->cfg.data_dir, d->cfg.mqtt_host, (long long)d->cfg.mqtt_port,
 		    d->cfg.mqtt_client_id, d->cfg.topic_prefix);
@@ -491,9 +482,9 @@ cf_daemon_run(cf_daemon *d, const char *config_path, volatile sig_atomic_t *stop
 		step(d, wait_ms(d));
 	}
 	d->draining = true;
-	drain_end = now_ms() + drain_ms;
+	drain_end = cf_time_mono_ms() + drain_ms;
 	while (cf_mqtt_connected(d->mqtt) && cf_mqtt_inflight(d->mqtt) > 0 &&
-	       now_ms() < drain_end)
+	       cf_time_mono_ms() < drain_end)
 		step(d, 50);
 	cf_log_info("event=stopping in_flight=%u handled=%llu refused=%llu published=%llu "
 		    "acked=%llu",

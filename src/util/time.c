@@ -14,6 +14,15 @@ cf_time_now(void)
 	return (int64_t)ts.tv_sec;
 }
 
+int64_t
+cf_time_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 const char *
 cf_time_format(char buf[CF_TIME_BUF], int64_t t)
 {

@@ -108,6 +108,9 @@ const char *cf_log_quote(char *buf, size_t size, const char *text);
 /* Seconds since the epoch (UTC). */
 int64_t cf_time_now(void);
 
+/* Milliseconds on CLOCK_MONOTONIC: for timers and durations, never for dates. */
+int64_t cf_time_mono_ms(void);
+
 /* Format t as "2026-11-22T11:15:00Z" into buf (at least CF_TIME_BUF bytes). */
 #define CF_TIME_BUF 32
 const char *cf_time_format(char buf[CF_TIME_BUF], int64_t t);
