@@ -1531,3 +1531,427 @@ cf_store_events_verify(cf_store *store, int64_t *count, int64_t *bad_seq,
 				  "an anchor is a seq >= 0 and 64 lowercase hex digits");
 	return store->backend->events_verify(store, anchor, count, bad_seq, err);
 }
+
+/* ---- audits -------------------------------------------------------------- */
+
+static const char *const audit_trigger_names[] = {
+	[CF_AUDIT_SCHEDULED] = "SCHEDULED",
+	[CF_AUDIT_ON_DEMAND] = "ON_DEMAND",
+};
+
+static const char *const audit_status_names[] = {
+	[CF_AUDIT_IN_PROGRESS] = "IN_PROGRESS",
+	[CF_AUDIT_COMPLETED] = "COMPLETED",
+	[CF_AUDIT_FAILED] = "FAILED",
+};
+
+static const char *const severity_names[] = {
+	[CF_SEVERITY_CRITICAL] = "CRITICAL",
+	[CF_SEVERITY_HIGH] = "HIGH",
+	[CF_SEVERITY_MEDIUM] = "MEDIUM",
+	[CF_SEVERITY_LOW] = "LOW",
+};
+
+static const char *const finding_state_names[] = {
+	[CF_FINDING_NEW] = "NEW",
+	[CF_FINDING_OPEN] = "OPEN",
+	[CF_FINDING_RESOLVED] = "RESOLVED",
+};
+
+static const char *
+name_in(const char *const *names, size_t n, int v)
+{
+	if (v < 0 || (size_t)v >= n)
+		return "UNKNOWN";
+	return names[v];
+}
+
+/* The index of name in names, -1 when absent; caseless for user input, exact for stored text. */
+static int
+index_in(const char *const *names, size_t n, const char *name, bool caseless)
+{
+	size_t i;
+
+	for (i = 0; name != NULL && i < n; i++) {
+		if ((caseless ? strcasecmp(name, names[i]) : strcmp(name, names[i])) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+const char *
+cf_audit_trigger_name(cf_audit_trigger trigger)
+{
+	return name_in(audit_trigger_names, CF_ARRAY_LEN(audit_trigger_names), (int)trigger);
+}
+
+const char *
+cf_audit_status_name(cf_audit_status status)
+{
+	return name_in(audit_status_names, CF_ARRAY_LEN(audit_status_names), (int)status);
+}
+
+const char *
+cf_audit_severity_name(cf_audit_severity severity)
+{
+	return name_in(severity_names, CF_ARRAY_LEN(severity_names), (int)severity);
+}
+
+const char *
+cf_finding_state_name(cf_finding_state state)
+{
+	return name_in(finding_state_names, CF_ARRAY_LEN(finding_state_names), (int)state);
+}
+
+int
+cf_audit_severity_parse(cf_audit_severity *out, const char *name)
+{
+	int i = index_in(severity_names, CF_ARRAY_LEN(severity_names), name, true);
+
+	if (i < 0)
+		return CF_EINVAL;
+	*out = (cf_audit_severity)i;
+	return CF_OK;
+}
+
+int
+cf_finding_state_parse(cf_finding_state *out, const char *name)
+{
+	int i = index_in(finding_state_names, CF_ARRAY_LEN(finding_state_names), name, true);
+
+	if (i < 0)
+		return CF_EINVAL;
+	*out = (cf_finding_state)i;
+	return CF_OK;
+}
+
+int
+cf_store__audit_status_parse(cf_audit_status *out, const char *name)
+{
+	int i = index_in(audit_status_names, CF_ARRAY_LEN(audit_status_names), name, false);
+
+	if (i < 0)
+		return CF_EINVAL;
+	*out = (cf_audit_status)i;
+	return CF_OK;
+}
+
+int
+cf_store__audit_trigger_parse(cf_audit_trigger *out, const char *name)
+{
+	int i = index_in(audit_trigger_names, CF_ARRAY_LEN(audit_trigger_names), name, false);
+
+	if (i < 0)
+		return CF_EINVAL;
+	*out = (cf_audit_trigger)i;
+	return CF_OK;
+}
+
+void
+cf_store_audit_run_clear(cf_store_audit_run *run)
+{
+	if (run == NULL)
+		return;
+	free(run->checks);
+	free(run->summary);
+	memset(run, 0, sizeof(*run));
+}
+
+int
+cf_store__finding_id(cf_store *store, char out[33], const char *check, const char *resource,
+		     cf_err *err)
+{
+	EVP_MD_CTX *ctx = store->md_ctx;
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+
+	out[0] = '\0';
+	if (EVP_DigestInit_ex(ctx, store->sha256, NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, check, strlen(check)) != 1 ||
+	    EVP_DigestUpdate(ctx, "\n", 1) != 1 ||
+	    EVP_DigestUpdate(ctx, resource, strlen(resource)) != 1 ||
+	    EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != sizeof(md))
+		return cf_err_set_ossl(err, CF_ECRYPTO, NULL, "finding id");
+	cf_hex_encode(out, md, 16);
+	return CF_OK;
+}
+
+/* 1 to CF_STORE_AUDIT_TOKEN_MAX of [A-Z0-9_], starting with a letter: a check name or reason. */
+static bool
+is_upper_token(const char *s)
+{
+	size_t len, i;
+
+	len = s == NULL ? 0 : strnlen(s, CF_STORE_AUDIT_TOKEN_MAX + 1);
+	if (len == 0 || len > CF_STORE_AUDIT_TOKEN_MAX || s[0] < 'A' || s[0] > 'Z')
+		return false;
+	for (i = 0; i < len; i++) {
+		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* 1 to max bytes, no control characters (the text is printed to terminals). */
+static bool
+is_printable_text(const char *s, size_t max)
+{
+	size_t len, i;
+
+	len = s == NULL ? 0 : strnlen(s, max + 1);
+	if (len == 0 || len > max)
+		return false;
+	for (i = 0; i < len; i++) {
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* "cert:<64 hex>", "ca:<name>", "thing:<name>", "policy:<name>", "client:<text>". */
+static bool
+audit_resource_valid(const char *s)
+{
+	if (s == NULL || strnlen(s, CF_STORE_AUDIT_RESOURCE_MAX + 1) > CF_STORE_AUDIT_RESOURCE_MAX)
+		return false;
+	if (strncmp(s, "cert:", 5) == 0)
+		return is_hex_id(s + 5, 64);
+	if (strncmp(s, "ca:", 3) == 0)
+		return cf_name_valid(s + 3);
+	if (strncmp(s, "thing:", 6) == 0)
+		return cf_name_valid(s + 6);
+	if (strncmp(s, "policy:", 7) == 0)
+		return cf_name_valid(s + 7);
+	if (strncmp(s, "client:", 7) == 0)
+		return is_printable_text(s + 7, CF_STORE_CONNECTION_TEXT_MAX);
+	return false;
+}
+
+static int
+check_audit_pair(const char *check, const char *resource, cf_err *err)
+{
+	if (!is_upper_token(check))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "a check name is 1 to %d of [A-Z0-9_], starting with a letter",
+				  CF_STORE_AUDIT_TOKEN_MAX);
+	if (!audit_resource_valid(resource))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "a resource is cert:<id>, ca:<name>, thing:<name>, "
+				  "policy:<name> or client:<client id>");
+	return CF_OK;
+}
+
+/* A JSON object as text of at most max bytes; NULL is fine (it means "{}"). */
+static int
+check_json_object_max(const char *what, const char *text, size_t max, cf_err *err)
+{
+	if (text != NULL && strnlen(text, max + 1) > max)
+		return cf_err_set(err, CF_EINVAL, NULL, "%s is longer than %zu bytes", what, max);
+	return check_json_object(what, text, err);
+}
+
+/* The check list as a JSON array, after checking it. *out is freed with free(). */
+static int
+checks_json(char **out, const char *const *checks, size_t n, cf_err *err)
+{
+	json_t *list = NULL;
+	size_t i, j;
+	int rc = CF_OK;
+
+	*out = NULL;
+	if (checks == NULL || n == 0 || n > CF_STORE_AUDIT_CHECKS_MAX)
+		return cf_err_set(err, CF_EINVAL, NULL, "a run runs 1 to %d checks",
+				  CF_STORE_AUDIT_CHECKS_MAX);
+	list = json_array();
+	if (list == NULL)
+		return cf_err_set(err, CF_ENOMEM, NULL, "check list");
+	for (i = 0; rc == CF_OK && i < n; i++) {
+		if (!is_upper_token(checks[i]))
+			rc = cf_err_set(err, CF_EINVAL, NULL,
+					"check %zu: a check name is 1 to %d of [A-Z0-9_], "
+					"starting with a letter",
+					i, CF_STORE_AUDIT_TOKEN_MAX);
+		for (j = 0; rc == CF_OK && j < i; j++) {
+			if (strcmp(checks[i], checks[j]) == 0)
+				rc = cf_err_set(err, CF_EINVAL, NULL, "check %s given twice",
+						checks[i]);
+		}
+		if (rc == CF_OK && json_array_append_new(list, json_string(checks[i])) != 0)
+			rc = cf_err_set(err, CF_ENOMEM, NULL, "check list");
+	}
+	if (rc == CF_OK) {
+		*out = json_dumps(list, JSON_COMPACT);
+		if (*out == NULL)
+			rc = cf_err_set(err, CF_ENOMEM, NULL, "check list");
+	}
+	json_decref(list);
+	return rc;
+}
+
+int
+cf_store_audit_run_begin(int64_t *id_out, cf_store *store, cf_audit_trigger trigger,
+			 const char *const *checks, size_t n, cf_err *err)
+{
+	char *list = NULL;
+	int rc;
+
+	if (id_out == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	*id_out = 0;
+	rc = check_writable_handle(store, err);
+	if (rc != CF_OK)
+		return rc;
+	if (trigger != CF_AUDIT_SCHEDULED && trigger != CF_AUDIT_ON_DEMAND)
+		return cf_err_set(err, CF_EINVAL, NULL, "unknown audit trigger %d", (int)trigger);
+	rc = checks_json(&list, checks, n, err);
+	if (rc == CF_OK)
+		rc = store->backend->audit_run_begin(id_out, store, trigger, list, err);
+	free(list);
+	return rc;
+}
+
+static int
+check_finding(const cf_store_finding *f, size_t i, cf_err *err)
+{
+	cf_err sub = CF_ERR_INIT; /* err->msg cannot be formatted into itself */
+	int rc;
+
+	rc = check_audit_pair(f->check, f->resource, &sub);
+	if (rc == CF_OK && (unsigned int)f->severity >= CF_ARRAY_LEN(severity_names))
+		rc = cf_err_set(&sub, CF_EINVAL, NULL, "unknown severity %d", (int)f->severity);
+	if (rc == CF_OK && !is_upper_token(f->reason))
+		rc = cf_err_set(&sub, CF_EINVAL, NULL,
+				"a reason is 1 to %d of [A-Z0-9_], starting with a letter",
+				CF_STORE_AUDIT_TOKEN_MAX);
+	if (rc == CF_OK)
+		rc = check_json_object_max("detail", f->detail, CF_STORE_AUDIT_DETAIL_MAX, &sub);
+	if (rc != CF_OK)
+		return cf_err_set(err, rc, NULL, "finding %zu: %s", i, sub.msg);
+	return CF_OK;
+}
+
+int
+cf_store_audit_findings_add(cf_store *store, int64_t run_id, const cf_store_finding *items,
+			    size_t n, cf_err *err)
+{
+	size_t i;
+	int rc;
+
+	rc = check_writable_handle(store, err);
+	if (rc != CF_OK)
+		return rc;
+	if (run_id <= 0 || (items == NULL && n > 0))
+		return cf_err_set(err, CF_EINVAL, NULL, "bad run id or no items");
+	/* All checked before the transaction: a bad item means nothing is written. */
+	for (i = 0; i < n; i++) {
+		rc = check_finding(&items[i], i, err);
+		if (rc != CF_OK)
+			return rc;
+	}
+	return store->backend->audit_findings_add(store, run_id, items, n, err);
+}
+
+int
+cf_store_audit_run_finish(cf_store *store, int64_t run_id, cf_audit_status status,
+			  const char *summary_json, cf_err *err)
+{
+	int rc;
+
+	rc = check_writable_handle(store, err);
+	if (rc != CF_OK)
+		return rc;
+	if (run_id <= 0)
+		return cf_err_set(err, CF_EINVAL, NULL, "bad run id");
+	if (status != CF_AUDIT_COMPLETED && status != CF_AUDIT_FAILED)
+		return cf_err_set(err, CF_EINVAL, NULL, "a run finishes COMPLETED or FAILED");
+	rc = check_json_object_max("summary", summary_json, CF_STORE_AUDIT_DETAIL_MAX, err);
+	if (rc != CF_OK)
+		return rc;
+	return store->backend->audit_run_finish(store, run_id, status,
+						summary_json != NULL ? summary_json : "{}", err);
+}
+
+int
+cf_store_audit_run_get(cf_store *store, cf_store_audit_run *out, int64_t id, cf_err *err)
+{
+	if (store == NULL || out == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	memset(out, 0, sizeof(*out));
+	return store->backend->audit_run_get(store, out, id, err);
+}
+
+int
+cf_store_audit_run_list(cf_store *store, int64_t limit, cf_store_audit_run_cb cb, void *payload,
+			cf_err *err)
+{
+	if (store == NULL || cb == NULL || limit < 0)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument or negative limit");
+	return store->backend->audit_run_list(store, limit, cb, payload, err);
+}
+
+int
+cf_store_audit_finding_list(cf_store *store, const cf_store_finding_filter *filter,
+			    cf_store_finding_cb cb, void *payload, cf_err *err)
+{
+	static const cf_store_finding_filter any = CF_STORE_FINDING_FILTER_INIT;
+	const cf_store_finding_filter *f = filter != NULL ? filter : &any;
+
+	if (store == NULL || cb == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	if (f->run_id < 0 || f->limit < 0)
+		return cf_err_set(err, CF_EINVAL, NULL, "negative run id or limit");
+	if (f->check != NULL && !is_upper_token(f->check))
+		return cf_err_set(err, CF_EINVAL, NULL, "bad check name");
+	if (f->severity < -1 || f->severity >= (int)CF_ARRAY_LEN(severity_names))
+		return cf_err_set(err, CF_EINVAL, NULL, "unknown severity %d", f->severity);
+	if (f->state < -1 || f->state >= (int)CF_ARRAY_LEN(finding_state_names))
+		return cf_err_set(err, CF_EINVAL, NULL, "unknown finding state %d", f->state);
+	return store->backend->audit_finding_list(store, f, cb, payload, err);
+}
+
+int
+cf_store_audit_suppress(cf_store *store, const char *check, const char *resource,
+			int64_t expires_at, const char *reason, const cf_store_actor *actor,
+			cf_err *err)
+{
+	int rc;
+
+	rc = check_writable(store, actor, err);
+	if (rc == CF_OK)
+		rc = check_audit_pair(check, resource, err);
+	if (rc != CF_OK)
+		return rc;
+	if (!is_printable_text(reason, CF_STORE_AUDIT_REASON_MAX))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "a suppression needs a reason: 1 to %d bytes, no control "
+				  "characters",
+				  CF_STORE_AUDIT_REASON_MAX);
+	if (expires_at <= cf_store__now(store))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "the suppression's expiry is not in the future");
+	return store->backend->audit_suppress(store, check, resource, expires_at, reason, actor,
+					      err);
+}
+
+int
+cf_store_audit_unsuppress(cf_store *store, const char *check, const char *resource,
+			  const cf_store_actor *actor, cf_err *err)
+{
+	int rc;
+
+	rc = check_writable(store, actor, err);
+	if (rc == CF_OK)
+		rc = check_audit_pair(check, resource, err);
+	if (rc != CF_OK)
+		return rc;
+	return store->backend->audit_unsuppress(store, check, resource, actor, err);
+}
+
+int
+cf_store_audit_suppression_list(cf_store *store, cf_store_audit_suppression_cb cb, void *payload,
+				cf_err *err)
+{
+	if (store == NULL || cb == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	return store->backend->audit_suppression_list(store, cb, payload, err);
+}

@@ -1,7 +1,8 @@
 /*
  * store: the registry of CAs, things, certificates, policies and events,
  * the rotation engine's persisted state (rotations, the outbox), and the
- * broker's record of MQTT connections.
+ * broker's record of MQTT connections, and the audits' runs, findings and
+ * suppressions.
  *
  * One interface over backends chosen by URI scheme ("sqlite:PATH" now,
  * "postgres://..." later). Every change is written together with its event
@@ -185,7 +186,7 @@ void cf_store_close(cf_store *store);
 int cf_store_schema_version(cf_store *store, int *out, cf_err *err);
 
 /* The schema version this build migrates to and expects. */
-#define CF_STORE_SCHEMA_VERSION 5
+#define CF_STORE_SCHEMA_VERSION 6
 
 /*
  * The clock used for created_at, updated_at, event times and registration
@@ -717,6 +718,206 @@ typedef int (*cf_store_connection_cb)(const cf_store_connection *conn, void *pay
  */
 int cf_store_connection_list(cf_store *store, const cf_store_connection_filter *filter,
 			     cf_store_connection_cb cb, void *payload, cf_err *err);
+
+/* ---- audits --------------------------------------------------------- */
+
+/*
+ * The audits' record: runs, the findings of each run, and suppressions.
+ * Runs and findings are not part of the event log (no actor, no events,
+ * like connections); creating and removing a suppression is an operator
+ * action and writes an event ("audit.suppressed", "audit.unsuppressed") on
+ * the resource "suppression:<check>:<resource>".
+ *
+ * A finding is one check's complaint about one resource. Its finding_id is
+ * stable across runs: the first 32 lowercase hex digits of SHA-256 over
+ * check "\n" resource. Relative to the latest earlier COMPLETED run that ran
+ * the same check, a finding is NEW (that run did not have it, or had it
+ * RESOLVED, or there is no such run), OPEN (that run had it NEW or OPEN), or
+ * RESOLVED (that run had it NEW or OPEN, this one does not: a row written by
+ * cf_store_audit_run_finish()). A finding of a check a run did not run is
+ * neither open nor resolved by that run.
+ */
+
+typedef enum { CF_AUDIT_SCHEDULED = 0, CF_AUDIT_ON_DEMAND } cf_audit_trigger;
+typedef enum { CF_AUDIT_IN_PROGRESS = 0, CF_AUDIT_COMPLETED, CF_AUDIT_FAILED } cf_audit_status;
+typedef enum {
+	CF_SEVERITY_CRITICAL = 0,
+	CF_SEVERITY_HIGH,
+	CF_SEVERITY_MEDIUM,
+	CF_SEVERITY_LOW
+} cf_audit_severity;
+typedef enum { CF_FINDING_NEW = 0, CF_FINDING_OPEN, CF_FINDING_RESOLVED } cf_finding_state;
+
+/* "SCHEDULED", "ON_DEMAND"; "UNKNOWN" otherwise. */
+const char *cf_audit_trigger_name(cf_audit_trigger trigger);
+/* "IN_PROGRESS", "COMPLETED", "FAILED"; "UNKNOWN" otherwise. */
+const char *cf_audit_status_name(cf_audit_status status);
+/* "CRITICAL", "HIGH", "MEDIUM", "LOW"; "UNKNOWN" otherwise. */
+const char *cf_audit_severity_name(cf_audit_severity severity);
+/* Case-insensitive parse of the names above. CF_EINVAL otherwise. */
+int cf_audit_severity_parse(cf_audit_severity *out, const char *name);
+/* "NEW", "OPEN", "RESOLVED"; "UNKNOWN" otherwise. */
+const char *cf_finding_state_name(cf_finding_state state);
+/* Case-insensitive parse of the names above. CF_EINVAL otherwise. */
+int cf_finding_state_parse(cf_finding_state *out, const char *name);
+
+/* The most checks one run takes; the longest check name and reason, in bytes. */
+#define CF_STORE_AUDIT_CHECKS_MAX 64
+#define CF_STORE_AUDIT_TOKEN_MAX  64
+/* The longest resource, suppression reason and finding detail, in bytes. */
+#define CF_STORE_AUDIT_RESOURCE_MAX 300
+#define CF_STORE_AUDIT_REASON_MAX   1024
+#define CF_STORE_AUDIT_DETAIL_MAX   4096
+
+typedef struct cf_store_audit_run {
+	int64_t id;
+	int64_t started_at;  /* the store's clock at cf_store_audit_run_begin() */
+	int64_t finished_at; /* 0 while IN_PROGRESS */
+	cf_audit_trigger trigger;
+	cf_audit_status status;
+	char *checks;  /* the check names run, a JSON array as text */
+	char *summary; /* the engine's counts, a JSON object as text, "{}" until finished */
+} cf_store_audit_run;
+
+void cf_store_audit_run_clear(cf_store_audit_run *run);
+
+/*
+ * One finding. cf_store_audit_findings_add() reads check, resource,
+ * severity, reason and detail and ignores the rest; a list callback gets
+ * every field, borrowed for the duration of the call.
+ */
+typedef struct cf_store_finding {
+	int64_t run_id;
+	const char *finding_id; /* 32 lowercase hex digits */
+	const char *check;      /* "DEVICE_CERTIFICATE_EXPIRING_CHECK": 1 to 64 of [A-Z0-9_] */
+	const char *resource;   /* "cert:<id>" (64 lowercase hex), "ca:<name>", "thing:<name>",
+				   "policy:<name>" (names as cf_name_valid()), "client:<client id>"
+				   (1 to 256 bytes, no control characters) */
+	cf_audit_severity severity;
+	const char *reason;     /* "CERTIFICATE_APPROACHING_EXPIRATION": 1 to 64 of [A-Z0-9_] */
+	const char *detail;     /* a JSON object as text; NULL for "{}" when adding */
+	cf_finding_state state;
+	bool suppressed;        /* a suppression of (check, resource) applied at the run's start */
+} cf_store_finding;
+
+/*
+ * Start a run of the n checks named (1 to CF_STORE_AUDIT_CHECKS_MAX
+ * distinct check names): status IN_PROGRESS, started_at from the store's
+ * clock. *id_out gets its id (increasing). CF_EINVAL for a bad trigger or
+ * check list; CF_ESTATE on a read-only handle; CF_EBUSY, CF_ESTORE.
+ */
+int cf_store_audit_run_begin(int64_t *id_out, cf_store *store, cf_audit_trigger trigger,
+			     const char *const *checks, size_t n, cf_err *err);
+
+/*
+ * Add n findings (n may be 0) to the IN_PROGRESS run run_id, for checks it
+ * runs. The store computes each finding_id, its state (NEW or OPEN, see
+ * above) and whether a suppression applies (one of the same check and
+ * resource with expires_at > the run's started_at). Call it as often as
+ * needed (batches of a few thousand); one transaction per call, or a
+ * savepoint of the caller's transaction (cf_store_tx_begin()), which is
+ * what makes a million findings cheap. Every item is checked first, and a
+ * refused batch writes nothing: CF_EINVAL for a bad item (err->msg names
+ * it by index), a check the run does not run, or a finding given twice in
+ * the run; CF_ENOTFOUND for an unknown run; CF_ESTATE when the run is
+ * finished or the handle read-only; CF_EBUSY, CF_ESTORE.
+ */
+int cf_store_audit_findings_add(cf_store *store, int64_t run_id, const cf_store_finding *items,
+				size_t n, cf_err *err);
+
+/*
+ * Finish the IN_PROGRESS run run_id with status COMPLETED or FAILED and
+ * summary_json (a JSON object as text; NULL for "{}"); finished_at from the
+ * store's clock. COMPLETED also writes a RESOLVED row for every finding the
+ * previous COMPLETED run of each of its checks had NEW or OPEN that this run
+ * does not have. FAILED resolves nothing, and a later run compares with the
+ * last COMPLETED one. CF_EINVAL for another status or a bad summary;
+ * CF_ENOTFOUND; CF_ESTATE when the run is already finished or the handle
+ * read-only; CF_EBUSY, CF_ESTORE.
+ */
+int cf_store_audit_run_finish(cf_store *store, int64_t run_id, cf_audit_status status,
+			      const char *summary_json, cf_err *err);
+
+/* Fetch run id into *out (release with cf_store_audit_run_clear()). CF_ENOTFOUND. */
+int cf_store_audit_run_get(cf_store *store, cf_store_audit_run *out, int64_t id, cf_err *err);
+
+/* run is borrowed for the duration of the call. */
+typedef int (*cf_store_audit_run_cb)(const cf_store_audit_run *run, void *payload);
+
+/*
+ * Call cb for the runs, newest first, at most limit of them (0: all). A
+ * non-zero return from cb stops and is returned. CF_EINVAL for a negative
+ * limit.
+ */
+int cf_store_audit_run_list(cf_store *store, int64_t limit, cf_store_audit_run_cb cb,
+			    void *payload, cf_err *err);
+
+typedef struct cf_store_finding_filter {
+	int64_t run_id;          /* 0: the latest COMPLETED run */
+	const char *check;       /* NULL: any */
+	int severity;            /* a cf_audit_severity, or -1: any */
+	int state;               /* a cf_finding_state, or -1: any */
+	bool include_suppressed; /* false: suppressed findings are left out */
+	int64_t limit;           /* 0: no limit */
+} cf_store_finding_filter;
+
+#define CF_STORE_FINDING_FILTER_INIT { 0, NULL, -1, -1, false, 0 }
+
+/* finding and its strings are borrowed for the duration of the call. */
+typedef int (*cf_store_finding_cb)(const cf_store_finding *finding, void *payload);
+
+/*
+ * Call cb for the matching findings of one run (filter NULL: the
+ * unsuppressed findings of the latest COMPLETED run), by check, then
+ * resource. A non-zero return from cb stops and is returned. CF_ENOTFOUND
+ * for an unknown run, or when run_id is 0 and no run has completed;
+ * CF_EINVAL for a bad filter.
+ */
+int cf_store_audit_finding_list(cf_store *store, const cf_store_finding_filter *filter,
+				cf_store_finding_cb cb, void *payload, cf_err *err);
+
+/*
+ * Suppress the findings of check on resource until expires_at (seconds
+ * since the epoch): runs started before then mark them suppressed. Replaces
+ * an existing suppression of the pair. reason (1 to
+ * CF_STORE_AUDIT_REASON_MAX bytes) is required. Event "audit.suppressed"
+ * (check, resource, expires_at, reason, why). CF_EINVAL for a bad check or
+ * resource, a missing reason, or expires_at not after the store's clock;
+ * CF_ESTATE on a read-only handle.
+ */
+int cf_store_audit_suppress(cf_store *store, const char *check, const char *resource,
+			    int64_t expires_at, const char *reason, const cf_store_actor *actor,
+			    cf_err *err);
+
+/*
+ * Remove the suppression of check on resource, expired or not. Event
+ * "audit.unsuppressed". CF_ENOTFOUND when there is none; CF_EINVAL;
+ * CF_ESTATE on a read-only handle.
+ */
+int cf_store_audit_unsuppress(cf_store *store, const char *check, const char *resource,
+			      const cf_store_actor *actor, cf_err *err);
+
+typedef struct cf_store_audit_suppression {
+	const char *check;
+	const char *resource;
+	int64_t expires_at;
+	const char *reason;
+	int64_t created_at;
+	const char *created_by; /* the actor's who */
+	bool expired;           /* expires_at <= the store's clock: no longer applied */
+} cf_store_audit_suppression;
+
+/* sup and its strings are borrowed for the duration of the call. */
+typedef int (*cf_store_audit_suppression_cb)(const cf_store_audit_suppression *sup,
+					     void *payload);
+
+/*
+ * Call cb for every suppression, expired ones included and flagged (an
+ * operator sees what lapsed, and removes it with cf_store_audit_unsuppress()),
+ * by check, then resource. A non-zero return from cb stops and is returned.
+ */
+int cf_store_audit_suppression_list(cf_store *store, cf_store_audit_suppression_cb cb,
+				    void *payload, cf_err *err);
 
 /* ---- events --------------------------------------------------------- */
 

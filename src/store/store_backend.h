@@ -27,7 +27,7 @@
 #include "store.h"
 
 /* Bumped whenever the table below changes shape. */
-#define CF_STORE_BACKEND_VERSION 5
+#define CF_STORE_BACKEND_VERSION 6
 
 /* The prev_hash of the first event: 64 zeros. */
 #define CF_STORE_GENESIS_HASH "0000000000000000000000000000000000000000000000000000000000000000"
@@ -160,6 +160,35 @@ struct cf_store_backend {
 	int (*connection_list)(cf_store *store, const cf_store_connection_filter *filter,
 			       cf_store_connection_cb cb, void *payload, cf_err *err);
 
+	/* checks_json: a JSON array of 1+ valid, distinct check names, built by store.c. */
+	int (*audit_run_begin)(int64_t *id_out, cf_store *store, cf_audit_trigger trigger,
+			       const char *checks_json, cf_err *err);
+	/*
+	 * Every item checked by store.c (detail may be NULL: "{}"); n may be 0.
+	 * The backend checks the run (exists, IN_PROGRESS, runs each item's
+	 * check) and computes finding ids with cf_store__finding_id().
+	 */
+	int (*audit_findings_add)(cf_store *store, int64_t run_id, const cf_store_finding *items,
+				  size_t n, cf_err *err);
+	/* status: COMPLETED or FAILED; summary: a JSON object as text. */
+	int (*audit_run_finish)(cf_store *store, int64_t run_id, cf_audit_status status,
+				const char *summary, cf_err *err);
+	int (*audit_run_get)(cf_store *store, cf_store_audit_run *out, int64_t id, cf_err *err);
+	/* limit >= 0. */
+	int (*audit_run_list)(cf_store *store, int64_t limit, cf_store_audit_run_cb cb,
+			      void *payload, cf_err *err);
+	/* filter checked by store.c: run_id, limit >= 0; severity, state valid or -1. */
+	int (*audit_finding_list)(cf_store *store, const cf_store_finding_filter *filter,
+				  cf_store_finding_cb cb, void *payload, cf_err *err);
+	/* Checked by store.c, expires_at after the store's clock included. */
+	int (*audit_suppress)(cf_store *store, const char *check, const char *resource,
+			      int64_t expires_at, const char *reason, const cf_store_actor *actor,
+			      cf_err *err);
+	int (*audit_unsuppress)(cf_store *store, const char *check, const char *resource,
+				const cf_store_actor *actor, cf_err *err);
+	int (*audit_suppression_list)(cf_store *store, cf_store_audit_suppression_cb cb,
+				      void *payload, cf_err *err);
+
 	int (*events_list)(cf_store *store, const cf_store_event_filter *filter,
 			   cf_store_event_cb cb, void *payload, cf_err *err);
 	/* The chain head as stored: seq 0 and CF_STORE_GENESIS_HASH for an empty log. */
@@ -203,6 +232,17 @@ int cf_store__detail(char **out, const cf_store_actor *actor, cf_err *err, ...);
 /* The detail of cert.issued / cert.registered: serial, ca, thing, status, policies. */
 int cf_store__detail_cert(char **out, const cf_store_cert *cert, const char *const *policies,
 			  size_t npolicies, const cf_store_actor *actor, cf_err *err);
+
+/*
+ * A finding's stable id: the first 32 lowercase hex digits of SHA-256 over
+ * check "\n" resource. CF_ECRYPTO.
+ */
+int cf_store__finding_id(cf_store *store, char out[33], const char *check, const char *resource,
+			 cf_err *err);
+
+/* The names of cf_audit_status and cf_finding_state as stored; parse CF_EINVAL otherwise. */
+int cf_store__audit_status_parse(cf_audit_status *out, const char *name);
+int cf_store__audit_trigger_parse(cf_audit_trigger *out, const char *name);
 
 /* CA statuses a backend may move to: ACTIVE -> RETIRED, ACTIVE|RETIRED -> REVOKED. */
 bool cf_store__ca_transition_allowed(cf_ca_status from, cf_ca_status to);

@@ -93,5 +93,6 @@ int test_tx_run(void);
 int test_rotation_run(void);
 int test_delete_run(void);
 int test_connections_run(void);
+int test_audit_run(void);
 
 #endif

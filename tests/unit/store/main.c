@@ -13,5 +13,6 @@ main(void)
 	failed += test_rotation_run();
 	failed += test_delete_run();
 	failed += test_connections_run();
+	failed += test_audit_run();
 	return failed == 0 ? 0 : 1;
 }

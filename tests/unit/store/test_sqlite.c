@@ -38,6 +38,10 @@ raw_exec(struct fixture *fx, const char *sql)
 	"DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete; "                         \
 	"DROP TRIGGER event_head_no_delete; DROP TRIGGER event_head_forward_only; "
 
+/* What migration 6 adds, for the cases that make an older schema out of a new file. */
+#define DROP_AUDIT_TABLES                                                                        \
+	"DROP TABLE audit_findings; DROP TABLE audit_runs; DROP TABLE audit_suppressions; "
+
 static void
 raw_tamper(struct fixture *fx, const char *sql)
 {
@@ -491,7 +495,7 @@ test_store_sqlite__schema_1_is_migrated(void **state)
 	cf_store_close(fx->store);
 	fx->store = NULL;
 	/* Migration 2 only adds the guards: without them, this is a schema-1 file. */
-	raw_exec(fx, DROP_LOG_GUARDS "DROP TABLE rotations; DROP TABLE outbox; "
+	raw_exec(fx, DROP_AUDIT_TABLES DROP_LOG_GUARDS "DROP TABLE rotations; DROP TABLE outbox; "
 		     "ALTER TABLE certs DROP COLUMN deleted_at; DROP TABLE connections; "
 		     "DELETE FROM schema_migrations WHERE version >= 2");
 	raw_exec(fx, "UPDATE events SET actor = actor WHERE seq = 1"); /* no guard yet */
@@ -528,7 +532,7 @@ test_store_sqlite__schema_2_is_migrated(void **state)
 	cf_store_close(fx->store);
 	fx->store = NULL;
 	/* Migration 3 only adds the two tables (AUTOINCREMENT adds sqlite_sequence). */
-	raw_exec(fx, "DROP TABLE rotations; DROP TABLE outbox; "
+	raw_exec(fx, DROP_AUDIT_TABLES "DROP TABLE rotations; DROP TABLE outbox; "
 		     "ALTER TABLE certs DROP COLUMN deleted_at; DROP TABLE connections; "
 		     "DELETE FROM schema_migrations WHERE version >= 3");
 	assert_int_equal(cf_store_open_readonly(&other, fx->uri, &err), CF_ESTORE);
@@ -589,8 +593,8 @@ test_store_sqlite__schema_3_is_migrated(void **state)
 	assert_int_equal(fx_verify_ok(fx), 8);
 	cf_store_close(fx->store);
 	fx->store = NULL;
-	/* What migrations 4 and 5 add, taken away again: a schema-3 file with data. */
-	raw_exec(fx, "DROP INDEX rotations_delete_old; DROP INDEX outbox_topic; "
+	/* What migrations 4 to 6 add, taken away again: a schema-3 file with data. */
+	raw_exec(fx, DROP_AUDIT_TABLES "DROP INDEX rotations_delete_old; DROP INDEX outbox_topic; "
 		     "ALTER TABLE rotations DROP COLUMN delete_old_at; "
 		     "ALTER TABLE certs DROP COLUMN deleted_at; DROP TABLE connections; "
 		     "DELETE FROM schema_migrations WHERE version >= 4");
@@ -691,10 +695,11 @@ test_store_sqlite__open_existing(void **state)
 	assert_int_equal(fx_count_connections(fx->store, NULL), 1);
 	assert_int_equal(fx_verify_ok(fx), 1);
 
-	/* Older (schema 4: no connections table): refused, and not migrated. */
+	/* Older (schema 4: no connections or audit tables): refused, and not migrated. */
 	cf_store_close(fx->store);
 	fx->store = NULL;
-	raw_exec(fx, "DROP TABLE connections; DELETE FROM schema_migrations WHERE version = 5");
+	raw_exec(fx, DROP_AUDIT_TABLES "DROP TABLE connections; "
+		     "DELETE FROM schema_migrations WHERE version >= 5");
 	assert_int_equal(cf_store_open_existing(&w, fx->uri, &err), CF_ESTORE);
 	assert_null(w);
 	assert_non_null(strstr(err.msg, "schema version 4"));
@@ -731,8 +736,9 @@ test_store_sqlite__schema_4_is_migrated(void **state)
 	assert_int_equal(fx_verify_ok(fx), 8);
 	cf_store_close(fx->store);
 	fx->store = NULL;
-	/* What migration 5 adds, taken away again: a schema-4 file with data. */
-	raw_exec(fx, "DROP TABLE connections; DELETE FROM schema_migrations WHERE version = 5");
+	/* What migrations 5 and 6 add, taken away again: a schema-4 file with data. */
+	raw_exec(fx, DROP_AUDIT_TABLES "DROP TABLE connections; "
+		     "DELETE FROM schema_migrations WHERE version >= 5");
 	assert_int_equal(raw_schema_version(fx), 4);
 	assert_int_equal(cf_store_open_readonly(&other, fx->uri, &err), CF_ESTORE);
 	assert_non_null(strstr(err.msg, "schema version 4"));
@@ -753,6 +759,75 @@ test_store_sqlite__schema_4_is_migrated(void **state)
 	cf_store_close(other);
 	assert_int_equal(fx_count_connections(fx->store, NULL), 1);
 	assert_int_equal(fx_verify_ok(fx), 8);
+}
+
+static int
+count_run_cb(const cf_store_audit_run *run, void *payload)
+{
+	(void)run;
+	(*(int *)payload)++;
+	return 0;
+}
+
+/*
+ * Schema 5 -> 6 on a file with data: the audit tables are added, the
+ * registry, its log and the connection records are as they were, and an
+ * audit runs on the old certificates.
+ */
+static void
+test_store_sqlite__schema_5_is_migrated(void **state)
+{
+	struct fixture *fx = *state;
+	const char *checks[] = { "DEVICE_CERTIFICATE_EXPIRING_CHECK" };
+	cf_store_finding f;
+	cf_store *other = NULL;
+	char id[65], resource[80];
+	int64_t run = 0;
+	int version = 0, runs = 0;
+	cf_err err = CF_ERR_INIT;
+
+	fx_require_sqlite(fx);
+	seed(fx);
+	record_one(fx->store, 1);
+	cf_store_close(fx->store);
+	fx->store = NULL;
+	/* What migration 6 adds, taken away again: a schema-5 file with data. */
+	raw_exec(fx, DROP_AUDIT_TABLES "DELETE FROM schema_migrations WHERE version = 6");
+	assert_int_equal(raw_schema_version(fx), 5);
+	assert_int_equal(cf_store_open_readonly(&other, fx->uri, &err), CF_ESTORE);
+	assert_non_null(strstr(err.msg, "schema version 5"));
+	assert_int_equal(cf_store_open_existing(&other, fx->uri, &err), CF_ESTORE);
+	assert_int_equal(cf_store_open(&fx->store, fx->uri, &err), 0);
+	cf_store_set_clock(fx->store, fx_clock, fx);
+	assert_int_equal(cf_store_schema_version(fx->store, &version, NULL), 0);
+	assert_int_equal(version, 6);
+	assert_int_equal(raw_schema_version(fx), 6);
+	/* The old data. */
+	assert_int_equal(fx_verify_ok(fx), 6);
+	assert_int_equal(fx_count_connections(fx->store, NULL), 1);
+	fx_id(id, 2);
+	assert_int_equal(fx_status(fx, id), CF_CERT_ACTIVE);
+	/* The new tables work on it. */
+	assert_int_equal(cf_store_audit_run_list(fx->store, 0, count_run_cb, &runs, &err), 0);
+	assert_int_equal(runs, 0);
+	assert_int_equal(cf_store_audit_run_begin(&run, fx->store, CF_AUDIT_ON_DEMAND, checks, 1,
+						  &err),
+			 0);
+	memset(&f, 0, sizeof(f));
+	snprintf(resource, sizeof(resource), "cert:%s", id);
+	f.check = checks[0];
+	f.resource = resource;
+	f.severity = CF_SEVERITY_MEDIUM;
+	f.reason = "CERTIFICATE_APPROACHING_EXPIRATION";
+	assert_int_equal(cf_store_audit_findings_add(fx->store, run, &f, 1, &err), 0);
+	assert_int_equal(cf_store_audit_run_finish(fx->store, run, CF_AUDIT_COMPLETED, NULL, &err),
+			 0);
+	assert_int_equal(cf_store_audit_suppress(fx->store, checks[0], resource, FX_T0 + 86400,
+						 "renewal booked", &fx_actor, &err),
+			 0);
+	assert_int_equal(cf_store_open_existing(&other, fx->uri, &err), 0);
+	cf_store_close(other);
+	assert_int_equal(fx_verify_ok(fx), 7);
 }
 
 /* The size of the registry's -wal file, -1 when there is none. */
@@ -1094,6 +1169,8 @@ test_sqlite_run(void)
 		cmocka_unit_test_setup_teardown(test_store_sqlite__open_existing, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_sqlite__schema_4_is_migrated, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__schema_5_is_migrated, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_sqlite__checkpoint_before_replacement,
 						fx_setup, fx_teardown),
