@@ -145,6 +145,7 @@ int cli_cmd_events(cf_cli *cli, int argc, char **argv);
 int cli_cmd_rotate(cf_cli *cli, int argc, char **argv);
 int cli_cmd_service(cf_cli *cli, int argc, char **argv);
 int cli_cmd_connections(cf_cli *cli, int argc, char **argv);
+int cli_cmd_audit(cf_cli *cli, int argc, char **argv);
 
 
 #endif

@@ -27,6 +27,7 @@ static const char usage[] =
 	"  rotate       certificate rotations over MQTT: start, list, describe, cancel\n"
 	"  service      service principals (certfleetd's own broker identity)\n"
 	"  connections  MQTT connections the broker accepted and refused\n"
+	"  audit        fleet audit checks: run, list, describe, findings, suppress\n"
 	"\n"
 	"global options:\n"
 	"  --data-dir DIR   data directory (default $CERTFLEET_DATA_DIR, else " DEFAULT_DATA_DIR ")\n"
@@ -42,7 +43,7 @@ static const cli_verb nouns[] = {
 	{ "thing", cli_cmd_thing, NULL },   { "cert", cli_cmd_cert, NULL },
 	{ "policy", cli_cmd_policy, NULL }, { "events", cli_cmd_events, NULL },
 	{ "rotate", cli_cmd_rotate, NULL }, { "service", cli_cmd_service, NULL },
-	{ "connections", cli_cmd_connections, NULL },
+	{ "connections", cli_cmd_connections, NULL }, { "audit", cli_cmd_audit, NULL },
 };
 
 static void

@@ -94,6 +94,16 @@ static const struct key_desc keys[] = {
 	{ "rotation_key_type", CHOICE(rotation_key_type), "", 0, 0,
 	  "|EC-P256|EC-P384|ED25519|RSA-2048|RSA-3072",
 	  "csr_req keyType (empty: omitted, the device's default)" },
+	{ "audit_device_expiring_days", NUM(audit_device_expiring_days), "30", 1, 3650, NULL,
+	  "DEVICE_CERTIFICATE_EXPIRING_CHECK: an ACTIVE device certificate expiring within this many days" },
+	{ "audit_ca_expiring_days", NUM(audit_ca_expiring_days), "90", 1, 3650, NULL,
+	  "CA_CERTIFICATE_EXPIRING_CHECK: an ACTIVE CA expiring within this many days" },
+	{ "audit_device_age_days", NUM(audit_device_age_days), "365", 1, 36500, NULL,
+	  "DEVICE_CERTIFICATE_AGE_CHECK: an ACTIVE device certificate older than this many days" },
+	{ "audit_rotation_failures", NUM(audit_rotation_failures), "3", 1, 100, NULL,
+	  "ROTATION_FAILING_CHECK: a thing whose last this many rotations failed or timed out" },
+	{ "audit_shared_window", DUR(audit_shared_window), "24h", 60, 365 * 86400, NULL,
+	  "DEVICE_CERTIFICATE_SHARED_CHECK, CONFLICTING_CLIENT_IDS_CHECK: broker connections this recent" },
 };
 
 static char **

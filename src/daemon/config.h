@@ -47,6 +47,12 @@ typedef struct cf_config {
 	int64_t rotation_csr_max;
 	int64_t rotation_rekey;   /* 0 or 1 */
 	char *rotation_key_type;  /* "" when unset */
+	/* audits (issue 5) */
+	int64_t audit_device_expiring_days;
+	int64_t audit_ca_expiring_days;
+	int64_t audit_device_age_days;
+	int64_t audit_rotation_failures;
+	int64_t audit_shared_window; /* seconds */
 } cf_config;
 
 /* Longest topic_prefix accepted, in bytes (the rotation engine's limit). */

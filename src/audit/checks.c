@@ -1,0 +1,809 @@
+/*
+ * The audit checks. Names, reasons and severities follow the device
+ * defender audits operators already know. Each check reads only what the
+ * engine hands it (a CA, an ACTIVE certificate) or, after the pass, the
+ * state the pass gathered and the connection and rotation records.
+ */
+#include "audit/audit_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DAY 86400
+
+const cf_audit_check_info cf_audit__checks[CF_AUDIT__COUNT] = {
+	{ "DEVICE_CERTIFICATE_EXPIRING_CHECK", CF_SEVERITY_MEDIUM,
+	  "an ACTIVE device certificate expires within audit_device_expiring_days, or has expired" },
+	{ "CA_CERTIFICATE_EXPIRING_CHECK", CF_SEVERITY_MEDIUM,
+	  "an ACTIVE CA expires within audit_ca_expiring_days, or has expired" },
+	{ "DEVICE_CERTIFICATE_KEY_QUALITY_CHECK", CF_SEVERITY_CRITICAL,
+	  "an ACTIVE device certificate has a weak key or signature, or a key another thing uses" },
+	{ "CA_CERTIFICATE_KEY_QUALITY_CHECK", CF_SEVERITY_CRITICAL,
+	  "an ACTIVE CA has a weak key or signature" },
+	{ "REVOKED_CA_CERTIFICATE_STILL_ACTIVE_CHECK", CF_SEVERITY_CRITICAL,
+	  "a REVOKED CA still has ACTIVE device certificates" },
+	{ "INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_CERTIFICATES_CHECK", CF_SEVERITY_CRITICAL,
+	  "an ACTIVE device certificate was issued under a REVOKED CA" },
+	{ "DEVICE_CERTIFICATE_SHARED_CHECK", CF_SEVERITY_CRITICAL,
+	  "a certificate was presented with several client ids or from several addresses "
+	  "within audit_shared_window" },
+	{ "CONFLICTING_CLIENT_IDS_CHECK", CF_SEVERITY_HIGH,
+	  "a client id was used with several certificates within audit_shared_window" },
+	{ "DEVICE_CERTIFICATE_AGE_CHECK", CF_SEVERITY_LOW,
+	  "an ACTIVE device certificate is older than audit_device_age_days and not expiring" },
+	{ "ROTATION_FAILING_CHECK", CF_SEVERITY_HIGH,
+	  "a thing's last audit_rotation_failures rotations all failed or timed out" },
+};
+
+/* ---- expiry and age ---------------------------------------------------- */
+
+/* "CERTIFICATE_PAST_EXPIRATION", "CERTIFICATE_APPROACHING_EXPIRATION", or NULL. */
+static const char *
+expiry_reason(int64_t not_after, int64_t now, int64_t days)
+{
+	if (not_after <= now)
+		return "CERTIFICATE_PAST_EXPIRATION";
+	if (not_after - now < days * DAY)
+		return "CERTIFICATE_APPROACHING_EXPIRATION";
+	return NULL;
+}
+
+/* Whole days from now to t, rounded down (negative once past). */
+static int64_t
+days_left(int64_t t, int64_t now)
+{
+	int64_t d = t - now;
+
+	return d >= 0 ? d / DAY : -((-d + DAY - 1) / DAY);
+}
+
+/* ---- key quality from the registry's columns ----------------------------- */
+
+/*
+ * The facts cf_pki_key_quality() reads, rebuilt from the key_type label
+ * ("EC-P256", "ED25519", "RSA-2048", or "RSA-1024" / "EC-secp256k1" for a
+ * registered certificate outside the list: see cli_key_label()).
+ */
+static void
+info_from_columns(cf_pki_cert_info *info, const char *key_type, int key_bits, const char *sig_alg)
+{
+	cf_key_type kt = CF_KEY_UNKNOWN;
+
+	memset(info, 0, sizeof(*info));
+	info->key_valid = true; /* what the registry cannot say: see audit.h */
+	info->key_bits = key_bits;
+	snprintf(info->sig_alg, sizeof(info->sig_alg), "%s", sig_alg != NULL ? sig_alg : "");
+	if (key_type == NULL)
+		key_type = "";
+	if (cf_pki_key_type_parse(&kt, key_type) == CF_OK)
+		info->key_type = kt;
+	if (strncmp(key_type, "RSA", 3) == 0) {
+		snprintf(info->key_alg, sizeof(info->key_alg), "RSA");
+		if (key_bits <= 0 && key_type[3] == '-')
+			info->key_bits = (int)strtol(key_type + 4, NULL, 10);
+	} else if (strncmp(key_type, "EC-", 3) == 0) {
+		snprintf(info->key_alg, sizeof(info->key_alg), "EC");
+		snprintf(info->key_curve, sizeof(info->key_curve), "%s", key_type + 3);
+	} else if (strcmp(key_type, "ED25519") == 0) {
+		snprintf(info->key_alg, sizeof(info->key_alg), "ED25519");
+	} else {
+		snprintf(info->key_alg, sizeof(info->key_alg), "%s",
+			 key_type[0] != '\0' ? key_type : "unknown");
+	}
+}
+
+/* The verdict for these columns, from a small cache: a fleet has few distinct key kinds. */
+static const cf_pki_quality *
+verdict(cf_audit__run *run, const char *key_type, int key_bits, const char *sig_alg)
+{
+	struct cf_audit__verdict *v;
+	cf_pki_cert_info info;
+	size_t i;
+
+	if (key_type == NULL)
+		key_type = "";
+	if (sig_alg == NULL)
+		sig_alg = "";
+	for (i = 0; i < run->nverdicts; i++) {
+		v = &run->verdicts[i];
+		if (v->key_bits == key_bits && strcmp(v->key_type, key_type) == 0 &&
+		    strcmp(v->sig_alg, sig_alg) == 0)
+			return &v->q;
+	}
+	/* A full cache starts over: only a very mixed fleet pays the lookups again. */
+	if (run->nverdicts == CF_AUDIT__VERDICTS)
+		run->nverdicts = 0;
+	v = &run->verdicts[run->nverdicts++];
+	snprintf(v->key_type, sizeof(v->key_type), "%s", key_type);
+	snprintf(v->sig_alg, sizeof(v->sig_alg), "%s", sig_alg);
+	v->key_bits = key_bits;
+	info_from_columns(&info, key_type, key_bits, sig_alg);
+	cf_pki_key_quality(&v->q, &info, &run->cfg->key_policy);
+	return &v->q;
+}
+
+static int
+hex_nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* 64 hex digits into 32 bytes; false for anything else. */
+static bool
+hex32(unsigned char out[32], const char *hex)
+{
+	size_t i;
+
+	if (hex == NULL || strlen(hex) != 64)
+		return false;
+	for (i = 0; i < 32; i++) {
+		int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return false;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return true;
+}
+
+/* FNV-1a, 64 bits. */
+static uint64_t
+hash_str(const char *s, uint64_t h)
+{
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+#define FNV_BASIS 0xcbf29ce484222325ULL
+
+static int
+key_remember(cf_audit__run *run, const cf_store_cert *cert, bool reported)
+{
+	struct cf_audit__key *k;
+
+	if (run->nkeys == run->capkeys) {
+		size_t cap = run->capkeys == 0 ? 4096 : run->capkeys * 2;
+		struct cf_audit__key *grown = realloc(run->keys, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return cf_err_set(run->err, CF_ENOMEM, NULL, "%zu keys", cap);
+		run->keys = grown;
+		run->capkeys = cap;
+	}
+	k = &run->keys[run->nkeys];
+	if (!hex32(k->spki, cert->spki_sha256) || !hex32(k->id, cert->id))
+		return CF_OK; /* no usable key digest: nothing to compare */
+	/* An unbound certificate is nobody's: it shares with everyone. */
+	k->thing_hash = cert->thing != NULL ? hash_str(cert->thing, FNV_BASIS)
+					    : hash_str(cert->id, hash_str("cert:", FNV_BASIS));
+	k->reported = reported;
+	run->nkeys++;
+	return CF_OK;
+}
+
+static json_t *
+cert_detail(const cf_store_cert *cert)
+{
+	json_t *d = json_object();
+
+	if (d == NULL)
+		return NULL;
+	json_object_set_new(d, "thing", cert->thing != NULL ? json_string(cert->thing) : json_null());
+	json_object_set_new(d, "ca", json_string(cert->ca != NULL ? cert->ca : ""));
+	json_object_set_new(d, "notAfter", json_integer(cert->not_after));
+	return d;
+}
+
+static int
+emit_cert(cf_audit__run *run, int check, const cf_store_cert *cert, const char *reason,
+	  json_t *detail)
+{
+	char resource[80];
+
+	snprintf(resource, sizeof(resource), "cert:%s", cert->id);
+	if (detail == NULL)
+		return cf_err_set(run->err, CF_ENOMEM, NULL, "finding detail");
+	return cf_audit__emit(run, check, resource, reason, detail);
+}
+
+static int
+emit_ca(cf_audit__run *run, int check, const char *name, const char *reason, json_t *detail)
+{
+	char resource[CF_STORE_AUDIT_RESOURCE_MAX];
+
+	snprintf(resource, sizeof(resource), "ca:%s", name);
+	if (detail == NULL)
+		return cf_err_set(run->err, CF_ENOMEM, NULL, "finding detail");
+	return cf_audit__emit(run, check, resource, reason, detail);
+}
+
+/* ---- per certificate ----------------------------------------------------- */
+
+int
+cf_audit__check_cert(cf_audit__run *run, const cf_store_cert *cert)
+{
+	const cf_audit_config *cfg = run->cfg;
+	struct cf_audit__ca *ca = NULL;
+	const char *reason;
+	json_t *d;
+	bool expiring;
+	int rc = CF_OK;
+
+	reason = expiry_reason(cert->not_after, run->now, cfg->device_expiring_days);
+	expiring = reason != NULL;
+	if (run->on[CF_AUDIT__DEVICE_EXPIRING] && expiring) {
+		d = cert_detail(cert);
+		if (d != NULL)
+			json_object_set_new(d, "daysLeft",
+					    json_integer(days_left(cert->not_after, run->now)));
+		rc = emit_cert(run, CF_AUDIT__DEVICE_EXPIRING, cert, reason, d);
+	}
+	if (rc == CF_OK && run->on[CF_AUDIT__DEVICE_AGE] && !expiring &&
+	    run->now - cert->not_before > cfg->device_age_days * DAY) {
+		d = cert_detail(cert);
+		if (d != NULL) {
+			json_object_set_new(d, "notBefore", json_integer(cert->not_before));
+			json_object_set_new(d, "ageDays",
+					    json_integer((run->now - cert->not_before) / DAY));
+		}
+		rc = emit_cert(run, CF_AUDIT__DEVICE_AGE, cert, "CERTIFICATE_PAST_AGE_THRESHOLD", d);
+	}
+	if (rc == CF_OK && run->on[CF_AUDIT__DEVICE_KEY_QUALITY]) {
+		const cf_pki_quality *q = verdict(run, cert->key_type, cert->key_bits, cert->sig_alg);
+
+		if (!q->ok) {
+			d = cert_detail(cert);
+			if (d != NULL) {
+				json_object_set_new(d, "keyType", json_string(cert->key_type != NULL
+										     ? cert->key_type
+										     : ""));
+				json_object_set_new(d, "keyBits", json_integer(cert->key_bits));
+				json_object_set_new(d, "sigAlg", json_string(cert->sig_alg != NULL
+										    ? cert->sig_alg
+										    : ""));
+				json_object_set_new(d, "problem", json_string(q->detail));
+			}
+			rc = emit_cert(run, CF_AUDIT__DEVICE_KEY_QUALITY, cert, q->reason, d);
+		}
+		if (rc == CF_OK)
+			rc = key_remember(run, cert, !q->ok);
+	}
+	if (rc == CF_OK && (run->on[CF_AUDIT__REVOKED_CA_ACTIVE] ||
+			    run->on[CF_AUDIT__INTERMEDIATE_REVOKED]))
+		ca = cf_audit__ca_find(run, cert->ca);
+	if (ca != NULL)
+		ca->active_certs++;
+	if (rc == CF_OK && ca != NULL && ca->chain_revoked &&
+	    run->on[CF_AUDIT__INTERMEDIATE_REVOKED]) {
+		d = cert_detail(cert);
+		if (d != NULL)
+			json_object_set_new(d, "revokedCa", json_string(ca->revoked));
+		rc = emit_cert(run, CF_AUDIT__INTERMEDIATE_REVOKED, cert, "ISSUER_CA_REVOKED", d);
+	}
+	return rc;
+}
+
+/* ---- CAs ----------------------------------------------------------------- */
+
+/* A CA's key and signature: from its certificate when it parses, else from its key_type. */
+static void
+ca_quality(cf_audit__run *run, cf_pki_quality *q, const cf_store_ca *ca)
+{
+	cf_pki_cert_info info;
+	X509 *x = NULL;
+
+	if (ca->cert_pem != NULL &&
+	    cf_pki_cert_from_pem(&x, ca->cert_pem, strlen(ca->cert_pem), NULL) == CF_OK &&
+	    cf_pki_cert_info_get(&info, x, NULL) == CF_OK) {
+		cf_pki_key_quality(q, &info, &run->cfg->key_policy);
+		/* A trust anchor's self-signature proves nothing either way (cmd_ca.c). */
+		if (!q->ok && ca->is_root && strcmp(q->reason, "WEAK_SIGNATURE") == 0)
+			q->ok = true;
+	} else {
+		info_from_columns(&info, ca->key_type, 0, NULL);
+		cf_pki_key_quality(q, &info, &run->cfg->key_policy);
+	}
+	X509_free(x);
+}
+
+static int
+ca_check_cb(const cf_store_ca *ca, void *payload)
+{
+	cf_audit__run *run = payload;
+	const char *reason;
+	cf_pki_quality q;
+	json_t *d;
+	int rc = CF_OK;
+
+	if (ca->status != CF_CA_ACTIVE)
+		return 0;
+	reason = expiry_reason(ca->not_after, run->now, run->cfg->ca_expiring_days);
+	if (run->on[CF_AUDIT__CA_EXPIRING] && reason != NULL) {
+		d = json_pack("{s:I, s:I, s:s}", "notAfter", (json_int_t)ca->not_after, "daysLeft",
+			      (json_int_t)days_left(ca->not_after, run->now), "subject",
+			      ca->subject != NULL ? ca->subject : "");
+		rc = emit_ca(run, CF_AUDIT__CA_EXPIRING, ca->name, reason, d);
+	}
+	if (rc == CF_OK && run->on[CF_AUDIT__CA_KEY_QUALITY]) {
+		ca_quality(run, &q, ca);
+		if (!q.ok) {
+			d = json_pack("{s:s, s:s}", "keyType", ca->key_type != NULL ? ca->key_type : "",
+				      "problem", q.detail);
+			rc = emit_ca(run, CF_AUDIT__CA_KEY_QUALITY, ca->name, q.reason, d);
+		}
+	}
+	return rc;
+}
+
+int
+cf_audit__check_cas(cf_audit__run *run)
+{
+	int rc;
+
+	if (!run->on[CF_AUDIT__CA_EXPIRING] && !run->on[CF_AUDIT__CA_KEY_QUALITY])
+		return CF_OK;
+	/* The CA records again, with their certificates: a fleet has a handful. */
+	rc = cf_store_ca_list(run->store, ca_check_cb, run, run->err);
+	if (rc == CF_ENOMEM)
+		rc = cf_err_set(run->err, CF_ENOMEM, NULL, "CA checks");
+	return rc;
+}
+
+/* ---- shared keys --------------------------------------------------------- */
+
+static int
+key_cmp(const void *a, const void *b)
+{
+	const struct cf_audit__key *x = a, *y = b;
+	int c = memcmp(x->spki, y->spki, sizeof(x->spki));
+
+	return c != 0 ? c : memcmp(x->id, y->id, sizeof(x->id));
+}
+
+/* The things named by the certificates of keys[from, to), at most 10, as a JSON array. */
+static json_t *
+group_things(cf_audit__run *run, size_t from, size_t to)
+{
+	json_t *things = json_array();
+	cf_store_cert cert;
+	char id[65];
+	size_t i, j;
+
+	for (i = from; things != NULL && i < to && json_array_size(things) < 10; i++) {
+		bool seen = false;
+
+		memset(&cert, 0, sizeof(cert));
+		cf_hex_encode(id, run->keys[i].id, 32);
+		if (cf_store_cert_get(run->store, &cert, id, NULL) == CF_OK && cert.thing != NULL) {
+			for (j = 0; j < json_array_size(things); j++)
+				seen = seen || strcmp(json_string_value(json_array_get(things, j)),
+						      cert.thing) == 0;
+			if (!seen)
+				json_array_append_new(things, json_string(cert.thing));
+		}
+		cf_store_cert_clear(&cert);
+	}
+	return things;
+}
+
+static int
+shared_keys(cf_audit__run *run)
+{
+	size_t i = 0, j, k;
+	int rc = CF_OK;
+
+	if (run->nkeys > 1)
+		qsort(run->keys, run->nkeys, sizeof(*run->keys), key_cmp);
+	while (rc == CF_OK && i < run->nkeys) {
+		bool mixed = false;
+		json_t *things = NULL;
+		char spki[65];
+
+		for (j = i + 1; j < run->nkeys && memcmp(run->keys[j].spki, run->keys[i].spki, 32) == 0;
+		     j++)
+			mixed = mixed || run->keys[j].thing_hash != run->keys[i].thing_hash;
+		if (mixed) {
+			things = group_things(run, i, j);
+			cf_hex_encode(spki, run->keys[i].spki, 32);
+		}
+		for (k = i; mixed && rc == CF_OK && k < j; k++) {
+			char resource[80], id[65];
+			json_t *d;
+
+			if (run->keys[k].reported)
+				continue;
+			cf_hex_encode(id, run->keys[k].id, 32);
+			snprintf(resource, sizeof(resource), "cert:%s", id);
+			d = json_pack("{s:s, s:O, s:I}", "spkiSha256", spki, "things", things,
+				      "certificates", (json_int_t)(j - i));
+			if (d == NULL)
+				rc = cf_err_set(run->err, CF_ENOMEM, NULL, "finding detail");
+			else
+				rc = cf_audit__emit(run, CF_AUDIT__DEVICE_KEY_QUALITY, resource,
+						    "KEY_REUSE", d);
+		}
+		json_decref(things);
+		i = j;
+	}
+	return rc;
+}
+
+/* ---- revoked CAs --------------------------------------------------------- */
+
+static int
+revoked_cas(cf_audit__run *run)
+{
+	size_t i;
+	int rc = CF_OK;
+
+	for (i = 0; rc == CF_OK && i < run->ncas; i++) {
+		const struct cf_audit__ca *ca = &run->cas[i];
+
+		if (ca->status != CF_CA_REVOKED || ca->active_certs == 0)
+			continue;
+		rc = emit_ca(run, CF_AUDIT__REVOKED_CA_ACTIVE, ca->name,
+			     "CA_REVOKED_WITH_ACTIVE_CERTIFICATES",
+			     json_pack("{s:I}", "activeCertificates", (json_int_t)ca->active_certs));
+	}
+	return rc;
+}
+
+/* ---- connections ---------------------------------------------------------- */
+
+/*
+ * A string-keyed map to small sets of strings: key -> up to SET_MAX
+ * distinct values kept, and a flag when there were more. Chained, sized
+ * once from the number of records read.
+ */
+#define SET_MAX 16
+
+struct set_entry {
+	char *key;
+	char *vals[SET_MAX];
+	size_t nvals;
+	bool more;
+	struct set_entry *next;
+};
+
+struct set_map {
+	struct set_entry **slots;
+	size_t nslots;
+};
+
+static void
+set_map_free(struct set_map *m)
+{
+	size_t i, j;
+
+	for (i = 0; m->slots != NULL && i < m->nslots; i++) {
+		struct set_entry *e = m->slots[i], *next;
+
+		for (; e != NULL; e = next) {
+			next = e->next;
+			for (j = 0; j < e->nvals; j++)
+				free(e->vals[j]);
+			free(e->key);
+			free(e);
+		}
+	}
+	free(m->slots);
+	m->slots = NULL;
+}
+
+static int
+set_map_add(struct set_map *m, const char *key, const char *val)
+{
+	size_t slot = (size_t)(hash_str(key, FNV_BASIS) % m->nslots), i;
+	struct set_entry *e;
+
+	for (e = m->slots[slot]; e != NULL && strcmp(e->key, key) != 0; e = e->next)
+		;
+	if (e == NULL) {
+		e = calloc(1, sizeof(*e));
+		if (e == NULL)
+			return CF_ENOMEM;
+		e->key = cf_strdup(key);
+		if (e->key == NULL) {
+			free(e);
+			return CF_ENOMEM;
+		}
+		e->next = m->slots[slot];
+		m->slots[slot] = e;
+	}
+	for (i = 0; i < e->nvals; i++)
+		if (strcmp(e->vals[i], val) == 0)
+			return CF_OK;
+	if (e->nvals == SET_MAX) {
+		e->more = true;
+		return CF_OK;
+	}
+	e->vals[e->nvals] = cf_strdup(val);
+	if (e->vals[e->nvals] == NULL)
+		return CF_ENOMEM;
+	e->nvals++;
+	return CF_OK;
+}
+
+static json_t *
+set_json(const struct set_entry *e)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; a != NULL && i < e->nvals; i++)
+		json_array_append_new(a, json_string(e->vals[i]));
+	return a;
+}
+
+struct conn_maps {
+	struct set_map cert_clients, cert_addrs, client_certs;
+	int64_t count;
+	int rc;
+};
+
+/* Text safe as a "client:" resource: 1 to 256 bytes, no control characters, UTF-8 for JSON. */
+static bool
+client_id_usable(const char *s)
+{
+	size_t len = strlen(s), i;
+	json_t *probe;
+
+	if (len == 0 || len > 256)
+		return false;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	probe = json_string(s);
+	json_decref(probe);
+	return probe != NULL;
+}
+
+static int
+conn_cb(const cf_store_connection *c, void *payload)
+{
+	struct conn_maps *m = payload;
+	int rc = CF_OK;
+
+	m->count++;
+	if (c->cert_id == NULL || !client_id_usable(c->client_id))
+		return 0;
+	rc = set_map_add(&m->cert_clients, c->cert_id, c->client_id);
+	if (rc == CF_OK && c->address[0] != '\0' && strcmp(c->outcome, "accepted") == 0)
+		rc = set_map_add(&m->cert_addrs, c->cert_id, c->address);
+	if (rc == CF_OK)
+		rc = set_map_add(&m->client_certs, c->client_id, c->cert_id);
+	return rc;
+}
+
+static int
+count_cb(const cf_store_connection *c, void *payload)
+{
+	(void)c;
+	(*(int64_t *)payload)++;
+	return 0;
+}
+
+static int
+map_init(struct set_map *m, int64_t n)
+{
+	m->nslots = (size_t)(n < 64 ? 64 : n);
+	m->slots = calloc(m->nslots, sizeof(*m->slots));
+	return m->slots != NULL ? CF_OK : CF_ENOMEM;
+}
+
+static int
+emit_shared(cf_audit__run *run, struct conn_maps *m)
+{
+	size_t i;
+	int rc = CF_OK;
+
+	for (i = 0; rc == CF_OK && i < m->cert_clients.nslots; i++) {
+		const struct set_entry *e;
+
+		for (e = m->cert_clients.slots[i]; rc == CF_OK && e != NULL; e = e->next) {
+			const struct set_entry *a;
+			size_t slot = (size_t)(hash_str(e->key, FNV_BASIS) % m->cert_addrs.nslots);
+			char resource[80];
+			const char *reason = NULL;
+			json_t *d;
+
+			for (a = m->cert_addrs.slots[slot]; a != NULL && strcmp(a->key, e->key) != 0;
+			     a = a->next)
+				;
+			if (e->nvals > 1)
+				reason = "CERTIFICATE_SHARED_BY_CLIENT_IDS";
+			else if (a != NULL && a->nvals > 1)
+				reason = "CERTIFICATE_SHARED_BY_ADDRESSES";
+			if (reason == NULL || strlen(e->key) != 64)
+				continue;
+			d = json_pack("{s:o, s:o, s:b}", "clientIds", set_json(e), "addresses",
+				      a != NULL ? set_json(a) : json_array(), "more",
+				      e->more || (a != NULL && a->more));
+			snprintf(resource, sizeof(resource), "cert:%s", e->key);
+			rc = d == NULL ? cf_err_set(run->err, CF_ENOMEM, NULL, "finding detail")
+				       : cf_audit__emit(run, CF_AUDIT__DEVICE_SHARED, resource,
+							reason, d);
+		}
+	}
+	return rc;
+}
+
+static int
+emit_conflicting(cf_audit__run *run, struct conn_maps *m)
+{
+	size_t i;
+	int rc = CF_OK;
+
+	for (i = 0; rc == CF_OK && i < m->client_certs.nslots; i++) {
+		const struct set_entry *e;
+
+		for (e = m->client_certs.slots[i]; rc == CF_OK && e != NULL; e = e->next) {
+			char resource[CF_STORE_AUDIT_RESOURCE_MAX];
+			json_t *d;
+
+			if (e->nvals < 2)
+				continue;
+			d = json_pack("{s:o, s:b}", "certificates", set_json(e), "more", e->more);
+			snprintf(resource, sizeof(resource), "client:%s", e->key);
+			rc = d == NULL ? cf_err_set(run->err, CF_ENOMEM, NULL, "finding detail")
+				       : cf_audit__emit(run, CF_AUDIT__CONFLICTING_CLIENT_IDS, resource,
+							"CLIENT_ID_WITH_SEVERAL_CERTIFICATES", d);
+		}
+	}
+	return rc;
+}
+
+static int
+connections(cf_audit__run *run)
+{
+	cf_store_connection_filter filter = CF_STORE_CONNECTION_FILTER_INIT;
+	struct conn_maps m;
+	int64_t n = 0;
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	filter.since = run->now - run->cfg->shared_window > 0 ? run->now - run->cfg->shared_window
+							       : 1;
+	/* Count first so the maps are sized once (the table is pruned, so bounded). */
+	rc = cf_store_connection_list(run->store, &filter, count_cb, &n, run->err);
+	if (rc == CF_OK && (map_init(&m.cert_clients, n) != CF_OK ||
+			    map_init(&m.cert_addrs, n) != CF_OK ||
+			    map_init(&m.client_certs, n) != CF_OK))
+		rc = cf_err_set(run->err, CF_ENOMEM, NULL, "connection maps");
+	if (rc == CF_OK) {
+		rc = cf_store_connection_list(run->store, &filter, conn_cb, &m, run->err);
+		if (rc == CF_ENOMEM)
+			rc = cf_err_set(run->err, CF_ENOMEM, NULL, "connection maps");
+	}
+	run->sum->connections = m.count;
+	if (rc == CF_OK && run->on[CF_AUDIT__DEVICE_SHARED])
+		rc = emit_shared(run, &m);
+	if (rc == CF_OK && run->on[CF_AUDIT__CONFLICTING_CLIENT_IDS])
+		rc = emit_conflicting(run, &m);
+	set_map_free(&m.cert_clients);
+	set_map_free(&m.cert_addrs);
+	set_map_free(&m.client_certs);
+	return rc;
+}
+
+/* ---- rotations ------------------------------------------------------------ */
+
+/* Per thing: failures in a row at the end of its rotation history, oldest first. */
+struct rot_entry {
+	char *thing;
+	int64_t tail_failures;
+	char *last_error;
+	struct rot_entry *next;
+};
+
+struct rot_map {
+	struct rot_entry **slots;
+	size_t nslots;
+	int64_t count;
+};
+
+static int
+rot_cb(const cf_store_rotation *rot, void *payload)
+{
+	struct rot_map *m = payload;
+	struct rot_entry *e;
+	size_t slot;
+
+	m->count++;
+	/* Open rotations have not failed yet; cancelled ones say nothing of the device. */
+	if (rot->state != CF_ROTATION_COMPLETED && rot->state != CF_ROTATION_FAILED &&
+	    rot->state != CF_ROTATION_TIMED_OUT)
+		return 0;
+	slot = (size_t)(hash_str(rot->thing, FNV_BASIS) % m->nslots);
+	for (e = m->slots[slot]; e != NULL && strcmp(e->thing, rot->thing) != 0; e = e->next)
+		;
+	if (e == NULL) {
+		e = calloc(1, sizeof(*e));
+		if (e == NULL)
+			return CF_ENOMEM;
+		e->thing = cf_strdup(rot->thing);
+		if (e->thing == NULL) {
+			free(e);
+			return CF_ENOMEM;
+		}
+		e->next = m->slots[slot];
+		m->slots[slot] = e;
+	}
+	if (rot->state == CF_ROTATION_COMPLETED) {
+		e->tail_failures = 0;
+		return 0;
+	}
+	e->tail_failures++;
+	free(e->last_error);
+	e->last_error = cf_strdup(rot->error != NULL ? rot->error : cf_rotation_state_name(rot->state));
+	return e->last_error != NULL ? 0 : CF_ENOMEM;
+}
+
+static int
+rotations(cf_audit__run *run)
+{
+	cf_store_rotation_filter filter = CF_STORE_ROTATION_FILTER_INIT;
+	struct rot_map m = { NULL, 4096, 0 };
+	size_t i;
+	int rc;
+
+	m.slots = calloc(m.nslots, sizeof(*m.slots));
+	if (m.slots == NULL)
+		return cf_err_set(run->err, CF_ENOMEM, NULL, "rotation map");
+	rc = cf_store_rotation_list(run->store, &filter, rot_cb, &m, run->err);
+	if (rc == CF_ENOMEM)
+		rc = cf_err_set(run->err, CF_ENOMEM, NULL, "rotation map");
+	run->sum->rotations = m.count;
+	for (i = 0; i < m.nslots; i++) {
+		struct rot_entry *e = m.slots[i], *next;
+
+		for (; e != NULL; e = next) {
+			next = e->next;
+			if (rc == CF_OK && e->tail_failures >= run->cfg->rotation_failures) {
+				char resource[CF_STORE_AUDIT_RESOURCE_MAX];
+				json_t *d = json_pack("{s:I, s:s}", "failuresInARow",
+						      (json_int_t)e->tail_failures, "lastError",
+						      e->last_error != NULL ? e->last_error : "");
+
+				snprintf(resource, sizeof(resource), "thing:%s", e->thing);
+				rc = d == NULL ? cf_err_set(run->err, CF_ENOMEM, NULL, "detail")
+					       : cf_audit__emit(run, CF_AUDIT__ROTATION_FAILING,
+								resource, "ROTATIONS_FAILING", d);
+			}
+			free(e->thing);
+			free(e->last_error);
+			free(e);
+		}
+	}
+	free(m.slots);
+	return rc;
+}
+
+/* ---- after the pass ------------------------------------------------------- */
+
+int
+cf_audit__check_after(cf_audit__run *run)
+{
+	int rc = CF_OK;
+
+	if (run->on[CF_AUDIT__DEVICE_KEY_QUALITY])
+		rc = shared_keys(run);
+	if (rc == CF_OK && run->on[CF_AUDIT__REVOKED_CA_ACTIVE])
+		rc = revoked_cas(run);
+	if (rc == CF_OK &&
+	    (run->on[CF_AUDIT__DEVICE_SHARED] || run->on[CF_AUDIT__CONFLICTING_CLIENT_IDS]))
+		rc = connections(run);
+	if (rc == CF_OK && run->on[CF_AUDIT__ROTATION_FAILING])
+		rc = rotations(run);
+	return rc;
+}

@@ -1,0 +1,703 @@
+/*
+ * Unit tests for src/audit: every check with a case it must find and cases
+ * it must leave alone, the one-pass engine (several checks, one run, the
+ * summary), NEW -> OPEN -> RESOLVED across runs, suppressions, and refusals
+ * before anything is written.
+ */
+#include "../store/fixture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/audit.h"
+
+#define CA  "int-1"
+#define DAY 86400LL
+
+#define C_DEV_EXP   "DEVICE_CERTIFICATE_EXPIRING_CHECK"
+#define C_CA_EXP    "CA_CERTIFICATE_EXPIRING_CHECK"
+#define C_DEV_KEY   "DEVICE_CERTIFICATE_KEY_QUALITY_CHECK"
+#define C_CA_KEY    "CA_CERTIFICATE_KEY_QUALITY_CHECK"
+#define C_REV_CA    "REVOKED_CA_CERTIFICATE_STILL_ACTIVE_CHECK"
+#define C_INT_REV   "INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_CERTIFICATES_CHECK"
+#define C_SHARED    "DEVICE_CERTIFICATE_SHARED_CHECK"
+#define C_CONFLICT  "CONFLICTING_CLIENT_IDS_CHECK"
+#define C_AGE       "DEVICE_CERTIFICATE_AGE_CHECK"
+#define C_ROT       "ROTATION_FAILING_CHECK"
+
+struct got {
+	size_t n;
+	char check[64][80];
+	char resource[64][320];
+	char reason[64][64];
+	char detail[64][512];
+	cf_finding_state state[64];
+	cf_audit_severity severity[64];
+	bool suppressed[64];
+};
+
+static int
+got_cb(const cf_store_finding *f, void *payload)
+{
+	struct got *g = payload;
+
+	assert_true(g->n < 64);
+	snprintf(g->check[g->n], sizeof(g->check[0]), "%s", f->check);
+	snprintf(g->resource[g->n], sizeof(g->resource[0]), "%s", f->resource);
+	snprintf(g->reason[g->n], sizeof(g->reason[0]), "%s", f->reason);
+	snprintf(g->detail[g->n], sizeof(g->detail[0]), "%s", f->detail);
+	g->state[g->n] = f->state;
+	g->severity[g->n] = f->severity;
+	g->suppressed[g->n] = f->suppressed;
+	g->n++;
+	return 0;
+}
+
+static void
+findings(struct fixture *fx, int64_t run, struct got *g)
+{
+	cf_store_finding_filter filter = CF_STORE_FINDING_FILTER_INIT;
+	cf_err err = CF_ERR_INIT;
+
+	memset(g, 0, sizeof(*g));
+	filter.run_id = run;
+	filter.include_suppressed = true;
+	if (cf_store_audit_finding_list(fx->store, &filter, got_cb, g, &err) != 0)
+		fail_msg("finding_list: %s", err.msg);
+}
+
+/* Index of the finding on resource, or -1. */
+static int
+find(const struct got *g, const char *check, const char *resource)
+{
+	size_t i;
+
+	for (i = 0; i < g->n; i++)
+		if (strcmp(g->check[i], check) == 0 && strcmp(g->resource[i], resource) == 0)
+			return (int)i;
+	return -1;
+}
+
+static const char *
+cert_res(uint64_t n)
+{
+	static char buf[4][80];
+	static int k;
+	char id[65];
+
+	k = (k + 1) % 4;
+	fx_id(id, n);
+	snprintf(buf[k], sizeof(buf[k]), "cert:%s", id);
+	return buf[k];
+}
+
+/* Run the named checks (NULL: one check `one`) at fx->now; assert success; return the run. */
+static int64_t
+run1(struct fixture *fx, const cf_audit_config *cfg, const char *one, struct got *g)
+{
+	cf_audit_config def;
+	cf_audit_summary sum;
+	cf_err err = CF_ERR_INIT;
+	int64_t run = 0;
+	const char *names[1] = { one };
+
+	if (cfg == NULL) {
+		cf_audit_config_init(&def);
+		cfg = &def;
+	}
+	if (cf_audit_run(&run, &sum, fx->store, cfg, CF_AUDIT_ON_DEMAND, names, one != NULL ? 1 : 0,
+			 fx->now, &err) != 0)
+		fail_msg("cf_audit_run: %s", err.msg);
+	assert_true(run > 0);
+	if (g != NULL)
+		findings(fx, run, g);
+	return run;
+}
+
+/* A CA with a parent and a key type of choice. */
+static void
+add_ca(struct fixture *fx, const char *name, const char *parent, const char *key_type,
+       int64_t days)
+{
+	static uint64_t next = 2000000;
+	cf_store_ca ca = { 0 };
+	char id[65], subject[128];
+	cf_err err = CF_ERR_INIT;
+
+	fx_id(id, next++);
+	snprintf(subject, sizeof(subject), "CN=%s", name);
+	ca.name = (char *)(uintptr_t)name;
+	ca.parent = (char *)(uintptr_t)parent;
+	ca.status = CF_CA_ACTIVE;
+	ca.cert_id = id;
+	ca.subject = subject;
+	ca.cert_pem = (char *)(uintptr_t)"-----BEGIN CERTIFICATE-----\nplaceholder\n";
+	ca.key_type = (char *)(uintptr_t)key_type;
+	ca.not_before = FX_T0 - DAY;
+	ca.not_after = FX_T0 + days * DAY;
+	if (cf_store_ca_insert(fx->store, &ca, &fx_actor, &err) != 0)
+		fail_msg("ca_insert %s: %s", name, err.msg);
+}
+
+/* Insert certificate n with key facts and spki of choice. */
+static void
+add_cert_key(struct fixture *fx, uint64_t n, const char *thing, const char *key_type, int bits,
+	     const char *sig_alg, uint64_t spki_n)
+{
+	struct fx_cert c;
+	char spki[65];
+	cf_err err = CF_ERR_INIT;
+
+	fx_cert_init(&c, n, CA, thing, CF_CERT_ACTIVE, 200);
+	fx_id(spki, spki_n);
+	c.cert.key_type = (char *)(uintptr_t)key_type;
+	c.cert.key_bits = bits;
+	c.cert.sig_alg = (char *)(uintptr_t)sig_alg;
+	c.cert.spki_sha256 = spki;
+	if (cf_store_cert_insert(fx->store, &c.cert, NULL, 0, false, &fx_actor, &err) != 0)
+		fail_msg("cert_insert: %s", err.msg);
+}
+
+static void
+device(struct fixture *fx, const char *thing, uint64_t n, cf_cert_status status, int64_t days)
+{
+	fx_add_thing(fx, thing);
+	fx_add_cert(fx, n, CA, thing, status, days);
+}
+
+/* ---- checks ------------------------------------------------------------- */
+
+static void
+test_audit__device_expiring(void **state)
+{
+	struct fixture *fx = *state;
+	struct fx_cert c;
+	cf_err err = CF_ERR_INIT;
+	struct got g;
+	int i;
+
+	fx_add_ca(fx, CA);
+	device(fx, "soon", 1, CF_CERT_ACTIVE, 10);
+	device(fx, "later", 2, CF_CERT_ACTIVE, 100);
+	device(fx, "off", 3, CF_CERT_INACTIVE, 10);
+	device(fx, "edge", 4, CF_CERT_ACTIVE, 30); /* exactly 30 days: not within */
+	fx_add_thing(fx, "gone");
+	fx_cert_init(&c, 5, CA, "gone", CF_CERT_ACTIVE, 10);
+	c.cert.not_before = FX_T0 - 400 * DAY;
+	c.cert.not_after = FX_T0 - DAY;
+	assert_int_equal(cf_store_cert_insert(fx->store, &c.cert, NULL, 0, false, &fx_actor, &err),
+			 0);
+	run1(fx, NULL, C_DEV_EXP, &g);
+	assert_int_equal(g.n, 2);
+	i = find(&g, C_DEV_EXP, cert_res(1));
+	assert_true(i >= 0);
+	assert_string_equal(g.reason[i], "CERTIFICATE_APPROACHING_EXPIRATION");
+	assert_int_equal(g.severity[i], CF_SEVERITY_MEDIUM);
+	assert_int_equal(g.state[i], CF_FINDING_NEW);
+	assert_non_null(strstr(g.detail[i], "\"daysLeft\":10"));
+	assert_non_null(strstr(g.detail[i], "\"thing\":\"soon\""));
+	i = find(&g, C_DEV_EXP, cert_res(5));
+	assert_true(i >= 0);
+	assert_string_equal(g.reason[i], "CERTIFICATE_PAST_EXPIRATION");
+	assert_non_null(strstr(g.detail[i], "\"daysLeft\":-1"));
+	assert_int_equal(find(&g, C_DEV_EXP, cert_res(2)), -1);
+	assert_int_equal(find(&g, C_DEV_EXP, cert_res(3)), -1);
+	assert_int_equal(find(&g, C_DEV_EXP, cert_res(4)), -1);
+}
+
+static void
+test_audit__device_expiring_parameter(void **state)
+{
+	struct fixture *fx = *state;
+	cf_audit_config cfg;
+	struct got g;
+
+	fx_add_ca(fx, CA);
+	device(fx, "a", 1, CF_CERT_ACTIVE, 50);
+	cf_audit_config_init(&cfg);
+	run1(fx, &cfg, C_DEV_EXP, &g);
+	assert_int_equal(g.n, 0);
+	cfg.device_expiring_days = 60;
+	run1(fx, &cfg, C_DEV_EXP, &g);
+	assert_int_equal(g.n, 1);
+}
+
+static void
+test_audit__ca_expiring(void **state)
+{
+	struct fixture *fx = *state;
+	cf_err err = CF_ERR_INIT;
+	struct got g;
+	int i;
+
+	add_ca(fx, "old", NULL, "EC-P256", 60);
+	add_ca(fx, "young", NULL, "EC-P256", 1000);
+	add_ca(fx, "retired", NULL, "EC-P256", 10);
+	assert_int_equal(cf_store_ca_set_status(fx->store, "retired", CF_CA_RETIRED, NULL,
+						&fx_actor, &err),
+			 0);
+	run1(fx, NULL, C_CA_EXP, &g);
+	assert_int_equal(g.n, 1);
+	i = find(&g, C_CA_EXP, "ca:old");
+	assert_true(i >= 0);
+	assert_string_equal(g.reason[i], "CERTIFICATE_APPROACHING_EXPIRATION");
+	assert_non_null(strstr(g.detail[i], "\"daysLeft\":60"));
+	/* 61 days on, it has expired. */
+	fx->now += 61 * DAY;
+	run1(fx, NULL, C_CA_EXP, &g);
+	i = find(&g, C_CA_EXP, "ca:old");
+	assert_true(i >= 0);
+	assert_string_equal(g.reason[i], "CERTIFICATE_PAST_EXPIRATION");
+	assert_int_equal(find(&g, C_CA_EXP, "ca:young"), -1);
+}
+
+static void
+test_audit__device_key_quality(void **state)
+{
+	struct fixture *fx = *state;
+	struct got g;
+	int i;
+
+	fx_add_ca(fx, CA);
+	fx_add_thing(fx, "a");
+	fx_add_thing(fx, "b");
+	fx_add_thing(fx, "c");
+	fx_add_thing(fx, "d");
+	add_cert_key(fx, 1, "a", "RSA-1024", 1024, "sha256WithRSAEncryption", 101);
+	add_cert_key(fx, 2, "a", "RSA-2048", 2048, "sha1WithRSAEncryption", 102);
+	add_cert_key(fx, 3, "a", "EC-secp256k1", 256, "ecdsa-with-SHA256", 103);
+	add_cert_key(fx, 4, "b", "EC-P256", 256, "ecdsa-with-SHA256", 104); /* fine */
+	add_cert_key(fx, 5, "c", "RSA-2048", 2048, "sha256WithRSAEncryption", 105); /* fine */
+	add_cert_key(fx, 6, "c", "EC-P256", 256, "ecdsa-with-SHA256", 200); /* shared c/d */
+	add_cert_key(fx, 7, "d", "EC-P256", 256, "ecdsa-with-SHA256", 200);
+	add_cert_key(fx, 8, "b", "EC-P256", 256, "ecdsa-with-SHA256", 104); /* same thing: fine */
+	add_cert_key(fx, 9, "d", "ED25519", 256, "ED25519", 106); /* fine */
+	run1(fx, NULL, C_DEV_KEY, &g);
+	assert_int_equal(g.n, 5);
+	i = find(&g, C_DEV_KEY, cert_res(1));
+	assert_true(i >= 0);
+	assert_string_equal(g.reason[i], "WEAK_KEY");
+	assert_int_equal(g.severity[i], CF_SEVERITY_CRITICAL);
+	i = find(&g, C_DEV_KEY, cert_res(2));
+	assert_true(i >= 0);
+	assert_string_equal(g.reason[i], "WEAK_SIGNATURE");
+	i = find(&g, C_DEV_KEY, cert_res(3));
+	assert_true(i >= 0);
+	assert_string_equal(g.reason[i], "WEAK_KEY");
+	i = find(&g, C_DEV_KEY, cert_res(6));
+	assert_true(i >= 0);
+	assert_string_equal(g.reason[i], "KEY_REUSE");
+	assert_non_null(strstr(g.detail[i], "\"d\""));
+	assert_non_null(strstr(g.detail[i], "\"c\""));
+	assert_true(find(&g, C_DEV_KEY, cert_res(7)) >= 0);
+	assert_int_equal(find(&g, C_DEV_KEY, cert_res(4)), -1);
+	assert_int_equal(find(&g, C_DEV_KEY, cert_res(8)), -1);
+	assert_int_equal(find(&g, C_DEV_KEY, cert_res(9)), -1);
+}
+
+static void
+test_audit__ca_key_quality(void **state)
+{
+	struct fixture *fx = *state;
+	struct got g;
+
+	add_ca(fx, "weak", NULL, "RSA-1024", 1000);
+	add_ca(fx, "strong", NULL, "EC-P384", 1000);
+	add_ca(fx, "rsa", NULL, "RSA-3072", 1000);
+	run1(fx, NULL, C_CA_KEY, &g);
+	assert_int_equal(g.n, 1);
+	assert_true(find(&g, C_CA_KEY, "ca:weak") >= 0);
+	assert_string_equal(g.reason[0], "WEAK_KEY");
+}
+
+static void
+test_audit__revoked_ca(void **state)
+{
+	struct fixture *fx = *state;
+	cf_err err = CF_ERR_INIT;
+	struct got g;
+	int i;
+
+	add_ca(fx, "root", NULL, "EC-P384", 3000);
+	add_ca(fx, "bad", "root", "EC-P256", 1000);
+	add_ca(fx, "child", "bad", "EC-P256", 1000);
+	add_ca(fx, CA, "root", "EC-P256", 1000);
+	fx_add_thing(fx, "a");
+	fx_add_thing(fx, "b");
+	fx_add_thing(fx, "c");
+	fx_add_cert(fx, 1, "bad", "a", CF_CERT_ACTIVE, 100);
+	fx_add_cert(fx, 2, "bad", "a", CF_CERT_INACTIVE, 100);
+	fx_add_cert(fx, 3, "child", "b", CF_CERT_ACTIVE, 100);
+	fx_add_cert(fx, 4, CA, "c", CF_CERT_ACTIVE, 100);
+	run1(fx, NULL, C_REV_CA, &g);
+	assert_int_equal(g.n, 0);
+	run1(fx, NULL, C_INT_REV, &g);
+	assert_int_equal(g.n, 0);
+	assert_int_equal(cf_store_ca_set_status(fx->store, "bad", CF_CA_REVOKED, "keyCompromise",
+						&fx_actor, &err),
+			 0);
+	run1(fx, NULL, C_REV_CA, &g);
+	assert_int_equal(g.n, 1);
+	i = find(&g, C_REV_CA, "ca:bad");
+	assert_true(i >= 0);
+	assert_non_null(strstr(g.detail[i], "\"activeCertificates\":1"));
+	run1(fx, NULL, C_INT_REV, &g);
+	assert_int_equal(g.n, 2);
+	assert_true(find(&g, C_INT_REV, cert_res(1)) >= 0);
+	i = find(&g, C_INT_REV, cert_res(3)); /* under a revoked ancestor */
+	assert_true(i >= 0);
+	assert_non_null(strstr(g.detail[i], "\"revokedCa\":\"bad\""));
+	assert_int_equal(find(&g, C_INT_REV, cert_res(4)), -1);
+	/* Deactivated: no longer a finding. */
+	assert_int_equal(cf_store_cert_transition(fx->store, cert_res(1) + 5, CF_CERT_INACTIVE,
+						  NULL, &fx_actor, &err),
+			 0);
+	run1(fx, NULL, C_REV_CA, &g);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.state[0], CF_FINDING_RESOLVED);
+}
+
+static void
+connect(struct fixture *fx, int64_t at, uint64_t cert, const char *client, const char *addr,
+	const char *outcome)
+{
+	cf_store_connection rec = { 0 };
+	char id[65];
+	cf_err err = CF_ERR_INIT;
+
+	fx_id(id, cert);
+	rec.at = at;
+	rec.cert_id = id;
+	rec.client_id = client;
+	rec.address = addr;
+	rec.outcome = outcome;
+	if (cf_store_connections_record(fx->store, &rec, 1, 0, &err) != 0)
+		fail_msg("connections_record: %s", err.msg);
+}
+
+static void
+test_audit__device_shared(void **state)
+{
+	struct fixture *fx = *state;
+	struct got g;
+	int i;
+
+	fx->now = FX_T0 + DAY;
+	connect(fx, fx->now - 100, 1, "a", "10.0.0.1", "accepted");
+	connect(fx, fx->now - 90, 1, "b", "10.0.0.2", "client_id_mismatch");
+	connect(fx, fx->now - 80, 2, "c", "10.0.0.3", "accepted");
+	connect(fx, fx->now - 70, 2, "c", "10.0.0.3", "accepted");
+	connect(fx, fx->now - 60, 3, "d", "10.0.0.4", "accepted");
+	connect(fx, fx->now - 50, 3, "d", "10.0.0.5", "accepted");
+	connect(fx, fx->now - 2 * DAY, 4, "e", "10.0.0.6", "accepted"); /* outside the window */
+	connect(fx, fx->now - 40, 4, "f", "10.0.0.6", "accepted");
+	run1(fx, NULL, C_SHARED, &g);
+	assert_int_equal(g.n, 2);
+	i = find(&g, C_SHARED, cert_res(1));
+	assert_true(i >= 0);
+	assert_string_equal(g.reason[i], "CERTIFICATE_SHARED_BY_CLIENT_IDS");
+	i = find(&g, C_SHARED, cert_res(3));
+	assert_true(i >= 0);
+	assert_string_equal(g.reason[i], "CERTIFICATE_SHARED_BY_ADDRESSES");
+	assert_int_equal(find(&g, C_SHARED, cert_res(2)), -1);
+	assert_int_equal(find(&g, C_SHARED, cert_res(4)), -1);
+}
+
+static void
+test_audit__conflicting_client_ids(void **state)
+{
+	struct fixture *fx = *state;
+	struct got g;
+	int i;
+
+	fx->now = FX_T0 + DAY;
+	connect(fx, fx->now - 100, 1, "dev-1", "10.0.0.1", "accepted");
+	connect(fx, fx->now - 90, 2, "dev-1", "10.0.0.2", "status_INACTIVE");
+	connect(fx, fx->now - 80, 3, "dev-2", "10.0.0.3", "accepted");
+	connect(fx, fx->now - 70, 3, "dev-2", "10.0.0.3", "accepted");
+	connect(fx, fx->now - 2 * DAY, 5, "dev-3", "10.0.0.4", "accepted");
+	connect(fx, fx->now - 60, 6, "dev-3", "10.0.0.4", "accepted");
+	run1(fx, NULL, C_CONFLICT, &g);
+	assert_int_equal(g.n, 1);
+	i = find(&g, C_CONFLICT, "client:dev-1");
+	assert_true(i >= 0);
+	assert_int_equal(g.severity[i], CF_SEVERITY_HIGH);
+}
+
+static void
+test_audit__device_age(void **state)
+{
+	struct fixture *fx = *state;
+	struct got g;
+
+	fx_add_ca(fx, CA);
+	device(fx, "old", 1, CF_CERT_ACTIVE, 500);
+	device(fx, "old-expiring", 2, CF_CERT_ACTIVE, 400);
+	device(fx, "old-off", 3, CF_CERT_INACTIVE, 500);
+	run1(fx, NULL, C_AGE, &g);
+	assert_int_equal(g.n, 0); /* all issued just now */
+	fx->now += 380 * DAY;
+	run1(fx, NULL, C_AGE, &g);
+	assert_int_equal(g.n, 1);
+	assert_true(find(&g, C_AGE, cert_res(1)) >= 0);
+	assert_int_equal(g.severity[0], CF_SEVERITY_LOW);
+	assert_non_null(strstr(g.detail[0], "\"ageDays\":380"));
+}
+
+/* Open a rotation for thing (old certificate n) and finish it in state `to`. */
+static void
+rotation(struct fixture *fx, const char *thing, uint64_t n, cf_rotation_state to)
+{
+	cf_store_rotation rot = { 0 };
+	char id[33], old[65], newc[65];
+	cf_err err = CF_ERR_INIT;
+
+	fx->now += 60;
+	assert_int_equal(cf_store_rotation_id_random(id, NULL), 0);
+	fx_id(old, n);
+	rot.id = id;
+	rot.thing = (char *)(uintptr_t)thing;
+	rot.old_cert = old;
+	rot.state = CF_ROTATION_REQUESTED;
+	rot.rekey = true;
+	rot.deadline = fx->now + DAY;
+	rot.next_send_at = fx->now + 300;
+	if (cf_store_rotation_insert(fx->store, &rot, &fx_actor, &err) != 0)
+		fail_msg("rotation_insert: %s", err.msg);
+	rot.state = to;
+	rot.error = (char *)(uintptr_t)(to == CF_ROTATION_FAILED ? "crt_err: STORAGE" : NULL);
+	if (to == CF_ROTATION_COMPLETED) {
+		rot.state = CF_ROTATION_ISSUED;
+		fx_id(newc, n); /* any existing certificate will do */
+		rot.new_cert = newc;
+		assert_int_equal(cf_store_rotation_update(fx->store, &rot, CF_ROTATION_REQUESTED,
+							  &fx_actor, &err),
+				 0);
+		rot.state = CF_ROTATION_COMPLETED;
+		if (cf_store_rotation_update(fx->store, &rot, CF_ROTATION_ISSUED, &fx_actor, &err) !=
+		    0)
+			fail_msg("rotation_update: %s", err.msg);
+		return;
+	}
+	if (cf_store_rotation_update(fx->store, &rot, CF_ROTATION_REQUESTED, &fx_actor, &err) != 0)
+		fail_msg("rotation_update: %s", err.msg);
+}
+
+static void
+test_audit__rotation_failing(void **state)
+{
+	struct fixture *fx = *state;
+	struct got g;
+	int i;
+
+	fx_add_ca(fx, CA);
+	device(fx, "bad", 1, CF_CERT_ACTIVE, 20);
+	device(fx, "recovered", 2, CF_CERT_ACTIVE, 20);
+	device(fx, "twice", 3, CF_CERT_ACTIVE, 20);
+	rotation(fx, "bad", 1, CF_ROTATION_COMPLETED);
+	rotation(fx, "bad", 1, CF_ROTATION_FAILED);
+	rotation(fx, "bad", 1, CF_ROTATION_TIMED_OUT);
+	rotation(fx, "bad", 1, CF_ROTATION_FAILED);
+	rotation(fx, "recovered", 2, CF_ROTATION_FAILED);
+	rotation(fx, "recovered", 2, CF_ROTATION_FAILED);
+	rotation(fx, "recovered", 2, CF_ROTATION_FAILED);
+	rotation(fx, "recovered", 2, CF_ROTATION_COMPLETED);
+	rotation(fx, "twice", 3, CF_ROTATION_FAILED);
+	rotation(fx, "twice", 3, CF_ROTATION_CANCELLED);
+	rotation(fx, "twice", 3, CF_ROTATION_FAILED);
+	run1(fx, NULL, C_ROT, &g);
+	assert_int_equal(g.n, 1);
+	i = find(&g, C_ROT, "thing:bad");
+	assert_true(i >= 0);
+	assert_non_null(strstr(g.detail[i], "\"failuresInARow\":3"));
+}
+
+/* ---- the engine --------------------------------------------------------- */
+
+static void
+test_audit__unknown_check_writes_nothing(void **state)
+{
+	struct fixture *fx = *state;
+	const char *names[2] = { C_DEV_EXP, "NO_SUCH_CHECK" };
+	const char *twice[2] = { C_DEV_EXP, C_DEV_EXP };
+	cf_audit_config cfg;
+	cf_store_audit_run r;
+	cf_err err = CF_ERR_INIT;
+	int64_t run = 7;
+
+	cf_audit_config_init(&cfg);
+	assert_int_equal(cf_audit_run(&run, NULL, fx->store, &cfg, CF_AUDIT_ON_DEMAND, names, 2,
+				      fx->now, &err),
+			 CF_EINVAL);
+	assert_int_equal(run, 0);
+	assert_non_null(strstr(err.msg, "NO_SUCH_CHECK"));
+	assert_int_equal(cf_audit_run(&run, NULL, fx->store, &cfg, CF_AUDIT_ON_DEMAND, twice, 2,
+				      fx->now, &err),
+			 CF_EINVAL);
+	cfg.device_expiring_days = 0;
+	assert_int_equal(cf_audit_run(&run, NULL, fx->store, &cfg, CF_AUDIT_ON_DEMAND, NULL, 0,
+				      fx->now, &err),
+			 CF_EINVAL);
+	assert_int_equal(cf_store_audit_run_get(fx->store, &r, 1, &err), CF_ENOTFOUND);
+	assert_null(cf_audit_check_find("NO_SUCH_CHECK"));
+	assert_non_null(cf_audit_check_find(C_ROT));
+	assert_int_equal(cf_audit_check_count(), 10);
+}
+
+static void
+test_audit__one_run_every_check(void **state)
+{
+	struct fixture *fx = *state;
+	cf_audit_config cfg;
+	cf_audit_summary sum;
+	cf_store_audit_run r;
+	cf_err err = CF_ERR_INIT;
+	int64_t run = 0;
+	struct got g;
+
+	fx_add_ca(fx, CA);
+	device(fx, "a", 1, CF_CERT_ACTIVE, 10);
+	device(fx, "b", 2, CF_CERT_ACTIVE, 100);
+	fx_add_thing(fx, "w");
+	add_cert_key(fx, 3, "w", "RSA-1024", 1024, "sha256WithRSAEncryption", 300);
+	cf_audit_config_init(&cfg);
+	assert_int_equal(cf_audit_run(&run, &sum, fx->store, &cfg, CF_AUDIT_SCHEDULED, NULL, 0,
+				      fx->now, &err),
+			 0);
+	assert_int_equal(sum.certificates, 3);
+	assert_int_equal(sum.cas, 1);
+	assert_int_equal(sum.findings, 2);
+	assert_int_equal(sum.by_severity[CF_SEVERITY_MEDIUM], 1);
+	assert_int_equal(sum.by_severity[CF_SEVERITY_CRITICAL], 1);
+	assert_true(sum.ran[0] && sum.ran[9]);
+	assert_int_equal(cf_store_audit_run_get(fx->store, &r, run, &err), 0);
+	assert_int_equal(r.status, CF_AUDIT_COMPLETED);
+	assert_int_equal(r.trigger, CF_AUDIT_SCHEDULED);
+	assert_non_null(strstr(r.summary, "\"findings\":2"));
+	assert_non_null(strstr(r.summary, "\"" C_DEV_EXP "\":1"));
+	assert_non_null(strstr(r.checks, C_ROT));
+	cf_store_audit_run_clear(&r);
+	findings(fx, run, &g);
+	assert_int_equal(g.n, 2);
+}
+
+static int
+count_cb(const cf_store_finding *f, void *payload)
+{
+	(void)f;
+	(*(int64_t *)payload)++;
+	return 0;
+}
+
+/* More findings than one batch: several batches, one transaction, all written. */
+static void
+test_audit__batches(void **state)
+{
+	struct fixture *fx = *state;
+	cf_store_cert_new *items;
+	struct fx_cert *certs;
+	cf_audit_summary sum;
+	cf_audit_config cfg;
+	cf_err err = CF_ERR_INIT;
+	const size_t n = 4500;
+	const char *names[1] = { C_DEV_EXP };
+	int64_t run = 0, count = 0;
+	size_t i;
+
+	fx_add_ca(fx, CA);
+	items = calloc(n, sizeof(*items));
+	certs = calloc(n, sizeof(*certs));
+	assert_non_null(items);
+	assert_non_null(certs);
+	for (i = 0; i < n; i++) {
+		fx_cert_init(&certs[i], 10 + i, CA, NULL, CF_CERT_ACTIVE, i % 2 == 0 ? 5 : 500);
+		items[i].cert = &certs[i].cert;
+	}
+	assert_int_equal(cf_store_cert_insert_batch(fx->store, items, n, &fx_actor, &err), 0);
+	cf_audit_config_init(&cfg);
+	assert_int_equal(cf_audit_run(&run, &sum, fx->store, &cfg, CF_AUDIT_ON_DEMAND, names, 1,
+				      fx->now, &err),
+			 0);
+	assert_int_equal(sum.findings, (int64_t)(n / 2));
+	{
+		cf_store_finding_filter filter = CF_STORE_FINDING_FILTER_INIT;
+
+		filter.run_id = run;
+		assert_int_equal(cf_store_audit_finding_list(fx->store, &filter, count_cb, &count,
+							     &err),
+				 0);
+	}
+	assert_int_equal(count, (int64_t)(n / 2));
+	free(items);
+	free(certs);
+}
+
+static void
+test_audit__new_open_resolved_and_suppressed(void **state)
+{
+	struct fixture *fx = *state;
+	cf_err err = CF_ERR_INIT;
+	struct got g;
+	int i;
+
+	fx_add_ca(fx, CA);
+	device(fx, "a", 1, CF_CERT_ACTIVE, 10);
+	device(fx, "b", 2, CF_CERT_ACTIVE, 10);
+	run1(fx, NULL, C_DEV_EXP, &g);
+	assert_int_equal(g.n, 2);
+	assert_int_equal(g.state[0], CF_FINDING_NEW);
+	assert_int_equal(g.state[1], CF_FINDING_NEW);
+	fx->now += 3600;
+	assert_int_equal(cf_store_audit_suppress(fx->store, C_DEV_EXP, cert_res(2), fx->now + DAY,
+						 "replacement shipped", &fx_actor, &err),
+			 0);
+	run1(fx, NULL, C_DEV_EXP, &g);
+	assert_int_equal(g.n, 2);
+	i = find(&g, C_DEV_EXP, cert_res(1));
+	assert_int_equal(g.state[i], CF_FINDING_OPEN);
+	assert_false(g.suppressed[i]);
+	i = find(&g, C_DEV_EXP, cert_res(2));
+	assert_true(g.suppressed[i]);
+	/* Deactivated: RESOLVED by the next run. */
+	assert_int_equal(cf_store_cert_transition(fx->store, cert_res(1) + 5, CF_CERT_INACTIVE,
+						  NULL, &fx_actor, &err),
+			 0);
+	fx->now += 3600;
+	run1(fx, NULL, C_DEV_EXP, &g);
+	i = find(&g, C_DEV_EXP, cert_res(1));
+	assert_true(i >= 0);
+	assert_int_equal(g.state[i], CF_FINDING_RESOLVED);
+	/* A run of another check neither opens nor resolves it. */
+	run1(fx, NULL, C_AGE, &g);
+	assert_int_equal(g.n, 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_audit__device_expiring, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit__device_expiring_parameter, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit__ca_expiring, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit__device_key_quality, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit__ca_key_quality, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit__revoked_ca, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit__device_shared, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit__conflicting_client_ids, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit__device_age, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit__rotation_failing, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit__unknown_check_writes_nothing, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit__one_run_every_check, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit__batches, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit__new_open_resolved_and_suppressed,
+						fx_setup, fx_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
