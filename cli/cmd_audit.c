@@ -20,6 +20,8 @@ enum {
 	OPT_LIMIT,
 	OPT_SUPPRESSED,
 	OPT_WHY,
+	OPT_ACTION,
+	OPT_ARG, /* in allowed: the verb takes one positional argument */
 };
 
 static const struct option audit_long_opts[] = {
@@ -33,6 +35,7 @@ static const struct option audit_long_opts[] = {
 	{ "limit", required_argument, NULL, OPT_LIMIT },
 	{ "suppressed", no_argument, NULL, OPT_SUPPRESSED },
 	{ "why", required_argument, NULL, OPT_WHY },
+	{ "action", required_argument, NULL, OPT_ACTION },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -40,7 +43,7 @@ static const struct option audit_long_opts[] = {
 struct audit_opts {
 	const char *checks[CF_AUDIT_CHECKS_MAX];
 	size_t nchecks;
-	const char *resource, *reason, *why;
+	const char *resource, *reason, *why, *action, *arg;
 	int64_t run, until, limit;
 	int severity, state; /* -1: not given */
 	bool suppressed;
@@ -89,6 +92,7 @@ audit_parse(struct audit_opts *o, int argc, char **argv, const char *usage, cons
 		case OPT_RESOURCE: o->resource = optarg; break;
 		case OPT_REASON: o->reason = optarg; break;
 		case OPT_WHY: o->why = optarg; break;
+		case OPT_ACTION: o->action = optarg; break;
 		case OPT_SUPPRESSED: o->suppressed = true; break;
 		case OPT_UNTIL:
 			if (cf_duration_parse(&o->until, optarg) != CF_OK)
@@ -102,6 +106,10 @@ audit_parse(struct audit_opts *o, int argc, char **argv, const char *usage, cons
 			break;
 		}
 	}
+	for (c = 0; allowed[c] != 0 && allowed[c] != OPT_ARG; c++)
+		;
+	if (allowed[c] == OPT_ARG && optind < argc)
+		o->arg = argv[optind++];
 	if (optind != argc)
 		return cli_usage_error(usage, "unexpected argument '%s'", argv[optind]);
 	return -1;
@@ -352,10 +360,11 @@ audit_findings(cf_cli *cli, int argc, char **argv)
 {
 	static const int allowed[] = { OPT_RUN,       OPT_CHECK, OPT_SEVERITY, OPT_STATE,
 				       OPT_SUPPRESSED, OPT_LIMIT, 'h',          0 };
-	static const char *const columns[] = { "check", "resource", "severity", "state",
-					       "reason", NULL };
-	static const char *const columns_sup[] = { "check",  "resource",   "severity", "state",
-						   "reason", "suppressed", NULL };
+	static const char *const columns[] = { "findingId", "check",  "resource", "severity",
+					       "state",     "reason", NULL };
+	static const char *const columns_sup[] = { "findingId", "check",  "resource",
+						   "severity",  "state",  "reason",
+						   "suppressed", NULL };
 	cf_store_finding_filter filter = CF_STORE_FINDING_FILTER_INIT;
 	struct audit_opts o;
 	cf_err err = CF_ERR_INIT;
@@ -518,6 +527,89 @@ audit_suppressions(cf_cli *cli, int argc, char **argv)
 	return cli_print(cli, rows, columns);
 }
 
+/* ---- mitigate ----------------------------------------------------------------- */
+
+static const char mitigate_usage[] =
+	"usage: certfleet audit mitigate FINDING --action ACTION [--run RUN] [--why TEXT]\n"
+	"\n"
+	"Apply a mitigation action to the resource of one finding. FINDING is a findingId\n"
+	"of 'audit findings' (or a unique prefix of at least 8 digits) of run RUN (default:\n"
+	"the latest completed run). Each change is written to the event log by you, with\n"
+	"why 'audit finding F of CHECK (run R)'.\n"
+	"  --action ACTION  ROTATE_DEVICE_CERTIFICATE (cert:, thing:),\n"
+	"                   DEACTIVATE_DEVICE_CERTIFICATE (cert:), REVOKE_DEVICE_CERTIFICATE\n"
+	"                   (cert:), DEACTIVATE_CA_CERTIFICATE (ca:), QUARANTINE_THING\n"
+	"                   (thing:, cert:), NOTIFY (changes nothing)\n"
+	"  --run RUN        the run the finding belongs to\n";
+
+/* An authority and a rotation engine over the CLI's registry; free both on every way out. */
+static int
+mitigate_engine(cf_cli *cli, cf_rotation_engine **eng, cf_authority **auth, cf_err *err)
+{
+	cf_rotation_config cfg;
+	int rc;
+
+	*eng = NULL;
+	*auth = NULL;
+	rc = cli_authority_open(cli, auth, err);
+	if (rc != CF_OK)
+		return rc;
+	cli_rotation_config(cli, &cfg);
+	return cf_rotation_engine_new(eng, cli->store, *auth, &cfg, err);
+}
+
+static int
+audit_mitigate(cf_cli *cli, int argc, char **argv)
+{
+	static const int allowed[] = { OPT_ACTION, OPT_RUN, OPT_WHY, OPT_ARG, 'h', 0 };
+	struct audit_opts o;
+	cf_audit_finding_ref ref;
+	cf_audit_mitigation m;
+	cf_audit_action action;
+	cf_rotation_engine *eng = NULL;
+	cf_authority *auth = NULL;
+	cf_err err = CF_ERR_INIT;
+	json_t *out;
+	int rc;
+
+	rc = audit_parse(&o, argc, argv, mitigate_usage, allowed);
+	if (rc >= 0)
+		return rc;
+	if (o.arg == NULL || o.action == NULL)
+		return cli_usage_error(mitigate_usage, "FINDING and --action are required");
+	if (cf_audit_action_parse(&action, o.action) != CF_OK)
+		return cli_usage_error(mitigate_usage, "unknown action '%s'", o.action);
+	rc = cli_store(cli);
+	if (rc != CLI_EXIT_OK)
+		return rc;
+	rc = cf_audit_finding_find(&ref, cli->store, o.run, o.arg, &err);
+	if (rc != CF_OK)
+		return cli_fail(rc, &err, "audit mitigate");
+	if (ref.state == CF_FINDING_RESOLVED) {
+		cf_err_set(&err, CF_ESTATE, NULL, "finding %s is RESOLVED: nothing to mitigate",
+			   ref.finding_id);
+		return cli_fail(CF_ESTATE, &err, "audit mitigate");
+	}
+	if (action == CF_AUDIT_ROTATE_DEVICE_CERTIFICATE) {
+		rc = mitigate_engine(cli, &eng, &auth, &err);
+		if (rc != CF_OK)
+			goto out;
+	}
+	rc = cf_audit_mitigate(&m, cli->store, eng, &ref.finding, action, cli->who, &err);
+out:
+	cf_rotation_engine_free(eng);
+	cf_authority_free(auth);
+	if (rc != CF_OK)
+		return cli_fail(rc, &err, "audit mitigate");
+	out = json_pack("{s:s, s:I, s:s, s:s, s:s, s:I, s:b}", "findingId", ref.finding_id,
+			"runId", (json_int_t)ref.run_id, "check", ref.check, "resource",
+			ref.resource, "action", cf_audit_action_name(action), "changed",
+			(json_int_t)m.changed, "already", m.already);
+	if (out != NULL && m.rotation_id[0] != '\0')
+		json_object_set_new(out, "rotationId", json_string(m.rotation_id));
+	return cli_print(cli, out, NULL);
+}
+
 static const cli_verb verbs[] = {
 	{ "run", audit_run, "run the audit checks now and record their findings" },
 	{ "checks", audit_checks, "list the checks" },
@@ -527,6 +619,7 @@ static const cli_verb verbs[] = {
 	{ "suppress", audit_suppress, "suppress a check's findings on a resource for a while" },
 	{ "unsuppress", audit_unsuppress, "remove a suppression" },
 	{ "suppressions", audit_suppressions, "list the suppressions" },
+	{ "mitigate", audit_mitigate, "apply a mitigation action to a finding's resource" },
 	{ NULL, NULL, NULL },
 };
 

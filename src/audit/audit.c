@@ -5,8 +5,9 @@
  * then the run is begun (its own small transaction), and everything else
  * happens in one transaction: the CAs are loaded (few) and the CA checks
  * run over them; the ACTIVE certificates are streamed once with
- * cf_store_cert_list() and each is handed to every certificate check that
- * is on (per-check state lives in cf_audit__run); then the checks that look
+ * cf_store_cert_scan() (borrowed columns, no PEM, table order: the pass
+ * copies nothing per certificate) and each is handed to every certificate
+ * check that is on (per-check state lives in cf_audit__run); then the checks that look
  * at what the pass gathered (shared keys, revoked CAs) or at other tables
  * (connections, rotations) run. Findings are queued and written
  * CF_AUDIT__BATCH at a time; the run is finished COMPLETED inside the same
@@ -181,7 +182,7 @@ ca_chains(cf_audit__run *run)
 }
 
 static int
-cert_cb(const cf_store_cert *cert, void *payload)
+cert_cb(const cf_store_cert_facts *cert, void *payload)
 {
 	cf_audit__run *run = payload;
 
@@ -251,7 +252,6 @@ run_checks(cf_audit__run *run, int64_t started_ms)
 		CF_AUDIT__REVOKED_CA_ACTIVE, CF_AUDIT__INTERMEDIATE_REVOKED,
 		CF_AUDIT__DEVICE_AGE,
 	};
-	cf_store_cert_filter filter = CF_STORE_CERT_FILTER_INIT;
 	char *summary = NULL;
 	int rc;
 
@@ -264,8 +264,7 @@ run_checks(cf_audit__run *run, int64_t started_ms)
 	ca_chains(run);
 	rc = cf_audit__check_cas(run);
 	if (rc == CF_OK && any_on(run, cert_checks, CF_ARRAY_LEN(cert_checks))) {
-		filter.status = CF_CERT_ACTIVE;
-		rc = cf_store_cert_list(run->store, &filter, cert_cb, run, run->err);
+		rc = cf_store_cert_scan(run->store, CF_CERT_ACTIVE, false, cert_cb, run, run->err);
 		/* A callback's own failure carries no detail unless it set one. */
 		if (rc == CF_ENOMEM && run->err != NULL && run->err->code == 0)
 			rc = cf_err_set(run->err, CF_ENOMEM, NULL, "reading the certificates");

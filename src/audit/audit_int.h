@@ -35,12 +35,16 @@ struct cf_audit__ca {
 	int64_t active_certs;  /* ACTIVE device certificates it issued */
 };
 
-/* An ACTIVE certificate's key, for the shared-key part of the key quality check. */
+/*
+ * An ACTIVE certificate's key, for the shared-key part of the key quality
+ * check: one per ACTIVE certificate, so kept to 72 bytes (binary digests,
+ * the thing as a hash): 72 MB for a million certificates.
+ */
 struct cf_audit__key {
 	unsigned char spki[32];
 	unsigned char id[32];
-	uint64_t thing_hash;
-	bool reported; /* already has a key quality finding */
+	uint64_t thing_hash : 63;
+	uint64_t reported : 1; /* already has a key quality finding */
 };
 
 /* A verdict of cf_pki_key_quality() for one (key_type, key_bits, sig_alg). */
@@ -90,7 +94,7 @@ struct cf_audit__ca *cf_audit__ca_find(cf_audit__run *run, const char *name);
 
 /* The checks' hooks: per CA, per ACTIVE certificate, and after the pass. */
 int cf_audit__check_cas(cf_audit__run *run);
-int cf_audit__check_cert(cf_audit__run *run, const cf_store_cert *cert);
+int cf_audit__check_cert(cf_audit__run *run, const cf_store_cert_facts *cert);
 int cf_audit__check_after(cf_audit__run *run);
 
 #endif

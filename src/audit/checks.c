@@ -167,7 +167,7 @@ hash_str(const char *s, uint64_t h)
 #define FNV_BASIS 0xcbf29ce484222325ULL
 
 static int
-key_remember(cf_audit__run *run, const cf_store_cert *cert, bool reported)
+key_remember(cf_audit__run *run, const cf_store_cert_facts *cert, bool reported)
 {
 	struct cf_audit__key *k;
 
@@ -184,15 +184,16 @@ key_remember(cf_audit__run *run, const cf_store_cert *cert, bool reported)
 	if (!hex32(k->spki, cert->spki_sha256) || !hex32(k->id, cert->id))
 		return CF_OK; /* no usable key digest: nothing to compare */
 	/* An unbound certificate is nobody's: it shares with everyone. */
-	k->thing_hash = cert->thing != NULL ? hash_str(cert->thing, FNV_BASIS)
-					    : hash_str(cert->id, hash_str("cert:", FNV_BASIS));
-	k->reported = reported;
+	k->thing_hash = (cert->thing != NULL ? hash_str(cert->thing, FNV_BASIS)
+					      : hash_str(cert->id, hash_str("cert:", FNV_BASIS))) >>
+			1;
+	k->reported = reported ? 1 : 0;
 	run->nkeys++;
 	return CF_OK;
 }
 
 static json_t *
-cert_detail(const cf_store_cert *cert)
+cert_detail(const cf_store_cert_facts *cert)
 {
 	json_t *d = json_object();
 
@@ -205,7 +206,7 @@ cert_detail(const cf_store_cert *cert)
 }
 
 static int
-emit_cert(cf_audit__run *run, int check, const cf_store_cert *cert, const char *reason,
+emit_cert(cf_audit__run *run, int check, const cf_store_cert_facts *cert, const char *reason,
 	  json_t *detail)
 {
 	char resource[80];
@@ -230,7 +231,7 @@ emit_ca(cf_audit__run *run, int check, const char *name, const char *reason, jso
 /* ---- per certificate ----------------------------------------------------- */
 
 int
-cf_audit__check_cert(cf_audit__run *run, const cf_store_cert *cert)
+cf_audit__check_cert(cf_audit__run *run, const cf_store_cert_facts *cert)
 {
 	const cf_audit_config *cfg = run->cfg;
 	struct cf_audit__ca *ca = NULL;
@@ -370,6 +371,77 @@ key_cmp(const void *a, const void *b)
 	return c != 0 ? c : memcmp(x->id, y->id, sizeof(x->id));
 }
 
+#define KEY_BUCKETS 65536
+#define KEY_SMALL 32
+
+static unsigned int
+key_bucket(const struct cf_audit__key *k)
+{
+	return (unsigned int)k->spki[0] << 8 | k->spki[1];
+}
+
+static void
+key_swap(struct cf_audit__key *a, struct cf_audit__key *b)
+{
+	struct cf_audit__key t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+/*
+ * Sort the keys by (spki, id) in place. qsort() would take a copy of the
+ * whole array (glibc's merge sort: 65 MB more at a million certificates).
+ * The digests are uniform, so one pass of an in-place radix sort on their
+ * first two bytes (American flag sort) leaves buckets of a few entries,
+ * finished by insertion sort, or by qsort() for a big bucket (many
+ * certificates with one key).
+ */
+static int
+keys_sort(cf_audit__run *run)
+{
+	struct cf_audit__key *keys = run->keys;
+	size_t *start = NULL, *next = NULL, b, i, j;
+	int rc = CF_OK;
+
+	start = calloc(KEY_BUCKETS + 1, sizeof(*start));
+	next = malloc(KEY_BUCKETS * sizeof(*next));
+	if (start == NULL || next == NULL) {
+		rc = cf_err_set(run->err, CF_ENOMEM, NULL, "sorting %zu keys", run->nkeys);
+		goto out;
+	}
+	for (i = 0; i < run->nkeys; i++)
+		start[key_bucket(&keys[i]) + 1]++;
+	for (b = 0; b < KEY_BUCKETS; b++)
+		start[b + 1] += start[b];
+	memcpy(next, start, KEY_BUCKETS * sizeof(*next));
+	for (b = 0; b < KEY_BUCKETS; b++) {
+		while (next[b] < start[b + 1]) {
+			unsigned int d = key_bucket(&keys[next[b]]);
+
+			if (d == b)
+				next[b]++;
+			else
+				key_swap(&keys[next[b]], &keys[next[d]++]);
+		}
+	}
+	for (b = 0; b < KEY_BUCKETS; b++) {
+		size_t from = start[b], to = start[b + 1];
+
+		if (to - from > KEY_SMALL) {
+			qsort(keys + from, to - from, sizeof(*keys), key_cmp);
+			continue;
+		}
+		for (i = from + 1; i < to; i++)
+			for (j = i; j > from && key_cmp(&keys[j - 1], &keys[j]) > 0; j--)
+				key_swap(&keys[j - 1], &keys[j]);
+	}
+out:
+	free(start);
+	free(next);
+	return rc;
+}
+
 /* The things named by the certificates of keys[from, to), at most 10, as a JSON array. */
 static json_t *
 group_things(cf_audit__run *run, size_t from, size_t to)
@@ -403,7 +475,7 @@ shared_keys(cf_audit__run *run)
 	int rc = CF_OK;
 
 	if (run->nkeys > 1)
-		qsort(run->keys, run->nkeys, sizeof(*run->keys), key_cmp);
+		rc = keys_sort(run);
 	while (rc == CF_OK && i < run->nkeys) {
 		bool mixed = false;
 		json_t *things = NULL;

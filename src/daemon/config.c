@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit/audit.h"
+
 typedef enum {
 	KEY_STRING,
 	KEY_INT,
@@ -14,7 +16,10 @@ typedef enum {
 	KEY_BOOL,
 	KEY_LOG_LEVEL,
 	KEY_CHOICE, /* a string from the '|'-separated list in help's first words */
-	KEY_TOPIC   /* an MQTT topic prefix: no wildcard, no empty level, no '/' at an end */
+	KEY_TOPIC,  /* an MQTT topic prefix: no wildcard, no empty level, no '/' at an end */
+	KEY_TOPIC_OPT, /* a KEY_TOPIC, or "" */
+	KEY_SCHEDULE,  /* cf_audit_schedule_parse() */
+	KEY_ACTIONS    /* cf_audit_bindings_parse() */
 } key_type;
 
 struct key_desc {
@@ -33,6 +38,9 @@ struct key_desc {
 #define BOOL(field) KEY_BOOL, offsetof(cf_config, field)
 #define CHOICE(field) KEY_CHOICE, offsetof(cf_config, field)
 #define TOPIC(field) KEY_TOPIC, offsetof(cf_config, field)
+#define TOPIC_OPT(field) KEY_TOPIC_OPT, offsetof(cf_config, field)
+#define SCHEDULE(field) KEY_SCHEDULE, offsetof(cf_config, field)
+#define ACTIONS(field) KEY_ACTIONS, offsetof(cf_config, field)
 
 static const struct key_desc keys[] = {
 	{ "store", STR(store), "sqlite:registry.db", 0, 0, NULL,
@@ -104,6 +112,12 @@ static const struct key_desc keys[] = {
 	  "ROTATION_FAILING_CHECK: a thing whose last this many rotations failed or timed out" },
 	{ "audit_shared_window", DUR(audit_shared_window), "24h", 60, 365 * 86400, NULL,
 	  "DEVICE_CERTIFICATE_SHARED_CHECK, CONFLICTING_CLIENT_IDS_CHECK: broker connections this recent" },
+	{ "audit_schedule", SCHEDULE(audit_schedule), "daily", 0, 0, NULL,
+	  "certfleetd runs every audit check: off, daily, weekly, monthly, daily@HH:MM (UTC) or an interval such as 6h" },
+	{ "audit_actions", ACTIONS(audit_actions), CF_AUDIT_ACTIONS_DEFAULT, 0, 0, NULL,
+	  "after a scheduled run, CHECK:ACTION, ... applied to NEW and OPEN unsuppressed findings (none: nothing)" },
+	{ "audit_notify_topic", TOPIC_OPT(audit_notify_topic), "", 0, 0, NULL,
+	  "MQTT topic a JSON summary of each scheduled run is published to (empty: the log only)" },
 };
 
 static char **
@@ -212,6 +226,34 @@ key_set(cf_config *cfg, const struct key_desc *k, const char *text, char *why, s
 			return CF_EINVAL;
 		}
 		break;
+	case KEY_TOPIC_OPT:
+		if (text[0] != '\0' && !topic_prefix_valid(text)) {
+			snprintf(why, why_len,
+				 "%s must be empty or a topic without '+', '#', empty levels or a leading '$' or '/', at most %d bytes",
+				 k->name, CF_CONFIG_TOPIC_MAX);
+			return CF_EINVAL;
+		}
+		break;
+	case KEY_SCHEDULE: {
+		cf_audit_schedule sched;
+		cf_err err = CF_ERR_INIT;
+
+		if (cf_audit_schedule_parse(&sched, text, &err) != CF_OK) {
+			snprintf(why, why_len, "%.150s", err.msg);
+			return CF_EINVAL;
+		}
+		break;
+	}
+	case KEY_ACTIONS: {
+		cf_audit_bindings b;
+		cf_err err = CF_ERR_INIT;
+
+		if (cf_audit_bindings_parse(&b, text, &err) != CF_OK) {
+			snprintf(why, why_len, "%.150s", err.msg);
+			return CF_EINVAL;
+		}
+		break;
+	}
 	case KEY_STRING:
 		break;
 	}
@@ -394,6 +436,9 @@ cf_config_dump(const cf_config *cfg, FILE *fp)
 		case KEY_LOG_LEVEL:
 		case KEY_CHOICE:
 		case KEY_TOPIC:
+		case KEY_TOPIC_OPT:
+		case KEY_SCHEDULE:
+		case KEY_ACTIONS:
 			memcpy(&str, base, sizeof(str));
 			fprintf(fp, "%s = %s\n", k->name, str);
 			break;

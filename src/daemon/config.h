@@ -53,6 +53,9 @@ typedef struct cf_config {
 	int64_t audit_device_age_days;
 	int64_t audit_rotation_failures;
 	int64_t audit_shared_window; /* seconds */
+	char *audit_schedule;     /* cf_audit_schedule_parse() */
+	char *audit_actions;      /* cf_audit_bindings_parse() */
+	char *audit_notify_topic; /* "" when unset */
 } cf_config;
 
 /* Longest topic_prefix accepted, in bytes (the rotation engine's limit). */

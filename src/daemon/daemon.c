@@ -5,6 +5,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
+#include "audit/audit.h"
 #include "daemon/wiring.h"
 #include "mqtt/mqtt.h"
 #include "rotation/rotation.h"
@@ -33,6 +36,8 @@ struct cf_daemon {
 	double tokens;
 	int64_t tokens_at_ms;
 	int64_t next_tick_ms, next_poll_ms;
+	/* scheduled audits: the next run, wall clock seconds; 0 to derive it again */
+	int64_t audit_next;
 	/* counters for the log */
 	uint64_t handled, refused, published, acked;
 };
@@ -233,6 +238,241 @@ rotation_timers(cf_daemon *d)
 	} while (handled == CF_ROTATION_TICK_MAX && ++rounds < 10);
 }
 
+/* ---- scheduled audits -------------------------------------------------- */
+
+/* The actor of everything a scheduled audit changes (with why naming the finding). */
+#define AUDIT_ACTOR "audit"
+/* Findings acted on listed in one notification at most (the counts are complete). */
+#define AUDIT_NOTIFY_ACTED_MAX 100
+
+/* What one scheduled run tells the notifiers. */
+struct audit_notice {
+	int64_t run_id;
+	int64_t time;
+	const cf_audit_summary *sum;
+	const cf_audit_applied *applied;
+	json_t *acted; /* array of the findings acted on, at most AUDIT_NOTIFY_ACTED_MAX */
+};
+
+/* A notifier: the log line is written for every run; the others when configured. */
+struct audit_notifier {
+	const char *name;
+	bool (*enabled)(const cf_daemon *d);
+	int (*notify)(cf_daemon *d, const struct audit_notice *n, cf_err *err);
+};
+
+static bool
+always(const cf_daemon *d)
+{
+	(void)d;
+	return true;
+}
+
+static int
+notify_log(cf_daemon *d, const struct audit_notice *n, cf_err *err)
+{
+	const cf_audit_summary *s = n->sum;
+
+	(void)d;
+	(void)err;
+	cf_log_info("event=audit_run run=%lld findings=%lld critical=%lld high=%lld medium=%lld "
+		    "low=%lld acted=%zu changed=%zu failed=%zu left=%zu elapsed_ms=%lld",
+		    (long long)n->run_id, (long long)s->findings,
+		    (long long)s->by_severity[CF_SEVERITY_CRITICAL],
+		    (long long)s->by_severity[CF_SEVERITY_HIGH],
+		    (long long)s->by_severity[CF_SEVERITY_MEDIUM],
+		    (long long)s->by_severity[CF_SEVERITY_LOW], n->applied->findings,
+		    n->applied->changed, n->applied->failed, n->applied->left,
+		    (long long)s->elapsed_ms);
+	return CF_OK;
+}
+
+static bool
+mqtt_enabled(const cf_daemon *d)
+{
+	return d->cfg.audit_notify_topic != NULL && d->cfg.audit_notify_topic[0] != '\0';
+}
+
+/* Into the outbox: committed first, published by the loop like every other row. */
+static int
+notify_mqtt(cf_daemon *d, const struct audit_notice *n, cf_err *err)
+{
+	json_t *msg, *sev;
+	char *text;
+	int rc, i;
+
+	sev = json_object();
+	for (i = 0; i < 4; i++)
+		json_object_set_new(sev, cf_audit_severity_name((cf_audit_severity)i),
+				    json_integer(n->sum->by_severity[i]));
+	msg = json_pack("{s:I, s:I, s:s, s:I, s:o, s:I, s:I, s:I, s:O}", "runId",
+			(json_int_t)n->run_id, "time", (json_int_t)n->time, "trigger",
+			"SCHEDULED", "findings", (json_int_t)n->sum->findings, "bySeverity", sev,
+			"acted", (json_int_t)n->applied->findings, "changed",
+			(json_int_t)n->applied->changed, "failed", (json_int_t)n->applied->failed,
+			"findingsActedOn", n->acted);
+	if (msg == NULL)
+		return cf_err_set(err, CF_ENOMEM, NULL, "audit notification");
+	text = json_dumps(msg, JSON_COMPACT);
+	json_decref(msg);
+	if (text == NULL)
+		return cf_err_set(err, CF_ENOMEM, NULL, "audit notification");
+	rc = cf_store_outbox_add(d->store, d->cfg.audit_notify_topic, text, NULL, err);
+	free(text);
+	if (rc == CF_OK)
+		d->outbox_dirty = true;
+	return rc;
+}
+
+/*
+ * The notifiers, in order. A webhook (libcurl, HMAC-signed body; issue 5,
+ * later) is one more row: it gets the same notice.
+ */
+static const struct audit_notifier audit_notifiers[] = {
+	{ "log", always, notify_log },
+	{ "mqtt", mqtt_enabled, notify_mqtt },
+};
+
+struct acted_ctx {
+	int64_t run_id;
+	json_t *list;
+};
+
+static void
+audit_acted(const cf_audit_acted *a, void *payload)
+{
+	struct acted_ctx *ac = payload;
+	const char *action = cf_audit_action_name(a->action);
+	const char *result;
+	char qres[400];
+	json_t *o;
+
+	if (a->rc != CF_OK)
+		result = "failed";
+	else if (a->result->changed > 0)
+		result = "changed";
+	else if (a->action == CF_AUDIT_NOTIFY)
+		result = "notified";
+	else
+		result = "already";
+	cf_log_quote(qres, sizeof(qres), a->finding->resource);
+	if (a->rc != CF_OK)
+		cf_log_warn_err(a->err, "event=audit_action run=%lld finding=%s check=%s resource=%s "
+					"action=%s result=failed code=%s",
+				(long long)ac->run_id, a->finding->finding_id, a->finding->check, qres,
+				action, cf_strerror(a->rc));
+	else
+		cf_log_info("event=audit_action run=%lld finding=%s check=%s resource=%s action=%s "
+			    "result=%s%s%s",
+			    (long long)ac->run_id, a->finding->finding_id, a->finding->check, qres,
+			    action, result, a->result->rotation_id[0] != '\0' ? " rotation=" : "",
+			    a->result->rotation_id);
+	if (json_array_size(ac->list) >= AUDIT_NOTIFY_ACTED_MAX)
+		return;
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "findingId", a->finding->finding_id, "check",
+		      a->finding->check, "resource", a->finding->resource, "action", action,
+		      "result", result);
+	if (o != NULL && a->result->rotation_id[0] != '\0')
+		json_object_set_new(o, "rotationId", json_string(a->result->rotation_id));
+	if (o != NULL)
+		json_array_append_new(ac->list, o);
+}
+
+/* When the next scheduled run is due, from the registry (INT64_MAX: off). */
+static void
+audit_plan(cf_daemon *d, int64_t now)
+{
+	cf_audit_schedule sched;
+	cf_err err = CF_ERR_INIT;
+	int64_t last = 0;
+
+	if (cf_audit_schedule_parse(&sched, d->cfg.audit_schedule, &err) != CF_OK ||
+	    sched.kind == CF_AUDIT_SCHEDULE_OFF) {
+		d->audit_next = INT64_MAX;
+		return;
+	}
+	if (cf_audit_last_scheduled(&last, d->store, &err) != CF_OK) {
+		cf_log_warn_err(&err, "event=audit_schedule_failed why=\"retry in a minute\"");
+		d->audit_next = now + 60;
+		return;
+	}
+	d->audit_next = cf_audit_schedule_next(&sched, last, now);
+}
+
+static void
+audit_scheduled(cf_daemon *d, int64_t now)
+{
+	cf_audit_config acfg;
+	cf_audit_summary sum;
+	cf_audit_bindings b;
+	cf_audit_applied applied;
+	struct acted_ctx ac;
+	struct audit_notice n;
+	cf_err err = CF_ERR_INIT;
+	int64_t run = 0;
+	size_t i;
+	int rc;
+
+	cf_audit_config_init(&acfg);
+	acfg.device_expiring_days = d->cfg.audit_device_expiring_days;
+	acfg.ca_expiring_days = d->cfg.audit_ca_expiring_days;
+	acfg.device_age_days = d->cfg.audit_device_age_days;
+	acfg.rotation_failures = d->cfg.audit_rotation_failures;
+	acfg.shared_window = d->cfg.audit_shared_window;
+	acfg.key_policy.rsa_min_bits = (unsigned int)d->cfg.key_min_rsa_bits;
+	memset(&sum, 0, sizeof(sum));
+	rc = cf_audit_run(&run, &sum, d->store, &acfg, CF_AUDIT_SCHEDULED, NULL, 0, now, &err);
+	if (rc != CF_OK) {
+		cf_log_error_err(&err, "event=audit_run_failed run=%lld code=%s", (long long)run,
+				 cf_strerror(rc));
+		/* A run recorded as FAILED counts as this slot's run; none recorded: retry. */
+		if (run > 0)
+			audit_plan(d, cf_time_now());
+		else
+			d->audit_next = now + 60;
+		return;
+	}
+	memset(&applied, 0, sizeof(applied));
+	ac.run_id = run;
+	ac.list = json_array();
+	if (cf_audit_bindings_parse(&b, d->cfg.audit_actions, &err) == CF_OK) {
+		rc = cf_audit_apply_bindings(&applied, d->store, d->eng, &b, run, AUDIT_ACTOR,
+					     audit_acted, &ac, &err);
+		if (rc != CF_OK)
+			cf_log_error_err(&err, "event=audit_actions_failed run=%lld", (long long)run);
+		if (applied.changed > 0)
+			d->outbox_dirty = true;
+	}
+	n.run_id = run;
+	n.time = now;
+	n.sum = &sum;
+	n.applied = &applied;
+	n.acted = ac.list != NULL ? ac.list : json_array();
+	for (i = 0; i < CF_ARRAY_LEN(audit_notifiers); i++) {
+		const struct audit_notifier *nt = &audit_notifiers[i];
+
+		if (!nt->enabled(d))
+			continue;
+		cf_err_clear(&err);
+		if (nt->notify(d, &n, &err) != CF_OK)
+			cf_log_warn_err(&err, "event=audit_notify_failed notifier=%s run=%lld",
+					nt->name, (long long)run);
+	}
+	json_decref(n.acted);
+	audit_plan(d, cf_time_now());
+}
+
+static void
+audit_timer(cf_daemon *d)
+{
+	int64_t now = cf_time_now();
+
+	if (d->audit_next == 0)
+		audit_plan(d, now);
+	if (now >= d->audit_next)
+		audit_scheduled(d, now);
+}
+
 /* ---- build, reload ----------------------------------------------------- */
 
 static int
@@ -415,6 +655,7 @@ reload(cf_daemon *d, const char *path)
 	d->cfg = next;
 	log_settings_apply(&d->cfg);
 	d->outbox_dirty = true;
+	d->audit_next = 0; /* audit_schedule may have changed */
 	cf_log_info("event=reloaded broker_reconnect=%s", broker || renewed ? "yes" : "no");
 }
 
@@ -429,8 +670,10 @@ step(cf_daemon *d, int timeout_ms)
 	outbox_forget_delivered(d);
 	now = cf_time_mono_ms();
 	if (now >= d->next_tick_ms) {
-		if (!d->draining)
+		if (!d->draining) {
 			rotation_timers(d);
+			audit_timer(d);
+		}
 		d->next_tick_ms = now + TICK_MS;
 	}
 	if (now >= d->next_poll_ms) {

@@ -607,6 +607,7 @@ struct sq {
 	sqlite3_stmt *stmts[ST__COUNT];
 	sqlite3_stmt *lists[LS__COUNT];
 	sqlite3_stmt *cert_lists[CF__VARIANTS];
+	sqlite3_stmt *cert_scans[4]; /* cert_scan: status filter (1) x deleted left out (2) */
 	sqlite3_stmt *event_lists[EV__VARIANTS];
 	sqlite3_stmt *rotation_lists[RF__VARIANTS];
 	sqlite3_stmt *connection_lists[NF__VARIANTS];
@@ -1402,6 +1403,8 @@ sq_close(cf_store *store)
 		sqlite3_finalize(sq->lists[i]);
 	for (i = 0; i < CF__VARIANTS; i++)
 		sqlite3_finalize(sq->cert_lists[i]);
+	for (i = 0; i < CF_ARRAY_LEN(sq->cert_scans); i++)
+		sqlite3_finalize(sq->cert_scans[i]);
 	for (i = 0; i < EV__VARIANTS; i++)
 		sqlite3_finalize(sq->event_lists[i]);
 	for (i = 0; i < RF__VARIANTS; i++)
@@ -2456,6 +2459,68 @@ sq_cert_list(cf_store *store, const cf_store_cert_filter *filter, cf_store_cert_
 		rc = bind_fail(sq, brc, err);
 	else
 		rc = walk(sq, st, visit_cert, &box, payload, err);
+	list_put(st, temp);
+	return rc;
+}
+
+/*
+ * cert_scan: NOT INDEXED keeps SQLite off certs_status_not_after, whose
+ * rowid lookups cost more than reading the table in order when most
+ * certificates match. No PEM, no sort, columns handed out as they are.
+ */
+static int
+sq_cert_scan(cf_store *store, int status, bool include_deleted, cf_store_cert_facts_cb cb,
+	     void *payload, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	unsigned int mask = (status >= 0 ? 1u : 0u) | (include_deleted ? 0u : 2u);
+	cf_store_cert_facts f;
+	sqlite3_stmt *st = NULL;
+	bool temp = false;
+	char sql[400];
+	int rc, sqlrc, brc = SQLITE_OK;
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT id, ca, thing, status, not_before, not_after, key_type, key_bits, "
+		 "sig_alg, spki_sha256, created_at, deleted_at FROM certs NOT INDEXED WHERE 1%s%s",
+		 (mask & 1u) ? " AND status = ?1" : "", (mask & 2u) ? " AND deleted_at = 0" : "");
+	rc = list_get(&st, &temp, sq, &sq->cert_scans[mask], sql, err);
+	if (rc != CF_OK)
+		return rc;
+	if (mask & 1u)
+		bind_str(&brc, st, 1, cf_cert_status_name((cf_cert_status)status));
+	if (brc != SQLITE_OK)
+		rc = bind_fail(sq, brc, err);
+	while (rc == CF_OK) {
+		sqlrc = sqlite3_step(st);
+		if (sqlrc == SQLITE_DONE)
+			break;
+		if (sqlrc != SQLITE_ROW) {
+			rc = db_fail(sq, sqlrc, "scan certificates", err);
+			break;
+		}
+		memset(&f, 0, sizeof(f));
+		f.id = (const char *)sqlite3_column_text(st, 0);
+		f.ca = (const char *)sqlite3_column_text(st, 1);
+		f.thing = (const char *)sqlite3_column_text(st, 2);
+		f.not_before = sqlite3_column_int64(st, 4);
+		f.not_after = sqlite3_column_int64(st, 5);
+		f.key_type = (const char *)sqlite3_column_text(st, 6);
+		f.key_bits = sqlite3_column_int(st, 7);
+		f.sig_alg = (const char *)sqlite3_column_text(st, 8);
+		f.spki_sha256 = (const char *)sqlite3_column_text(st, 9);
+		f.created_at = sqlite3_column_int64(st, 10);
+		f.deleted_at = sqlite3_column_int64(st, 11);
+		/* NOT NULL columns: NULL here means SQLite ran out of memory converting. */
+		if (f.id == NULL || f.ca == NULL || f.key_type == NULL || f.sig_alg == NULL ||
+		    f.spki_sha256 == NULL ||
+		    cf_cert_status_parse(&f.status, (const char *)sqlite3_column_text(st, 3)) !=
+			    CF_OK) {
+			rc = cf_err_set(err, CF_ENOMEM, NULL, "reading a certificate row");
+			break;
+		}
+		rc = cb(&f, payload);
+	}
 	list_put(st, temp);
 	return rc;
 }
@@ -4211,6 +4276,7 @@ const struct cf_store_backend cf_store__sqlite_backend = {
 	.cert_insert_batch = sq_cert_insert_batch,
 	.cert_get = sq_cert_get,
 	.cert_list = sq_cert_list,
+	.cert_scan = sq_cert_scan,
 	.cert_transition = sq_cert_transition,
 	.cert_changes = sq_cert_changes,
 	.cert_delete = sq_cert_delete,

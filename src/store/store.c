@@ -972,6 +972,17 @@ cf_store_cert_list(cf_store *store, const cf_store_cert_filter *filter, cf_store
 }
 
 int
+cf_store_cert_scan(cf_store *store, int status, bool include_deleted, cf_store_cert_facts_cb cb,
+		   void *payload, cf_err *err)
+{
+	if (store == NULL || cb == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	if (status != -1 && !cert_status_valid(status))
+		return cf_err_set(err, CF_EINVAL, NULL, "bad status filter %d", status);
+	return store->backend->cert_scan(store, status, include_deleted, cb, payload, err);
+}
+
+int
 cf_store_cert_transition(cf_store *store, const char *id, cf_cert_status to, const char *reason,
 			 const cf_store_actor *actor, cf_err *err)
 {

@@ -416,6 +416,39 @@ int cf_store_cert_list(cf_store *store, const cf_store_cert_filter *filter, cf_s
 		       void *payload, cf_err *err);
 
 /*
+ * The facts of one certificate as cf_store_cert_scan() hands them out: no
+ * PEM, no history columns. Every pointer is borrowed from the backend and
+ * valid only during the callback; copy what must outlive it.
+ */
+typedef struct cf_store_cert_facts {
+	const char *id;
+	const char *ca;
+	const char *thing; /* NULL when unbound */
+	cf_cert_status status;
+	int64_t not_before;
+	int64_t not_after;
+	const char *key_type;
+	int key_bits;
+	const char *sig_alg;
+	const char *spki_sha256;
+	int64_t created_at;
+	int64_t deleted_at; /* 0 unless deleted */
+} cf_store_cert_facts;
+
+typedef int (*cf_store_cert_facts_cb)(const cf_store_cert_facts *facts, void *payload);
+
+/*
+ * The lean full pass for whole-fleet work (the audit): call cb for every
+ * certificate with status (a cf_cert_status, or -1: any), deleted ones left
+ * out unless include_deleted, in storage order (no sort, no index). Faster
+ * and smaller than cf_store_cert_list() because nothing is copied. A
+ * non-zero return of cb stops the pass and is returned. CF_EINVAL for a bad
+ * status; CF_ESTORE, CF_EBUSY.
+ */
+int cf_store_cert_scan(cf_store *store, int status, bool include_deleted,
+		       cf_store_cert_facts_cb cb, void *payload, cf_err *err);
+
+/*
  * Move a certificate to status to, if cf_cert_transition_allowed() says so,
  * with the event "cert.status" (from, to, reason, why). id is a full id or a
  * unique prefix as for cf_store_cert_get(). reason is the RFC 5280 reason

@@ -27,7 +27,7 @@
 #include "store.h"
 
 /* Bumped whenever the table below changes shape. */
-#define CF_STORE_BACKEND_VERSION 6
+#define CF_STORE_BACKEND_VERSION 7
 
 /* The prev_hash of the first event: 64 zeros. */
 #define CF_STORE_GENESIS_HASH "0000000000000000000000000000000000000000000000000000000000000000"
@@ -101,6 +101,9 @@ struct cf_store_backend {
 	int (*cert_get)(cf_store *store, cf_store_cert *out, const char *id, cf_err *err);
 	int (*cert_list)(cf_store *store, const cf_store_cert_filter *filter, cf_store_cert_cb cb,
 			 void *payload, cf_err *err);
+	/* status: a valid cf_cert_status or -1 (checked by store.c). Borrowed columns, no copies. */
+	int (*cert_scan)(cf_store *store, int status, bool include_deleted,
+			 cf_store_cert_facts_cb cb, void *payload, cf_err *err);
 	/* id: a full id, resolved by store.c. */
 	int (*cert_transition)(cf_store *store, const char *id, cf_cert_status to,
 			       const char *reason, const cf_store_actor *actor, cf_err *err);

@@ -176,6 +176,57 @@ test_cli_audit__bad_command_lines(void **state)
 	assert_int_equal(json_array_size(runs), 0);
 }
 
+/* audit mitigate: rotate an expiring certificate by its finding, once; refusals. */
+static void
+test_cli_audit__mitigate(void **state)
+{
+	cf_test_fleet *fx = *state;
+	char *soon, res[80], prefix[9], ev[80];
+	const char *fid;
+	json_t *rows, *r, *out;
+
+	cf_test_certfleet(fx, CF_TEST_EXIT_OK, "init", "--quickstart", NULL);
+	soon = strdup(device(fx, "dev-1", "10"));
+	assert_non_null(soon);
+	snprintf(res, sizeof(res), "cert:%s", soon);
+	(void)cf_test_certfleet_json(fx, "audit", "run", NULL);
+	rows = cf_test_certfleet_json(fx, "audit", "findings", "--check", EXPIRING, NULL);
+	r = row_for(rows, res);
+	assert_non_null(r);
+	fid = cf_test_jstr(r, "findingId");
+	snprintf(prefix, sizeof(prefix), "%.8s", fid);
+
+	cf_test_certfleet(fx, CF_TEST_EXIT_USAGE, "audit", "mitigate", prefix, NULL);
+	cf_test_certfleet(fx, CF_TEST_EXIT_USAGE, "audit", "mitigate", prefix, "--action",
+			  "EXPLODE", NULL);
+	cf_test_certfleet(fx, CF_TEST_EXIT_INPUT, "audit", "mitigate", prefix, "--action",
+			  "DEACTIVATE_CA_CERTIFICATE", NULL);
+	cf_test_assert_contains(fx->r.err, "a ca: resource");
+	cf_test_certfleet(fx, CF_TEST_EXIT_NOTFOUND, "audit", "mitigate", "00000000", "--action",
+			  "NOTIFY", NULL);
+
+	out = cf_test_certfleet_json(fx, "audit", "mitigate", prefix, "--action",
+				     "ROTATE_DEVICE_CERTIFICATE", "--run", "1", NULL);
+	assert_int_equal(cf_test_jint(out, "changed"), 1);
+	assert_int_equal(strlen(cf_test_jstr(out, "rotationId")), 32);
+	rows = cf_test_certfleet_json(fx, "rotate", "list", NULL);
+	assert_int_equal(json_array_size(rows), 1);
+	out = cf_test_certfleet_json(fx, "audit", "mitigate", fid, "--action",
+				     "ROTATE_DEVICE_CERTIFICATE", NULL);
+	assert_int_equal(cf_test_jint(out, "changed"), 0);
+	assert_true(json_is_true(json_object_get(out, "already")));
+	rows = cf_test_certfleet_json(fx, "rotate", "list", NULL);
+	assert_int_equal(json_array_size(rows), 1);
+
+	/* Deactivate: an event naming the finding. */
+	cf_test_certfleet(fx, CF_TEST_EXIT_OK, "audit", "mitigate", prefix, "--action",
+			  "DEACTIVATE_DEVICE_CERTIFICATE", NULL);
+	snprintf(ev, sizeof(ev), "audit finding %s", fid);
+	cf_test_certfleet(fx, CF_TEST_EXIT_OK, "events", "list", NULL);
+	cf_test_assert_contains(fx->r.out, ev);
+	free(soon);
+}
+
 int
 main(void)
 {
@@ -183,6 +234,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_cli_audit__expiring_new_open_resolved, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cli_audit__bad_command_lines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cli_audit__mitigate, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

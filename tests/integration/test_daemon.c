@@ -26,6 +26,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "support/broker.h"
 #include "support/fleet.h"
 #include "support/run.h"
@@ -338,6 +340,68 @@ test_daemon__sighup_reload(void **state)
 	free(log);
 }
 
+/*
+ * Scheduled audits: with audit_schedule = 2s and the default audit_actions,
+ * the certificates expiring in 20 days are found and rotated by certfleetd
+ * alone, the next runs do not open them twice, the run's summary goes to
+ * audit_notify_topic, and a restart does not run again before the time.
+ */
+static void
+test_daemon__scheduled_audit_rotates_once(void **state)
+{
+	char *log = cf_test_printf("%s/d3.log", g.fleet.tmp);
+	char *sub_out = cf_test_printf("%s/d3.sub", g.fleet.tmp);
+	const char *topics[] = { "certfleet/audit", NULL };
+	cf_test_identity e1, e2;
+	cf_test_bg *d, *sub = NULL;
+	json_t *rows;
+	size_t runs;
+
+	(void)state;
+	cf_test_identity_new(&e1, &g.fleet, "exp1", "/CN=exp1", "--days", "20", NULL);
+	cf_test_identity_new(&e2, &g.fleet, "exp2", "/CN=exp2", "--days", "20", NULL);
+	unlink(sub_out);
+	assert_int_equal(cf_test_mqtt_sub_start(&sub, g.broker, g.dev_cert, g.dev_key,
+						"dev1-audit", topics, sub_out),
+			 0);
+	conf_append("audit_schedule = 2s\naudit_notify_topic = certfleet/audit\n");
+	d = daemon_start(log);
+	assert_int_equal(cf_test_file_wait(log, "event=audit_run ", 1, WAIT_MS), 0);
+	assert_int_equal(cf_test_file_count(log, "action=ROTATE_DEVICE_CERTIFICATE result=changed"),
+			 2);
+	rows = cf_test_certfleet_json(&g.fleet, "rotate", "list", NULL);
+	assert_int_equal(json_array_size(rows), 2);
+	/* Two more runs: the findings are OPEN, their things already rotating. */
+	assert_int_equal(cf_test_file_wait(log, "event=audit_run ", 3, WAIT_MS), 0);
+	assert_int_equal(cf_test_file_count(log, "action=ROTATE_DEVICE_CERTIFICATE result=changed"),
+			 2);
+	assert_true(cf_test_file_count(log, "result=already") >= 4);
+	rows = cf_test_certfleet_json(&g.fleet, "rotate", "list", NULL);
+	assert_int_equal(json_array_size(rows), 2);
+	/* The summary went out through the outbox. */
+	assert_int_equal(cf_test_file_wait(sub_out, "\"findingsActedOn\"", 1, WAIT_MS), 0);
+	assert_int_equal(cf_test_bg_stop(d, 0), 0);
+	cf_test_bg_free(d);
+
+	/* Restarted with a longer schedule: the last run is recent, so none at start. */
+	rows = cf_test_certfleet_json(&g.fleet, "audit", "list", "--limit", "1000", NULL);
+	runs = json_array_size(rows);
+	assert_true(runs >= 3);
+	setup(NULL);
+	conf_append("audit_schedule = 1h\n");
+	d = daemon_start(log);
+	assert_int_equal(cf_test_file_wait(log, "event=mqtt_connected", 1, WAIT_MS), 0);
+	usleep(1500 * 1000);
+	assert_int_equal(cf_test_file_count(log, "event=audit_run "), 0);
+	assert_int_equal(cf_test_bg_stop(d, 0), 0);
+	cf_test_bg_free(d);
+	cf_test_bg_free(sub);
+	rows = cf_test_certfleet_json(&g.fleet, "audit", "list", "--limit", "1000", NULL);
+	assert_int_equal(json_array_size(rows), runs);
+	free(log);
+	free(sub_out);
+}
+
 int
 main(void)
 {
@@ -346,6 +410,7 @@ main(void)
 		cmocka_unit_test_setup(test_daemon__tls_files_checked_at_start, setup),
 		cmocka_unit_test_setup(test_daemon__answers_reconnects_and_keeps_its_session, setup),
 		cmocka_unit_test_setup(test_daemon__sighup_reload, setup),
+		cmocka_unit_test_setup(test_daemon__scheduled_audit_rotates_once, setup),
 	};
 
 	return cmocka_run_group_tests_name("certfleetd", tests, group_setup, group_teardown);

@@ -297,6 +297,119 @@ test_store_delete__rotation_events(void **state)
 	fx_verify_ok(fx);
 }
 
+/* cf_store_cert_scan(): what the audit reads, in storage order, deleted ones on request. */
+struct scan_seen {
+	struct fixture *fx;
+	int n;
+	int stop_at;   /* return 7 from this row (1-based), 0: never */
+	bool nested;   /* scan again from inside the callback */
+	char ids[4][65];
+	char thing1[16];
+	int64_t deleted[4];
+	cf_store_cert_facts first;
+};
+
+static int
+scan_count(const cf_store_cert_facts *f, void *payload)
+{
+	(void)f;
+	(*(int *)payload)++;
+	return 0;
+}
+
+static int
+scan_cb(const cf_store_cert_facts *f, void *payload)
+{
+	struct scan_seen *s = payload;
+	int inner = 0;
+
+	if (s->n < 4) {
+		snprintf(s->ids[s->n], sizeof(s->ids[s->n]), "%s", f->id);
+		s->deleted[s->n] = f->deleted_at;
+	}
+	if (s->n == 0) {
+		s->first = *f;
+		snprintf(s->thing1, sizeof(s->thing1), "%s", f->thing != NULL ? f->thing : "(null)");
+	}
+	s->n++;
+	if (s->nested) {
+		assert_int_equal(cf_store_cert_scan(s->fx->store, -1, true, scan_count, &inner,
+						    NULL),
+				 0);
+		assert_true(inner >= 3);
+	}
+	return s->n == s->stop_at ? 7 : 0;
+}
+
+static void
+test_store_delete__scan(void **state)
+{
+	struct fixture *fx = *state;
+	struct scan_seen s;
+	cf_store_cert cert;
+	cf_err err = CF_ERR_INIT;
+	char id[65];
+	int n = 0;
+
+	seed(fx);
+	fx_add_cert(fx, 3, CA, NULL, CF_CERT_INACTIVE, 40);
+	memset(&s, 0, sizeof(s));
+	s.fx = fx;
+	assert_int_equal(cf_store_cert_scan(fx->store, -1, false, scan_cb, &s, &err), 0);
+	assert_int_equal(s.n, 3);
+	fx_id(id, 1);
+	assert_string_equal(s.ids[0], id);
+	fx_id(id, 3);
+	assert_string_equal(s.ids[2], id);
+	/* the first row: its numbers as cf_store_cert_get() gives them (its strings were borrowed) */
+	fx_id(id, 1);
+	assert_int_equal(cf_store_cert_get(fx->store, &cert, id, NULL), 0);
+	assert_string_equal(s.thing1, "a");
+	assert_int_equal(s.first.status, CF_CERT_ACTIVE);
+	assert_int_equal(s.first.not_after, cert.not_after);
+	assert_int_equal(s.first.not_before, cert.not_before);
+	assert_int_equal(s.first.key_bits, cert.key_bits);
+	assert_int_equal(s.first.created_at, cert.created_at);
+	assert_int_equal(s.first.deleted_at, 0);
+	cf_store_cert_clear(&cert);
+
+	assert_int_equal(cf_store_cert_scan(fx->store, CF_CERT_ACTIVE, false, scan_count, &n, NULL),
+			 0);
+	assert_int_equal(n, 2);
+	n = 0;
+	assert_int_equal(cf_store_cert_scan(fx->store, CF_CERT_REVOKED, true, scan_count, &n, NULL),
+			 0);
+	assert_int_equal(n, 0);
+
+	/* deleted: left out unless asked, then with deleted_at */
+	fx_id(id, 2);
+	deactivate(fx, id);
+	if (cf_store_cert_delete(fx->store, id, &fx_actor, &err) != 0)
+		fail_msg("delete: %s", err.msg);
+	n = 0;
+	assert_int_equal(cf_store_cert_scan(fx->store, -1, false, scan_count, &n, NULL), 0);
+	assert_int_equal(n, 2);
+	memset(&s, 0, sizeof(s));
+	s.fx = fx;
+	assert_int_equal(cf_store_cert_scan(fx->store, -1, true, scan_cb, &s, NULL), 0);
+	assert_int_equal(s.n, 3);
+	assert_string_equal(s.ids[1], id);
+	assert_true(s.deleted[1] != 0);
+
+	/* a callback's return stops the pass; a nested scan works */
+	memset(&s, 0, sizeof(s));
+	s.fx = fx;
+	s.stop_at = 1;
+	s.nested = true;
+	assert_int_equal(cf_store_cert_scan(fx->store, -1, true, scan_cb, &s, NULL), 7);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(cf_store_cert_scan(fx->store, -1, true, scan_count, &n, NULL), 0);
+
+	assert_int_equal(cf_store_cert_scan(fx->store, 9, false, scan_count, &n, &err), CF_EINVAL);
+	assert_int_equal(cf_store_cert_scan(fx->store, -1, false, NULL, &n, &err), CF_EINVAL);
+	assert_int_equal(cf_store_cert_scan(NULL, -1, false, scan_count, &n, &err), CF_EINVAL);
+}
+
 int
 test_delete_run(void)
 {
@@ -310,6 +423,7 @@ test_delete_run(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_delete__rotation_events, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_delete__scan, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests_name("delete", tests, NULL, NULL);

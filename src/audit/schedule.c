@@ -1,0 +1,299 @@
+/*
+ * audit schedule: when certfleetd runs the audit by itself, and the actions
+ * bound to checks applied after each run.
+ *
+ * How it works: the schedule keeps no state of its own. The next run is
+ * derived from the start of the newest SCHEDULED run in the registry, so a
+ * daemon restarted (or several daemons over one registry) computes the
+ * same time again: a run missed while nobody was up is due at once, and a
+ * run that already happened is not done twice.
+ */
+#include "audit/audit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "rotation/rotation.h"
+
+#define DAY 86400
+
+int
+cf_audit_schedule_parse(cf_audit_schedule *out, const char *text, cf_err *err)
+{
+	int64_t secs;
+	unsigned int hh, mm;
+	char tail;
+
+	memset(out, 0, sizeof(*out));
+	if (text == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "audit_schedule: missing");
+	if (strcmp(text, "off") == 0)
+		return CF_OK;
+	if (strcmp(text, "daily") == 0 || strcmp(text, "weekly") == 0) {
+		out->kind = CF_AUDIT_SCHEDULE_INTERVAL;
+		out->interval = text[0] == 'd' ? DAY : 7 * DAY;
+		return CF_OK;
+	}
+	if (strcmp(text, "monthly") == 0) {
+		out->kind = CF_AUDIT_SCHEDULE_MONTHLY;
+		return CF_OK;
+	}
+	if (strncmp(text, "daily@", 6) == 0) {
+		if (strlen(text) != 11 || sscanf(text + 6, "%2u:%2u%c", &hh, &mm, &tail) != 2 ||
+		    text[8] != ':' || hh > 23 || mm > 59)
+			return cf_err_set(err, CF_EINVAL, NULL,
+					  "audit_schedule: '%s' is not daily@HH:MM", text);
+		out->kind = CF_AUDIT_SCHEDULE_DAILY_AT;
+		out->at_minute = (int64_t)hh * 60 + mm;
+		return CF_OK;
+	}
+	if (cf_duration_parse(&secs, text) != CF_OK || secs < 1)
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "audit_schedule: '%s' is not off, daily, weekly, monthly, "
+				  "daily@HH:MM or a duration such as 6h",
+				  text);
+	out->kind = CF_AUDIT_SCHEDULE_INTERVAL;
+	out->interval = secs;
+	return CF_OK;
+}
+
+/* The first time of day at_minute (UTC) strictly after t. */
+static int64_t
+next_time_of_day(int64_t t, int64_t at_minute)
+{
+	int64_t day = t - ((t % DAY) + DAY) % DAY;
+	int64_t cand = day + at_minute * 60;
+
+	return cand > t ? cand : cand + DAY;
+}
+
+/* last plus one calendar month, UTC (the 31st goes to the end of a shorter month). */
+static int64_t
+plus_month(int64_t last)
+{
+	static const int mdays[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	time_t t = (time_t)last;
+	struct tm tm;
+	int y, m, dmax;
+
+	if (gmtime_r(&t, &tm) == NULL)
+		return last + 30 * DAY;
+	y = tm.tm_year + 1900;
+	m = tm.tm_mon + 1;
+	if (m == 12) {
+		m = 0;
+		y++;
+	}
+	dmax = mdays[m];
+	if (m == 1 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+		dmax = 29;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = m;
+	if (tm.tm_mday > dmax)
+		tm.tm_mday = dmax;
+	return (int64_t)timegm(&tm);
+}
+
+int64_t
+cf_audit_schedule_next(const cf_audit_schedule *sched, int64_t last, int64_t now)
+{
+	int64_t next;
+
+	switch (sched->kind) {
+	case CF_AUDIT_SCHEDULE_INTERVAL:
+		next = last > 0 ? last + sched->interval : now;
+		break;
+	case CF_AUDIT_SCHEDULE_MONTHLY:
+		next = last > 0 ? plus_month(last) : now;
+		break;
+	case CF_AUDIT_SCHEDULE_DAILY_AT:
+		if (last > 0)
+			next = next_time_of_day(last, sched->at_minute);
+		else
+			next = next_time_of_day(now - 1, sched->at_minute);
+		break;
+	default:
+		return INT64_MAX;
+	}
+	/* Missed while down: due now, once. */
+	return next < now ? now : next;
+}
+
+static int
+last_cb(const cf_store_audit_run *run, void *payload)
+{
+	if (run->trigger != CF_AUDIT_SCHEDULED)
+		return 0;
+	*(int64_t *)payload = run->started_at;
+	return 1;
+}
+
+int
+cf_audit_last_scheduled(int64_t *out, cf_store *store, cf_err *err)
+{
+	int rc;
+
+	*out = 0;
+	rc = cf_store_audit_run_list(store, 0, last_cb, out, err);
+	return rc < 0 ? rc : CF_OK;
+}
+
+/* ---- the bound actions ------------------------------------------------------ */
+
+struct todo {
+	cf_audit_finding_ref *items;
+	size_t n, cap;
+	const cf_audit_bindings *b;
+	size_t left;
+	bool oom;
+};
+
+static int
+check_idx(const char *name)
+{
+	const cf_audit_check_info *c;
+	size_t i;
+
+	for (i = 0; (c = cf_audit_check_at(i)) != NULL; i++)
+		if (strcmp(c->name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int
+todo_cb(const cf_store_finding *f, void *payload)
+{
+	struct todo *t = payload;
+	cf_audit_finding_ref *r;
+	int ci;
+
+	if (f->state == CF_FINDING_RESOLVED || f->suppressed)
+		return 0;
+	ci = check_idx(f->check);
+	if (ci < 0 || ci >= CF_AUDIT_CHECKS_MAX || t->b->actions[ci] == 0)
+		return 0;
+	if (t->n == CF_AUDIT_APPLY_MAX) {
+		t->left++;
+		return 0;
+	}
+	if (t->n == t->cap) {
+		size_t cap = t->cap == 0 ? 64 : t->cap * 2;
+		cf_audit_finding_ref *grown = realloc(t->items, cap * sizeof(*grown));
+
+		if (grown == NULL) {
+			t->oom = true;
+			return CF_ENOMEM;
+		}
+		t->items = grown;
+		t->cap = cap;
+	}
+	r = &t->items[t->n++];
+	memset(r, 0, sizeof(*r));
+	r->run_id = f->run_id;
+	snprintf(r->finding_id, sizeof(r->finding_id), "%s", f->finding_id);
+	snprintf(r->check, sizeof(r->check), "%s", f->check);
+	snprintf(r->resource, sizeof(r->resource), "%s", f->resource);
+	r->state = f->state;
+	r->finding.severity = f->severity;
+	return 0;
+}
+
+/* Is the thing of resource (thing:, or cert:'s thing) a service principal (role=service)? */
+static bool
+is_service(cf_store *store, const char *resource)
+{
+	cf_store_cert cert;
+	cf_store_thing thing;
+	const char *name = NULL, *role;
+	json_t *attrs = NULL;
+	bool svc = false;
+	cf_err err = CF_ERR_INIT;
+
+	memset(&cert, 0, sizeof(cert));
+	memset(&thing, 0, sizeof(thing));
+	if (strncmp(resource, "thing:", 6) == 0)
+		name = resource + 6;
+	else if (strncmp(resource, "cert:", 5) == 0 &&
+		 cf_store_cert_get(store, &cert, resource + 5, &err) == CF_OK)
+		name = cert.thing;
+	if (name != NULL && cf_store_thing_get(store, &thing, name, &err) == CF_OK &&
+	    thing.attributes != NULL) {
+		attrs = json_loads(thing.attributes, 0, NULL);
+		role = json_string_value(json_object_get(attrs, "role"));
+		svc = role != NULL && strcmp(role, "service") == 0;
+	}
+	json_decref(attrs);
+	cf_store_thing_clear(&thing);
+	cf_store_cert_clear(&cert);
+	return svc;
+}
+
+int
+cf_audit_apply_bindings(cf_audit_applied *out, cf_store *store, struct cf_rotation_engine *eng,
+			const cf_audit_bindings *b, int64_t run_id, const char *who,
+			cf_audit_acted_fn cb, void *payload, cf_err *err)
+{
+	cf_store_finding_filter filter = CF_STORE_FINDING_FILTER_INIT;
+	struct todo t;
+	size_t i;
+	unsigned int a;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	memset(&t, 0, sizeof(t));
+	t.b = b;
+	filter.run_id = run_id;
+	/* Collected first: no registry change while the findings are being read. */
+	rc = cf_store_audit_finding_list(store, &filter, todo_cb, &t, err);
+	if (t.oom)
+		rc = cf_err_set(err, CF_ENOMEM, NULL, "findings to act on");
+	if (rc < 0)
+		goto out;
+	out->findings = t.n;
+	out->left = t.left;
+	for (i = 0; i < t.n; i++) {
+		cf_audit_finding_ref *r = &t.items[i];
+		int ci = check_idx(r->check);
+
+		r->finding.run_id = r->run_id;
+		r->finding.finding_id = r->finding_id;
+		r->finding.check = r->check;
+		r->finding.resource = r->resource;
+		r->finding.state = r->state;
+		for (a = 0; a < CF_AUDIT_ACTION_COUNT; a++) {
+			cf_audit_mitigation m;
+			cf_audit_acted acted;
+			cf_err aerr = CF_ERR_INIT;
+
+			if ((b->actions[ci] & (1u << a)) == 0)
+				continue;
+			if (a == CF_AUDIT_ROTATE_DEVICE_CERTIFICATE && is_service(store, r->resource)) {
+				out->skipped_service++;
+				continue;
+			}
+			rc = cf_audit_mitigate(&m, store, eng, &r->finding, (cf_audit_action)a, who,
+					       &aerr);
+			out->actions++;
+			if (rc != CF_OK)
+				out->failed++;
+			else if (m.changed > 0)
+				out->changed++;
+			if (cb != NULL) {
+				acted.finding = &r->finding;
+				acted.action = (cf_audit_action)a;
+				acted.rc = rc;
+				acted.err = &aerr;
+				acted.result = &m;
+				cb(&acted, payload);
+			}
+		}
+	}
+	rc = CF_OK;
+out:
+	free(t.items);
+	return rc;
+}
