@@ -1,6 +1,8 @@
 /*
- * broker/policy.c: policies compiled for the broker, and the topic filter
- * algebra that decides publish, subscribe and delivery (policy.h).
+ * broker/policy.c: policies compiled for the broker, and the decision for
+ * publish, subscribe and delivery (policy.h), made with the store's topic
+ * filter algebra (cf_store_topic_*, src/store/policy.c), which the audit
+ * shares.
  */
 #include "policy.h"
 
@@ -11,9 +13,6 @@
 #include <jansson.h>
 
 #include "store/store.h"
-
-/* A resource after ${...} replacement: the validated 256 bytes grow by at most the names. */
-#define EXPANDED_MAX 1024
 
 struct statement {
 	bool deny;
@@ -27,117 +26,6 @@ struct cf_broker_policy {
 	struct statement *statements;
 	size_t n;
 };
-
-/* ---- topic filter algebra ------------------------------------------------- */
-
-/* The next level of *s: *lv and *len; *s moves past it, to NULL after the last. */
-static void
-take(const char **s, const char **lv, size_t *len)
-{
-	const char *slash = strchr(*s, '/');
-
-	*lv = *s;
-	if (slash != NULL) {
-		*len = (size_t)(slash - *s);
-		*s = slash + 1;
-	} else {
-		*len = strlen(*s);
-		*s = NULL;
-	}
-}
-
-static bool
-level_is(const char *lv, size_t len, char c)
-{
-	return len == 1 && lv[0] == c;
-}
-
-static bool
-level_eq(const char *a, size_t alen, const char *b, size_t blen)
-{
-	return alen == blen && memcmp(a, b, alen) == 0;
-}
-
-/* MQTT 4.7.2: a filter starting with a wildcard does not match a topic starting with '$'. */
-static bool
-dollar_excluded(const char *filter, const char *topic)
-{
-	return topic[0] == '$' && (filter[0] == '+' || filter[0] == '#');
-}
-
-static bool
-matches(const char *filter, const char *topic, bool dollar_rule)
-{
-	const char *f = filter, *t = topic, *fl, *tl;
-	size_t fn, tn;
-
-	if (dollar_rule && dollar_excluded(filter, topic))
-		return false;
-	while (f != NULL) {
-		take(&f, &fl, &fn);
-		if (level_is(fl, fn, '#'))
-			return true; /* also the parent: "a/#" matches "a" */
-		if (t == NULL)
-			return false;
-		take(&t, &tl, &tn);
-		if (!level_is(fl, fn, '+') && !level_eq(fl, fn, tl, tn))
-			return false;
-	}
-	return t == NULL;
-}
-
-bool
-cf_broker_topic_matches(const char *filter, const char *topic)
-{
-	return matches(filter, topic, true);
-}
-
-bool
-cf_broker_filter_covers(const char *filter, const char *sub)
-{
-	const char *r = filter, *s = sub, *rl, *sl;
-	size_t rn, sn;
-
-	if (dollar_excluded(filter, sub))
-		return false;
-	while (r != NULL) {
-		take(&r, &rl, &rn);
-		if (level_is(rl, rn, '#'))
-			return true;
-		if (s == NULL)
-			return false;
-		take(&s, &sl, &sn);
-		if (level_is(sl, sn, '#'))
-			return false; /* any depth under a filter of finite depth */
-		if (level_is(rl, rn, '+'))
-			continue;
-		if (level_is(sl, sn, '+') || !level_eq(rl, rn, sl, sn))
-			return false;
-	}
-	return s == NULL;
-}
-
-bool
-cf_broker_filters_overlap(const char *a, const char *b)
-{
-	const char *x = a, *y = b, *xl, *yl, *rest;
-	size_t xn, yn;
-
-	while (x != NULL && y != NULL) {
-		take(&x, &xl, &xn);
-		take(&y, &yl, &yn);
-		if (level_is(xl, xn, '#') || level_is(yl, yn, '#'))
-			return true;
-		if (level_is(xl, xn, '+') || level_is(yl, yn, '+'))
-			continue;
-		if (!level_eq(xl, xn, yl, yn))
-			return false;
-	}
-	if (x == NULL && y == NULL)
-		return true;
-	rest = x != NULL ? x : y; /* the longer one's remaining levels */
-	return strcmp(rest, "#") == 0;
-}
 
 /* ---- compiling -------------------------------------------------------------- */
 
@@ -261,52 +149,14 @@ cf_broker_policy_free(cf_broker_policy *policy)
 
 /* ---- deciding ----------------------------------------------------------------- */
 
-/* A variable's value may not add levels or wildcards to a filter. */
-static bool
-value_safe(const char *value)
-{
-	return value != NULL && value[0] != '\0' && strpbrk(value, "/+#") == NULL;
-}
-
-/* res with ${clientid} and ${thing} replaced, into buf; false when unsafe or too long. */
-static bool
-expand(char buf[EXPANDED_MAX], const char *res, const char *client_id, const char *thing)
-{
-	size_t n = 0, len;
-	const char *value;
-
-	while (*res != '\0') {
-		if (strncmp(res, "${clientid}", 11) == 0) {
-			value = client_id;
-			res += 11;
-		} else if (strncmp(res, "${thing}", 8) == 0) {
-			value = thing;
-			res += 8;
-		} else {
-			if (n + 1 >= EXPANDED_MAX)
-				return false;
-			buf[n++] = *res++;
-			continue;
-		}
-		if (!value_safe(value))
-			return false;
-		len = strlen(value);
-		if (len >= EXPANDED_MAX - n)
-			return false;
-		memcpy(buf + n, value, len);
-		n += len;
-	}
-	buf[n] = '\0';
-	return true;
-}
-
 /* Whether one (expanded) resource of an allow or a deny statement applies to topic. */
 static bool
 applies(const char *res, bool deny, cf_broker_action action, const char *topic)
 {
 	if (action == CF_BROKER_SUBSCRIBE)
-		return deny ? cf_broker_filters_overlap(res, topic) : cf_broker_filter_covers(res, topic);
-	return matches(res, topic, !deny);
+		return deny ? cf_store_topic_filters_overlap(res, topic)
+			    : cf_store_topic_filter_covers(res, topic);
+	return cf_store_topic_matches(res, topic, !deny);
 }
 
 /* "$share/GROUP/filter" -> "filter"; NULL when malformed. Other filters as they are. */
@@ -325,7 +175,7 @@ bool
 cf_broker_policy_allows(const cf_broker_policy *policy, cf_broker_action action,
 			const char *topic, const char *client_id, const char *thing)
 {
-	char buf[EXPANDED_MAX];
+	char buf[CF_STORE_TOPIC_EXPANDED_MAX];
 	const struct statement *st;
 	const char *res;
 	bool allowed = action == CF_BROKER_CONNECT;
@@ -343,7 +193,7 @@ cf_broker_policy_allows(const cf_broker_policy *policy, cf_broker_action action,
 			continue;
 		for (j = 0; j < st->n; j++) {
 			res = st->resources[j];
-			if (st->has_vars[j] && !expand(buf, res, client_id, thing)) {
+			if (st->has_vars[j] && !cf_store_topic_expand(buf, res, client_id, thing)) {
 				if (st->deny)
 					return false; /* fail closed */
 				continue;

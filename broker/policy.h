@@ -61,15 +61,9 @@ void cf_broker_policy_free(cf_broker_policy *policy);
 bool cf_broker_policy_allows(const cf_broker_policy *policy, cf_broker_action action,
 			     const char *topic, const char *client_id, const char *thing);
 
-/* ---- topic filter algebra (MQTT 3.1.1 4.7), exposed for the tests --------- */
-
-/* Whether topic (a name) matches filter. */
-bool cf_broker_topic_matches(const char *filter, const char *topic);
-
-/* Whether every topic that sub can match also matches filter. */
-bool cf_broker_filter_covers(const char *filter, const char *sub);
-
-/* Whether some topic matches both filters. */
-bool cf_broker_filters_overlap(const char *a, const char *b);
+/*
+ * The topic filter algebra (match, cover, overlap, ${...} expansion) is the
+ * store's: cf_store_topic_* in store/store.h.
+ */
 
 #endif

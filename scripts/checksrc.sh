@@ -10,8 +10,8 @@ if grep -nE "$banned" $files; then
 	echo "checksrc: banned call above (use snprintf, memcpy, strtol, RAND_bytes...)" >&2
 	status=1
 fi
-# A module includes only modules below it: util < pki < store < authority < rotation < audit < mqtt < daemon.
-order=(util pki store authority rotation audit mqtt daemon)
+# A module includes only modules below it: util < pki < store < authority < rotation < audit < events < mqtt < daemon.
+order=(util pki store authority rotation audit events mqtt daemon)
 for i in "${!order[@]}"; do
 	mod=${order[$i]}
 	for up in "${order[@]:$((i + 1))}"; do

@@ -234,15 +234,6 @@ out:
 	return text;
 }
 
-static int64_t
-clock_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Everything after the run was begun, inside one transaction. */
 static int
 run_checks(cf_audit__run *run, int64_t started_ms)
@@ -275,7 +266,7 @@ run_checks(cf_audit__run *run, int64_t started_ms)
 		rc = batch_flush(run);
 	if (rc != CF_OK)
 		return rc;
-	run->sum->elapsed_ms = clock_ms() - started_ms;
+	run->sum->elapsed_ms = cf_time_mono_ms() - started_ms;
 	summary = summary_json(run->sum);
 	if (summary == NULL)
 		return cf_err_set(run->err, CF_ENOMEM, NULL, "audit summary");
@@ -318,7 +309,7 @@ cf_audit_run(int64_t *run_out, cf_audit_summary *summary, cf_store *store,
 	const char *names[CF_AUDIT__COUNT];
 	cf_audit_summary local;
 	cf_audit__run *run = NULL;
-	int64_t started_ms = clock_ms();
+	int64_t started_ms = cf_time_mono_ms();
 	cf_err ferr = CF_ERR_INIT;
 	size_t i, nnames = 0;
 	int rc, idx;

@@ -14,7 +14,7 @@
  * and the schedule certfleetd runs (schedule.c) follow the engine. Not done
  * yet (issue 5): the ROCA fingerprint of device certificates (it needs the
  * modulus, which the registry does not keep), the webhook notifier, the
- * policy, revocation-list and logging checks, the end-to-end test.
+ * revocation-list check, the end-to-end test.
  */
 #ifndef CF_AUDIT_H
 #define CF_AUDIT_H
@@ -35,6 +35,7 @@ typedef struct cf_audit_config {
 	int64_t rotation_failures;    /* ROTATION_FAILING_CHECK, 3 */
 	int64_t shared_window;        /* connection checks: seconds back from now, 86400 */
 	cf_pki_key_policy key_policy; /* the *_KEY_QUALITY_CHECKs: cf_pki_key_policy_init() */
+	bool notifier_configured;     /* LOGGING_DISABLED_CHECK: a notifier is set up, false */
 } cf_audit_config;
 
 /* Fill cfg with the defaults above. */

@@ -34,6 +34,20 @@ const cf_audit_check_info cf_audit__checks[CF_AUDIT__COUNT] = {
 	  "an ACTIVE device certificate is older than audit_device_age_days and not expiring" },
 	{ "ROTATION_FAILING_CHECK", CF_SEVERITY_HIGH,
 	  "a thing's last audit_rotation_failures rotations all failed or timed out" },
+	/*
+	 * HIGH: what it finds ranges from a fleet-wide read-only topic to
+	 * publishing on every device's csr_res; the detail names the actions.
+	 */
+	{ "POLICY_OVERLY_PERMISSIVE_CHECK", CF_SEVERITY_HIGH,
+	  "a policy attached to a device lets it reach topics outside its own "
+	  "(no ${clientid}, or a wildcard above it)" },
+	/*
+	 * MEDIUM: one severity for both reasons; a missing notifier alone is
+	 * LOW elsewhere, a broken chain is worse, and `certfleet events
+	 * verify` says more about it.
+	 */
+	{ "LOGGING_DISABLED_CHECK", CF_SEVERITY_MEDIUM,
+	  "no notifier is configured, or the event log's hash chain is broken" },
 };
 
 /* ---- expiry and age ---------------------------------------------------- */
@@ -861,6 +875,340 @@ rotations(cf_audit__run *run)
 	return rc;
 }
 
+/* ---- overly permissive policies ------------------------------------------ */
+
+/*
+ * The rule. A device's own topics are <prefix>/<client id>/...: the broker
+ * admits a client only with the name of its certificate's thing as client
+ * id, so ${clientid} and ${thing} both stand for that one name. An allow
+ * resource of a statement that can publish, subscribe or receive (connect
+ * alone is the registry's decision) is overly permissive when:
+ * - with two different sample names substituted, the two filters overlap
+ *   (cf_store_topic_filters_overlap()): two devices reach one topic.
+ *   Always so for a resource without a variable ("#",
+ *   "management/topic/+/csr_req", "status"): RESOURCE_WITHOUT_CLIENT_ID;
+ *   with a variable, RESOURCE_SHARED_BY_DEVICES (a level naming the client
+ *   is a one-to-one function of the name, so the first rule below makes
+ *   this one a safety net);
+ * - or a wildcard comes before the first level that names the client
+ *   ("+/+/${clientid}/x"): its expansion reaches topics under any prefix,
+ *   other namespaces and other devices' own trees ("P/dev-2/dev-1" is in
+ *   dev-2's "P/${clientid}/#"): WILDCARD_ABOVE_CLIENT_ID.
+ * So a resource passes only when a literal prefix leads to a level naming
+ * the client, which makes the topics of two devices disjoint. Deny
+ * statements are not weighed: an allow that only a deny narrows is still
+ * reported (suppress the finding when that is intended). Not covered: a
+ * client name equal to a literal level of another resource.
+ *
+ * Which policies: those attached to an ACTIVE certificate bound to a thing
+ * that is not a service principal (attribute role "service", skipped as
+ * cf_rotation_start_many() does: the service policy's "P/+/..." is meant
+ * for them). An unbound certificate cannot connect. The documents are
+ * judged first (a handful); only when one is reported are the ACTIVE
+ * certificates read again, with their policies, until each reported policy
+ * has a device, so a clean fleet costs one query.
+ */
+#define SAMPLE_A "cf-audit-sample-a"
+#define SAMPLE_B "cf-audit-sample-b"
+#define POLICY_RESOURCES_MAX 16 /* in a finding's detail */
+
+struct perm_policy {
+	char *name;
+	json_t *resources; /* [{resource, actions, reason}] */
+	const char *reason; /* the first resource's */
+	char *thing;        /* a device it is attached to, once found */
+	char *cert;
+};
+
+struct perm {
+	cf_audit__run *run;
+	struct perm_policy *p;
+	size_t n, open; /* open: reported ones without a device yet */
+	/* the last thing looked up, for the service principal test */
+	char *last_thing;
+	bool last_service;
+	const cf_store_cert_facts *cert; /* the certificate whose policies are listed */
+	int rc;
+};
+
+/* Whether a level of resource before the first one naming the client is a wildcard. */
+static bool
+wildcard_above(const char *res)
+{
+	const char *lv = res, *slash;
+	size_t len;
+
+	for (;;) {
+		slash = strchr(lv, '/');
+		len = slash != NULL ? (size_t)(slash - lv) : strlen(lv);
+		if (len == 1 && (lv[0] == '+' || lv[0] == '#'))
+			return true;
+		for (size_t i = 0; i + 1 < len; i++)
+			if (lv[i] == '$' && lv[i + 1] == '{')
+				return false;
+		if (slash == NULL)
+			return false;
+		lv = slash + 1;
+	}
+}
+
+/* Why res is overly permissive (see the rule above), or NULL when it is not. */
+static const char *
+resource_verdict(const char *res)
+{
+	char a[CF_STORE_TOPIC_EXPANDED_MAX], b[CF_STORE_TOPIC_EXPANDED_MAX];
+	bool named = strstr(res, "${") != NULL;
+
+	if (!cf_store_topic_expand(a, res, SAMPLE_A, SAMPLE_A) ||
+	    !cf_store_topic_expand(b, res, SAMPLE_B, SAMPLE_B))
+		return NULL; /* too long once expanded: the broker allows nothing with it */
+	if (cf_store_topic_filters_overlap(a, b))
+		return named ? "RESOURCE_SHARED_BY_DEVICES" : "RESOURCE_WITHOUT_CLIENT_ID";
+	if (wildcard_above(res))
+		return "WILDCARD_ABOVE_CLIENT_ID";
+	return NULL;
+}
+
+/* The actions of stmt that reach topics (all but connect), as a JSON array; NULL: none. */
+static json_t *
+topic_actions(json_t *stmt)
+{
+	json_t *out = json_array(), *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(stmt, "actions"), i, v) {
+		const char *a = json_string_value(v);
+
+		if (a != NULL && strcmp(a, "connect") != 0)
+			json_array_append_new(out, json_string(a));
+	}
+	if (out != NULL && json_array_size(out) == 0) {
+		json_decref(out);
+		out = NULL;
+	}
+	return out;
+}
+
+/* The reported resources of one policy document, as a JSON array (empty: none). */
+static json_t *
+judge_document(const char *document, const char **reason)
+{
+	json_t *doc, *out = json_array(), *stmt, *res;
+	size_t i, j;
+
+	*reason = NULL;
+	doc = json_loads(document != NULL ? document : "", JSON_REJECT_DUPLICATES, NULL);
+	json_array_foreach(json_object_get(doc, "statements"), i, stmt) {
+		const char *effect = json_string_value(json_object_get(stmt, "effect"));
+		json_t *actions;
+
+		if (effect == NULL || strcmp(effect, "allow") != 0)
+			continue;
+		actions = topic_actions(stmt);
+		json_array_foreach(json_object_get(stmt, "resources"), j, res) {
+			const char *why = json_string_value(res) != NULL
+						  ? resource_verdict(json_string_value(res))
+						  : NULL;
+
+			if (actions == NULL || why == NULL || out == NULL)
+				continue;
+			if (*reason == NULL)
+				*reason = why;
+			if (json_array_size(out) < POLICY_RESOURCES_MAX)
+				json_array_append_new(out, json_pack("{s:O, s:O, s:s}", "resource",
+								     res, "actions", actions,
+								     "reason", why));
+		}
+		json_decref(actions);
+	}
+	json_decref(doc);
+	return out;
+}
+
+static int
+perm_policy_cb(const cf_store_policy *policy, void *payload)
+{
+	struct perm *pm = payload;
+	struct perm_policy *grown, *p;
+	const char *reason;
+	json_t *res = judge_document(policy->document, &reason);
+
+	if (res == NULL)
+		return CF_ENOMEM;
+	if (json_array_size(res) == 0) {
+		json_decref(res);
+		return 0;
+	}
+	grown = realloc(pm->p, (pm->n + 1) * sizeof(*grown));
+	if (grown == NULL) {
+		json_decref(res);
+		return CF_ENOMEM;
+	}
+	pm->p = grown;
+	p = &pm->p[pm->n];
+	memset(p, 0, sizeof(*p));
+	p->resources = res;
+	p->reason = reason;
+	p->name = cf_strdup(policy->name);
+	pm->n++;
+	pm->open++;
+	return p->name != NULL ? 0 : CF_ENOMEM;
+}
+
+/* Whether thing is a service principal (its attribute role is "service"). */
+static int
+perm_is_service(struct perm *pm, bool *out, const char *thing)
+{
+	cf_store_thing rec;
+	json_t *attrs;
+	const char *role;
+	int rc;
+
+	if (pm->last_thing != NULL && strcmp(pm->last_thing, thing) == 0) {
+		*out = pm->last_service;
+		return CF_OK;
+	}
+	*out = false;
+	memset(&rec, 0, sizeof(rec));
+	rc = cf_store_thing_get(pm->run->store, &rec, thing, pm->run->err);
+	if (rc == CF_ENOTFOUND)
+		return CF_OK; /* not a service principal */
+	if (rc != CF_OK)
+		return rc;
+	attrs = json_loads(rec.attributes != NULL ? rec.attributes : "{}", 0, NULL);
+	role = json_string_value(json_object_get(attrs, "role"));
+	*out = role != NULL && strcmp(role, "service") == 0;
+	json_decref(attrs);
+	cf_store_thing_clear(&rec);
+	free(pm->last_thing);
+	pm->last_thing = cf_strdup(thing);
+	pm->last_service = *out;
+	return pm->last_thing != NULL ? CF_OK : CF_ENOMEM;
+}
+
+/* A policy attached to pm->cert: the reported one of that name gets its device. */
+static int
+perm_attached_cb(const cf_store_policy *policy, void *payload)
+{
+	struct perm *pm = payload;
+	const cf_store_cert_facts *cert = pm->cert;
+	bool service;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < pm->n; i++) {
+		struct perm_policy *p = &pm->p[i];
+
+		if (p->thing != NULL || strcmp(p->name, policy->name) != 0)
+			continue;
+		rc = perm_is_service(pm, &service, cert->thing);
+		if (rc != CF_OK || service)
+			return rc;
+		p->thing = cf_strdup(cert->thing);
+		p->cert = cf_strdup(cert->id);
+		if (p->thing == NULL || p->cert == NULL)
+			return CF_ENOMEM;
+		pm->open--;
+	}
+	return 0;
+}
+
+#define PERM_DONE 1 /* every reported policy has its device: the pass stops */
+
+static int
+perm_cert_cb(const cf_store_cert_facts *cert, void *payload)
+{
+	struct perm *pm = payload;
+	int rc;
+
+	if (cert->thing == NULL)
+		return 0; /* cannot connect */
+	pm->cert = cert;
+	rc = cf_store_policy_list(pm->run->store, cert->id, perm_attached_cb, pm, pm->run->err);
+	if (rc != CF_OK)
+		return rc;
+	return pm->open == 0 ? PERM_DONE : 0;
+}
+
+static int
+permissive_policies(cf_audit__run *run)
+{
+	struct perm pm;
+	size_t i;
+	int rc;
+
+	memset(&pm, 0, sizeof(pm));
+	pm.run = run;
+	rc = cf_store_policy_list(run->store, NULL, perm_policy_cb, &pm, run->err);
+	if (rc == CF_OK && pm.open > 0)
+		rc = cf_store_cert_scan(run->store, CF_CERT_ACTIVE, false, perm_cert_cb, &pm,
+					run->err);
+	if (rc == PERM_DONE)
+		rc = CF_OK;
+	if (rc == CF_ENOMEM && run->err != NULL && run->err->code == 0)
+		rc = cf_err_set(run->err, CF_ENOMEM, NULL, "policy check");
+	for (i = 0; i < pm.n; i++) {
+		struct perm_policy *p = &pm.p[i];
+		char resource[CF_STORE_AUDIT_RESOURCE_MAX];
+		json_t *d;
+
+		if (rc == CF_OK && p->thing != NULL) {
+			snprintf(resource, sizeof(resource), "policy:%s", p->name);
+			d = json_pack("{s:O, s:s, s:s}", "resources", p->resources, "thing", p->thing,
+				      "certificate", p->cert);
+			rc = d == NULL ? cf_err_set(run->err, CF_ENOMEM, NULL, "finding detail")
+				       : cf_audit__emit(run, CF_AUDIT__POLICY_PERMISSIVE, resource,
+							p->reason, d);
+		}
+		json_decref(p->resources);
+		free(p->name);
+		free(p->thing);
+		free(p->cert);
+	}
+	free(pm.p);
+	free(pm.last_thing);
+	return rc;
+}
+
+/* ---- logging ---------------------------------------------------------------- */
+
+/*
+ * No notifier (certfleetd sets cfg->notifier_configured): "config:notifiers",
+ * NO_NOTIFIER. The event log's chain or the registry's agreement with it
+ * broken (cf_store_events_verify(), no anchor: the run has none): 
+ * "registry:events", EVENT_CHAIN_BROKEN, with the bad seq and the reason.
+ * The verify is one pass over every event plus the certificate and
+ * attachment tables (see store.h for its memory): the dearest check.
+ */
+static int
+logging(cf_audit__run *run)
+{
+	cf_err verr = CF_ERR_INIT;
+	int64_t count = 0, bad_seq = 0;
+	json_t *d;
+	int rc = CF_OK;
+
+	if (!run->cfg->notifier_configured) {
+		d = json_pack("{s:s}", "problem", "no notifier is configured: findings and "
+						  "events reach nobody");
+		rc = d == NULL ? cf_err_set(run->err, CF_ENOMEM, NULL, "finding detail")
+			       : cf_audit__emit(run, CF_AUDIT__LOGGING_DISABLED, "config:notifiers",
+						"NO_NOTIFIER", d);
+	}
+	if (rc != CF_OK)
+		return rc;
+	rc = cf_store_events_verify(run->store, &count, &bad_seq, NULL, &verr);
+	if (rc == CF_OK)
+		return CF_OK;
+	if (rc != CF_EINTEGRITY)
+		return cf_err_set(run->err, rc, NULL, "verifying the event log: %s", verr.msg);
+	d = json_pack("{s:I, s:I, s:s}", "badSeq", (json_int_t)bad_seq, "eventsChecked",
+		      (json_int_t)count, "problem", verr.msg);
+	return d == NULL ? cf_err_set(run->err, CF_ENOMEM, NULL, "finding detail")
+			 : cf_audit__emit(run, CF_AUDIT__LOGGING_DISABLED, "registry:events",
+					  "EVENT_CHAIN_BROKEN", d);
+}
+
 /* ---- after the pass ------------------------------------------------------- */
 
 int
@@ -877,5 +1225,9 @@ cf_audit__check_after(cf_audit__run *run)
 		rc = connections(run);
 	if (rc == CF_OK && run->on[CF_AUDIT__ROTATION_FAILING])
 		rc = rotations(run);
+	if (rc == CF_OK && run->on[CF_AUDIT__POLICY_PERMISSIVE])
+		rc = permissive_policies(run);
+	if (rc == CF_OK && run->on[CF_AUDIT__LOGGING_DISABLED])
+		rc = logging(run);
 	return rc;
 }

@@ -118,6 +118,20 @@ static const struct key_desc keys[] = {
 	  "after a scheduled run, CHECK:ACTION, ... applied to NEW and OPEN unsuppressed findings (none: nothing)" },
 	{ "audit_notify_topic", TOPIC_OPT(audit_notify_topic), "", 0, 0, NULL,
 	  "MQTT topic a JSON summary of each scheduled run is published to (empty: the log only)" },
+	{ "webhook_url", STR(webhook_url), "", 0, 0, NULL,
+	  "http:// or https:// URL audit summaries and rotation failures are POSTed to (empty: none)" },
+	{ "webhook_secret_file", STR(webhook_secret_file), "secrets/webhook.secret", 0, 0, NULL,
+	  "file (mode 0600) with the HMAC-SHA256 key of the X-Certfleet-Signature header" },
+	{ "webhook_ca_file", STR(webhook_ca_file), "", 0, 0, NULL,
+	  "PEM trust anchors for an https webhook (empty: the system's)" },
+	{ "webhook_connect_timeout", DUR(webhook_connect_timeout), "5s", 1, 300, NULL,
+	  "a webhook connection not made in this long is an attempt failed" },
+	{ "webhook_timeout", DUR(webhook_timeout), "10s", 1, 600, NULL,
+	  "a webhook request not answered in this long is an attempt failed" },
+	{ "webhook_retries", NUM(webhook_retries), "5", 0, 20, NULL,
+	  "attempts after the first on connection errors, timeouts, 5xx and 429, with backoff" },
+	{ "webhook_queue_max", NUM(webhook_queue_max), "1000", 1, 100000, NULL,
+	  "webhook notifications waiting at most; the oldest is dropped (logged) beyond" },
 };
 
 static char **
@@ -377,6 +391,11 @@ cf_config_load(cf_config *cfg, const char *path, cf_err *err)
 				"%s: mqtt_reconnect_min (%llds) is longer than mqtt_reconnect_max (%llds)",
 				path, (long long)cfg->mqtt_reconnect_min,
 				(long long)cfg->mqtt_reconnect_max);
+	if (rc == CF_OK && cfg->webhook_url[0] != '\0' &&
+	    strncmp(cfg->webhook_url, "http://", 7) != 0 &&
+	    strncmp(cfg->webhook_url, "https://", 8) != 0)
+		rc = cf_err_set(err, CF_EINVAL, NULL,
+				"%s: webhook_url must be empty or start with http:// or https://", path);
 	return rc;
 }
 

@@ -56,6 +56,14 @@ typedef struct cf_config {
 	char *audit_schedule;     /* cf_audit_schedule_parse() */
 	char *audit_actions;      /* cf_audit_bindings_parse() */
 	char *audit_notify_topic; /* "" when unset */
+	/* the webhook notifier (issue 5) */
+	char *webhook_url;         /* "" when unset: no webhook */
+	char *webhook_secret_file; /* HMAC key, mode 0600 */
+	char *webhook_ca_file;     /* "" when unset: the system's trust anchors */
+	int64_t webhook_connect_timeout; /* seconds */
+	int64_t webhook_timeout;   /* seconds, a whole request */
+	int64_t webhook_retries;   /* attempts after the first */
+	int64_t webhook_queue_max;
 } cf_config;
 
 /* Longest topic_prefix accepted, in bytes (the rotation engine's limit). */

@@ -4,11 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "audit/audit.h"
 #include "daemon/wiring.h"
+#include "events/events.h"
 #include "mqtt/mqtt.h"
 #include "rotation/rotation.h"
 #include "store/store.h"
@@ -26,6 +28,10 @@ struct cf_daemon {
 	cf_authority *auth;
 	cf_rotation_engine *eng;
 	cf_mqtt *mqtt;
+	cf_events_webhook *webhook; /* NULL without webhook_url */
+	/* rotation failures for the webhook: events with seq > events_seq are unread */
+	int64_t events_seq;
+	bool events_seq_set;
 	/* The outbox: rows with id <= sent_upto were published on this connection. */
 	int64_t sent_upto;
 	bool outbox_dirty;
@@ -293,24 +299,33 @@ mqtt_enabled(const cf_daemon *d)
 	return d->cfg.audit_notify_topic != NULL && d->cfg.audit_notify_topic[0] != '\0';
 }
 
-/* Into the outbox: committed first, published by the loop like every other row. */
-static int
-notify_mqtt(cf_daemon *d, const struct audit_notice *n, cf_err *err)
+/* The summary every notifier but the log sends: docs/daemon.md. NULL: out of memory. */
+static json_t *
+audit_notice_json(const struct audit_notice *n)
 {
-	json_t *msg, *sev;
-	char *text;
-	int rc, i;
+	json_t *sev;
+	int i;
 
 	sev = json_object();
 	for (i = 0; i < 4; i++)
 		json_object_set_new(sev, cf_audit_severity_name((cf_audit_severity)i),
 				    json_integer(n->sum->by_severity[i]));
-	msg = json_pack("{s:I, s:I, s:s, s:I, s:o, s:I, s:I, s:I, s:O}", "runId",
+	return json_pack("{s:I, s:I, s:s, s:I, s:o, s:I, s:I, s:I, s:O}", "runId",
 			(json_int_t)n->run_id, "time", (json_int_t)n->time, "trigger",
 			"SCHEDULED", "findings", (json_int_t)n->sum->findings, "bySeverity", sev,
 			"acted", (json_int_t)n->applied->findings, "changed",
 			(json_int_t)n->applied->changed, "failed", (json_int_t)n->applied->failed,
 			"findingsActedOn", n->acted);
+}
+
+/* Into the outbox: committed first, published by the loop like every other row. */
+static int
+notify_mqtt(cf_daemon *d, const struct audit_notice *n, cf_err *err)
+{
+	json_t *msg = audit_notice_json(n);
+	char *text;
+	int rc;
+
 	if (msg == NULL)
 		return cf_err_set(err, CF_ENOMEM, NULL, "audit notification");
 	text = json_dumps(msg, JSON_COMPACT);
@@ -324,13 +339,43 @@ notify_mqtt(cf_daemon *d, const struct audit_notice *n, cf_err *err)
 	return rc;
 }
 
-/*
- * The notifiers, in order. A webhook (libcurl, HMAC-signed body; issue 5,
- * later) is one more row: it gets the same notice.
- */
+static bool
+webhook_enabled(const cf_daemon *d)
+{
+	return d->webhook != NULL;
+}
+
+/* Queue msg (taken over) for the webhook under event. */
+static int
+webhook_send(cf_daemon *d, const char *event, json_t *msg, cf_err *err)
+{
+	char *text;
+	int rc;
+
+	if (msg == NULL)
+		return cf_err_set(err, CF_ENOMEM, NULL, "webhook notification");
+	json_object_set_new(msg, "event", json_string(event));
+	text = json_dumps(msg, JSON_COMPACT);
+	json_decref(msg);
+	if (text == NULL)
+		return cf_err_set(err, CF_ENOMEM, NULL, "webhook notification");
+	rc = cf_events_webhook_post(d->webhook, event, text, strlen(text), err);
+	free(text);
+	return rc;
+}
+
+/* Queued for the webhook; the loop sends it (retries and drops are logged there). */
+static int
+notify_webhook(cf_daemon *d, const struct audit_notice *n, cf_err *err)
+{
+	return webhook_send(d, "audit.run", audit_notice_json(n), err);
+}
+
+/* The notifiers, in order; each gets the same notice. */
 static const struct audit_notifier audit_notifiers[] = {
 	{ "log", always, notify_log },
 	{ "mqtt", mqtt_enabled, notify_mqtt },
+	{ "webhook", webhook_enabled, notify_webhook },
 };
 
 struct acted_ctx {
@@ -473,7 +518,184 @@ audit_timer(cf_daemon *d)
 		audit_scheduled(d, now);
 }
 
+/* ---- rotation failures for the webhook ---------------------------------- */
+
+/* Event-log rows read in one pass at most. */
+#define EVENTS_PASS_MAX 2000
+/* Rotation failures sent from one pass at most (the rest are counted in the log). */
+#define ROTATION_NOTIFY_MAX 200
+
+struct failures_ctx {
+	cf_daemon *d;
+	json_t *list; /* notifications to send */
+	size_t rows, skipped;
+};
+
+static int
+failure_seen(const cf_store_event *ev, void *payload)
+{
+	struct failures_ctx *fc = payload;
+	const char *to, *prefix = "rotation:";
+	json_t *detail, *o;
+
+	fc->rows++;
+	fc->d->events_seq = ev->seq;
+	if (strcmp(ev->action, "rotation.state") != 0 || ev->detail == NULL ||
+	    strncmp(ev->resource, prefix, strlen(prefix)) != 0)
+		return 0;
+	detail = json_loads(ev->detail, 0, NULL);
+	to = json_string_value(json_object_get(detail, "to"));
+	if (to == NULL || (strcmp(to, "FAILED") != 0 && strcmp(to, "TIMED_OUT") != 0)) {
+		json_decref(detail);
+		return 0;
+	}
+	if (json_array_size(fc->list) >= ROTATION_NOTIFY_MAX) {
+		fc->skipped++;
+		json_decref(detail);
+		return 0;
+	}
+	o = json_pack("{s:I, s:s, s:s, s:O?, s:O?, s:O?}", "time", (json_int_t)ev->time, "rotationId", ev->resource + strlen(prefix), "state", to,
+		      "from", json_object_get(detail, "from"), "error",
+		      json_object_get(detail, "error"), "newCert", json_object_get(detail, "new_cert"));
+	if (o != NULL)
+		json_array_append_new(fc->list, o);
+	json_decref(detail);
+	return 0;
+}
+
+/*
+ * FAILED (crt_err, refused CSRs) and TIMED_OUT (deadline) rotations, found
+ * in the registry's event log whoever wrote them, from the head at start.
+ */
+static void
+rotation_failures_poll(cf_daemon *d)
+{
+	cf_store_event_filter f = CF_STORE_EVENT_FILTER_INIT;
+	struct failures_ctx fc = { d, NULL, 0, 0 };
+	cf_err err = CF_ERR_INIT;
+	char hash[65];
+	size_t i;
+
+	if (d->webhook == NULL)
+		return;
+	if (!d->events_seq_set) {
+		if (cf_store_events_head(d->store, &d->events_seq, hash, &err) != CF_OK) {
+			cf_log_warn_err(&err, "event=webhook_events_failed");
+			return;
+		}
+		d->events_seq_set = true;
+		return;
+	}
+	fc.list = json_array();
+	if (fc.list == NULL)
+		return;
+	f.after_seq = d->events_seq;
+	f.limit = EVENTS_PASS_MAX;
+	if (cf_store_events_list(d->store, &f, failure_seen, &fc, &err) < 0)
+		cf_log_warn_err(&err, "event=webhook_events_failed");
+	for (i = 0; i < json_array_size(fc.list); i++) {
+		json_t *o = json_array_get(fc.list, i);
+		const char *state = json_string_value(json_object_get(o, "state"));
+		const char *event = strcmp(state, "FAILED") == 0 ? "rotation.failed"
+								 : "rotation.timed_out";
+		const char *id = json_string_value(json_object_get(o, "rotationId"));
+		cf_store_rotation rot;
+
+		memset(&rot, 0, sizeof(rot));
+		cf_err_clear(&err);
+		if (cf_store_rotation_get(d->store, &rot, id, &err) == CF_OK) {
+			json_object_set_new(o, "thing", json_string(rot.thing));
+			if (rot.old_cert != NULL)
+				json_object_set_new(o, "oldCert", json_string(rot.old_cert));
+		}
+		cf_store_rotation_clear(&rot);
+		cf_err_clear(&err);
+		if (webhook_send(d, event, json_incref(o), &err) != CF_OK)
+			cf_log_warn_err(&err, "event=webhook_notify_failed rotation=%s", id);
+	}
+	if (fc.skipped > 0)
+		cf_log_warn("event=webhook_dropped why=too_many_rotation_failures count=%zu",
+			    fc.skipped);
+	json_decref(fc.list);
+}
+
 /* ---- build, reload ----------------------------------------------------- */
+
+/* The webhook of cfg, or NULL without webhook_url. */
+static int
+webhook_open(cf_events_webhook **out, const cf_config *cfg, cf_err *err)
+{
+	cf_events_webhook_config wc;
+	char *secret_path = NULL, *ca = NULL, *secret = NULL;
+	size_t secret_len = 0;
+	int rc;
+
+	*out = NULL;
+	if (cfg->webhook_url[0] == '\0')
+		return CF_OK;
+	secret_path = cf_config_path(cfg, cfg->webhook_secret_file);
+	if (cfg->webhook_ca_file[0] != '\0')
+		ca = cf_config_path(cfg, cfg->webhook_ca_file);
+	if (secret_path == NULL || (cfg->webhook_ca_file[0] != '\0' && ca == NULL)) {
+		rc = cf_err_set(err, CF_ENOMEM, NULL, "webhook");
+		goto out;
+	}
+	rc = cf_secret_read(&secret, &secret_len, secret_path, err);
+	if (rc != CF_OK)
+		goto out;
+	if (ca != NULL && access(ca, R_OK) != 0) {
+		rc = cf_err_set(err, CF_ENOTFOUND, NULL, "webhook_ca_file %s cannot be read", ca);
+		goto out;
+	}
+	cf_events_webhook_config_init(&wc);
+	wc.url = cfg->webhook_url;
+	wc.ca_file = ca;
+	wc.secret = secret;
+	wc.secret_len = secret_len;
+	wc.connect_timeout_ms = cfg->webhook_connect_timeout * 1000;
+	wc.timeout_ms = cfg->webhook_timeout * 1000;
+	wc.max_attempts = (unsigned int)cfg->webhook_retries + 1;
+	wc.queue_max = (size_t)cfg->webhook_queue_max;
+	rc = cf_events_webhook_new(out, &wc, err);
+out:
+	cf_secret_free(secret, secret_len);
+	free(secret_path);
+	free(ca);
+	return rc;
+}
+
+static bool
+webhook_settings_changed(const cf_config *a, const cf_config *b)
+{
+	return strcmp(a->webhook_url, b->webhook_url) != 0 ||
+	       strcmp(a->webhook_secret_file, b->webhook_secret_file) != 0 ||
+	       strcmp(a->webhook_ca_file, b->webhook_ca_file) != 0 ||
+	       a->webhook_connect_timeout != b->webhook_connect_timeout ||
+	       a->webhook_timeout != b->webhook_timeout ||
+	       a->webhook_retries != b->webhook_retries ||
+	       a->webhook_queue_max != b->webhook_queue_max;
+}
+
+/* The same webhook settings: read the secret file again (it may have been replaced). */
+static int
+webhook_secret_reload(cf_events_webhook *wh, const cf_config *cfg, cf_err *err)
+{
+	char *path, *secret = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (wh == NULL)
+		return CF_OK;
+	path = cf_config_path(cfg, cfg->webhook_secret_file);
+	if (path == NULL)
+		return cf_err_set(err, CF_ENOMEM, NULL, "webhook");
+	rc = cf_secret_read(&secret, &len, path, err);
+	if (rc == CF_OK)
+		rc = cf_events_webhook_secret_set(wh, secret, len, err);
+	cf_secret_free(secret, len);
+	free(path);
+	return rc;
+}
 
 static int
 mqtt_open(cf_mqtt **out, cf_daemon *d, const cf_config *cfg, cf_err *err)
@@ -568,6 +790,8 @@ cf_daemon_new(cf_daemon **out, cf_config *cfg, cf_err *err)
 		rc = engine_open(&d->auth, &d->eng, d->store, &d->cfg, err);
 	if (rc == CF_OK)
 		rc = mqtt_open(&d->mqtt, d, &d->cfg, err);
+	if (rc == CF_OK)
+		rc = webhook_open(&d->webhook, &d->cfg, err);
 	if (rc != CF_OK) {
 		cf_daemon_free(d);
 		return rc;
@@ -611,7 +835,8 @@ reload(cf_daemon *d, const char *path)
 	cf_authority *auth = NULL;
 	cf_rotation_engine *eng = NULL;
 	cf_mqtt *mqtt = NULL;
-	bool broker = false, renewed;
+	cf_events_webhook *webhook = NULL;
+	bool broker = false, renewed, hook;
 
 	if (cf_config_init(&next, d->cfg.data_dir, &err) != CF_OK ||
 	    cf_config_load(&next, path, &err) != CF_OK) {
@@ -622,9 +847,14 @@ reload(cf_daemon *d, const char *path)
 	if (str_changed(next.store, d->cfg.store))
 		cf_log_warn("event=reload_partial key=store why=\"a new registry needs a restart\"");
 	broker = broker_settings_changed(&d->cfg, &next);
+	hook = webhook_settings_changed(&d->cfg, &next);
 	if (engine_open(&auth, &eng, d->store, &next, &err) != CF_OK ||
-	    (broker && mqtt_open(&mqtt, d, &next, &err) != CF_OK)) {
+	    (broker && mqtt_open(&mqtt, d, &next, &err) != CF_OK) ||
+	    (hook && webhook_open(&webhook, &next, &err) != CF_OK) ||
+	    (!hook && webhook_secret_reload(d->webhook, &next, &err) != CF_OK)) {
 		cf_log_error_err(&err, "event=reload_refused why=\"kept the running configuration\"");
+		cf_events_webhook_free(webhook);
+		cf_mqtt_free(mqtt);
 		cf_rotation_engine_free(eng);
 		cf_authority_free(auth);
 		cf_config_clear(&next);
@@ -647,6 +877,12 @@ reload(cf_daemon *d, const char *path)
 		d->ndelivered = 0;
 	} else if (renewed) {
 		cf_mqtt_reconnect_now(d->mqtt);
+	}
+	if (hook) {
+		/* What the old webhook still held is logged as dropped. */
+		cf_events_webhook_free(d->webhook);
+		d->webhook = webhook;
+		d->events_seq_set = false;
 	}
 	free(next.store);
 	next.store = d->cfg.store; /* the registry in use stays */
@@ -673,6 +909,7 @@ step(cf_daemon *d, int timeout_ms)
 		if (!d->draining) {
 			rotation_timers(d);
 			audit_timer(d);
+			rotation_failures_poll(d);
 		}
 		d->next_tick_ms = now + TICK_MS;
 	}
@@ -682,6 +919,7 @@ step(cf_daemon *d, int timeout_ms)
 	}
 	if (d->outbox_dirty)
 		outbox_send(d, now);
+	cf_events_webhook_step(d->webhook);
 }
 
 /*
@@ -694,6 +932,10 @@ static int
 wait_ms(const cf_daemon *d)
 {
 	double rate = (double)d->cfg.mqtt_publish_rate;
+
+	/* A webhook request in flight is advanced by the steps (libcurl's multi, no fds here). */
+	if (cf_events_webhook_busy(d->webhook))
+		return 10;
 
 	if (!d->outbox_dirty || !cf_mqtt_connected(d->mqtt) ||
 	    cf_mqtt_inflight(d->mqtt) >= CF_MQTT_INFLIGHT_DEFAULT)
@@ -726,9 +968,10 @@ cf_daemon_run(cf_daemon *d, const char *config_path, volatile sig_atomic_t *stop
 	}
 	d->draining = true;
 	drain_end = cf_time_mono_ms() + drain_ms;
-	while (cf_mqtt_connected(d->mqtt) && cf_mqtt_inflight(d->mqtt) > 0 &&
+	while (((cf_mqtt_connected(d->mqtt) && cf_mqtt_inflight(d->mqtt) > 0) ||
+		cf_events_webhook_busy(d->webhook)) &&
 	       cf_time_mono_ms() < drain_end)
-		step(d, 50);
+		step(d, cf_events_webhook_busy(d->webhook) ? 10 : 50);
 	cf_log_info("event=stopping in_flight=%u handled=%llu refused=%llu published=%llu "
 		    "acked=%llu",
 		    cf_mqtt_inflight(d->mqtt), (unsigned long long)d->handled,
@@ -742,6 +985,7 @@ cf_daemon_free(cf_daemon *d)
 {
 	if (d == NULL)
 		return;
+	cf_events_webhook_free(d->webhook);
 	cf_mqtt_free(d->mqtt);
 	outbox_forget_delivered(d);
 	cf_rotation_engine_free(d->eng);

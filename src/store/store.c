@@ -1719,7 +1719,10 @@ is_printable_text(const char *s, size_t max)
 	return true;
 }
 
-/* "cert:<64 hex>", "ca:<name>", "thing:<name>", "policy:<name>", "client:<text>". */
+/*
+ * "cert:<64 hex>", "ca:<name>", "thing:<name>", "policy:<name>", "client:<text>",
+ * and for findings about the whole deployment "registry:<name>", "config:<name>".
+ */
 static bool
 audit_resource_valid(const char *s)
 {
@@ -1735,6 +1738,10 @@ audit_resource_valid(const char *s)
 		return cf_name_valid(s + 7);
 	if (strncmp(s, "client:", 7) == 0)
 		return is_printable_text(s + 7, CF_STORE_CONNECTION_TEXT_MAX);
+	if (strncmp(s, "registry:", 9) == 0)
+		return cf_name_valid(s + 9);
+	if (strncmp(s, "config:", 7) == 0)
+		return cf_name_valid(s + 7);
 	return false;
 }
 
@@ -1748,7 +1755,8 @@ check_audit_pair(const char *check, const char *resource, cf_err *err)
 	if (!audit_resource_valid(resource))
 		return cf_err_set(err, CF_EINVAL, NULL,
 				  "a resource is cert:<id>, ca:<name>, thing:<name>, "
-				  "policy:<name> or client:<client id>");
+				  "policy:<name>, client:<client id>, registry:<name> "
+				  "or config:<name>");
 	return CF_OK;
 }
 

@@ -509,6 +509,38 @@ int cf_store_policy_validate(const char *document, cf_err *err);
 char *cf_store_policy_device_document(const char *prefix);
 char *cf_store_policy_service_document(const char *prefix);
 
+/*
+ * The MQTT topic filter algebra (MQTT 3.1.1 4.7) the policies are decided
+ * with: the broker (broker/policy.c) decides each request with it, the
+ * audit (POLICY_OVERLY_PERMISSIVE_CHECK) judges the documents with it.
+ * Filters as validated above ('+' and '#' whole levels, '#' last); pure.
+ */
+
+/*
+ * Whether topic (a name) matches filter. With dollar_rule, MQTT 4.7.2: a
+ * filter whose first level is a wildcard does not match a topic starting
+ * with '$' (an allow applies it; a deny does not, to fail closed).
+ */
+bool cf_store_topic_matches(const char *filter, const char *topic, bool dollar_rule);
+
+/* Whether every topic that sub (a filter) can match also matches filter. */
+bool cf_store_topic_filter_covers(const char *filter, const char *sub);
+
+/* Whether some topic matches both filters. */
+bool cf_store_topic_filters_overlap(const char *a, const char *b);
+
+/* The longest filter cf_store_topic_expand() writes, with its NUL. */
+#define CF_STORE_TOPIC_EXPANDED_MAX 1024
+
+/*
+ * resource with ${clientid} and ${thing} replaced by client_id and thing,
+ * into buf. false when too long, or when a value it needs is NULL, empty
+ * or holds '/', '+' or '#' (it would widen the filter: names in the
+ * registry never hold them).
+ */
+bool cf_store_topic_expand(char buf[CF_STORE_TOPIC_EXPANDED_MAX], const char *resource,
+			   const char *client_id, const char *thing);
+
 /* Validate and insert. CF_EEXISTS. Event "policy.created". */
 int cf_store_policy_insert(cf_store *store, const char *name, const char *document,
 			   const cf_store_actor *actor, cf_err *err);
@@ -825,7 +857,8 @@ typedef struct cf_store_finding {
 	const char *check;      /* "DEVICE_CERTIFICATE_EXPIRING_CHECK": 1 to 64 of [A-Z0-9_] */
 	const char *resource;   /* "cert:<id>" (64 lowercase hex), "ca:<name>", "thing:<name>",
 				   "policy:<name>" (names as cf_name_valid()), "client:<client id>"
-				   (1 to 256 bytes, no control characters) */
+				   (1 to 256 bytes, no control characters), and for the
+				   deployment "registry:<name>", "config:<name>" */
 	cf_audit_severity severity;
 	const char *reason;     /* "CERTIFICATE_APPROACHING_EXPIRATION": 1 to 64 of [A-Z0-9_] */
 	const char *detail;     /* a JSON object as text; NULL for "{}" when adding */

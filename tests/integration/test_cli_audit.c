@@ -95,10 +95,17 @@ test_cli_audit__expiring_new_open_resolved(void **state)
 	snprintf(res1, sizeof(res1), "cert:%s", soon1);
 	snprintf(res2, sizeof(res2), "cert:%s", soon2);
 
-	/* First run: both NEW, the long-lived one left alone. */
+	/*
+	 * First run: both NEW, the long-lived one left alone; and no notifier
+	 * (LOGGING_DISABLED_CHECK: the CLI's run has none configured).
+	 */
 	run = cf_test_certfleet_json(fx, "audit", "run", NULL);
 	assert_string_equal(cf_test_jstr(run, "status"), "COMPLETED");
-	assert_int_equal(cf_test_jint(run, "findings"), 2);
+	assert_int_equal(cf_test_jint(run, "findings"), 3);
+	rows = cf_test_certfleet_json(fx, "audit", "findings", "--check", "LOGGING_DISABLED_CHECK",
+				      NULL);
+	assert_int_equal(json_array_size(rows), 1);
+	assert_non_null(row_for(rows, "config:notifiers"));
 	rows = cf_test_certfleet_json(fx, "audit", "findings", "--check", EXPIRING, NULL);
 	assert_int_equal(json_array_size(rows), 2);
 	r = row_for(rows, res1);
@@ -144,7 +151,7 @@ test_cli_audit__expiring_new_open_resolved(void **state)
 			 2);
 	rows = cf_test_certfleet_json(fx, "audit", "findings", "--run", "1", "--severity",
 				      "medium", NULL);
-	assert_int_equal(json_array_size(rows), 2);
+	assert_int_equal(json_array_size(rows), 3); /* the two expiring, config:notifiers */
 
 	cf_test_certfleet(fx, CF_TEST_EXIT_OK, "audit", "unsuppress", "--check", EXPIRING,
 			  "--resource", res2, NULL);

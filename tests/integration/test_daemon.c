@@ -6,7 +6,8 @@
  * line, TLS files checked at start, the service connection, a device
  * message answered, reconnection after a broker restart, messages queued
  * by the broker while certfleetd was down (persistent session), SIGHUP
- * with a bad and a good file, SIGTERM.
+ * with a bad and a good file, SIGTERM, and the webhook notifier against an
+ * HTTP server in the test process (support/httpd.h).
  *
  * The group fixture makes one data dir (certfleet init --quickstart), the
  * service principal and one device identity (keys and CSRs by the openssl
@@ -27,9 +28,11 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "support/broker.h"
 #include "support/fleet.h"
+#include "support/httpd.h"
 #include "support/run.h"
 
 #define WAIT_MS 20000
@@ -402,6 +405,137 @@ test_daemon__scheduled_audit_rotates_once(void **state)
 	free(sub_out);
 }
 
+/* The signature header a receiver expects for body: sha256=HEX(HMAC-SHA256(secret, body)). */
+static void
+assert_signed(const cf_test_http_req *r, const char *secret)
+{
+	unsigned char mac[32];
+	size_t mac_len = 0, i;
+	char want[7 + 65] = "sha256=";
+
+	assert_non_null(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, secret, strlen(secret),
+				  (const unsigned char *)r->body, r->len, mac, sizeof(mac), &mac_len));
+	assert_int_equal(mac_len, 32);
+	for (i = 0; i < 32; i++)
+		snprintf(want + 7 + 2 * i, 3, "%02x", mac[i]);
+	assert_string_equal(r->signature, want);
+	assert_string_equal(r->content_type, "application/json");
+	assert_true(strtoll(r->timestamp, NULL, 10) > 1600000000);
+}
+
+/* The first request with X-Certfleet-Event event at or after index from, or -1. */
+static long
+request_find(cf_test_httpd *h, size_t from, const char *event)
+{
+	cf_test_http_req r;
+	size_t i;
+
+	for (i = from; i < cf_test_httpd_count(h); i++) {
+		assert_int_equal(cf_test_httpd_get(h, i, &r), 0);
+		if (strcmp(r.event, event) == 0) {
+			cf_test_http_req_clear(&r);
+			return (long)i;
+		}
+		cf_test_http_req_clear(&r);
+	}
+	return -1;
+}
+
+struct find_ctx {
+	cf_test_httpd *h;
+	const char *event;
+};
+
+static bool
+request_seen(void *payload)
+{
+	struct find_ctx *fc = payload;
+
+	return request_find(fc->h, 0, fc->event) >= 0;
+}
+
+/*
+ * The webhook: a scheduled run's summary is POSTed, signed with the secret
+ * file's key; the server's first answer (500) is retried with the same
+ * body; a rotation opened by the audit that times out (rotation_deadline =
+ * 2s) is POSTed as rotation.timed_out. The secret never reaches the log.
+ */
+static void
+test_daemon__webhook_signed_and_retried(void **state)
+{
+	static const int script[] = { 500 };
+	char *log = cf_test_printf("%s/d5.log", g.fleet.tmp);
+	char *secret_path = cf_test_printf("%s/webhook.secret", g.fleet.tmp);
+	const char *secret = "whsec-0123456789abcdef";
+	struct find_ctx fc;
+	cf_test_identity e3;
+	cf_test_httpd *h = NULL;
+	cf_test_http_req r0, r1;
+	char *text, *secret_line;
+	json_t *body;
+	cf_test_bg *d;
+	long i;
+
+	(void)state;
+	cf_test_identity_new(&e3, &g.fleet, "exp3", "/CN=exp3", "--days", "20", NULL);
+	secret_line = cf_test_printf("%s\n", secret);
+	assert_int_equal(cf_test_file_write(secret_path, secret_line, strlen(secret_line), 0600),
+			 0);
+	free(secret_line);
+	assert_int_equal(cf_test_httpd_start(&h, script, 1), 0);
+	text = cf_test_printf("audit_schedule = 2s\nrotation_deadline = 2s\n"
+			      "webhook_url = http://127.0.0.1:%d/certfleet\n"
+			      "webhook_secret_file = %s\nwebhook_timeout = 5s\n",
+			      cf_test_httpd_port(h), secret_path);
+	conf_append(text);
+	free(text);
+	d = daemon_start(log);
+	assert_int_equal(cf_test_httpd_wait(h, 2, WAIT_MS), 0);
+	assert_int_equal(cf_test_httpd_get(h, 0, &r0), 0);
+	assert_int_equal(cf_test_httpd_get(h, 1, &r1), 0);
+	assert_int_equal(r0.status, 500);
+	assert_int_equal(r1.status, 200);
+	assert_string_equal(r0.event, "audit.run");
+	assert_string_equal(r1.body, r0.body);
+	assert_signed(&r0, secret);
+	assert_signed(&r1, secret);
+	body = json_loads(r1.body, 0, NULL);
+	assert_non_null(body);
+	assert_string_equal(json_string_value(json_object_get(body, "event")), "audit.run");
+	assert_true(json_integer_value(json_object_get(body, "runId")) > 0);
+	assert_true(json_is_array(json_object_get(body, "findingsActedOn")));
+	assert_true(json_is_object(json_object_get(body, "bySeverity")));
+	json_decref(body);
+	assert_int_equal(cf_test_file_wait(log, "event=webhook_retry ", 1, WAIT_MS), 0);
+	assert_int_equal(cf_test_file_wait(log, "event=webhook_sent ", 1, WAIT_MS), 0);
+
+	/* exp3's rotation, opened by the audit, times out: a signed rotation.timed_out. */
+	fc.h = h;
+	fc.event = "rotation.timed_out";
+	if (cf_test_wait_until(request_seen, &fc, 50, WAIT_MS) != 0)
+		fail_msg("no rotation.timed_out POSTed; see %s", log);
+	i = request_find(h, 0, "rotation.timed_out");
+	cf_test_http_req_clear(&r0);
+	assert_int_equal(cf_test_httpd_get(h, (size_t)i, &r0), 0);
+	assert_signed(&r0, secret);
+	body = json_loads(r0.body, 0, NULL);
+	assert_non_null(body);
+	assert_string_equal(json_string_value(json_object_get(body, "event")), "rotation.timed_out");
+	assert_string_equal(json_string_value(json_object_get(body, "state")), "TIMED_OUT");
+	assert_non_null(json_string_value(json_object_get(body, "rotationId")));
+	assert_non_null(json_string_value(json_object_get(body, "thing")));
+	json_decref(body);
+
+	assert_int_equal(cf_test_bg_stop(d, 0), 0);
+	cf_test_bg_free(d);
+	assert_int_equal(cf_test_file_count(log, secret), 0);
+	cf_test_http_req_clear(&r0);
+	cf_test_http_req_clear(&r1);
+	cf_test_httpd_free(h);
+	free(log);
+	free(secret_path);
+}
+
 int
 main(void)
 {
@@ -411,6 +545,7 @@ main(void)
 		cmocka_unit_test_setup(test_daemon__answers_reconnects_and_keeps_its_session, setup),
 		cmocka_unit_test_setup(test_daemon__sighup_reload, setup),
 		cmocka_unit_test_setup(test_daemon__scheduled_audit_rotates_once, setup),
+		cmocka_unit_test_setup(test_daemon__webhook_signed_and_retried, setup),
 	};
 
 	return cmocka_run_group_tests_name("certfleetd", tests, group_setup, group_teardown);

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sqlite3.h>
+
 #include "audit/audit.h"
 
 #define CA  "int-1"
@@ -25,6 +27,8 @@
 #define C_CONFLICT  "CONFLICTING_CLIENT_IDS_CHECK"
 #define C_AGE       "DEVICE_CERTIFICATE_AGE_CHECK"
 #define C_ROT       "ROTATION_FAILING_CHECK"
+#define C_POLICY    "POLICY_OVERLY_PERMISSIVE_CHECK"
+#define C_LOGGING   "LOGGING_DISABLED_CHECK"
 
 struct got {
 	size_t n;
@@ -542,7 +546,9 @@ test_audit__unknown_check_writes_nothing(void **state)
 	assert_int_equal(cf_store_audit_run_get(fx->store, &r, 1, &err), CF_ENOTFOUND);
 	assert_null(cf_audit_check_find("NO_SUCH_CHECK"));
 	assert_non_null(cf_audit_check_find(C_ROT));
-	assert_int_equal(cf_audit_check_count(), 10);
+	assert_int_equal(cf_audit_check_count(), 12);
+	assert_non_null(cf_audit_check_find(C_POLICY));
+	assert_non_null(cf_audit_check_find(C_LOGGING));
 }
 
 static void
@@ -562,6 +568,7 @@ test_audit__one_run_every_check(void **state)
 	fx_add_thing(fx, "w");
 	add_cert_key(fx, 3, "w", "RSA-1024", 1024, "sha256WithRSAEncryption", 300);
 	cf_audit_config_init(&cfg);
+	cfg.notifier_configured = true; /* else LOGGING_DISABLED_CHECK finds config:notifiers */
 	assert_int_equal(cf_audit_run(&run, &sum, fx->store, &cfg, CF_AUDIT_SCHEDULED, NULL, 0,
 				      fx->now, &err),
 			 0);
@@ -570,7 +577,7 @@ test_audit__one_run_every_check(void **state)
 	assert_int_equal(sum.findings, 2);
 	assert_int_equal(sum.by_severity[CF_SEVERITY_MEDIUM], 1);
 	assert_int_equal(sum.by_severity[CF_SEVERITY_CRITICAL], 1);
-	assert_true(sum.ran[0] && sum.ran[9]);
+	assert_true(sum.ran[0] && sum.ran[9] && sum.ran[10] && sum.ran[11]);
 	assert_int_equal(cf_store_audit_run_get(fx->store, &r, run, &err), 0);
 	assert_int_equal(r.status, CF_AUDIT_COMPLETED);
 	assert_int_equal(r.trigger, CF_AUDIT_SCHEDULED);
@@ -673,6 +680,175 @@ test_audit__new_open_resolved_and_suppressed(void **state)
 	assert_int_equal(g.n, 0);
 }
 
+/* Insert policy name with document (asserts success). */
+static void
+add_policy(struct fixture *fx, const char *name, const char *document)
+{
+	cf_err err = CF_ERR_INIT;
+
+	if (cf_store_policy_insert(fx->store, name, document, &fx_actor, &err) != 0)
+		fail_msg("policy_insert %s: %s", name, err.msg);
+}
+
+/* Certificate n of a new thing (attributes may be NULL) with status and one policy. */
+static void
+device_with_policy(struct fixture *fx, const char *thing, const char *attributes, uint64_t n,
+		   cf_cert_status status, const char *policy)
+{
+	struct fx_cert c;
+	cf_err err = CF_ERR_INIT;
+	const char *policies[1] = { policy };
+
+	if (cf_store_thing_insert(fx->store, thing, attributes, &fx_actor, &err) != 0)
+		fail_msg("thing_insert %s: %s", thing, err.msg);
+	fx_cert_init(&c, n, CA, thing, status, 200);
+	if (cf_store_cert_insert(fx->store, &c.cert, policies, 1, false, &fx_actor, &err) != 0)
+		fail_msg("cert_insert: %s", err.msg);
+}
+
+#define ALLOW(actions, resource)                                                               \
+	"{\"version\":1,\"statements\":[{\"effect\":\"allow\",\"actions\":[" actions "],"       \
+	"\"resources\":[\"" resource "\"]}]}"
+
+static void
+test_audit__policy_overly_permissive(void **state)
+{
+	struct fixture *fx = *state;
+	char *device_doc = cf_store_policy_device_document("management/topic");
+	char *service_doc = cf_store_policy_service_document("management/topic");
+	struct got g;
+	int i;
+
+	assert_non_null(device_doc);
+	assert_non_null(service_doc);
+	fx_add_ca(fx, CA);
+	/* Left alone: the default device policy, a ${thing} tree, connect only, deny only. */
+	add_policy(fx, "device", device_doc);
+	device_with_policy(fx, "d-device", NULL, 1, CF_CERT_ACTIVE, "device");
+	add_policy(fx, "own-tree", ALLOW("\"publish\", \"receive\"", "fleet/${thing}/#"));
+	device_with_policy(fx, "d-own", NULL, 2, CF_CERT_ACTIVE, "own-tree");
+	add_policy(fx, "connect-only", ALLOW("\"connect\"", "#"));
+	device_with_policy(fx, "d-connect", NULL, 3, CF_CERT_ACTIVE, "connect-only");
+	add_policy(fx, CF_AUDIT_QUARANTINE_POLICY, CF_AUDIT_QUARANTINE_DOCUMENT);
+	device_with_policy(fx, "d-quarantined", NULL, 4, CF_CERT_ACTIVE,
+			   CF_AUDIT_QUARANTINE_POLICY);
+	/* Left alone: wide, but only on a service principal, an INACTIVE certificate, nobody. */
+	add_policy(fx, "service", service_doc);
+	device_with_policy(fx, "svc", "{\"role\":\"service\"}", 5, CF_CERT_ACTIVE, "service");
+	add_policy(fx, "everything-inactive", ALLOW("\"*\"", "#"));
+	device_with_policy(fx, "d-inactive", NULL, 6, CF_CERT_INACTIVE, "everything-inactive");
+	add_policy(fx, "unattached", ALLOW("\"*\"", "#"));
+	/* Found. */
+	add_policy(fx, "everything", ALLOW("\"*\"", "#"));
+	device_with_policy(fx, "d-all", NULL, 7, CF_CERT_ACTIVE, "everything");
+	add_policy(fx, "csr-req", ALLOW("\"subscribe\", \"receive\"", "management/topic/+/csr_req"));
+	device_with_policy(fx, "d-csr", NULL, 8, CF_CERT_ACTIVE, "csr-req");
+	add_policy(fx, "status", ALLOW("\"publish\"", "telemetry/status"));
+	device_with_policy(fx, "d-status", NULL, 9, CF_CERT_ACTIVE, "status");
+	add_policy(fx, "wild-above", ALLOW("\"publish\"", "+/+/${clientid}/x"));
+	device_with_policy(fx, "d-wild", NULL, 10, CF_CERT_ACTIVE, "wild-above");
+	/* The service policy on a device is found too. */
+	assert_int_equal(cf_store_policy_attach(fx->store, "service", cert_res(1) + 5, &fx_actor,
+						NULL),
+			 0);
+
+	run1(fx, NULL, C_POLICY, &g);
+	assert_int_equal(g.n, 5);
+	i = find(&g, C_POLICY, "policy:everything");
+	assert_true(i >= 0);
+	assert_string_equal(g.reason[i], "RESOURCE_WITHOUT_CLIENT_ID");
+	assert_int_equal(g.severity[i], CF_SEVERITY_HIGH);
+	assert_non_null(strstr(g.detail[i], "\"thing\":\"d-all\""));
+	assert_non_null(strstr(g.detail[i], "\"resource\":\"#\""));
+	i = find(&g, C_POLICY, "policy:csr-req");
+	assert_true(i >= 0);
+	assert_string_equal(g.reason[i], "RESOURCE_WITHOUT_CLIENT_ID");
+	assert_non_null(strstr(g.detail[i], "\"actions\":[\"subscribe\",\"receive\"]"));
+	i = find(&g, C_POLICY, "policy:status");
+	assert_true(i >= 0);
+	assert_string_equal(g.reason[i], "RESOURCE_WITHOUT_CLIENT_ID");
+	i = find(&g, C_POLICY, "policy:wild-above");
+	assert_true(i >= 0);
+	assert_string_equal(g.reason[i], "WILDCARD_ABOVE_CLIENT_ID");
+	i = find(&g, C_POLICY, "policy:service");
+	assert_true(i >= 0);
+	assert_non_null(strstr(g.detail[i], cert_res(1) + 5)); /* d-device's, not svc's */
+	assert_int_equal(find(&g, C_POLICY, "policy:device"), -1);
+	assert_int_equal(find(&g, C_POLICY, "policy:own-tree"), -1);
+	assert_int_equal(find(&g, C_POLICY, "policy:connect-only"), -1);
+	assert_int_equal(find(&g, C_POLICY, "policy:" CF_AUDIT_QUARANTINE_POLICY), -1);
+	assert_int_equal(find(&g, C_POLICY, "policy:everything-inactive"), -1);
+	assert_int_equal(find(&g, C_POLICY, "policy:unattached"), -1);
+	/* Detached from the device: RESOLVED. */
+	assert_int_equal(cf_store_policy_detach(fx->store, "service", cert_res(1) + 5, &fx_actor,
+						NULL),
+			 0);
+	fx->now += 60;
+	run1(fx, NULL, C_POLICY, &g);
+	i = find(&g, C_POLICY, "policy:service");
+	assert_true(i >= 0);
+	assert_int_equal(g.state[i], CF_FINDING_RESOLVED);
+	free(device_doc);
+	free(service_doc);
+}
+
+/* Run sql on the registry file with a connection of its own, log guards dropped first. */
+static void
+raw_tamper(struct fixture *fx, const char *sql)
+{
+	sqlite3 *db = NULL;
+	char *msg = NULL;
+	char buf[1024];
+
+	snprintf(buf, sizeof(buf),
+		 "DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete; "
+		 "DROP TRIGGER event_head_no_delete; DROP TRIGGER event_head_forward_only; %s",
+		 sql);
+	assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	if (sqlite3_exec(db, buf, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg);
+	sqlite3_close(db);
+}
+
+static void
+test_audit__logging_disabled(void **state)
+{
+	struct fixture *fx = *state;
+	cf_audit_config cfg;
+	struct got g;
+	int i;
+
+	fx_require_sqlite(fx);
+	fx_add_ca(fx, CA);
+	device(fx, "a", 1, CF_CERT_ACTIVE, 100);
+	device(fx, "b", 2, CF_CERT_ACTIVE, 100);
+	cf_audit_config_init(&cfg);
+	assert_false(cfg.notifier_configured);
+	/* No notifier (the default), the chain intact. */
+	run1(fx, &cfg, C_LOGGING, &g);
+	assert_int_equal(g.n, 1);
+	i = find(&g, C_LOGGING, "config:notifiers");
+	assert_true(i >= 0);
+	assert_string_equal(g.reason[i], "NO_NOTIFIER");
+	assert_int_equal(g.severity[i], CF_SEVERITY_MEDIUM);
+	/* A notifier, the chain intact: nothing. */
+	cfg.notifier_configured = true;
+	run1(fx, &cfg, C_LOGGING, &g);
+	i = find(&g, C_LOGGING, "config:notifiers");
+	assert_true(i >= 0);
+	assert_int_equal(g.state[i], CF_FINDING_RESOLVED);
+	assert_int_equal(find(&g, C_LOGGING, "registry:events"), -1);
+	/* An event rewritten underneath: the chain is broken at it. */
+	raw_tamper(fx, "UPDATE events SET actor = 'someone-else' WHERE seq = 2");
+	run1(fx, &cfg, C_LOGGING, &g);
+	i = find(&g, C_LOGGING, "registry:events");
+	assert_true(i >= 0);
+	assert_string_equal(g.reason[i], "EVENT_CHAIN_BROKEN");
+	assert_int_equal(g.state[i], CF_FINDING_NEW);
+	assert_non_null(strstr(g.detail[i], "\"badSeq\":2"));
+}
+
 int
 main(void)
 {
@@ -690,6 +866,9 @@ main(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_audit__device_age, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_audit__rotation_failing, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit__policy_overly_permissive, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit__logging_disabled, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_audit__unknown_check_writes_nothing, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_audit__one_run_every_check, fx_setup,

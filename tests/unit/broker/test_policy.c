@@ -31,65 +31,65 @@ static void
 test_broker_policy__topic_matches(void **state)
 {
 	(void)state;
-	assert_true(cf_broker_topic_matches("a/b/c", "a/b/c"));
-	assert_false(cf_broker_topic_matches("a/b/c", "a/b"));
-	assert_false(cf_broker_topic_matches("a/b", "a/b/c"));
-	assert_false(cf_broker_topic_matches("a/b/c", "a/b/cd"));
-	assert_true(cf_broker_topic_matches("a/+/c", "a/x/c"));
-	assert_true(cf_broker_topic_matches("a/+/c", "a//c")); /* an empty level is a level */
-	assert_false(cf_broker_topic_matches("a/+/c", "a/x/y/c"));
-	assert_true(cf_broker_topic_matches("a/+", "a/"));
-	assert_false(cf_broker_topic_matches("a/+", "a"));
-	assert_true(cf_broker_topic_matches("a/#", "a")); /* the parent too (MQTT 4.7.1.2) */
-	assert_true(cf_broker_topic_matches("a/#", "a/b/c"));
-	assert_false(cf_broker_topic_matches("a/#", "ab"));
-	assert_true(cf_broker_topic_matches("#", "a/b"));
-	assert_true(cf_broker_topic_matches("+/+", "/x"));
+	assert_true(cf_store_topic_matches("a/b/c", "a/b/c", true));
+	assert_false(cf_store_topic_matches("a/b/c", "a/b", true));
+	assert_false(cf_store_topic_matches("a/b", "a/b/c", true));
+	assert_false(cf_store_topic_matches("a/b/c", "a/b/cd", true));
+	assert_true(cf_store_topic_matches("a/+/c", "a/x/c", true));
+	assert_true(cf_store_topic_matches("a/+/c", "a//c", true)); /* an empty level is a level */
+	assert_false(cf_store_topic_matches("a/+/c", "a/x/y/c", true));
+	assert_true(cf_store_topic_matches("a/+", "a/", true));
+	assert_false(cf_store_topic_matches("a/+", "a", true));
+	assert_true(cf_store_topic_matches("a/#", "a", true)); /* the parent too (MQTT 4.7.1.2) */
+	assert_true(cf_store_topic_matches("a/#", "a/b/c", true));
+	assert_false(cf_store_topic_matches("a/#", "ab", true));
+	assert_true(cf_store_topic_matches("#", "a/b", true));
+	assert_true(cf_store_topic_matches("+/+", "/x", true));
 	/* A wildcard first level never matches a '$' topic. */
-	assert_false(cf_broker_topic_matches("#", "$SYS/broker/uptime"));
-	assert_false(cf_broker_topic_matches("+/broker/uptime", "$SYS/broker/uptime"));
-	assert_true(cf_broker_topic_matches("$SYS/#", "$SYS/broker/uptime"));
+	assert_false(cf_store_topic_matches("#", "$SYS/broker/uptime", true));
+	assert_false(cf_store_topic_matches("+/broker/uptime", "$SYS/broker/uptime", true));
+	assert_true(cf_store_topic_matches("$SYS/#", "$SYS/broker/uptime", true));
 }
 
 static void
 test_broker_policy__filter_covers(void **state)
 {
 	(void)state;
-	assert_true(cf_broker_filter_covers("a/b", "a/b"));
-	assert_true(cf_broker_filter_covers("a/+", "a/b"));
-	assert_true(cf_broker_filter_covers("a/+", "a/+"));
-	assert_false(cf_broker_filter_covers("a/+", "a/#")); /* a/b/c is not under a/+ */
-	assert_false(cf_broker_filter_covers("a/+", "a"));
-	assert_false(cf_broker_filter_covers("a/b", "a/+"));
-	assert_false(cf_broker_filter_covers("a/b", "a/#"));
-	assert_false(cf_broker_filter_covers("a/b", "#"));
-	assert_true(cf_broker_filter_covers("a/#", "a"));
-	assert_true(cf_broker_filter_covers("a/#", "a/#"));
-	assert_true(cf_broker_filter_covers("a/#", "a/+/c/#"));
-	assert_false(cf_broker_filter_covers("a/#", "+/b"));
-	assert_false(cf_broker_filter_covers("a/b/#", "a/#"));
-	assert_true(cf_broker_filter_covers("#", "a/+/#"));
-	assert_false(cf_broker_filter_covers("#", "$SYS/#"));
-	assert_false(cf_broker_filter_covers("a/b", "a/b/c"));
-	assert_false(cf_broker_filter_covers("a/b/c", "a/b"));
+	assert_true(cf_store_topic_filter_covers("a/b", "a/b"));
+	assert_true(cf_store_topic_filter_covers("a/+", "a/b"));
+	assert_true(cf_store_topic_filter_covers("a/+", "a/+"));
+	assert_false(cf_store_topic_filter_covers("a/+", "a/#")); /* a/b/c is not under a/+ */
+	assert_false(cf_store_topic_filter_covers("a/+", "a"));
+	assert_false(cf_store_topic_filter_covers("a/b", "a/+"));
+	assert_false(cf_store_topic_filter_covers("a/b", "a/#"));
+	assert_false(cf_store_topic_filter_covers("a/b", "#"));
+	assert_true(cf_store_topic_filter_covers("a/#", "a"));
+	assert_true(cf_store_topic_filter_covers("a/#", "a/#"));
+	assert_true(cf_store_topic_filter_covers("a/#", "a/+/c/#"));
+	assert_false(cf_store_topic_filter_covers("a/#", "+/b"));
+	assert_false(cf_store_topic_filter_covers("a/b/#", "a/#"));
+	assert_true(cf_store_topic_filter_covers("#", "a/+/#"));
+	assert_false(cf_store_topic_filter_covers("#", "$SYS/#"));
+	assert_false(cf_store_topic_filter_covers("a/b", "a/b/c"));
+	assert_false(cf_store_topic_filter_covers("a/b/c", "a/b"));
 }
 
 static void
 test_broker_policy__filters_overlap(void **state)
 {
 	(void)state;
-	assert_true(cf_broker_filters_overlap("a/b", "a/b"));
-	assert_false(cf_broker_filters_overlap("a/b", "a/c"));
-	assert_true(cf_broker_filters_overlap("a/+", "+/b"));
-	assert_true(cf_broker_filters_overlap("a/#", "a"));
-	assert_true(cf_broker_filters_overlap("a", "a/#"));
-	assert_false(cf_broker_filters_overlap("a/+", "a"));
-	assert_true(cf_broker_filters_overlap("#", "x/y/z"));
-	assert_true(cf_broker_filters_overlap("a/b/c", "+/+/#"));
-	assert_false(cf_broker_filters_overlap("a/b/c", "+/+"));
-	assert_false(cf_broker_filters_overlap("a/b", "a/b/c"));
+	assert_true(cf_store_topic_filters_overlap("a/b", "a/b"));
+	assert_false(cf_store_topic_filters_overlap("a/b", "a/c"));
+	assert_true(cf_store_topic_filters_overlap("a/+", "+/b"));
+	assert_true(cf_store_topic_filters_overlap("a/#", "a"));
+	assert_true(cf_store_topic_filters_overlap("a", "a/#"));
+	assert_false(cf_store_topic_filters_overlap("a/+", "a"));
+	assert_true(cf_store_topic_filters_overlap("#", "x/y/z"));
+	assert_true(cf_store_topic_filters_overlap("a/b/c", "+/+/#"));
+	assert_false(cf_store_topic_filters_overlap("a/b/c", "+/+"));
+	assert_false(cf_store_topic_filters_overlap("a/b", "a/b/c"));
 	/* Conservative for denials: '#' overlaps '$' topics too. */
-	assert_true(cf_broker_filters_overlap("#", "$SYS/x"));
+	assert_true(cf_store_topic_filters_overlap("#", "$SYS/x"));
 }
 
 /* The default device policy: exactly the device's own rotation topics. */
