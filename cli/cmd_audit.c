@@ -9,6 +9,9 @@
 
 #include "audit/audit.h"
 
+/* The longest suppression, in seconds (ten years). */
+#define SUPPRESS_MAX (3650 * 86400LL)
+
 enum {
 	OPT_CHECK = 256,
 	OPT_RUN,
@@ -95,8 +98,10 @@ audit_parse(struct audit_opts *o, int argc, char **argv, const char *usage, cons
 		case OPT_ACTION: o->action = optarg; break;
 		case OPT_SUPPRESSED: o->suppressed = true; break;
 		case OPT_UNTIL:
-			if (cf_duration_parse(&o->until, optarg) != CF_OK)
-				return cli_usage_error(usage, "--until takes a duration such as 7d");
+			if (cf_duration_parse(&o->until, optarg) != CF_OK || o->until < 1 ||
+			    o->until > SUPPRESS_MAX)
+				return cli_usage_error(usage, "--until takes a duration from 1s to "
+							      "3650d, such as 7d");
 			break;
 		case OPT_LIMIT:
 			if (cf_parse_int64(&o->limit, optarg, 1, INT64_MAX) != CF_OK)
@@ -163,25 +168,12 @@ static const char run_usage[] =
 	"certfleet.conf (docs/config.md). 'certfleet audit checks' lists the checks.\n"
 	"  --check NAME   run this check (repeatable)\n";
 
-/* The CLI's audit parameters: the audit_* config keys and key_min_rsa_bits. */
-static void
-audit_config(cf_cli *cli, cf_audit_config *cfg)
-{
-	cf_audit_config_init(cfg);
-	cfg->device_expiring_days = cli->cfg.audit_device_expiring_days;
-	cfg->ca_expiring_days = cli->cfg.audit_ca_expiring_days;
-	cfg->device_age_days = cli->cfg.audit_device_age_days;
-	cfg->rotation_failures = cli->cfg.audit_rotation_failures;
-	cfg->shared_window = cli->cfg.audit_shared_window;
-	cfg->key_policy.rsa_min_bits = (unsigned int)cli->cfg.key_min_rsa_bits;
-}
-
 static int
 audit_run(cf_cli *cli, int argc, char **argv)
 {
 	static const int allowed[] = { OPT_CHECK, 'h', 0 };
 	struct audit_opts o;
-	cf_audit_config cfg;
+	cf_config_audit cfg;
 	cf_audit_summary sum;
 	cf_store_audit_run r;
 	cf_err err = CF_ERR_INIT;
@@ -195,9 +187,12 @@ audit_run(cf_cli *cli, int argc, char **argv)
 	rc = cli_store(cli);
 	if (rc != CLI_EXIT_OK)
 		return rc;
-	audit_config(cli, &cfg);
-	rc = cf_audit_run(&run, &sum, cli->store, &cfg, CF_AUDIT_ON_DEMAND, o.checks, o.nchecks,
-			  cf_time_now(), &err);
+	rc = cf_config_audit_get(&cfg, &cli->cfg, &err);
+	if (rc != CF_OK)
+		return cli_fail(rc, &err, "audit run");
+	rc = cf_audit_run(&run, &sum, cli->store, &cfg.audit, CF_AUDIT_ON_DEMAND, o.checks,
+			  o.nchecks, cf_time_now(), &err);
+	cf_config_audit_clear(&cfg);
 	if (rc != CF_OK)
 		return cli_fail(rc, &err, run > 0 ? "audit run (recorded as FAILED)" : "audit run");
 	rc = cf_store_audit_run_get(cli->store, &r, run, &err);
@@ -407,9 +402,10 @@ static const char suppress_usage[] =
 	"findings' leaves them out unless asked. Replaces an earlier suppression of the pair.\n"
 	"Written to the event log.\n"
 	"  --check NAME      the check\n"
-	"  --resource R      cert:<id>, ca:<name>, thing:<name> or client:<client id>, as\n"
-	"                    'audit findings' shows it\n"
-	"  --until DURATION  how long, such as 12h, 30d\n"
+	"  --resource R      cert:<id>, ca:<name>, thing:<name>, policy:<name>,\n"
+	"                    client:<client id>, file:<path>, registry:<name> or\n"
+	"                    config:<name>, as 'audit findings' shows it\n"
+	"  --until DURATION  how long, such as 12h, 30d (at most 3650d)\n"
 	"  --reason TEXT     why (required, kept with the suppression)\n"
 	"  --why TEXT        note for the event log\n";
 

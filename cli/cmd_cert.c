@@ -295,6 +295,7 @@ register_cert(cf_cli *cli, const struct cert_opts *o, char id_out[CF_PKI_ID_LEN]
 	rec.not_after = info.not_after;
 	rec.key_type = label;
 	rec.key_bits = info.key_bits;
+	rec.key_roca = info.key_roca;
 	rec.sig_alg = info.sig_alg;
 	rec.spki_sha256 = info.spki_sha256;
 	rec.pem = pem;

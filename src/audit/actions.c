@@ -4,7 +4,7 @@
  * after a scheduled run). Each action is a registry change the store writes
  * with its event, so the event log tells who acted on which finding.
  */
-#include "audit/audit.h"
+#include "audit/audit_int.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -82,6 +82,14 @@ rotate(cf_audit_mitigation *out, cf_store *store, cf_rotation_engine *eng, const
 		if (cert.thing == NULL) {
 			rc = cf_err_set(err, CF_EINVAL, NULL,
 					"certificate %.16s is bound to no thing: nothing to rotate",
+					cert_id);
+			goto out;
+		}
+		/* The broker admits no expired certificate: its device cannot take csr_req. */
+		if (cert.not_after <= cf_store_now(store)) {
+			rc = cf_err_set(err, CF_ESTATE, NULL,
+					"certificate %.16s has expired: its device cannot connect "
+					"to be rotated; provision it again",
 					cert_id);
 			goto out;
 		}
@@ -270,7 +278,11 @@ cf_audit_mitigate(cf_audit_mitigation *out, cf_store *store, struct cf_rotation_
 		cf_store_cert_clear(&cert);
 		return rc;
 	case CF_AUDIT_NOTIFY:
-		return CF_OK;
+		/* The event is the notice: certfleetd sends it on (docs/daemon.md). */
+		rc = cf_store_audit_notified(store, finding, &actor, err);
+		if (rc == CF_OK)
+			out->changed = 1;
+		return rc;
 	default:
 		return cf_err_set(err, CF_EINVAL, NULL, "unknown action %d", (int)action);
 	}
@@ -358,6 +370,81 @@ check_index(const char *name, size_t len)
 	return -1;
 }
 
+/* What the findings of a check name, and what an action takes: resource kinds. */
+enum {
+	RES_CERT = 1u << 0,
+	RES_CA = 1u << 1,
+	RES_THING = 1u << 2,
+	RES_CLIENT = 1u << 3,
+	RES_POLICY = 1u << 4,
+	RES_OTHER = 1u << 5, /* file:, registry:, config: */
+	RES_ANY = 0x3fu,
+};
+
+static const unsigned int check_resources[CF_AUDIT__COUNT] = {
+	[CF_AUDIT__DEVICE_EXPIRING] = RES_CERT,
+	[CF_AUDIT__CA_EXPIRING] = RES_CA,
+	[CF_AUDIT__DEVICE_KEY_QUALITY] = RES_CERT,
+	[CF_AUDIT__CA_KEY_QUALITY] = RES_CA,
+	[CF_AUDIT__REVOKED_CA_ACTIVE] = RES_CA,
+	[CF_AUDIT__INTERMEDIATE_REVOKED] = RES_CERT,
+	[CF_AUDIT__REVOKED_DEVICE_ACTIVE] = RES_CERT | RES_OTHER,
+	[CF_AUDIT__DEVICE_SHARED] = RES_CERT,
+	[CF_AUDIT__CONFLICTING_CLIENT_IDS] = RES_CLIENT,
+	[CF_AUDIT__DEVICE_AGE] = RES_CERT,
+	[CF_AUDIT__ROTATION_FAILING] = RES_THING,
+	[CF_AUDIT__POLICY_PERMISSIVE] = RES_POLICY,
+	[CF_AUDIT__LOGGING_DISABLED] = RES_OTHER,
+};
+
+static const unsigned int action_resources[CF_AUDIT_ACTION_COUNT] = {
+	[CF_AUDIT_ROTATE_DEVICE_CERTIFICATE] = RES_CERT | RES_THING,
+	[CF_AUDIT_DEACTIVATE_DEVICE_CERTIFICATE] = RES_CERT,
+	[CF_AUDIT_REVOKE_DEVICE_CERTIFICATE] = RES_CERT,
+	[CF_AUDIT_DEACTIVATE_CA_CERTIFICATE] = RES_CA,
+	[CF_AUDIT_QUARANTINE_THING] = RES_THING | RES_CERT,
+	[CF_AUDIT_NOTIFY] = RES_ANY,
+};
+
+/* The kind of a finding's resource. */
+static unsigned int
+resource_kind(const char *resource)
+{
+	static const struct {
+		const char *prefix;
+		unsigned int kind;
+	} kinds[] = {
+		{ "cert:", RES_CERT },	   { "ca:", RES_CA },	       { "thing:", RES_THING },
+		{ "client:", RES_CLIENT }, { "policy:", RES_POLICY },
+	};
+	size_t i;
+
+	for (i = 0; i < CF_ARRAY_LEN(kinds); i++)
+		if (resource_of(resource, kinds[i].prefix) != NULL)
+			return kinds[i].kind;
+	return RES_OTHER;
+}
+
+bool
+cf_audit_action_fits(cf_audit_action action, const char *resource)
+{
+	return (unsigned int)action < CF_AUDIT_ACTION_COUNT &&
+	       (action_resources[action] & resource_kind(resource)) != 0;
+}
+
+/* s[0, *len) without blanks at either end. */
+static const char *
+trim_span(const char *s, size_t *len)
+{
+	while (*len > 0 && (*s == ' ' || *s == '\t')) {
+		s++;
+		(*len)--;
+	}
+	while (*len > 0 && (s[*len - 1] == ' ' || s[*len - 1] == '\t'))
+		(*len)--;
+	return s;
+}
+
 int
 cf_audit_bindings_parse(cf_audit_bindings *out, const char *text, cf_err *err)
 {
@@ -375,31 +462,37 @@ cf_audit_bindings_parse(cf_audit_bindings *out, const char *text, cf_err *err)
 		cf_audit_action a;
 		int ci;
 
+		const char *check, *act;
+		size_t clen;
+
 		end = strchr(p, ',');
 		if (end == NULL)
 			end = p + strlen(p);
-		while (item < end && (*item == ' ' || *item == '\t'))
-			item++;
 		colon = memchr(item, ':', (size_t)(end - item));
 		if (colon == NULL)
 			return cf_err_set(err, CF_EINVAL, NULL,
 					  "audit_actions: '%.*s' is not CHECK:ACTION",
 					  (int)(end - item), item);
-		ci = check_index(item, (size_t)(colon - item));
+		clen = (size_t)(colon - item);
+		check = trim_span(item, &clen);
+		ci = check_index(check, clen);
 		if (ci < 0)
 			return cf_err_set(err, CF_EINVAL, NULL, "audit_actions: unknown check '%.*s'",
-					  (int)(colon - item), item);
+					  (int)clen, check);
 		alen = (size_t)(end - colon - 1);
-		while (alen > 0 && (colon[alen] == ' ' || colon[alen] == '\t'))
-			alen--;
+		act = trim_span(colon + 1, &alen);
 		if (alen == 0 || alen >= sizeof(action))
 			return cf_err_set(err, CF_EINVAL, NULL, "audit_actions: bad action after %.*s",
-					  (int)(colon - item), item);
-		memcpy(action, colon + 1, alen);
+					  (int)clen, check);
+		memcpy(action, act, alen);
 		action[alen] = '\0';
 		if (cf_audit_action_parse(&a, action) != CF_OK)
 			return cf_err_set(err, CF_EINVAL, NULL,
 					  "audit_actions: unknown action '%s'", action);
+		if ((check_resources[ci] & action_resources[a]) == 0)
+			return cf_err_set(err, CF_EINVAL, NULL,
+					  "audit_actions: %s cannot act on the findings of %.*s",
+					  action, (int)clen, check);
 		out->actions[ci] |= 1u << a;
 		p = *end == ',' ? end + 1 : end;
 	}

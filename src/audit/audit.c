@@ -31,6 +31,7 @@ cf_audit_config_init(cf_audit_config *cfg)
 	cfg->device_age_days = 365;
 	cfg->rotation_failures = 3;
 	cfg->shared_window = 86400;
+	cfg->events_full_every = 7 * 86400;
 	cf_pki_key_policy_init(&cfg->key_policy);
 }
 
@@ -226,6 +227,13 @@ summary_json(const cf_audit_summary *sum)
 	json_object_set(o, "bySeverity", sev);
 	json_object_set(o, "byCheck", checks);
 	json_object_set_new(o, "elapsedMs", json_integer(sum->elapsed_ms));
+	if (sum->events_verified)
+		json_object_set_new(o, "eventsHead",
+				    json_pack("{s:I, s:s, s:I, s:I}", "seq",
+					      (json_int_t)sum->events_head.seq, "hash",
+					      sum->events_head.hash, "fullAt",
+					      (json_int_t)sum->events_full_at, "checked",
+					      (json_int_t)sum->events_checked));
 	text = json_dumps(o, JSON_COMPACT);
 out:
 	json_decref(o);
@@ -296,7 +304,8 @@ config_check(const cf_audit_config *cfg, cf_err *err)
 	if (cfg->device_expiring_days < 1 || cfg->ca_expiring_days < 1 ||
 	    cfg->device_age_days < 1 || cfg->rotation_failures < 1 || cfg->shared_window < 1 ||
 	    cfg->device_expiring_days > 36500 || cfg->ca_expiring_days > 36500 ||
-	    cfg->device_age_days > 36500 || cfg->rotation_failures > 100000)
+	    cfg->device_age_days > 36500 || cfg->rotation_failures > 100000 ||
+	    cfg->events_full_every < 0 || (cfg->crl_files == NULL && cfg->ncrl_files > 0))
 		return cf_err_set(err, CF_EINVAL, NULL, "audit parameters out of range");
 	return CF_OK;
 }

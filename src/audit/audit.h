@@ -9,12 +9,10 @@
  * bookkeeping and the suppressions are the store's.
  *
  * Key quality is judged from the registry's columns (key_type, key_bits,
- * sig_alg, spki_sha256), never by parsing a device certificate, so that a
- * million certificates audit in seconds. Mitigation actions (actions.c)
- * and the schedule certfleetd runs (schedule.c) follow the engine. Not done
- * yet (issue 5): the ROCA fingerprint of device certificates (it needs the
- * modulus, which the registry does not keep), the webhook notifier, the
- * revocation-list check, the end-to-end test.
+ * sig_alg, spki_sha256, key_roca), never by parsing a device certificate,
+ * so that a million certificates audit in seconds. Mitigation actions
+ * (actions.c) and the schedule certfleetd runs (schedule.c) follow the
+ * engine; the notifiers are src/events' and certfleetd's.
  */
 #ifndef CF_AUDIT_H
 #define CF_AUDIT_H
@@ -35,7 +33,13 @@ typedef struct cf_audit_config {
 	int64_t rotation_failures;    /* ROTATION_FAILING_CHECK, 3 */
 	int64_t shared_window;        /* connection checks: seconds back from now, 86400 */
 	cf_pki_key_policy key_policy; /* the *_KEY_QUALITY_CHECKs: cf_pki_key_policy_init() */
+	/* REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK: CRL files (borrowed), none */
+	const char *const *crl_files;
+	size_t ncrl_files;
 	bool notifier_configured;     /* LOGGING_DISABLED_CHECK: a notifier is set up, false */
+	int64_t events_full_every;    /* LOGGING_DISABLED_CHECK: seconds between walks of the
+					 whole chain (between them, from the last verified
+					 head on), 7 days */
 } cf_audit_config;
 
 /* Fill cfg with the defaults above. */
@@ -69,6 +73,11 @@ typedef struct cf_audit_summary {
 	int64_t by_check[CF_AUDIT_CHECKS_MAX];    /* indexed like cf_audit_check_at() */
 	bool ran[CF_AUDIT_CHECKS_MAX];            /* the check was part of the run */
 	int64_t elapsed_ms;
+	/* LOGGING_DISABLED_CHECK: the chain head it verified, kept as the next run's anchor */
+	bool events_verified;
+	cf_store_event_anchor events_head;
+	int64_t events_full_at; /* when the whole chain was last walked */
+	int64_t events_checked; /* events walked by this run */
 } cf_audit_summary;
 
 /*
@@ -100,6 +109,15 @@ typedef enum {
 	CF_AUDIT_NOTIFY,
 	CF_AUDIT_ACTION_COUNT
 } cf_audit_action;
+
+/*
+ * Whether action can act on a finding about resource: ROTATE on cert: and
+ * thing:, DEACTIVATE and REVOKE on cert:, DEACTIVATE_CA on ca:, QUARANTINE
+ * on thing: and cert:, NOTIFY on anything. cf_audit_bindings_parse()
+ * refuses a binding whose check has no finding the action fits;
+ * cf_audit_apply_bindings() skips the findings it does not fit.
+ */
+bool cf_audit_action_fits(cf_audit_action action, const char *resource);
 
 /* "ROTATE_DEVICE_CERTIFICATE", ...; NULL past the end. Static. */
 const char *cf_audit_action_name(cf_audit_action action);
@@ -181,6 +199,9 @@ typedef enum {
 	CF_AUDIT_SCHEDULE_MONTHLY   /* one calendar month (UTC) after the last run: "monthly" */
 } cf_audit_schedule_kind;
 
+/* The longest audit_schedule interval, in seconds (366 days). */
+#define CF_AUDIT_INTERVAL_MAX (366 * 86400LL)
+
 typedef struct cf_audit_schedule {
 	cf_audit_schedule_kind kind;
 	int64_t interval;  /* seconds, for INTERVAL */
@@ -209,6 +230,14 @@ int64_t cf_audit_schedule_next(const cf_audit_schedule *sched, int64_t last, int
  * CF_ESTORE.
  */
 int cf_audit_last_scheduled(int64_t *out, cf_store *store, cf_err *err);
+
+/*
+ * Finish as FAILED (summary {"error": "interrupted"}) every run still
+ * IN_PROGRESS that started before `before`: the process running it died.
+ * Pass a time no live run can be older than (certfleetd: an hour ago).
+ * *count (may be NULL) gets how many. CF_EBUSY, CF_ESTORE.
+ */
+int cf_audit_abandon_stale(size_t *count, cf_store *store, int64_t before, cf_err *err);
 
 /* One finding acted on by cf_audit_apply_bindings(), for the notifiers. */
 typedef struct cf_audit_acted {

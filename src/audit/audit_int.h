@@ -14,6 +14,7 @@ enum {
 	CF_AUDIT__CA_KEY_QUALITY,
 	CF_AUDIT__REVOKED_CA_ACTIVE,
 	CF_AUDIT__INTERMEDIATE_REVOKED,
+	CF_AUDIT__REVOKED_DEVICE_ACTIVE,
 	CF_AUDIT__DEVICE_SHARED,
 	CF_AUDIT__CONFLICTING_CLIENT_IDS,
 	CF_AUDIT__DEVICE_AGE,
@@ -53,6 +54,7 @@ struct cf_audit__key {
 struct cf_audit__verdict {
 	char key_type[48];
 	int key_bits;
+	bool key_roca;
 	char sig_alg[64];
 	cf_pki_quality q;
 };

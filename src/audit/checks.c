@@ -25,6 +25,8 @@ const cf_audit_check_info cf_audit__checks[CF_AUDIT__COUNT] = {
 	  "a REVOKED CA still has ACTIVE device certificates" },
 	{ "INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_CERTIFICATES_CHECK", CF_SEVERITY_CRITICAL,
 	  "an ACTIVE device certificate was issued under a REVOKED CA" },
+	{ "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK", CF_SEVERITY_CRITICAL,
+	  "an ACTIVE device certificate is on its CA's revocation list (audit_crl_files)" },
 	{ "DEVICE_CERTIFICATE_SHARED_CHECK", CF_SEVERITY_CRITICAL,
 	  "a certificate was presented with several client ids or from several addresses "
 	  "within audit_shared_window" },
@@ -80,12 +82,14 @@ days_left(int64_t t, int64_t now)
  * registered certificate outside the list: see cli_key_label()).
  */
 static void
-info_from_columns(cf_pki_cert_info *info, const char *key_type, int key_bits, const char *sig_alg)
+info_from_columns(cf_pki_cert_info *info, const char *key_type, int key_bits, const char *sig_alg,
+		  bool key_roca)
 {
 	cf_key_type kt = CF_KEY_UNKNOWN;
 
 	memset(info, 0, sizeof(*info));
 	info->key_valid = true; /* what the registry cannot say: see audit.h */
+	info->key_roca = key_roca;
 	info->key_bits = key_bits;
 	snprintf(info->sig_alg, sizeof(info->sig_alg), "%s", sig_alg != NULL ? sig_alg : "");
 	if (key_type == NULL)
@@ -109,7 +113,8 @@ info_from_columns(cf_pki_cert_info *info, const char *key_type, int key_bits, co
 
 /* The verdict for these columns, from a small cache: a fleet has few distinct key kinds. */
 static const cf_pki_quality *
-verdict(cf_audit__run *run, const char *key_type, int key_bits, const char *sig_alg)
+verdict(cf_audit__run *run, const char *key_type, int key_bits, const char *sig_alg,
+	bool key_roca)
 {
 	struct cf_audit__verdict *v;
 	cf_pki_cert_info info;
@@ -121,8 +126,8 @@ verdict(cf_audit__run *run, const char *key_type, int key_bits, const char *sig_
 		sig_alg = "";
 	for (i = 0; i < run->nverdicts; i++) {
 		v = &run->verdicts[i];
-		if (v->key_bits == key_bits && strcmp(v->key_type, key_type) == 0 &&
-		    strcmp(v->sig_alg, sig_alg) == 0)
+		if (v->key_bits == key_bits && v->key_roca == key_roca &&
+		    strcmp(v->key_type, key_type) == 0 && strcmp(v->sig_alg, sig_alg) == 0)
 			return &v->q;
 	}
 	/* A full cache starts over: only a very mixed fleet pays the lookups again. */
@@ -132,7 +137,8 @@ verdict(cf_audit__run *run, const char *key_type, int key_bits, const char *sig_
 	snprintf(v->key_type, sizeof(v->key_type), "%s", key_type);
 	snprintf(v->sig_alg, sizeof(v->sig_alg), "%s", sig_alg);
 	v->key_bits = key_bits;
-	info_from_columns(&info, key_type, key_bits, sig_alg);
+	v->key_roca = key_roca;
+	info_from_columns(&info, key_type, key_bits, sig_alg, key_roca);
 	cf_pki_key_quality(&v->q, &info, &run->cfg->key_policy);
 	return &v->q;
 }
@@ -274,7 +280,8 @@ cf_audit__check_cert(cf_audit__run *run, const cf_store_cert_facts *cert)
 		rc = emit_cert(run, CF_AUDIT__DEVICE_AGE, cert, "CERTIFICATE_PAST_AGE_THRESHOLD", d);
 	}
 	if (rc == CF_OK && run->on[CF_AUDIT__DEVICE_KEY_QUALITY]) {
-		const cf_pki_quality *q = verdict(run, cert->key_type, cert->key_bits, cert->sig_alg);
+		const cf_pki_quality *q = verdict(run, cert->key_type, cert->key_bits, cert->sig_alg,
+							   cert->key_roca);
 
 		if (!q->ok) {
 			d = cert_detail(cert);
@@ -325,7 +332,7 @@ ca_quality(cf_audit__run *run, cf_pki_quality *q, const cf_store_ca *ca)
 		if (!q->ok && ca->is_root && strcmp(q->reason, "WEAK_SIGNATURE") == 0)
 			q->ok = true;
 	} else {
-		info_from_columns(&info, ca->key_type, 0, NULL);
+		info_from_columns(&info, ca->key_type, 0, NULL, false);
 		cf_pki_key_quality(q, &info, &run->cfg->key_policy);
 	}
 	X509_free(x);
@@ -558,6 +565,8 @@ struct set_entry {
 	char *vals[SET_MAX];
 	size_t nvals;
 	bool more;
+	size_t last;   /* the value added last, by index (SET_MAX: one not kept) */
+	bool returned; /* a value came again after another one */
 	struct set_entry *next;
 };
 
@@ -606,17 +615,22 @@ set_map_add(struct set_map *m, const char *key, const char *val)
 		e->next = m->slots[slot];
 		m->slots[slot] = e;
 	}
-	for (i = 0; i < e->nvals; i++)
-		if (strcmp(e->vals[i], val) == 0)
+	for (i = 0; i < e->nvals; i++) {
+		if (strcmp(e->vals[i], val) == 0) {
+			e->returned = e->returned || e->last != i;
+			e->last = i;
 			return CF_OK;
+		}
+	}
 	if (e->nvals == SET_MAX) {
 		e->more = true;
+		e->last = SET_MAX;
 		return CF_OK;
 	}
 	e->vals[e->nvals] = cf_strdup(val);
 	if (e->vals[e->nvals] == NULL)
 		return CF_ENOMEM;
-	e->nvals++;
+	e->last = e->nvals++;
 	return CF_OK;
 }
 
@@ -706,9 +720,15 @@ emit_shared(cf_audit__run *run, struct conn_maps *m)
 			for (a = m->cert_addrs.slots[slot]; a != NULL && strcmp(a->key, e->key) != 0;
 			     a = a->next)
 				;
+			/*
+			 * Addresses: one device that moves (a new DHCP lease, a
+			 * cellular network) goes from one to the next; copies of it
+			 * running at once take the session from each other, back
+			 * and forth, so an address comes again after another one.
+			 */
 			if (e->nvals > 1)
 				reason = "CERTIFICATE_SHARED_BY_CLIENT_IDS";
-			else if (a != NULL && a->nvals > 1)
+			else if (a != NULL && a->returned)
 				reason = "CERTIFICATE_SHARED_BY_ADDRESSES";
 			if (reason == NULL || strlen(e->key) != 64)
 				continue;
@@ -724,6 +744,57 @@ emit_shared(cf_audit__run *run, struct conn_maps *m)
 	return rc;
 }
 
+/*
+ * Whether the certificates client id e->key was used with conflict: they
+ * belong to several identities (things; a certificate the registry does not
+ * know or that is unbound is an identity of its own), or the client's own
+ * thing has two of them ACTIVE at once outside a rotation. A rotation alone
+ * is no conflict: the thing connects with its old, then its new certificate,
+ * and after crt_ack the old one is no longer ACTIVE.
+ */
+static int
+client_conflicts(cf_audit__run *run, const struct set_entry *e, bool *out)
+{
+	cf_store_rotation rot;
+	cf_store_cert cert;
+	size_t i, foreign = 0, own = 0, active = 0;
+	int rc = CF_OK;
+
+	*out = false;
+	for (i = 0; rc == CF_OK && i < e->nvals; i++) {
+		rc = cf_store_cert_get(run->store, &cert, e->vals[i], NULL);
+		if (rc == CF_ENOTFOUND) {
+			foreign++;
+			rc = CF_OK;
+			continue;
+		}
+		if (rc != CF_OK)
+			return cf_err_set(run->err, rc, NULL, "certificate %.16s", e->vals[i]);
+		if (cert.thing == NULL || strcmp(cert.thing, e->key) != 0) {
+			foreign++;
+		} else {
+			own++;
+			if (cert.status == CF_CERT_ACTIVE && cert.deleted_at == 0)
+				active++;
+		}
+		cf_store_cert_clear(&cert);
+	}
+	if (foreign + (own > 0 ? 1 : 0) > 1 || e->more) {
+		*out = true;
+		return CF_OK;
+	}
+	if (active < 2)
+		return CF_OK;
+	rc = cf_store_rotation_get_open(run->store, &rot, e->key, NULL);
+	if (rc == CF_OK)
+		cf_store_rotation_clear(&rot);
+	else if (rc == CF_ENOTFOUND)
+		*out = true;
+	else
+		return cf_err_set(run->err, rc, NULL, "rotation of %.64s", e->key);
+	return CF_OK;
+}
+
 static int
 emit_conflicting(cf_audit__run *run, struct conn_maps *m)
 {
@@ -735,9 +806,13 @@ emit_conflicting(cf_audit__run *run, struct conn_maps *m)
 
 		for (e = m->client_certs.slots[i]; rc == CF_OK && e != NULL; e = e->next) {
 			char resource[CF_STORE_AUDIT_RESOURCE_MAX];
+			bool conflict;
 			json_t *d;
 
 			if (e->nvals < 2)
+				continue;
+			rc = client_conflicts(run, e, &conflict);
+			if (rc != CF_OK || !conflict)
 				continue;
 			d = json_pack("{s:o, s:b}", "certificates", set_json(e), "more", e->more);
 			snprintf(resource, sizeof(resource), "client:%s", e->key);
@@ -794,9 +869,31 @@ struct rot_entry {
 
 struct rot_map {
 	struct rot_entry **slots;
-	size_t nslots;
+	size_t nslots, nentries;
 	int64_t count;
 };
+
+/* Twice the slots once there are as many things as slots (chains stay short). */
+static void
+rot_map_grow(struct rot_map *m)
+{
+	size_t n = m->nslots * 2, i, slot;
+	struct rot_entry **slots = calloc(n, sizeof(*slots)), *e, *next;
+
+	if (slots == NULL)
+		return; /* longer chains, still correct */
+	for (i = 0; i < m->nslots; i++) {
+		for (e = m->slots[i]; e != NULL; e = next) {
+			next = e->next;
+			slot = (size_t)(hash_str(e->thing, FNV_BASIS) % n);
+			e->next = slots[slot];
+			slots[slot] = e;
+		}
+	}
+	free(m->slots);
+	m->slots = slots;
+	m->nslots = n;
+}
 
 static int
 rot_cb(const cf_store_rotation *rot, void *payload)
@@ -824,6 +921,8 @@ rot_cb(const cf_store_rotation *rot, void *payload)
 		}
 		e->next = m->slots[slot];
 		m->slots[slot] = e;
+		if (++m->nentries > m->nslots)
+			rot_map_grow(m);
 	}
 	if (rot->state == CF_ROTATION_COMPLETED) {
 		e->tail_failures = 0;
@@ -839,7 +938,7 @@ static int
 rotations(cf_audit__run *run)
 {
 	cf_store_rotation_filter filter = CF_STORE_ROTATION_FILTER_INIT;
-	struct rot_map m = { NULL, 4096, 0 };
+	struct rot_map m = { NULL, 4096, 0, 0 };
 	size_t i;
 	int rc;
 
@@ -923,12 +1022,11 @@ struct perm_policy {
 struct perm {
 	cf_audit__run *run;
 	struct perm_policy *p;
-	size_t n, open; /* open: reported ones without a device yet */
+	size_t n;
+	struct perm_policy *cur; /* the one whose certificates are read */
 	/* the last thing looked up, for the service principal test */
 	char *last_thing;
 	bool last_service;
-	const cf_store_cert_facts *cert; /* the certificate whose policies are listed */
-	int rc;
 };
 
 /* Whether a level of resource before the first one naming the client is a wildcard. */
@@ -1051,7 +1149,6 @@ perm_policy_cb(const cf_store_policy *policy, void *payload)
 	p->reason = reason;
 	p->name = cf_strdup(policy->name);
 	pm->n++;
-	pm->open++;
 	return p->name != NULL ? 0 : CF_ENOMEM;
 }
 
@@ -1086,48 +1183,25 @@ perm_is_service(struct perm *pm, bool *out, const char *thing)
 	return pm->last_thing != NULL ? CF_OK : CF_ENOMEM;
 }
 
-/* A policy attached to pm->cert: the reported one of that name gets its device. */
-static int
-perm_attached_cb(const cf_store_policy *policy, void *payload)
-{
-	struct perm *pm = payload;
-	const cf_store_cert_facts *cert = pm->cert;
-	bool service;
-	size_t i;
-	int rc;
+#define PERM_DONE 1 /* the policy has its device: its pass stops */
 
-	for (i = 0; i < pm->n; i++) {
-		struct perm_policy *p = &pm->p[i];
-
-		if (p->thing != NULL || strcmp(p->name, policy->name) != 0)
-			continue;
-		rc = perm_is_service(pm, &service, cert->thing);
-		if (rc != CF_OK || service)
-			return rc;
-		p->thing = cf_strdup(cert->thing);
-		p->cert = cf_strdup(cert->id);
-		if (p->thing == NULL || p->cert == NULL)
-			return CF_ENOMEM;
-		pm->open--;
-	}
-	return 0;
-}
-
-#define PERM_DONE 1 /* every reported policy has its device: the pass stops */
-
+/* A certificate pm->cur is attached to: the first device's makes the finding. */
 static int
 perm_cert_cb(const cf_store_cert_facts *cert, void *payload)
 {
 	struct perm *pm = payload;
+	struct perm_policy *p = pm->cur;
+	bool service;
 	int rc;
 
 	if (cert->thing == NULL)
 		return 0; /* cannot connect */
-	pm->cert = cert;
-	rc = cf_store_policy_list(pm->run->store, cert->id, perm_attached_cb, pm, pm->run->err);
-	if (rc != CF_OK)
+	rc = perm_is_service(pm, &service, cert->thing);
+	if (rc != CF_OK || service)
 		return rc;
-	return pm->open == 0 ? PERM_DONE : 0;
+	p->thing = cf_strdup(cert->thing);
+	p->cert = cf_strdup(cert->id);
+	return p->thing != NULL && p->cert != NULL ? PERM_DONE : CF_ENOMEM;
 }
 
 static int
@@ -1140,11 +1214,13 @@ permissive_policies(cf_audit__run *run)
 	memset(&pm, 0, sizeof(pm));
 	pm.run = run;
 	rc = cf_store_policy_list(run->store, NULL, perm_policy_cb, &pm, run->err);
-	if (rc == CF_OK && pm.open > 0)
-		rc = cf_store_cert_scan(run->store, CF_CERT_ACTIVE, false, perm_cert_cb, &pm,
-					run->err);
-	if (rc == PERM_DONE)
-		rc = CF_OK;
+	for (i = 0; rc == CF_OK && i < pm.n; i++) {
+		pm.cur = &pm.p[i];
+		rc = cf_store_cert_scan_policy(run->store, pm.cur->name, CF_CERT_ACTIVE,
+					       perm_cert_cb, &pm, run->err);
+		if (rc == PERM_DONE)
+			rc = CF_OK;
+	}
 	if (rc == CF_ENOMEM && run->err != NULL && run->err->code == 0)
 		rc = cf_err_set(run->err, CF_ENOMEM, NULL, "policy check");
 	for (i = 0; i < pm.n; i++) {
@@ -1170,40 +1246,296 @@ permissive_policies(cf_audit__run *run)
 	return rc;
 }
 
-/* ---- logging ---------------------------------------------------------------- */
+/* ---- revocation lists --------------------------------------------------- */
 
 /*
- * No notifier (certfleetd sets cfg->notifier_configured): "config:notifiers",
- * NO_NOTIFIER. The event log's chain or the registry's agreement with it
- * broken (cf_store_events_verify(), no anchor: the run has none): 
+ * The registry's CA certificates, parsed, to find who signed a CRL; and the
+ * resources already reported, so that a certificate on two CRLs (or a file
+ * listed twice) is one finding.
+ */
+struct crl_issuers {
+	X509 **certs;
+	char **names;
+	size_t n;
+	struct set_map seen;
+};
+
+static int
+crl_issuer_cb(const cf_store_ca *ca, void *payload)
+{
+	struct crl_issuers *is = payload;
+	X509 **certs;
+	char **names;
+	X509 *x = NULL;
+
+	if (ca->cert_pem == NULL ||
+	    cf_pki_cert_from_pem(&x, ca->cert_pem, strlen(ca->cert_pem), NULL) != CF_OK)
+		return 0; /* a PENDING CA signs nothing */
+	certs = realloc(is->certs, (is->n + 1) * sizeof(*certs));
+	if (certs != NULL)
+		is->certs = certs;
+	names = realloc(is->names, (is->n + 1) * sizeof(*names));
+	if (names != NULL)
+		is->names = names;
+	if (certs == NULL || names == NULL || (names[is->n] = cf_strdup(ca->name)) == NULL) {
+		X509_free(x);
+		return CF_ENOMEM;
+	}
+	certs[is->n++] = x;
+	return 0;
+}
+
+static void
+crl_issuers_clear(struct crl_issuers *is)
+{
+	size_t i;
+
+	for (i = 0; i < is->n; i++) {
+		X509_free(is->certs[i]);
+		free(is->names[i]);
+	}
+	free(is->certs);
+	free(is->names);
+	set_map_free(&is->seen);
+}
+
+/* Emit unless resource was reported by this check already (detail is taken either way). */
+static int
+crl_emit(cf_audit__run *run, struct crl_issuers *is, const char *resource, const char *reason,
+	 json_t *d)
+{
+	size_t slot = (size_t)(hash_str(resource, FNV_BASIS) % is->seen.nslots);
+	const struct set_entry *e;
+
+	if (d == NULL)
+		return cf_err_set(run->err, CF_ENOMEM, NULL, "finding detail");
+	for (e = is->seen.slots[slot]; e != NULL && strcmp(e->key, resource) != 0; e = e->next)
+		;
+	if (e != NULL) {
+		json_decref(d);
+		return CF_OK;
+	}
+	if (set_map_add(&is->seen, resource, "") != CF_OK) {
+		json_decref(d);
+		return cf_err_set(run->err, CF_ENOMEM, NULL, "CRL findings");
+	}
+	return cf_audit__emit(run, CF_AUDIT__REVOKED_DEVICE_ACTIVE, resource, reason, d);
+}
+
+/* One CRL's walk: the registry CAs that signed it (a CA renewed under a new name: two). */
+#define CRL_CAS_MAX 8
+
+struct crl_walk {
+	cf_audit__run *run;
+	struct crl_issuers *is;
+	const char *path;
+	const char *cas[CRL_CAS_MAX];
+	size_t ncas;
+};
+
+static int
+crl_entry_cb(const cf_pki_crl_entry *e, void *payload)
+{
+	struct crl_walk *w = payload;
+	cf_err gerr = CF_ERR_INIT;
+	char resource[80];
+	cf_store_cert cert;
+	json_t *d;
+	size_t i;
+	int rc = CF_OK;
+
+	for (i = 0; rc == CF_OK && i < w->ncas; i++) {
+		rc = cf_store_cert_get_by_serial(w->run->store, &cert, w->cas[i], e->serial, &gerr);
+		if (rc == CF_ENOTFOUND) { /* not one of the registry's */
+			rc = CF_OK;
+			continue;
+		}
+		if (rc != CF_OK)
+			return cf_err_set(w->run->err, rc, NULL, "%s: %s", w->path, gerr.msg);
+		if (cert.status == CF_CERT_ACTIVE && cert.deleted_at == 0) {
+			snprintf(resource, sizeof(resource), "cert:%s", cert.id);
+			d = json_pack("{s:o, s:s, s:I, s:s, s:s, s:I, s:s}", "thing",
+				      cert.thing != NULL ? json_string(cert.thing) : json_null(),
+				      "ca", w->cas[i], "notAfter", (json_int_t)cert.not_after,
+				      "serial", e->serial, "crl", w->path, "revokedAt",
+				      (json_int_t)e->revoked_at, "crlReason", e->reason);
+			rc = crl_emit(w->run, w->is, resource, "CERTIFICATE_REVOKED_BY_CA", d);
+		}
+		cf_store_cert_clear(&cert);
+	}
+	return rc;
+}
+
+/* A finding about the CRL file itself: CRL_UNUSABLE or CRL_EXPIRED. */
+static int
+crl_file_finding(cf_audit__run *run, struct crl_issuers *is, const char *path,
+		 const char *reason, json_t *d)
+{
+	char resource[CF_STORE_AUDIT_RESOURCE_MAX + 1];
+
+	/* A path too long for a resource is cut: still one stable name per file. */
+	snprintf(resource, sizeof(resource), "file:%s", path);
+	return crl_emit(run, is, resource, reason, d);
+}
+
+/*
+ * One CRL file: read, matched with the registry CAs whose subject is its
+ * issuer and whose key verifies it, then each entry looked up by (CA,
+ * serial). A file that cannot be used is a finding (CRL_UNUSABLE), not a
+ * failed run: a CRL download gone wrong must not stop the other checks.
+ * A CRL past its nextUpdate still counts (revocations do not expire) and
+ * is reported as CRL_EXPIRED.
+ */
+static int
+crl_file(cf_audit__run *run, struct crl_issuers *is, const char *path)
+{
+	cf_err rerr = CF_ERR_INIT;
+	struct crl_walk w;
+	cf_pki_crl *crl = NULL;
+	int64_t next;
+	size_t i;
+	int rc;
+
+	memset(&w, 0, sizeof(w));
+	w.run = run;
+	w.is = is;
+	w.path = path;
+	rc = cf_pki_crl_read(&crl, path, &rerr);
+	if (rc == CF_ENOMEM)
+		return cf_err_set(run->err, rc, NULL, "%s", rerr.msg);
+	if (rc != CF_OK)
+		return crl_file_finding(run, is, path, "CRL_UNUSABLE",
+					json_pack("{s:s}", "problem", rerr.msg));
+	for (i = 0; i < is->n && w.ncas < CRL_CAS_MAX; i++)
+		if (cf_pki_crl_signed_by(crl, is->certs[i]))
+			w.cas[w.ncas++] = is->names[i];
+	if (w.ncas == 0) {
+		rc = crl_file_finding(run, is, path, "CRL_UNUSABLE",
+				      json_pack("{s:s, s:s}", "issuer", cf_pki_crl_issuer(crl),
+						"problem", "no CA of the registry signed it"));
+		goto out;
+	}
+	next = cf_pki_crl_next_update(crl);
+	if (next > 0 && next <= run->now) {
+		rc = crl_file_finding(run, is, path, "CRL_EXPIRED",
+				      json_pack("{s:s, s:s, s:I}", "ca", w.cas[0], "issuer",
+						cf_pki_crl_issuer(crl), "nextUpdate",
+						(json_int_t)next));
+		if (rc != CF_OK)
+			goto out;
+	}
+	rc = cf_pki_crl_foreach(crl, crl_entry_cb, &w, NULL);
+out:
+	cf_pki_crl_free(crl);
+	return rc;
+}
+
+static int
+revocation_lists(cf_audit__run *run)
+{
+	struct crl_issuers is;
+	size_t i;
+	int rc;
+
+	if (run->cfg->ncrl_files == 0)
+		return CF_OK;
+	memset(&is, 0, sizeof(is));
+	if (map_init(&is.seen, 4096) != CF_OK)
+		return cf_err_set(run->err, CF_ENOMEM, NULL, "CRL findings");
+	rc = cf_store_ca_list(run->store, crl_issuer_cb, &is, run->err);
+	if (rc == CF_ENOMEM)
+		rc = cf_err_set(run->err, CF_ENOMEM, NULL, "loading the CA certificates");
+	for (i = 0; rc == CF_OK && i < run->cfg->ncrl_files; i++)
+		rc = crl_file(run, &is, run->cfg->crl_files[i]);
+	crl_issuers_clear(&is);
+	return rc;
+}
+
+/* ---- logging ---------------------------------------------------------------- */
+
+/* The previous run's verified chain head, from its summary's eventsHead. */
+struct prev_head {
+	int64_t run_id; /* the current run, skipped */
+	bool found;
+	cf_store_event_anchor head;
+	int64_t full_at;
+};
+
+static int
+prev_head_cb(const cf_store_audit_run *r, void *payload)
+{
+	struct prev_head *p = payload;
+	json_t *sum, *eh;
+	const char *hash;
+	json_int_t seq = -1, full_at = 0;
+
+	if (r->id == p->run_id || r->status != CF_AUDIT_COMPLETED)
+		return 0;
+	sum = json_loads(r->summary != NULL ? r->summary : "{}", 0, NULL);
+	eh = json_object_get(sum, "eventsHead");
+	hash = json_string_value(json_object_get(eh, "hash"));
+	if (json_unpack(eh, "{s:I, s:I}", "seq", &seq, "fullAt", &full_at) == 0 && seq >= 0 &&
+	    hash != NULL && strlen(hash) == 64) {
+		p->head.seq = (int64_t)seq;
+		memcpy(p->head.hash, hash, sizeof(p->head.hash));
+		p->full_at = (int64_t)full_at;
+		p->found = true;
+	}
+	json_decref(sum);
+	return p->found ? 1 : 0;
+}
+
+/*
+ * No notifier (cfg->notifier_configured: a webhook or an MQTT topic):
+ * "config:notifiers", NO_NOTIFIER. The event log's hash chain broken:
  * "registry:events", EVENT_CHAIN_BROKEN, with the bad seq and the reason.
- * The verify is one pass over every event plus the certificate and
- * attachment tables (see store.h for its memory): the dearest check.
+ * The chain is walked from the head the last run verified (its summary's
+ * eventsHead), whose hash vouches for everything before it: a log cut or
+ * rewritten before it no longer has that event with that hash. Every
+ * cfg->events_full_every, and when no run verified a head, the whole
+ * chain is walked, which also catches an old event altered in place.
+ * The registry's agreement with the events (a replay of a million
+ * certificates) is `certfleet events verify`'s, not the audit's.
  */
 static int
 logging(cf_audit__run *run)
 {
 	cf_err verr = CF_ERR_INIT;
-	int64_t count = 0, bad_seq = 0;
+	struct prev_head prev = { run->run_id, false, { 0, "" }, 0 };
+	const cf_store_event_anchor *from = NULL;
+	cf_audit_summary *sum = run->sum;
+	int64_t bad_seq = 0;
 	json_t *d;
 	int rc = CF_OK;
 
 	if (!run->cfg->notifier_configured) {
-		d = json_pack("{s:s}", "problem", "no notifier is configured: findings and "
-						  "events reach nobody");
+		d = json_pack("{s:s}", "problem", "no notifier is configured (webhook_url, "
+						  "audit_notify_topic): findings and events "
+						  "reach nobody");
 		rc = d == NULL ? cf_err_set(run->err, CF_ENOMEM, NULL, "finding detail")
 			       : cf_audit__emit(run, CF_AUDIT__LOGGING_DISABLED, "config:notifiers",
 						"NO_NOTIFIER", d);
 	}
-	if (rc != CF_OK)
-		return rc;
-	rc = cf_store_events_verify(run->store, &count, &bad_seq, NULL, &verr);
 	if (rc == CF_OK)
+		rc = cf_store_audit_run_list(run->store, 0, prev_head_cb, &prev, run->err);
+	if (rc < 0)
+		return rc;
+	if (prev.found && run->now - prev.full_at < run->cfg->events_full_every) {
+		from = &prev.head;
+		sum->events_full_at = prev.full_at;
+	} else {
+		sum->events_full_at = run->now;
+	}
+	rc = cf_store_events_verify_chain(run->store, from, &sum->events_head,
+					  &sum->events_checked, &bad_seq, &verr);
+	if (rc == CF_OK) {
+		sum->events_verified = true;
 		return CF_OK;
+	}
 	if (rc != CF_EINTEGRITY)
 		return cf_err_set(run->err, rc, NULL, "verifying the event log: %s", verr.msg);
 	d = json_pack("{s:I, s:I, s:s}", "badSeq", (json_int_t)bad_seq, "eventsChecked",
-		      (json_int_t)count, "problem", verr.msg);
+		      (json_int_t)sum->events_checked, "problem", verr.msg);
 	return d == NULL ? cf_err_set(run->err, CF_ENOMEM, NULL, "finding detail")
 			 : cf_audit__emit(run, CF_AUDIT__LOGGING_DISABLED, "registry:events",
 					  "EVENT_CHAIN_BROKEN", d);
@@ -1223,6 +1555,8 @@ cf_audit__check_after(cf_audit__run *run)
 	if (rc == CF_OK &&
 	    (run->on[CF_AUDIT__DEVICE_SHARED] || run->on[CF_AUDIT__CONFLICTING_CLIENT_IDS]))
 		rc = connections(run);
+	if (rc == CF_OK && run->on[CF_AUDIT__REVOKED_DEVICE_ACTIVE])
+		rc = revocation_lists(run);
 	if (rc == CF_OK && run->on[CF_AUDIT__ROTATION_FAILING])
 		rc = rotations(run);
 	if (rc == CF_OK && run->on[CF_AUDIT__POLICY_PERMISSIVE])

@@ -51,10 +51,10 @@ cf_audit_schedule_parse(cf_audit_schedule *out, const char *text, cf_err *err)
 		out->at_minute = (int64_t)hh * 60 + mm;
 		return CF_OK;
 	}
-	if (cf_duration_parse(&secs, text) != CF_OK || secs < 1)
+	if (cf_duration_parse(&secs, text) != CF_OK || secs < 1 || secs > CF_AUDIT_INTERVAL_MAX)
 		return cf_err_set(err, CF_EINVAL, NULL,
 				  "audit_schedule: '%s' is not off, daily, weekly, monthly, "
-				  "daily@HH:MM or a duration such as 6h",
+				  "daily@HH:MM or a duration from 1s to 366d such as 6h",
 				  text);
 	out->kind = CF_AUDIT_SCHEDULE_INTERVAL;
 	out->interval = secs;
@@ -71,30 +71,24 @@ next_time_of_day(int64_t t, int64_t at_minute)
 	return cand > t ? cand : cand + DAY;
 }
 
-/* last plus one calendar month, UTC (the 31st goes to the end of a shorter month). */
+/*
+ * 00:00 UTC on the 1st of the month after last's: a fixed day, so that the
+ * runs do not drift (the 31st, clamped to the 28th, would stay there).
+ */
 static int64_t
-plus_month(int64_t last)
+next_month_start(int64_t last)
 {
-	static const int mdays[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 	time_t t = (time_t)last;
 	struct tm tm;
-	int y, m, dmax;
 
 	if (gmtime_r(&t, &tm) == NULL)
 		return last + 30 * DAY;
-	y = tm.tm_year + 1900;
-	m = tm.tm_mon + 1;
-	if (m == 12) {
-		m = 0;
-		y++;
+	tm.tm_mday = 1;
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	if (++tm.tm_mon == 12) {
+		tm.tm_mon = 0;
+		tm.tm_year++;
 	}
-	dmax = mdays[m];
-	if (m == 1 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-		dmax = 29;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = m;
-	if (tm.tm_mday > dmax)
-		tm.tm_mday = dmax;
 	return (int64_t)timegm(&tm);
 }
 
@@ -108,7 +102,7 @@ cf_audit_schedule_next(const cf_audit_schedule *sched, int64_t last, int64_t now
 		next = last > 0 ? last + sched->interval : now;
 		break;
 	case CF_AUDIT_SCHEDULE_MONTHLY:
-		next = last > 0 ? plus_month(last) : now;
+		next = last > 0 ? next_month_start(last) : now;
 		break;
 	case CF_AUDIT_SCHEDULE_DAILY_AT:
 		if (last > 0)
@@ -142,12 +136,54 @@ cf_audit_last_scheduled(int64_t *out, cf_store *store, cf_err *err)
 	return rc < 0 ? rc : CF_OK;
 }
 
+struct stale {
+	int64_t before;
+	int64_t ids[64];
+	size_t n;
+};
+
+static int
+stale_cb(const cf_store_audit_run *run, void *payload)
+{
+	struct stale *s = payload;
+
+	if (run->status == CF_AUDIT_IN_PROGRESS && run->started_at < s->before &&
+	    s->n < CF_ARRAY_LEN(s->ids))
+		s->ids[s->n++] = run->id;
+	return 0;
+}
+
+int
+cf_audit_abandon_stale(size_t *count, cf_store *store, int64_t before, cf_err *err)
+{
+	struct stale s = { before, { 0 }, 0 };
+	size_t i, done = 0;
+	int rc;
+
+	if (count != NULL)
+		*count = 0;
+	/* The newest runs: a stale one is found at the next start if not among them. */
+	rc = cf_store_audit_run_list(store, 1000, stale_cb, &s, err);
+	for (i = 0; rc == CF_OK && i < s.n; i++) {
+		rc = cf_store_audit_run_finish(store, s.ids[i], CF_AUDIT_FAILED,
+					       "{\"error\":\"interrupted\"}", err);
+		if (rc == CF_ESTATE) /* finished meanwhile after all */
+			rc = CF_OK;
+		else if (rc == CF_OK)
+			done++;
+	}
+	if (count != NULL)
+		*count = done;
+	return rc;
+}
+
 /* ---- the bound actions ------------------------------------------------------ */
 
 struct todo {
 	cf_audit_finding_ref *items;
 	size_t n, cap;
 	const cf_audit_bindings *b;
+	cf_store *store;
 	size_t left;
 	bool oom;
 };
@@ -164,6 +200,29 @@ check_idx(const char *name)
 	return -1;
 }
 
+/*
+ * Whether the thing a finding's cert:ID names is being rotated already:
+ * then a ROTATE binding has nothing to do, and the finding must not take
+ * a place under CF_AUDIT_APPLY_MAX from one that has.
+ */
+static bool
+rotating(cf_store *store, const char *resource)
+{
+	cf_store_rotation rot;
+	cf_store_cert cert;
+	bool open = false;
+
+	if (strncmp(resource, "cert:", 5) != 0 ||
+	    cf_store_cert_get(store, &cert, resource + 5, NULL) != CF_OK)
+		return false;
+	if (cert.thing != NULL && cf_store_rotation_get_open(store, &rot, cert.thing, NULL) == CF_OK) {
+		open = true;
+		cf_store_rotation_clear(&rot);
+	}
+	cf_store_cert_clear(&cert);
+	return open;
+}
+
 static int
 todo_cb(const cf_store_finding *f, void *payload)
 {
@@ -175,6 +234,9 @@ todo_cb(const cf_store_finding *f, void *payload)
 		return 0;
 	ci = check_idx(f->check);
 	if (ci < 0 || ci >= CF_AUDIT_CHECKS_MAX || t->b->actions[ci] == 0)
+		return 0;
+	if (t->b->actions[ci] == 1u << CF_AUDIT_ROTATE_DEVICE_CERTIFICATE &&
+	    rotating(t->store, f->resource))
 		return 0;
 	if (t->n == CF_AUDIT_APPLY_MAX) {
 		t->left++;
@@ -246,6 +308,7 @@ cf_audit_apply_bindings(cf_audit_applied *out, cf_store *store, struct cf_rotati
 	memset(out, 0, sizeof(*out));
 	memset(&t, 0, sizeof(t));
 	t.b = b;
+	t.store = store;
 	filter.run_id = run_id;
 	/* Collected first: no registry change while the findings are being read. */
 	rc = cf_store_audit_finding_list(store, &filter, todo_cb, &t, err);
@@ -269,7 +332,8 @@ cf_audit_apply_bindings(cf_audit_applied *out, cf_store *store, struct cf_rotati
 			cf_audit_acted acted;
 			cf_err aerr = CF_ERR_INIT;
 
-			if ((b->actions[ci] & (1u << a)) == 0)
+			if ((b->actions[ci] & (1u << a)) == 0 ||
+			    !cf_audit_action_fits((cf_audit_action)a, r->resource))
 				continue;
 			if (a == CF_AUDIT_ROTATE_DEVICE_CERTIFICATE && is_service(store, r->resource)) {
 				out->skipped_service++;

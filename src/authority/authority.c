@@ -219,6 +219,7 @@ cert_record(cf_store_cert *rec, const cf_pki_cert_info *info, const char *pem, c
 	rec->not_after = info->not_after;
 	rec->key_type = lend(cf_pki_key_type_name(info->key_type));
 	rec->key_bits = info->key_bits;
+	rec->key_roca = info->key_roca;
 	rec->sig_alg = lend(info->sig_alg);
 	rec->spki_sha256 = lend(info->spki_sha256);
 	rec->pem = lend(pem);

@@ -19,7 +19,8 @@ typedef enum {
 	KEY_TOPIC,  /* an MQTT topic prefix: no wildcard, no empty level, no '/' at an end */
 	KEY_TOPIC_OPT, /* a KEY_TOPIC, or "" */
 	KEY_SCHEDULE,  /* cf_audit_schedule_parse() */
-	KEY_ACTIONS    /* cf_audit_bindings_parse() */
+	KEY_ACTIONS,   /* cf_audit_bindings_parse() */
+	KEY_PATHS      /* "", or file paths separated by commas */
 } key_type;
 
 struct key_desc {
@@ -41,6 +42,7 @@ struct key_desc {
 #define TOPIC_OPT(field) KEY_TOPIC_OPT, offsetof(cf_config, field)
 #define SCHEDULE(field) KEY_SCHEDULE, offsetof(cf_config, field)
 #define ACTIONS(field) KEY_ACTIONS, offsetof(cf_config, field)
+#define PATHS(field) KEY_PATHS, offsetof(cf_config, field)
 
 static const struct key_desc keys[] = {
 	{ "store", STR(store), "sqlite:registry.db", 0, 0, NULL,
@@ -112,6 +114,10 @@ static const struct key_desc keys[] = {
 	  "ROTATION_FAILING_CHECK: a thing whose last this many rotations failed or timed out" },
 	{ "audit_shared_window", DUR(audit_shared_window), "24h", 60, 365 * 86400, NULL,
 	  "DEVICE_CERTIFICATE_SHARED_CHECK, CONFLICTING_CLIENT_IDS_CHECK: broker connections this recent" },
+	{ "audit_crl_files", PATHS(audit_crl_files), "", 0, 0, NULL,
+	  "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK: CRL files (PEM or DER, comma-separated, relative to the data dir) of CAs in the registry" },
+	{ "audit_events_full_every", DUR(audit_events_full_every), "7d", 0, 3650 * 86400, NULL,
+	  "LOGGING_DISABLED_CHECK: the whole event chain is verified this often, in between from the head the last audit verified (0: every run)" },
 	{ "audit_schedule", SCHEDULE(audit_schedule), "daily", 0, 0, NULL,
 	  "certfleetd runs every audit check: off, daily, weekly, monthly, daily@HH:MM (UTC) or an interval such as 6h" },
 	{ "audit_actions", ACTIONS(audit_actions), CF_AUDIT_ACTIONS_DEFAULT, 0, 0, NULL,
@@ -185,6 +191,46 @@ topic_prefix_valid(const char *text)
 }
 
 /* Validate text for key k and store it in cfg; on error fill why. */
+/* The longest path of a KEY_PATHS list (an audit finding names it as "file:<path>"). */
+#define PATH_ITEM_MAX 255
+
+/*
+ * Call fn for each path of a KEY_PATHS list, blanks around commas trimmed.
+ * False (fn not called further) for an empty or over-long item.
+ */
+static bool
+paths_each(const char *text, bool (*fn)(const char *path, size_t len, void *payload),
+	   void *payload)
+{
+	const char *p = text, *end, *comma;
+
+	while (isspace((unsigned char)*p))
+		p++;
+	if (*p == '\0')
+		return true;
+	for (;;) {
+		comma = strchr(p, ',');
+		end = comma != NULL ? comma : p + strlen(p);
+		while (isspace((unsigned char)*p) && p < end)
+			p++;
+		while (end > p && isspace((unsigned char)end[-1]))
+			end--;
+		if (end == p || end - p > PATH_ITEM_MAX)
+			return false;
+		if (fn != NULL && !fn(p, (size_t)(end - p), payload))
+			return false;
+		if (comma == NULL)
+			return true;
+		p = comma + 1;
+	}
+}
+
+static bool
+paths_valid(const char *text)
+{
+	return paths_each(text, NULL, NULL);
+}
+
 static int
 key_set(cf_config *cfg, const struct key_desc *k, const char *text, char *why, size_t why_len)
 {
@@ -268,6 +314,14 @@ key_set(cf_config *cfg, const struct key_desc *k, const char *text, char *why, s
 		}
 		break;
 	}
+	case KEY_PATHS:
+		if (!paths_valid(text)) {
+			snprintf(why, why_len,
+				 "%s must be empty or paths separated by commas, each 1 to %d bytes",
+				 k->name, PATH_ITEM_MAX);
+			return CF_EINVAL;
+		}
+		break;
 	case KEY_STRING:
 		break;
 	}
@@ -399,6 +453,71 @@ cf_config_load(cf_config *cfg, const char *path, cf_err *err)
 	return rc;
 }
 
+struct audit_paths {
+	const cf_config *cfg;
+	cf_config_audit *out;
+};
+
+static bool
+audit_path_add(const char *path, size_t len, void *payload)
+{
+	struct audit_paths *ap = payload;
+	char **grown, *rel = strndup(path, len), *abs;
+
+	abs = rel != NULL ? cf_config_path(ap->cfg, rel) : NULL;
+	free(rel);
+	grown = abs != NULL ? realloc(ap->out->crl_files,
+				      (ap->out->ncrl_files + 1) * sizeof(*grown))
+			    : NULL;
+	if (grown == NULL) {
+		free(abs);
+		return false;
+	}
+	ap->out->crl_files = grown;
+	grown[ap->out->ncrl_files++] = abs;
+	return true;
+}
+
+int
+cf_config_audit_get(cf_config_audit *out, const cf_config *cfg, cf_err *err)
+{
+	struct audit_paths ap = { cfg, out };
+	cf_audit_config *a = &out->audit;
+
+	memset(out, 0, sizeof(*out));
+	cf_audit_config_init(a);
+	a->device_expiring_days = cfg->audit_device_expiring_days;
+	a->ca_expiring_days = cfg->audit_ca_expiring_days;
+	a->device_age_days = cfg->audit_device_age_days;
+	a->rotation_failures = cfg->audit_rotation_failures;
+	a->shared_window = cfg->audit_shared_window;
+	a->events_full_every = cfg->audit_events_full_every;
+	a->key_policy.rsa_min_bits = (unsigned int)cfg->key_min_rsa_bits;
+	a->notifier_configured = cfg->webhook_url[0] != '\0' || cfg->audit_notify_topic[0] != '\0';
+	/* Checked when the key was set: only memory can fail here. */
+	if (!paths_each(cfg->audit_crl_files, audit_path_add, &ap)) {
+		cf_config_audit_clear(out);
+		return cf_err_set(err, CF_ENOMEM, NULL, "audit_crl_files");
+	}
+	a->crl_files = (const char *const *)out->crl_files;
+	a->ncrl_files = out->ncrl_files;
+	return CF_OK;
+}
+
+void
+cf_config_audit_clear(cf_config_audit *ca)
+{
+	size_t i;
+
+	for (i = 0; i < ca->ncrl_files; i++)
+		free(ca->crl_files[i]);
+	free(ca->crl_files);
+	ca->crl_files = NULL;
+	ca->ncrl_files = 0;
+	ca->audit.crl_files = NULL;
+	ca->audit.ncrl_files = 0;
+}
+
 char *
 cf_config_path(const cf_config *cfg, const char *path)
 {
@@ -458,6 +577,7 @@ cf_config_dump(const cf_config *cfg, FILE *fp)
 		case KEY_TOPIC_OPT:
 		case KEY_SCHEDULE:
 		case KEY_ACTIONS:
+		case KEY_PATHS:
 			memcpy(&str, base, sizeof(str));
 			fprintf(fp, "%s = %s\n", k->name, str);
 			break;

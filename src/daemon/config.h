@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "audit/audit.h"
 #include "util/util.h"
 
 typedef struct cf_config {
@@ -53,6 +54,8 @@ typedef struct cf_config {
 	int64_t audit_device_age_days;
 	int64_t audit_rotation_failures;
 	int64_t audit_shared_window; /* seconds */
+	char *audit_crl_files;       /* "" or comma-separated CRL paths */
+	int64_t audit_events_full_every; /* seconds */
 	char *audit_schedule;     /* cf_audit_schedule_parse() */
 	char *audit_actions;      /* cf_audit_bindings_parse() */
 	char *audit_notify_topic; /* "" when unset */
@@ -84,6 +87,21 @@ char *cf_config_store_uri(const cf_config *cfg);
 
 /* A config path made absolute against data_dir. Freed with free(). */
 char *cf_config_path(const cf_config *cfg, const char *path);
+
+/*
+ * The audit's parameters from the audit_* keys, key_min_rsa_bits and the
+ * notifier keys (a webhook_url or an audit_notify_topic is a notifier).
+ * out->audit borrows the CRL paths, made absolute, from out. Released with
+ * cf_config_audit_clear(). CF_ENOMEM.
+ */
+typedef struct cf_config_audit {
+	cf_audit_config audit;
+	char **crl_files;
+	size_t ncrl_files;
+} cf_config_audit;
+
+int cf_config_audit_get(cf_config_audit *out, const cf_config *cfg, cf_err *err);
+void cf_config_audit_clear(cf_config_audit *ca);
 
 /* Write every key with its value and one-line help as a valid config file. */
 void cf_config_dump(const cf_config *cfg, FILE *fp);

@@ -29,7 +29,7 @@ struct cf_daemon {
 	cf_rotation_engine *eng;
 	cf_mqtt *mqtt;
 	cf_events_webhook *webhook; /* NULL without webhook_url */
-	/* rotation failures for the webhook: events with seq > events_seq are unread */
+	/* notices from the event log: events with seq > events_seq are unread */
 	int64_t events_seq;
 	bool events_seq_set;
 	/* The outbox: rows with id <= sent_upto were published on this connection. */
@@ -246,10 +246,15 @@ rotation_timers(cf_daemon *d)
 
 /* ---- scheduled audits -------------------------------------------------- */
 
+/* A scheduled run that failed is tried again this many seconds later. */
+#define AUDIT_RETRY_S 300
+
 /* The actor of everything a scheduled audit changes (with why naming the finding). */
 #define AUDIT_ACTOR "audit"
 /* Findings acted on listed in one notification at most (the counts are complete). */
 #define AUDIT_NOTIFY_ACTED_MAX 100
+/* NEW findings listed in a run's notification at most, the most severe first. */
+#define AUDIT_NOTIFY_NEW_MAX 100
 
 /* What one scheduled run tells the notifiers. */
 struct audit_notice {
@@ -258,6 +263,8 @@ struct audit_notice {
 	const cf_audit_summary *sum;
 	const cf_audit_applied *applied;
 	json_t *acted; /* array of the findings acted on, at most AUDIT_NOTIFY_ACTED_MAX */
+	json_t *fresh; /* array of the run's NEW findings, at most AUDIT_NOTIFY_NEW_MAX */
+	bool more;     /* the run has more NEW findings than fresh holds */
 };
 
 /* A notifier: the log line is written for every run; the others when configured. */
@@ -310,10 +317,11 @@ audit_notice_json(const struct audit_notice *n)
 	for (i = 0; i < 4; i++)
 		json_object_set_new(sev, cf_audit_severity_name((cf_audit_severity)i),
 				    json_integer(n->sum->by_severity[i]));
-	return json_pack("{s:I, s:I, s:s, s:I, s:o, s:I, s:I, s:I, s:O}", "runId",
+	return json_pack("{s:I, s:I, s:s, s:I, s:o, s:O, s:b, s:I, s:I, s:I, s:O}", "runId",
 			(json_int_t)n->run_id, "time", (json_int_t)n->time, "trigger",
 			"SCHEDULED", "findings", (json_int_t)n->sum->findings, "bySeverity", sev,
-			"acted", (json_int_t)n->applied->findings, "changed",
+			"newFindings", n->fresh, "moreNewFindings", n->more, "acted",
+			(json_int_t)n->applied->findings, "changed",
 			(json_int_t)n->applied->changed, "failed", (json_int_t)n->applied->failed,
 			"findingsActedOn", n->acted);
 }
@@ -423,6 +431,43 @@ audit_acted(const cf_audit_acted *a, void *payload)
 		json_array_append_new(ac->list, o);
 }
 
+static int
+fresh_cb(const cf_store_finding *f, void *payload)
+{
+	struct audit_notice *n = payload;
+	json_t *o;
+
+	if (json_array_size(n->fresh) >= AUDIT_NOTIFY_NEW_MAX) {
+		n->more = true;
+		return 1;
+	}
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "findingId", f->finding_id, "check", f->check,
+		      "resource", f->resource, "severity", cf_audit_severity_name(f->severity),
+		      "reason", f->reason);
+	return o != NULL && json_array_append_new(n->fresh, o) == 0 ? 0 : CF_ENOMEM;
+}
+
+/* The run's NEW unsuppressed findings, most severe first, into n->fresh. */
+static void
+audit_fresh(cf_daemon *d, struct audit_notice *n)
+{
+	cf_store_finding_filter f = CF_STORE_FINDING_FILTER_INIT;
+	cf_err err = CF_ERR_INIT;
+	int sev;
+
+	f.run_id = n->run_id;
+	f.state = CF_FINDING_NEW;
+	f.limit = AUDIT_NOTIFY_NEW_MAX + 1;
+	for (sev = CF_SEVERITY_CRITICAL; sev <= CF_SEVERITY_LOW && !n->more; sev++) {
+		f.severity = sev;
+		if (cf_store_audit_finding_list(d->store, &f, fresh_cb, n, &err) < 0) {
+			cf_log_warn_err(&err, "event=audit_notify_failed run=%lld why=new_findings",
+					(long long)n->run_id);
+			return;
+		}
+	}
+}
+
 /* When the next scheduled run is due, from the registry (INT64_MAX: off). */
 static void
 audit_plan(cf_daemon *d, int64_t now)
@@ -447,7 +492,7 @@ audit_plan(cf_daemon *d, int64_t now)
 static void
 audit_scheduled(cf_daemon *d, int64_t now)
 {
-	cf_audit_config acfg;
+	cf_config_audit acfg;
 	cf_audit_summary sum;
 	cf_audit_bindings b;
 	cf_audit_applied applied;
@@ -458,23 +503,23 @@ audit_scheduled(cf_daemon *d, int64_t now)
 	size_t i;
 	int rc;
 
-	cf_audit_config_init(&acfg);
-	acfg.device_expiring_days = d->cfg.audit_device_expiring_days;
-	acfg.ca_expiring_days = d->cfg.audit_ca_expiring_days;
-	acfg.device_age_days = d->cfg.audit_device_age_days;
-	acfg.rotation_failures = d->cfg.audit_rotation_failures;
-	acfg.shared_window = d->cfg.audit_shared_window;
-	acfg.key_policy.rsa_min_bits = (unsigned int)d->cfg.key_min_rsa_bits;
 	memset(&sum, 0, sizeof(sum));
-	rc = cf_audit_run(&run, &sum, d->store, &acfg, CF_AUDIT_SCHEDULED, NULL, 0, now, &err);
+	rc = cf_config_audit_get(&acfg, &d->cfg, &err);
+	if (rc == CF_OK) {
+		rc = cf_audit_run(&run, &sum, d->store, &acfg.audit, CF_AUDIT_SCHEDULED, NULL, 0,
+				  now, &err);
+		cf_config_audit_clear(&acfg);
+	}
 	if (rc != CF_OK) {
 		cf_log_error_err(&err, "event=audit_run_failed run=%lld code=%s", (long long)run,
 				 cf_strerror(rc));
-		/* A run recorded as FAILED counts as this slot's run; none recorded: retry. */
-		if (run > 0)
-			audit_plan(d, cf_time_now());
-		else
-			d->audit_next = now + 60;
+		/*
+		 * Retried soon, recorded as FAILED or not: a registry busy for a
+		 * moment must not cost a day of rotations.
+		 */
+		audit_plan(d, cf_time_now());
+		if (d->audit_next > now + AUDIT_RETRY_S)
+			d->audit_next = now + AUDIT_RETRY_S;
 		return;
 	}
 	memset(&applied, 0, sizeof(applied));
@@ -493,6 +538,10 @@ audit_scheduled(cf_daemon *d, int64_t now)
 	n.sum = &sum;
 	n.applied = &applied;
 	n.acted = ac.list != NULL ? ac.list : json_array();
+	n.fresh = json_array();
+	n.more = false;
+	if (n.fresh != NULL)
+		audit_fresh(d, &n);
 	for (i = 0; i < CF_ARRAY_LEN(audit_notifiers); i++) {
 		const struct audit_notifier *nt = &audit_notifiers[i];
 
@@ -504,119 +553,178 @@ audit_scheduled(cf_daemon *d, int64_t now)
 					nt->name, (long long)run);
 	}
 	json_decref(n.acted);
+	json_decref(n.fresh);
 	audit_plan(d, cf_time_now());
 }
+
+/* Runs left IN_PROGRESS by a process that died, with nothing alive this old. */
+#define AUDIT_STALE_S 3600
 
 static void
 audit_timer(cf_daemon *d)
 {
 	int64_t now = cf_time_now();
+	cf_err err = CF_ERR_INIT;
+	size_t n = 0;
 
-	if (d->audit_next == 0)
+	if (d->audit_next == 0) {
+		if (cf_audit_abandon_stale(&n, d->store, now - AUDIT_STALE_S, &err) != CF_OK)
+			cf_log_warn_err(&err, "event=audit_stale_failed");
+		else if (n > 0)
+			cf_log_warn("event=audit_runs_interrupted count=%zu", n);
 		audit_plan(d, now);
+	}
 	if (now >= d->audit_next)
 		audit_scheduled(d, now);
 }
 
-/* ---- rotation failures for the webhook ---------------------------------- */
+/* ---- notices from the event log -------------------------------------------- */
 
 /* Event-log rows read in one pass at most. */
 #define EVENTS_PASS_MAX 2000
-/* Rotation failures sent from one pass at most (the rest are counted in the log). */
-#define ROTATION_NOTIFY_MAX 200
+/* Notices sent from one pass at most (the rest are counted in the log). */
+#define EVENT_NOTIFY_MAX 200
 
-struct failures_ctx {
+struct notices_ctx {
 	cf_daemon *d;
-	json_t *list; /* notifications to send */
+	json_t *list; /* notices to send, each with its "event" */
 	size_t rows, skipped;
 };
 
-static int
-failure_seen(const cf_store_event *ev, void *payload)
+/* FAILED and TIMED_OUT rotations: rotation.failed, rotation.timed_out. */
+static json_t *
+rotation_notice(const cf_store_event *ev, json_t *detail)
 {
-	struct failures_ctx *fc = payload;
-	const char *to, *prefix = "rotation:";
+	const char *to = json_string_value(json_object_get(detail, "to"));
+	const char *prefix = "rotation:";
+
+	if (strcmp(ev->action, "rotation.state") != 0 ||
+	    strncmp(ev->resource, prefix, strlen(prefix)) != 0 || to == NULL ||
+	    (strcmp(to, "FAILED") != 0 && strcmp(to, "TIMED_OUT") != 0))
+		return NULL;
+	return json_pack("{s:s, s:I, s:s, s:s, s:O?, s:O?, s:O?}", "event",
+			 strcmp(to, "FAILED") == 0 ? "rotation.failed" : "rotation.timed_out",
+			 "time", (json_int_t)ev->time, "rotationId",
+			 ev->resource + strlen(prefix), "state", to, "from",
+			 json_object_get(detail, "from"), "error", json_object_get(detail, "error"),
+			 "newCert", json_object_get(detail, "new_cert"));
+}
+
+/* A finding the NOTIFY action was applied to (audit.notified): audit.finding. */
+static json_t *
+finding_notice(const cf_store_event *ev, json_t *detail)
+{
+	const char *prefix = "finding:";
+	const char *run = json_string_value(json_object_get(detail, "run"));
+
+	if (strcmp(ev->action, "audit.notified") != 0 ||
+	    strncmp(ev->resource, prefix, strlen(prefix)) != 0 || run == NULL)
+		return NULL;
+	return json_pack("{s:s, s:I, s:s, s:I, s:O?, s:O?, s:s}", "event", "audit.finding",
+			 "time", (json_int_t)ev->time, "findingId", ev->resource + strlen(prefix),
+			 "runId", (json_int_t)strtoll(run, NULL, 10), "check",
+			 json_object_get(detail, "check"), "resource",
+			 json_object_get(detail, "resource"), "by", ev->actor);
+}
+
+static int
+notice_seen(const cf_store_event *ev, void *payload)
+{
+	struct notices_ctx *nc = payload;
 	json_t *detail, *o;
 
-	fc->rows++;
-	fc->d->events_seq = ev->seq;
-	if (strcmp(ev->action, "rotation.state") != 0 || ev->detail == NULL ||
-	    strncmp(ev->resource, prefix, strlen(prefix)) != 0)
+	nc->rows++;
+	nc->d->events_seq = ev->seq;
+	if (ev->detail == NULL || (strcmp(ev->action, "rotation.state") != 0 &&
+				   strcmp(ev->action, "audit.notified") != 0))
 		return 0;
 	detail = json_loads(ev->detail, 0, NULL);
-	to = json_string_value(json_object_get(detail, "to"));
-	if (to == NULL || (strcmp(to, "FAILED") != 0 && strcmp(to, "TIMED_OUT") != 0)) {
-		json_decref(detail);
-		return 0;
-	}
-	if (json_array_size(fc->list) >= ROTATION_NOTIFY_MAX) {
-		fc->skipped++;
-		json_decref(detail);
-		return 0;
-	}
-	o = json_pack("{s:I, s:s, s:s, s:O?, s:O?, s:O?}", "time", (json_int_t)ev->time, "rotationId", ev->resource + strlen(prefix), "state", to,
-		      "from", json_object_get(detail, "from"), "error",
-		      json_object_get(detail, "error"), "newCert", json_object_get(detail, "new_cert"));
-	if (o != NULL)
-		json_array_append_new(fc->list, o);
+	o = rotation_notice(ev, detail);
+	if (o == NULL)
+		o = finding_notice(ev, detail);
 	json_decref(detail);
+	if (o == NULL)
+		return 0;
+	if (json_array_size(nc->list) >= EVENT_NOTIFY_MAX) {
+		nc->skipped++;
+		json_decref(o);
+		return 0;
+	}
+	json_array_append_new(nc->list, o);
 	return 0;
 }
 
+/* One notice to every notifier but the log: the webhook, the MQTT topic. */
+static void
+notice_send(cf_daemon *d, json_t *o)
+{
+	const char *event = json_string_value(json_object_get(o, "event"));
+	cf_err err = CF_ERR_INIT;
+	char *text;
+
+	if (webhook_enabled(d) && webhook_send(d, event, json_deep_copy(o), &err) != CF_OK)
+		cf_log_warn_err(&err, "event=notify_failed notifier=webhook notice=%s", event);
+	if (!mqtt_enabled(d))
+		return;
+	cf_err_clear(&err);
+	text = json_dumps(o, JSON_COMPACT);
+	if (text == NULL || cf_store_outbox_add(d->store, d->cfg.audit_notify_topic, text, NULL,
+						&err) != CF_OK)
+		cf_log_warn_err(&err, "event=notify_failed notifier=mqtt notice=%s", event);
+	else
+		d->outbox_dirty = true;
+	free(text);
+}
+
 /*
- * FAILED (crt_err, refused CSRs) and TIMED_OUT (deadline) rotations, found
- * in the registry's event log whoever wrote them, from the head at start.
+ * Rotation failures (crt_err, refused CSRs, the deadline) and findings the
+ * NOTIFY action was applied to, found in the registry's event log whoever
+ * wrote them (certfleetd, `certfleet audit mitigate`), from the head at
+ * start.
  */
 static void
-rotation_failures_poll(cf_daemon *d)
+event_notices_poll(cf_daemon *d)
 {
 	cf_store_event_filter f = CF_STORE_EVENT_FILTER_INIT;
-	struct failures_ctx fc = { d, NULL, 0, 0 };
+	struct notices_ctx nc = { d, NULL, 0, 0 };
 	cf_err err = CF_ERR_INIT;
 	char hash[65];
 	size_t i;
 
-	if (d->webhook == NULL)
+	if (!webhook_enabled(d) && !mqtt_enabled(d))
 		return;
 	if (!d->events_seq_set) {
 		if (cf_store_events_head(d->store, &d->events_seq, hash, &err) != CF_OK) {
-			cf_log_warn_err(&err, "event=webhook_events_failed");
+			cf_log_warn_err(&err, "event=notify_events_failed");
 			return;
 		}
 		d->events_seq_set = true;
 		return;
 	}
-	fc.list = json_array();
-	if (fc.list == NULL)
+	nc.list = json_array();
+	if (nc.list == NULL)
 		return;
 	f.after_seq = d->events_seq;
 	f.limit = EVENTS_PASS_MAX;
-	if (cf_store_events_list(d->store, &f, failure_seen, &fc, &err) < 0)
-		cf_log_warn_err(&err, "event=webhook_events_failed");
-	for (i = 0; i < json_array_size(fc.list); i++) {
-		json_t *o = json_array_get(fc.list, i);
-		const char *state = json_string_value(json_object_get(o, "state"));
-		const char *event = strcmp(state, "FAILED") == 0 ? "rotation.failed"
-								 : "rotation.timed_out";
+	if (cf_store_events_list(d->store, &f, notice_seen, &nc, &err) < 0)
+		cf_log_warn_err(&err, "event=notify_events_failed");
+	for (i = 0; i < json_array_size(nc.list); i++) {
+		json_t *o = json_array_get(nc.list, i);
 		const char *id = json_string_value(json_object_get(o, "rotationId"));
 		cf_store_rotation rot;
 
 		memset(&rot, 0, sizeof(rot));
-		cf_err_clear(&err);
-		if (cf_store_rotation_get(d->store, &rot, id, &err) == CF_OK) {
+		if (id != NULL && cf_store_rotation_get(d->store, &rot, id, NULL) == CF_OK) {
 			json_object_set_new(o, "thing", json_string(rot.thing));
 			if (rot.old_cert != NULL)
 				json_object_set_new(o, "oldCert", json_string(rot.old_cert));
 		}
 		cf_store_rotation_clear(&rot);
-		cf_err_clear(&err);
-		if (webhook_send(d, event, json_incref(o), &err) != CF_OK)
-			cf_log_warn_err(&err, "event=webhook_notify_failed rotation=%s", id);
+		notice_send(d, o);
 	}
-	if (fc.skipped > 0)
-		cf_log_warn("event=webhook_dropped why=too_many_rotation_failures count=%zu",
-			    fc.skipped);
-	json_decref(fc.list);
+	if (nc.skipped > 0)
+		cf_log_warn("event=notify_dropped why=too_many_notices count=%zu", nc.skipped);
+	json_decref(nc.list);
 }
 
 /* ---- build, reload ----------------------------------------------------- */
@@ -909,7 +1017,7 @@ step(cf_daemon *d, int timeout_ms)
 		if (!d->draining) {
 			rotation_timers(d);
 			audit_timer(d);
-			rotation_failures_poll(d);
+			event_notices_poll(d);
 		}
 		d->next_tick_ms = now + TICK_MS;
 	}

@@ -99,11 +99,13 @@ bool cf_events_webhook_busy(const cf_events_webhook *wh);
 void cf_events_webhook_stats_get(cf_events_webhook_stats *out, const cf_events_webhook *wh);
 
 /*
- * The signature of body: lowercase hex HMAC-SHA256 with key, into out (65
- * bytes, NUL-terminated). CF_ECRYPTO when OpenSSL fails.
+ * The signature of a request: lowercase hex HMAC-SHA256 with key over
+ * timestamp, ".", then body (timestamp NULL: body alone), into out (65
+ * bytes, NUL-terminated). The webhook signs its X-Certfleet-Timestamp so.
+ * CF_ECRYPTO when OpenSSL fails.
  */
-int cf_events_sign(char out[65], const void *key, size_t key_len, const void *body, size_t len,
-		   cf_err *err);
+int cf_events_sign(char out[65], const void *key, size_t key_len, const char *timestamp,
+		   const void *body, size_t len, cf_err *err);
 
 /*
  * The delay before attempt + 1 after attempt (1-based) failed: base doubled

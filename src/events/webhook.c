@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 /* Event tokens are kept to this many bytes. */
@@ -64,16 +65,28 @@ cf_events_webhook_config_init(cf_events_webhook_config *cfg)
 }
 
 int
-cf_events_sign(char out[65], const void *key, size_t key_len, const void *body, size_t len,
-	       cf_err *err)
+cf_events_sign(char out[65], const void *key, size_t key_len, const char *timestamp,
+	       const void *body, size_t len, cf_err *err)
 {
+	char digest[] = "SHA256";
+	OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+				OSSL_PARAM_construct_end() };
+	EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = hmac != NULL ? EVP_MAC_CTX_new(hmac) : NULL;
 	unsigned char mac[32];
 	size_t mac_len = 0;
+	int ok;
 
 	out[0] = '\0';
-	if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, key_len, body, len, mac,
-		      sizeof(mac), &mac_len) == NULL ||
-	    mac_len != sizeof(mac))
+	ok = ctx != NULL && EVP_MAC_init(ctx, key, key_len, params) == 1 &&
+	     (timestamp == NULL ||
+	      (EVP_MAC_update(ctx, (const unsigned char *)timestamp, strlen(timestamp)) == 1 &&
+	       EVP_MAC_update(ctx, (const unsigned char *)".", 1) == 1)) &&
+	     EVP_MAC_update(ctx, body, len) == 1 &&
+	     EVP_MAC_final(ctx, mac, &mac_len, sizeof(mac)) == 1 && mac_len == sizeof(mac);
+	EVP_MAC_CTX_free(ctx);
+	EVP_MAC_free(hmac);
+	if (!ok)
 		return cf_err_set_ossl(err, CF_ECRYPTO, NULL, "HMAC-SHA256");
 	cf_hex_encode(out, mac, sizeof(mac));
 	OPENSSL_cleanse(mac, sizeof(mac));
@@ -301,12 +314,14 @@ transfer_start(cf_events_webhook *wh)
 	bool ok = true;
 	CURL *e = wh->easy;
 
-	if (cf_events_sign(sig, wh->secret, wh->secret_len, it->body, it->len, &err) != CF_OK) {
+	/* Signed with the body: a receiver can refuse an old request replayed. */
+	snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
+	if (cf_events_sign(sig, wh->secret, wh->secret_len, ts, it->body, it->len, &err) !=
+	    CF_OK) {
 		cf_log_warn_err(&err, "event=webhook_dropped notification=%s why=sign_failed",
 				it->event);
 		return false;
 	}
-	snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
 	snprintf(sigh, sizeof(sigh), "sha256=%s", sig);
 	wh->headers = header_add(NULL, &ok, "Content-Type", "application/json");
 	wh->headers = header_add(wh->headers, &ok, CF_EVENTS_SIGNATURE_HEADER, sigh);

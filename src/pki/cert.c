@@ -53,11 +53,9 @@ cf_pki_cert_id(char out[CF_PKI_ID_LEN], X509 *cert, cf_err *err)
 	return rc;
 }
 
-/* Serial as lowercase hex without leading zeros ("0" for zero). */
-static int
-serial_hex(char out[CF_PKI_SERIAL_LEN], X509 *cert)
+int
+cf_pki__serial_hex(char out[CF_PKI_SERIAL_LEN], const ASN1_INTEGER *sn)
 {
-	const ASN1_INTEGER *sn = X509_get0_serialNumber(cert);
 	const unsigned char *p = ASN1_STRING_get0_data(sn);
 	size_t len = (size_t)ASN1_STRING_length(sn), skip = 0;
 	char hex[2 * 20 + 1];
@@ -331,7 +329,7 @@ cf_pki_cert_info_get(cf_pki_cert_info *info, X509 *cert, cf_err *err)
 	rc = cf_pki_cert_id(info->id, cert, err);
 	if (rc != CF_OK)
 		return rc;
-	if (serial_hex(info->serial, cert) != CF_OK)
+	if (cf_pki__serial_hex(info->serial, X509_get0_serialNumber(cert)) != CF_OK)
 		return cf_err_set(err, CF_EINVAL, "BAD_CERTIFICATE",
 				  "serial is not a positive 20-octet integer");
 	if (cf_pki__name_text(info->subject, sizeof(info->subject), X509_get_subject_name(cert)) !=

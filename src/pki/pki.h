@@ -320,4 +320,48 @@ bool cf_pki_key_matches_cert(EVP_PKEY *key, X509 *cert);
  */
 bool cf_pki_revoke_reason_valid(const char *name);
 
+/* ---- revocation lists read by the audit --------------------------------- */
+
+/* The largest CRL file read, in bytes (a million entries are about 40 MB). */
+#define CF_PKI_CRL_MAX (64u * 1024 * 1024)
+
+typedef struct cf_pki_crl cf_pki_crl;
+
+/*
+ * Read the CRL in path: exactly one CRL, PEM (one "X509 CRL" block, blank
+ * space around it) or DER (nothing after it); a bundle of several is
+ * refused rather than read in part. Its signature is not checked here: see
+ * cf_pki_crl_signed_by(). CF_ENOTFOUND; CF_EINVAL ("BAD_CRL") for anything
+ * else or a file over CF_PKI_CRL_MAX; CF_EIO, CF_ENOMEM.
+ */
+int cf_pki_crl_read(cf_pki_crl **out, const char *path, cf_err *err);
+void cf_pki_crl_free(cf_pki_crl *crl);
+
+/* The issuer name as RFC 2253 text. Borrowed from crl. */
+const char *cf_pki_crl_issuer(const cf_pki_crl *crl);
+
+/* True when issuer's subject is crl's issuer and issuer's key verifies crl's signature. */
+bool cf_pki_crl_signed_by(const cf_pki_crl *crl, X509 *issuer);
+
+/* nextUpdate, seconds since the epoch; 0 when the CRL has none. */
+int64_t cf_pki_crl_next_update(const cf_pki_crl *crl);
+
+/* One entry of a CRL. */
+typedef struct cf_pki_crl_entry {
+	char serial[CF_PKI_SERIAL_LEN]; /* as cf_pki_cert_info's serial */
+	int64_t revoked_at;
+	const char *reason; /* RFC 5280 name, "unspecified" when absent; static */
+} cf_pki_crl_entry;
+
+typedef int (*cf_pki_crl_entry_cb)(const cf_pki_crl_entry *entry, void *payload);
+
+/*
+ * Call cb for each entry of crl, in the CRL's order. Left out, and counted
+ * in *skipped (may be NULL): removeFromCRL entries (delta CRLs) and serials
+ * no certificate of the registry can have (negative, over 20 octets). A
+ * non-zero return of cb stops and is returned.
+ */
+int cf_pki_crl_foreach(const cf_pki_crl *crl, cf_pki_crl_entry_cb cb, void *payload,
+		       size_t *skipped);
+
 #endif

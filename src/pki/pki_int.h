@@ -124,6 +124,13 @@ bool cf_pki__rsa_key_roca(EVP_PKEY *key, const unsigned char *pub, size_t pub_le
 /* The digest name to sign with key: "SHA256", "SHA384", or NULL for EdDSA. */
 const char *cf_pki__md_name_for_key(EVP_PKEY *key);
 
+/*
+ * A serial as the registry keeps it: lowercase hex without leading zeros
+ * ("0" for zero). CF_EINVAL for a negative one or one over 20 octets (RFC
+ * 5280's limit).
+ */
+int cf_pki__serial_hex(char out[CF_PKI_SERIAL_LEN], const ASN1_INTEGER *sn);
+
 /* Convert an ASN1_TIME to seconds since the epoch. */
 int cf_pki__asn1_time_to_epoch(int64_t *out, const ASN1_TIME *t);
 

@@ -42,6 +42,8 @@
 
 #include <sqlite3.h>
 
+#include "pki/pki.h"
+
 #define BUSY_TIMEOUT_MS 5000
 /* WAL pages between automatic checkpoints; see configure(). */
 #define CHECKPOINT_PAGES 10000
@@ -272,6 +274,7 @@ static const char migration_5[] =
  *   measured as half the cost of writing a finding.
  */
 static const char migration_6[] =
+	"ALTER TABLE certs ADD COLUMN key_roca INTEGER NOT NULL DEFAULT 0;"
 	"CREATE TABLE audit_runs ("
 	" id INTEGER PRIMARY KEY,"
 	" started_at INTEGER NOT NULL,"
@@ -316,13 +319,17 @@ static const char *const migrations[] = { migration_1, migration_2, migration_3,
 #define CERT_COLS                                                                                \
 	"id, serial, ca, thing, status, not_before, not_after, key_type, key_bits, sig_alg, "    \
 	"spki_sha256, pem, created_at, updated_at, revoke_reason, revoked_at, change_seq, "      \
-	"deleted_at"
+	"deleted_at, key_roca"
 #define EVENT_COLS "seq, time, actor, action, resource, detail, prev_hash, hash"
 #define ROT_COLS                                                                                 \
 	"id, thing, old_cert, new_cert, csr_spki, state, rekey, key_type, error, created_at, "   \
 	"updated_at, deadline, next_send_at, sends, delete_old_at"
 #define OPEN_STATES "('REQUESTED','ISSUED')"
 #define CONN_COLS   "id, at, cert_id, client_id, address, outcome"
+/* cf_store_cert_facts, from certs as c. */
+#define FACTS_COLS                                                                               \
+	"c.id, c.ca, c.thing, c.status, c.not_before, c.not_after, c.key_type, c.key_bits, "     \
+	"c.sig_alg, c.spki_sha256, c.created_at, c.deleted_at, c.key_roca"
 #define RUN_COLS    "id, started_at, finished_at, \"trigger\", checks, status, summary"
 #define FINDING_COLS                                                                             \
 	"run_id, finding_id, check_name, resource, severity, reason, detail, state, suppressed"
@@ -363,6 +370,7 @@ enum stmt_id {
 	ST_THING_DELETE,
 	ST_CERT_INSERT,
 	ST_CERT_GET,
+	ST_CERT_BY_SERIAL,
 	ST_CERT_PREFIX,
 	ST_CERT_STATE,
 	ST_CERT_SET_STATUS,
@@ -374,6 +382,7 @@ enum stmt_id {
 	ST_ATTACH,
 	ST_DETACH,
 	ST_EVENTS_ALL,
+	ST_EVENTS_FROM,
 	ST_CERTS_ALL,
 	ST_LINKS_ALL,
 	ST_ROT_INSERT,
@@ -443,8 +452,9 @@ static const char *const stmt_sql[ST__COUNT] = {
 				"AND status IN ('ACTIVE', 'PENDING_ACTIVATION')",
 	[ST_THING_DELETE] = "DELETE FROM things WHERE name = ?1",
 	[ST_CERT_INSERT] = "INSERT INTO certs (" CERT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-			   "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+			   "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
 	[ST_CERT_GET] = "SELECT " CERT_COLS " FROM certs WHERE id = ?1",
+	[ST_CERT_BY_SERIAL] = "SELECT " CERT_COLS " FROM certs WHERE ca = ?1 AND serial = ?2",
 	/* Ids are lowercase hex, so every id starting with p sorts below p || 'g'. */
 	[ST_CERT_PREFIX] = "SELECT " CERT_COLS " FROM certs WHERE id >= ?1 AND id < ?1 || 'g' "
 			   "ORDER BY id LIMIT 2",
@@ -461,6 +471,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_ATTACH] = "INSERT INTO cert_policies (cert_id, policy) VALUES (?1, ?2)",
 	[ST_DETACH] = "DELETE FROM cert_policies WHERE cert_id = ?1 AND policy = ?2",
 	[ST_EVENTS_ALL] = "SELECT " EVENT_COLS " FROM events ORDER BY seq",
+	[ST_EVENTS_FROM] = "SELECT " EVENT_COLS " FROM events WHERE seq >= ?1 ORDER BY seq",
 	[ST_CERTS_ALL] = "SELECT id, status, change_seq, deleted_at FROM certs",
 	/* The primary key's order: grouped by certificate without a sort. */
 	[ST_LINKS_ALL] = "SELECT cert_id, policy FROM cert_policies ORDER BY cert_id",
@@ -607,7 +618,8 @@ struct sq {
 	sqlite3_stmt *stmts[ST__COUNT];
 	sqlite3_stmt *lists[LS__COUNT];
 	sqlite3_stmt *cert_lists[CF__VARIANTS];
-	sqlite3_stmt *cert_scans[4]; /* cert_scan: status filter (1) x deleted left out (2) */
+	sqlite3_stmt *cert_scans[8]; /* cert_scan: status filter (1) x deleted left out (2)
+					x policy (4) */
 	sqlite3_stmt *event_lists[EV__VARIANTS];
 	sqlite3_stmt *rotation_lists[RF__VARIANTS];
 	sqlite3_stmt *connection_lists[NF__VARIANTS];
@@ -1132,6 +1144,7 @@ read_cert(cf_store_cert *out, sqlite3_stmt *st, cf_err *err)
 	out->revoked_at = sqlite3_column_int64(st, 15);
 	out->change_seq = sqlite3_column_int64(st, 16);
 	out->deleted_at = sqlite3_column_int64(st, 17);
+	out->key_roca = sqlite3_column_int(st, 18) != 0;
 	if (bad != 0) {
 		cf_store_cert_clear(out);
 		return cf_err_set(err, CF_ENOMEM, NULL, "reading a certificate row");
@@ -1194,6 +1207,28 @@ read_event(cf_store_event *out, sqlite3_stmt *st, cf_err *err)
 		return cf_err_set(err, CF_ENOMEM, NULL, "reading an event row");
 	}
 	return CF_OK;
+}
+
+/*
+ * The same without copies: the strings point into st's row, valid until the
+ * next step. For the verify walks, which read every event once.
+ */
+static void
+read_event_borrowed(cf_store_event *out, sqlite3_stmt *st)
+{
+	char **fields[] = { &out->actor, &out->action, &out->resource,
+			    &out->detail, &out->prev_hash, &out->hash };
+	const unsigned char *text;
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	out->seq = sqlite3_column_int64(st, 0);
+	out->time = sqlite3_column_int64(st, 1);
+	for (i = 0; i < CF_ARRAY_LEN(fields); i++) {
+		text = sqlite3_column_text(st, (int)i + 2);
+		/* As read_event(): a NULL (a tampered table) reads "" and fails its hash. */
+		*fields[i] = (char *)(uintptr_t)(text != NULL ? (const char *)text : "");
+	}
 }
 
 /*
@@ -1314,6 +1349,73 @@ read_schema_version(struct sq *sq, int *out, cf_err *err)
 	return rc;
 }
 
+/* True when the PEM certificate of row st (column 1) has an RSA key with the ROCA fingerprint. */
+static bool
+row_key_roca(sqlite3_stmt *st)
+{
+	const char *pem = (const char *)sqlite3_column_text(st, 1);
+	cf_pki_cert_info info;
+	X509 *x = NULL;
+	bool roca;
+
+	roca = pem != NULL && cf_pki_cert_from_pem(&x, pem, strlen(pem), NULL) == CF_OK &&
+	       cf_pki_cert_info_get(&info, x, NULL) == CF_OK && info.key_roca;
+	X509_free(x);
+	return roca;
+}
+
+/*
+ * Migration 6's key_roca for the certificates already there, from each RSA
+ * certificate's PEM, once: the ids with the fingerprint are gathered first
+ * (few, if any) and updated after the scan.
+ */
+static int
+backfill_key_roca(struct sq *sq, cf_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char **ids = NULL, **grown;
+	size_t n = 0, i;
+	int rc = CF_OK, sqlrc;
+
+	sqlrc = sqlite3_prepare_v2(sq->db, "SELECT id, pem FROM certs WHERE key_type LIKE 'RSA%'",
+				   -1, &st, NULL);
+	if (sqlrc != SQLITE_OK)
+		return db_fail(sq, sqlrc, "migration 6: read RSA certificates", err);
+	while (rc == CF_OK && (sqlrc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (!row_key_roca(st))
+			continue;
+		grown = realloc(ids, (n + 1) * sizeof(*ids));
+		if (grown != NULL)
+			ids = grown;
+		if (grown == NULL ||
+		    (ids[n] = cf_strdup((const char *)sqlite3_column_text(st, 0))) == NULL)
+			rc = cf_err_set(err, CF_ENOMEM, NULL, "migration 6: key_roca");
+		else
+			n++;
+	}
+	if (rc == CF_OK && sqlrc != SQLITE_DONE)
+		rc = db_fail(sq, sqlrc, "migration 6: read RSA certificates", err);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc == CF_OK && n > 0 &&
+	    (sqlrc = sqlite3_prepare_v2(sq->db, "UPDATE certs SET key_roca = 1 WHERE id = ?1", -1,
+					&st, NULL)) != SQLITE_OK)
+		rc = db_fail(sq, sqlrc, "migration 6: set key_roca", err);
+	for (i = 0; rc == CF_OK && i < n; i++) {
+		sqlite3_reset(st);
+		sqlrc = sqlite3_bind_text(st, 1, ids[i], -1, SQLITE_STATIC);
+		if (sqlrc == SQLITE_OK)
+			sqlrc = sqlite3_step(st);
+		if (sqlrc != SQLITE_DONE)
+			rc = db_fail(sq, sqlrc, "migration 6: set key_roca", err);
+	}
+	sqlite3_finalize(st);
+	for (i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+	return rc;
+}
+
 /* Apply migration version (1-based) unless another process already did. */
 static int
 migrate_one(cf_store *store, int version, cf_err *err)
@@ -1331,6 +1433,8 @@ migrate_one(cf_store *store, int version, cf_err *err)
 		if (sqlite3_exec(sq->db, migrations[version - 1], NULL, NULL, &msg) != SQLITE_OK)
 			rc = cf_err_set(err, CF_ESTORE, NULL, "sqlite %s: migration %d: %s",
 					sq->path, version, msg == NULL ? "?" : msg);
+		else if (version == 6)
+			rc = backfill_key_roca(sq, err);
 	}
 	if (rc == CF_OK && current < version) {
 		snprintf(sql, sizeof(sql),
@@ -2191,6 +2295,7 @@ cert_insert_row(struct sq *sq, const cf_store_cert *cert, int64_t now, int64_t c
 	bind_int(&brc, st, 16, 0);
 	bind_int(&brc, st, 17, change_seq);
 	bind_int(&brc, st, 18, 0);
+	bind_int(&brc, st, 19, cert->key_roca);
 	if (brc != SQLITE_OK) {
 		rc = bind_fail(sq, brc, err);
 		goto out;
@@ -2413,6 +2518,31 @@ sq_cert_get(cf_store *store, cf_store_cert *out, const char *id, cf_err *err)
 	return rc;
 }
 
+static int
+sq_cert_get_by_serial(cf_store *store, cf_store_cert *out, const char *ca, const char *serial,
+		      cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	sqlite3_stmt *st = NULL;
+	bool row = false;
+	int rc, brc = SQLITE_OK;
+
+	rc = stmt_get(&st, sq, ST_CERT_BY_SERIAL, err);
+	if (rc != CF_OK)
+		return rc;
+	bind_str(&brc, st, 1, ca);
+	bind_str(&brc, st, 2, serial);
+	rc = brc != SQLITE_OK ? bind_fail(sq, brc, err)
+			      : step_row(sq, st, &row, "find certificate by serial", err);
+	if (rc == CF_OK && !row)
+		rc = cf_err_set(err, CF_ENOTFOUND, NULL,
+				"CA '%.64s' has no certificate with serial %s", ca, serial);
+	if (rc == CF_OK)
+		rc = read_cert(out, st, err);
+	stmt_put(st);
+	return rc;
+}
+
 /* The SQL for one combination of cert_list filters (mask of CF_THING ...). */
 static void
 cert_list_sql(char *buf, size_t len, unsigned int mask)
@@ -2469,26 +2599,35 @@ sq_cert_list(cf_store *store, const cf_store_cert_filter *filter, cf_store_cert_
  * certificates match. No PEM, no sort, columns handed out as they are.
  */
 static int
-sq_cert_scan(cf_store *store, int status, bool include_deleted, cf_store_cert_facts_cb cb,
-	     void *payload, cf_err *err)
+sq_cert_scan(cf_store *store, const char *policy, int status, bool include_deleted,
+	     cf_store_cert_facts_cb cb, void *payload, cf_err *err)
 {
 	struct sq *sq = sq_of(store);
-	unsigned int mask = (status >= 0 ? 1u : 0u) | (include_deleted ? 0u : 2u);
+	unsigned int mask = (status >= 0 ? 1u : 0u) | (include_deleted ? 0u : 2u) |
+			    (policy != NULL ? 4u : 0u);
 	cf_store_cert_facts f;
 	sqlite3_stmt *st = NULL;
 	bool temp = false;
 	char sql[400];
 	int rc, sqlrc, brc = SQLITE_OK;
 
+	/*
+	 * With a policy, from its attachments: one pass over cert_policies (no
+	 * index on the policy side) and a lookup per attached certificate.
+	 */
 	snprintf(sql, sizeof(sql),
-		 "SELECT id, ca, thing, status, not_before, not_after, key_type, key_bits, "
-		 "sig_alg, spki_sha256, created_at, deleted_at FROM certs NOT INDEXED WHERE 1%s%s",
-		 (mask & 1u) ? " AND status = ?1" : "", (mask & 2u) ? " AND deleted_at = 0" : "");
+		 "SELECT " FACTS_COLS " FROM %s WHERE 1%s%s%s",
+		 (mask & 4u) ? "cert_policies p JOIN certs c ON c.id = p.cert_id"
+			     : "certs c NOT INDEXED",
+		 (mask & 1u) ? " AND c.status = ?1" : "", (mask & 2u) ? " AND c.deleted_at = 0" : "",
+		 (mask & 4u) ? " AND p.policy = ?2" : "");
 	rc = list_get(&st, &temp, sq, &sq->cert_scans[mask], sql, err);
 	if (rc != CF_OK)
 		return rc;
 	if (mask & 1u)
 		bind_str(&brc, st, 1, cf_cert_status_name((cf_cert_status)status));
+	if (mask & 4u)
+		bind_str(&brc, st, 2, policy);
 	if (brc != SQLITE_OK)
 		rc = bind_fail(sq, brc, err);
 	while (rc == CF_OK) {
@@ -2511,6 +2650,7 @@ sq_cert_scan(cf_store *store, int status, bool include_deleted, cf_store_cert_fa
 		f.spki_sha256 = (const char *)sqlite3_column_text(st, 9);
 		f.created_at = sqlite3_column_int64(st, 10);
 		f.deleted_at = sqlite3_column_int64(st, 11);
+		f.key_roca = sqlite3_column_int(st, 12) != 0;
 		/* NOT NULL columns: NULL here means SQLite ran out of memory converting. */
 		if (f.id == NULL || f.ca == NULL || f.key_type == NULL || f.sig_alg == NULL ||
 		    f.spki_sha256 == NULL ||
@@ -2903,13 +3043,18 @@ sq_events_head(cf_store *store, int64_t *seq, char hash[65], cf_err *err)
 }
 
 static int
-verify_events(struct sq *sq, cf_store__verify *v, int64_t *bad_seq, cf_err *err)
+verify_events(struct sq *sq, cf_store__verify *v, int64_t from, int64_t *bad_seq, cf_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	cf_store_event ev;
-	int rc, sqlrc;
+	int rc, sqlrc, brc = SQLITE_OK;
 
-	rc = stmt_get(&st, sq, ST_EVENTS_ALL, err);
+	rc = stmt_get(&st, sq, from > 1 ? ST_EVENTS_FROM : ST_EVENTS_ALL, err);
+	if (rc == CF_OK && from > 1) {
+		bind_int(&brc, st, 1, from);
+		if (brc != SQLITE_OK)
+			rc = bind_fail(sq, brc, err);
+	}
 	while (rc == CF_OK) {
 		sqlrc = sqlite3_step(st);
 		if (sqlrc == SQLITE_DONE)
@@ -2918,11 +3063,8 @@ verify_events(struct sq *sq, cf_store__verify *v, int64_t *bad_seq, cf_err *err)
 			rc = db_fail(sq, sqlrc, "read events", err);
 			break;
 		}
-		rc = read_event(&ev, st, err);
-		if (rc != CF_OK)
-			break;
+		read_event_borrowed(&ev, st);
 		rc = cf_store__verify_event(v, &ev, bad_seq, err);
-		cf_store_event_clear(&ev);
 	}
 	stmt_put(st);
 	return rc;
@@ -2985,7 +3127,7 @@ sq_events_verify(cf_store *store, const cf_store_event_anchor *anchor, int64_t *
 	bool began;
 	int rc;
 
-	rc = cf_store__verify_new(&v, store, anchor, err);
+	rc = cf_store__verify_new(&v, store, anchor, false, err);
 	if (rc != CF_OK)
 		return rc;
 	/*
@@ -2997,7 +3139,7 @@ sq_events_verify(cf_store *store, const cf_store_event_anchor *anchor, int64_t *
 	if (rc == CF_OK)
 		rc = head_get(sq, &head_seq, head_hash, err);
 	if (rc == CF_OK)
-		rc = verify_events(sq, v, bad_seq, err);
+		rc = verify_events(sq, v, 1, bad_seq, err);
 	if (rc == CF_OK)
 		rc = cf_store__verify_head(v, head_seq, head_hash, bad_seq, err);
 	if (rc == CF_OK)
@@ -3009,6 +3151,39 @@ sq_events_verify(cf_store *store, const cf_store_event_anchor *anchor, int64_t *
 	*count = cf_store__verify_count(v);
 	if (began)
 		(void)tx_close(sq, false, NULL); /* nothing was written */
+	cf_store__verify_free(v);
+	return rc;
+}
+
+static int
+sq_events_verify_chain(cf_store *store, const cf_store_event_anchor *anchor,
+		       cf_store_event_anchor *head, int64_t *count, int64_t *bad_seq, cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	cf_store__verify *v = NULL;
+	char head_hash[65];
+	int64_t head_seq = 0;
+	bool began;
+	int rc;
+
+	rc = cf_store__verify_new(&v, store, anchor, true, err);
+	if (rc != CF_OK)
+		return rc;
+	rc = tx_begin(sq, ST_BEGIN_READ, err);
+	began = rc == CF_OK;
+	if (rc == CF_OK)
+		rc = head_get(sq, &head_seq, head_hash, err);
+	if (rc == CF_OK)
+		rc = verify_events(sq, v, anchor != NULL ? anchor->seq : 1, bad_seq, err);
+	if (rc == CF_OK)
+		rc = cf_store__verify_head(v, head_seq, head_hash, bad_seq, err);
+	if (rc == CF_OK) {
+		head->seq = head_seq;
+		memcpy(head->hash, head_hash, sizeof(head->hash));
+	}
+	*count = cf_store__verify_count(v);
+	if (began)
+		(void)tx_close(sq, false, NULL);
 	cf_store__verify_free(v);
 	return rc;
 }
@@ -4185,6 +4360,27 @@ sq_audit_unsuppress(cf_store *store, const char *check, const char *resource,
 	return tx_end(sq, rc, err);
 }
 
+static int
+sq_audit_notified(cf_store *store, const cf_store_finding *f, const cf_store_actor *actor,
+		  cf_err *err)
+{
+	struct sq *sq = sq_of(store);
+	char *detail = NULL, run[24];
+	int rc;
+
+	rc = tx_begin(sq, ST_BEGIN_WRITE, err);
+	if (rc != CF_OK)
+		return rc;
+	snprintf(run, sizeof(run), "%lld", (long long)f->run_id);
+	rc = cf_store__detail(&detail, actor, err, "run", run, "check", f->check, "resource",
+			      f->resource, NULL);
+	if (rc == CF_OK)
+		rc = event_log(store, actor, "audit.notified", "finding", f->finding_id, detail,
+			       NULL, err);
+	free(detail);
+	return tx_end(sq, rc, err);
+}
+
 struct suppression_cb_box {
 	cf_store_audit_suppression_cb cb;
 	int64_t now;
@@ -4275,6 +4471,8 @@ const struct cf_store_backend cf_store__sqlite_backend = {
 	.thing_delete = sq_thing_delete,
 	.cert_insert_batch = sq_cert_insert_batch,
 	.cert_get = sq_cert_get,
+	.cert_get_by_serial = sq_cert_get_by_serial,
+	.audit_notified = sq_audit_notified,
 	.cert_list = sq_cert_list,
 	.cert_scan = sq_cert_scan,
 	.cert_transition = sq_cert_transition,
@@ -4312,4 +4510,5 @@ const struct cf_store_backend cf_store__sqlite_backend = {
 	.events_list = sq_events_list,
 	.events_head = sq_events_head,
 	.events_verify = sq_events_verify,
+	.events_verify_chain = sq_events_verify_chain,
 };

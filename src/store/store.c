@@ -270,6 +270,12 @@ cf_store_event_clear(cf_store_event *event)
 /* ---- shared helpers ------------------------------------------------------ */
 
 int64_t
+cf_store_now(const cf_store *store)
+{
+	return cf_store__now(store);
+}
+
+int64_t
 cf_store__now(const cf_store *store)
 {
 	if (store->now != NULL)
@@ -288,25 +294,53 @@ put_be64(unsigned char out[8], uint64_t v)
 	}
 }
 
-static int
-hash_int(EVP_MD_CTX *ctx, int64_t v)
+/*
+ * The event hash's input, gathered in a buffer and handed to the digest in
+ * as few updates as fit: each EVP_DigestUpdate() costs OpenSSL 3.0 about as
+ * much as hashing a short field, and a verify walk hashes a million events.
+ * The bytes, and so the hash, are those of one update per field.
+ */
+struct hash_buf {
+	EVP_MD_CTX *ctx;
+	unsigned char buf[1024];
+	size_t n;
+	bool ok;
+};
+
+static void
+hash_put(struct hash_buf *h, const void *data, size_t len)
+{
+	if (!h->ok)
+		return;
+	if (h->n + len > sizeof(h->buf)) {
+		h->ok = EVP_DigestUpdate(h->ctx, h->buf, h->n) == 1;
+		h->n = 0;
+	}
+	if (len > sizeof(h->buf))
+		h->ok = h->ok && EVP_DigestUpdate(h->ctx, data, len) == 1;
+	else if (h->ok && len > 0)
+		memcpy(h->buf + h->n, data, len);
+	if (len <= sizeof(h->buf))
+		h->n += len;
+}
+
+static void
+hash_int(struct hash_buf *h, int64_t v)
 {
 	unsigned char buf[8];
 
 	put_be64(buf, (uint64_t)v);
-	return EVP_DigestUpdate(ctx, buf, sizeof(buf));
+	hash_put(h, buf, sizeof(buf));
 }
 
-static int
-hash_str(EVP_MD_CTX *ctx, const char *s)
+/* A string as its length (8 bytes, big-endian), then its bytes. */
+static void
+hash_str(struct hash_buf *h, const char *s)
 {
-	unsigned char buf[8];
 	size_t len = strlen(s);
 
-	put_be64(buf, (uint64_t)len);
-	if (EVP_DigestUpdate(ctx, buf, sizeof(buf)) != 1)
-		return 0;
-	return EVP_DigestUpdate(ctx, s, len);
+	hash_int(h, (int64_t)len);
+	hash_put(h, s, len);
 }
 
 int
@@ -314,17 +348,24 @@ cf_store__event_hash(cf_store *store, char out[65], const char *prev_hash, int64
 		     int64_t time, const char *actor, const char *action, const char *resource,
 		     const char *detail, cf_err *err)
 {
-	EVP_MD_CTX *ctx = store->md_ctx;
+	struct hash_buf h;
 	unsigned char md[32];
 	unsigned int mdlen = 0;
 
 	out[0] = '\0';
-	if (EVP_DigestInit_ex(ctx, store->sha256, NULL) != 1 ||
-	    hash_str(ctx, "certfleet-event-v1") != 1 || hash_str(ctx, prev_hash) != 1 ||
-	    hash_int(ctx, seq) != 1 || hash_int(ctx, time) != 1 || hash_str(ctx, actor) != 1 ||
-	    hash_str(ctx, action) != 1 || hash_str(ctx, resource) != 1 ||
-	    hash_str(ctx, detail) != 1 || EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 ||
-	    mdlen != sizeof(md))
+	h.ctx = store->md_ctx;
+	h.n = 0;
+	h.ok = EVP_DigestInit_ex(h.ctx, store->sha256, NULL) == 1;
+	hash_str(&h, "certfleet-event-v1");
+	hash_str(&h, prev_hash);
+	hash_int(&h, seq);
+	hash_int(&h, time);
+	hash_str(&h, actor);
+	hash_str(&h, action);
+	hash_str(&h, resource);
+	hash_str(&h, detail);
+	if (!h.ok || (h.n > 0 && EVP_DigestUpdate(h.ctx, h.buf, h.n) != 1) ||
+	    EVP_DigestFinal_ex(h.ctx, md, &mdlen) != 1 || mdlen != sizeof(md))
 		return cf_err_set_ossl(err, CF_ECRYPTO, NULL, "event hash");
 	cf_hex_encode(out, md, sizeof(md));
 	return CF_OK;
@@ -955,6 +996,22 @@ cf_store_cert_get(cf_store *store, cf_store_cert *out, const char *id, cf_err *e
 }
 
 int
+cf_store_cert_get_by_serial(cf_store *store, cf_store_cert *out, const char *ca,
+			    const char *serial, cf_err *err)
+{
+	size_t len;
+
+	if (store == NULL || out == NULL || ca == NULL || serial == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	memset(out, 0, sizeof(*out));
+	len = strnlen(serial, 41);
+	if (len == 0 || len > 40 || !is_hex_lower(serial, len) || (serial[0] == '0' && len > 1))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "a serial is 1 to 40 lowercase hex digits without leading zeros");
+	return store->backend->cert_get_by_serial(store, out, ca, serial, err);
+}
+
+int
 cf_store_cert_list(cf_store *store, const cf_store_cert_filter *filter, cf_store_cert_cb cb,
 		   void *payload, cf_err *err)
 {
@@ -979,7 +1036,18 @@ cf_store_cert_scan(cf_store *store, int status, bool include_deleted, cf_store_c
 		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
 	if (status != -1 && !cert_status_valid(status))
 		return cf_err_set(err, CF_EINVAL, NULL, "bad status filter %d", status);
-	return store->backend->cert_scan(store, status, include_deleted, cb, payload, err);
+	return store->backend->cert_scan(store, NULL, status, include_deleted, cb, payload, err);
+}
+
+int
+cf_store_cert_scan_policy(cf_store *store, const char *policy, int status,
+			  cf_store_cert_facts_cb cb, void *payload, cf_err *err)
+{
+	if (store == NULL || policy == NULL || cb == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	if (status != -1 && !cert_status_valid(status))
+		return cf_err_set(err, CF_EINVAL, NULL, "bad status filter %d", status);
+	return store->backend->cert_scan(store, policy, status, false, cb, payload, err);
 }
 
 int
@@ -1543,6 +1611,27 @@ cf_store_events_verify(cf_store *store, int64_t *count, int64_t *bad_seq,
 	return store->backend->events_verify(store, anchor, count, bad_seq, err);
 }
 
+int
+cf_store_events_verify_chain(cf_store *store, const cf_store_event_anchor *anchor,
+			     cf_store_event_anchor *head, int64_t *count, int64_t *bad_seq,
+			     cf_err *err)
+{
+	cf_store_event_anchor local;
+
+	if (store == NULL || count == NULL || bad_seq == NULL)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	*count = 0;
+	*bad_seq = 0;
+	if (head == NULL)
+		head = &local;
+	memset(head, 0, sizeof(*head));
+	if (anchor != NULL && (anchor->seq < 0 || strnlen(anchor->hash, 65) != 64 ||
+			       !is_hex_lower(anchor->hash, 64)))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "an anchor is a seq >= 0 and 64 lowercase hex digits");
+	return store->backend->events_verify_chain(store, anchor, head, count, bad_seq, err);
+}
+
 /* ---- audits -------------------------------------------------------------- */
 
 static const char *const audit_trigger_names[] = {
@@ -1721,7 +1810,8 @@ is_printable_text(const char *s, size_t max)
 
 /*
  * "cert:<64 hex>", "ca:<name>", "thing:<name>", "policy:<name>", "client:<text>",
- * and for findings about the whole deployment "registry:<name>", "config:<name>".
+ * "file:<path>" (a file the audit reads, such as a CRL), and for findings
+ * about the whole deployment "registry:<name>", "config:<name>".
  */
 static bool
 audit_resource_valid(const char *s)
@@ -1738,6 +1828,8 @@ audit_resource_valid(const char *s)
 		return cf_name_valid(s + 7);
 	if (strncmp(s, "client:", 7) == 0)
 		return is_printable_text(s + 7, CF_STORE_CONNECTION_TEXT_MAX);
+	if (strncmp(s, "file:", 5) == 0)
+		return is_printable_text(s + 5, CF_STORE_AUDIT_RESOURCE_MAX);
 	if (strncmp(s, "registry:", 9) == 0)
 		return cf_name_valid(s + 9);
 	if (strncmp(s, "config:", 7) == 0)
@@ -1755,8 +1847,8 @@ check_audit_pair(const char *check, const char *resource, cf_err *err)
 	if (!audit_resource_valid(resource))
 		return cf_err_set(err, CF_EINVAL, NULL,
 				  "a resource is cert:<id>, ca:<name>, thing:<name>, "
-				  "policy:<name>, client:<client id>, registry:<name> "
-				  "or config:<name>");
+				  "policy:<name>, client:<client id>, file:<path>, "
+				  "registry:<name> or config:<name>");
 	return CF_OK;
 }
 
@@ -1950,6 +2042,24 @@ cf_store_audit_suppress(cf_store *store, const char *check, const char *resource
 				  "the suppression's expiry is not in the future");
 	return store->backend->audit_suppress(store, check, resource, expires_at, reason, actor,
 					      err);
+}
+
+int
+cf_store_audit_notified(cf_store *store, const cf_store_finding *finding,
+			const cf_store_actor *actor, cf_err *err)
+{
+	int rc;
+
+	rc = check_writable(store, actor, err);
+	if (rc == CF_OK && (finding == NULL || finding->finding_id == NULL ||
+			    strnlen(finding->finding_id, 33) != 32 ||
+			    !is_hex_lower(finding->finding_id, 32) || finding->run_id <= 0))
+		rc = cf_err_set(err, CF_EINVAL, NULL, "a finding with its id and run");
+	if (rc == CF_OK)
+		rc = check_audit_pair(finding->check, finding->resource, err);
+	if (rc != CF_OK)
+		return rc;
+	return store->backend->audit_notified(store, finding, actor, err);
 }
 
 int

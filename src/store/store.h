@@ -116,6 +116,8 @@ typedef struct cf_store_cert {
 				or policies, or deleted it; ignored by cf_store_cert_insert() */
 	int64_t deleted_at;  /* 0 unless deleted (cf_store_cert_delete()); ignored by
 				cf_store_cert_insert() */
+	bool key_roca;       /* an RSA modulus with the ROCA fingerprint (cf_pki_cert_info's
+				key_roca); set for older rows by migration 6 */
 } cf_store_cert;
 
 void cf_store_cert_clear(cf_store_cert *cert);
@@ -200,6 +202,9 @@ typedef int64_t (*cf_store_clock_fn)(void *payload);
  * the audits already take a clock, and the registry must agree with them.
  */
 void cf_store_set_clock(cf_store *store, cf_store_clock_fn now, void *payload);
+
+/* The handle's clock: what the registry will write as now. */
+int64_t cf_store_now(const cf_store *store);
 
 /*
  * Durability of this handle's commits. full: a commit is on disk when it
@@ -398,6 +403,14 @@ int cf_store_cert_insert_batch(cf_store *store, cf_store_cert_new *items, size_t
  */
 int cf_store_cert_get(cf_store *store, cf_store_cert *out, const char *id, cf_err *err);
 
+/*
+ * Fetch the certificate CA ca issued with serial (lowercase hex without
+ * leading zeros, as cf_store_cert's serial), deleted ones included.
+ * CF_ENOTFOUND; CF_EINVAL for a malformed serial.
+ */
+int cf_store_cert_get_by_serial(cf_store *store, cf_store_cert *out, const char *ca,
+				const char *serial, cf_err *err);
+
 typedef struct cf_store_cert_filter {
 	const char *thing;        /* NULL: any */
 	const char *ca;           /* NULL: any */
@@ -433,6 +446,7 @@ typedef struct cf_store_cert_facts {
 	const char *spki_sha256;
 	int64_t created_at;
 	int64_t deleted_at; /* 0 unless deleted */
+	bool key_roca;
 } cf_store_cert_facts;
 
 typedef int (*cf_store_cert_facts_cb)(const cf_store_cert_facts *facts, void *payload);
@@ -447,6 +461,13 @@ typedef int (*cf_store_cert_facts_cb)(const cf_store_cert_facts *facts, void *pa
  */
 int cf_store_cert_scan(cf_store *store, int status, bool include_deleted,
 		       cf_store_cert_facts_cb cb, void *payload, cf_err *err);
+
+/*
+ * The same for the certificates policy is attached to, deleted ones left
+ * out: one pass over the attachments, not over the certificates.
+ */
+int cf_store_cert_scan_policy(cf_store *store, const char *policy, int status,
+			      cf_store_cert_facts_cb cb, void *payload, cf_err *err);
 
 /*
  * Move a certificate to status to, if cf_cert_transition_allowed() says so,
@@ -857,8 +878,9 @@ typedef struct cf_store_finding {
 	const char *check;      /* "DEVICE_CERTIFICATE_EXPIRING_CHECK": 1 to 64 of [A-Z0-9_] */
 	const char *resource;   /* "cert:<id>" (64 lowercase hex), "ca:<name>", "thing:<name>",
 				   "policy:<name>" (names as cf_name_valid()), "client:<client id>"
-				   (1 to 256 bytes, no control characters), and for the
-				   deployment "registry:<name>", "config:<name>" */
+				   (1 to 256 bytes, no control characters), "file:<path>"
+				   (a file the audit reads; no control characters), and for
+				   the deployment "registry:<name>", "config:<name>" */
 	cf_audit_severity severity;
 	const char *reason;     /* "CERTIFICATE_APPROACHING_EXPIRATION": 1 to 64 of [A-Z0-9_] */
 	const char *detail;     /* a JSON object as text; NULL for "{}" when adding */
@@ -954,6 +976,15 @@ int cf_store_audit_finding_list(cf_store *store, const cf_store_finding_filter *
 int cf_store_audit_suppress(cf_store *store, const char *check, const char *resource,
 			    int64_t expires_at, const char *reason, const cf_store_actor *actor,
 			    cf_err *err);
+
+/*
+ * Record that finding (its run_id, finding_id, check and resource) was sent
+ * to the notifiers by the NOTIFY action: the event "audit.notified" on
+ * "finding:<id>". CF_EINVAL; CF_ESTATE on a read-only handle; CF_EBUSY,
+ * CF_ESTORE.
+ */
+int cf_store_audit_notified(cf_store *store, const cf_store_finding *finding,
+			    const cf_store_actor *actor, cf_err *err);
 
 /*
  * Remove the suppression of check on resource, expired or not. Event
@@ -1058,5 +1089,21 @@ int cf_store_events_head(cf_store *store, int64_t *seq, char hash[65], cf_err *e
  */
 int cf_store_events_verify(cf_store *store, int64_t *count, int64_t *bad_seq,
 			   const cf_store_event_anchor *anchor, cf_err *err);
+
+/*
+ * The chain alone, from an anchor on: the events from anchor->seq (NULL or
+ * seq 0: from the first) to the head must link and hash as in
+ * cf_store_events_verify(), the event at anchor->seq must still have
+ * exactly anchor->hash, and the head row must match the last event. No
+ * replay and no registry rows, so the cost is that of the events after
+ * the anchor: the periodic check of a log whose head was verified before
+ * (the audit keeps each verified head as the next run's anchor). *head
+ * (may be NULL) gets the verified head. CF_EINTEGRITY with *bad_seq and
+ * err->msg as for cf_store_events_verify(); CF_EINVAL for a malformed
+ * anchor; CF_EBUSY, CF_ESTORE.
+ */
+int cf_store_events_verify_chain(cf_store *store, const cf_store_event_anchor *anchor,
+				 cf_store_event_anchor *head, int64_t *count, int64_t *bad_seq,
+				 cf_err *err);
 
 #endif

@@ -99,10 +99,12 @@ struct cf_store_backend {
 				 const cf_store_actor *actor, cf_err *err);
 	/* id: lowercase hex, 64 digits (exact) or 8-63 (unique prefix). */
 	int (*cert_get)(cf_store *store, cf_store_cert *out, const char *id, cf_err *err);
+	int (*cert_get_by_serial)(cf_store *store, cf_store_cert *out, const char *ca,
+				  const char *serial, cf_err *err);
 	int (*cert_list)(cf_store *store, const cf_store_cert_filter *filter, cf_store_cert_cb cb,
 			 void *payload, cf_err *err);
 	/* status: a valid cf_cert_status or -1 (checked by store.c). Borrowed columns, no copies. */
-	int (*cert_scan)(cf_store *store, int status, bool include_deleted,
+	int (*cert_scan)(cf_store *store, const char *policy, int status, bool include_deleted,
 			 cf_store_cert_facts_cb cb, void *payload, cf_err *err);
 	/* id: a full id, resolved by store.c. */
 	int (*cert_transition)(cf_store *store, const char *id, cf_cert_status to,
@@ -187,6 +189,8 @@ struct cf_store_backend {
 	int (*audit_suppress)(cf_store *store, const char *check, const char *resource,
 			      int64_t expires_at, const char *reason, const cf_store_actor *actor,
 			      cf_err *err);
+	int (*audit_notified)(cf_store *store, const cf_store_finding *finding,
+			      const cf_store_actor *actor, cf_err *err);
 	int (*audit_unsuppress)(cf_store *store, const char *check, const char *resource,
 				const cf_store_actor *actor, cf_err *err);
 	int (*audit_suppression_list)(cf_store *store, cf_store_audit_suppression_cb cb,
@@ -203,6 +207,10 @@ struct cf_store_backend {
 	 */
 	int (*events_verify)(cf_store *store, const cf_store_event_anchor *anchor, int64_t *count,
 			     int64_t *bad_seq, cf_err *err);
+	/* cf_store_events_verify_chain(): anchor checked by store.c, or NULL; head not NULL. */
+	int (*events_verify_chain)(cf_store *store, const cf_store_event_anchor *anchor,
+				   cf_store_event_anchor *head, int64_t *count, int64_t *bad_seq,
+				   cf_err *err);
 };
 
 extern const struct cf_store_backend cf_store__sqlite_backend;
@@ -267,9 +275,13 @@ int cf_store__ca_status_parse(cf_ca_status *out, const char *name);
  */
 typedef struct cf_store__verify cf_store__verify;
 
-/* anchor may be NULL. Freed with cf_store__verify_free(). */
+/*
+ * anchor may be NULL. chain_only: for cf_store_events_verify_chain(), the
+ * events are fed from anchor->seq on, nothing is replayed, and no rows
+ * follow the head. Freed with cf_store__verify_free().
+ */
 int cf_store__verify_new(cf_store__verify **out, cf_store *store,
-			 const cf_store_event_anchor *anchor, cf_err *err);
+			 const cf_store_event_anchor *anchor, bool chain_only, cf_err *err);
 void cf_store__verify_free(cf_store__verify *v);
 /* Events that passed cf_store__verify_event(). */
 int64_t cf_store__verify_count(const cf_store__verify *v);

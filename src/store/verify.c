@@ -75,6 +75,7 @@ struct index {
 struct cf_store__verify {
 	cf_store *store; /* for the hash */
 	bool has_anchor;
+	bool chain_only; /* cf_store_events_verify_chain(): from the anchor, no replay */
 	cf_store_event_anchor anchor;
 	int64_t expect; /* next seq */
 	char prev[65];  /* hash the next event must point at */
@@ -121,7 +122,7 @@ array_grow(void *p, size_t *cap, size_t need, size_t size)
 
 int
 cf_store__verify_new(cf_store__verify **out, cf_store *store, const cf_store_event_anchor *anchor,
-		     cf_err *err)
+		     bool chain_only, cf_err *err)
 {
 	cf_store__verify *v;
 
@@ -156,6 +157,9 @@ cf_store__verify_new(cf_store__verify **out, cf_store *store, const cf_store_eve
 		v->has_anchor = true;
 		v->anchor = *anchor;
 	}
+	v->chain_only = chain_only;
+	if (chain_only && anchor != NULL && anchor->seq > 0)
+		v->expect = anchor->seq;
 	*out = v;
 	return CF_OK;
 }
@@ -708,9 +712,21 @@ cf_store__verify_event(cf_store__verify *v, const cf_store_event *ev, int64_t *b
 
 	if (ev->seq != v->expect) {
 		*bad_seq = v->expect;
+		if (v->chain_only && v->count == 0 && v->has_anchor && v->anchor.seq > 0)
+			return cf_err_set(err, CF_EINTEGRITY, NULL,
+					  "the log no longer holds event %lld, the anchor: it was "
+					  "truncated or rewritten since",
+					  (long long)v->expect);
 		return cf_err_set(err, CF_EINTEGRITY, NULL, "event %lld is missing (next is %lld)",
 				  (long long)v->expect, (long long)ev->seq);
 	}
+	/*
+	 * A walk from an anchor starts at the anchor's event: its own link is
+	 * taken as stored, and its hash, compared with the anchor's below, vouches
+	 * for it.
+	 */
+	if (v->chain_only && v->count == 0 && v->has_anchor && v->anchor.seq > 0)
+		snprintf(v->prev, sizeof(v->prev), "%s", ev->prev_hash != NULL ? ev->prev_hash : "");
 	if (strcmp(ev->prev_hash, v->prev) != 0) {
 		*bad_seq = ev->seq;
 		return cf_err_set(err, CF_EINTEGRITY, NULL,
@@ -733,9 +749,11 @@ cf_store__verify_event(cf_store__verify *v, const cf_store_event *ev, int64_t *b
 				  "rewritten before the anchor",
 				  (long long)ev->seq);
 	}
-	rc = replay(v, ev, bad_seq, err);
-	if (rc != CF_OK)
-		return rc;
+	if (!v->chain_only) {
+		rc = replay(v, ev, bad_seq, err);
+		if (rc != CF_OK)
+			return rc;
+	}
 	memcpy(v->prev, hash, sizeof(hash));
 	v->expect++;
 	v->count++;
@@ -746,6 +764,14 @@ int
 cf_store__verify_head(cf_store__verify *v, int64_t head_seq, const char *head_hash,
 		      int64_t *bad_seq, cf_err *err)
 {
+	/* A walk from an anchor that found no event at all: the log ends before it. */
+	if (v->chain_only && v->count == 0 && v->has_anchor && v->anchor.seq > 0) {
+		*bad_seq = v->anchor.seq;
+		return cf_err_set(err, CF_EINTEGRITY, NULL,
+				  "the log ends at event %lld, before the anchor (event %lld): "
+				  "the log was truncated or rewritten before the anchor",
+				  (long long)head_seq, (long long)v->anchor.seq);
+	}
 	if (head_seq >= v->expect) {
 		*bad_seq = v->expect;
 		return cf_err_set(err, CF_EINTEGRITY, NULL,

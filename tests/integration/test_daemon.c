@@ -28,7 +28,6 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 
 #include "support/broker.h"
 #include "support/fleet.h"
@@ -374,15 +373,21 @@ test_daemon__scheduled_audit_rotates_once(void **state)
 			 2);
 	rows = cf_test_certfleet_json(&g.fleet, "rotate", "list", NULL);
 	assert_int_equal(json_array_size(rows), 2);
-	/* Two more runs: the findings are OPEN, their things already rotating. */
+	/*
+	 * Two more runs: the findings are OPEN, their things already rotating,
+	 * so the binding has nothing to act on.
+	 */
 	assert_int_equal(cf_test_file_wait(log, "event=audit_run ", 3, WAIT_MS), 0);
 	assert_int_equal(cf_test_file_count(log, "action=ROTATE_DEVICE_CERTIFICATE result=changed"),
 			 2);
-	assert_true(cf_test_file_count(log, "result=already") >= 4);
+	assert_true(cf_test_file_count(log, " acted=0 ") >= 2);
 	rows = cf_test_certfleet_json(&g.fleet, "rotate", "list", NULL);
 	assert_int_equal(json_array_size(rows), 2);
-	/* The summary went out through the outbox. */
+	/* The summaries went out through the outbox, the first with its NEW findings. */
 	assert_int_equal(cf_test_file_wait(sub_out, "\"findingsActedOn\"", 1, WAIT_MS), 0);
+	assert_int_equal(cf_test_file_count(sub_out, "\"severity\":\"MEDIUM\",\"reason\":"
+						     "\"CERTIFICATE_APPROACHING_EXPIRATION\""),
+			 2);
 	assert_int_equal(cf_test_bg_stop(d, 0), 0);
 	cf_test_bg_free(d);
 
@@ -405,40 +410,14 @@ test_daemon__scheduled_audit_rotates_once(void **state)
 	free(sub_out);
 }
 
-/* The signature header a receiver expects for body: sha256=HEX(HMAC-SHA256(secret, body)). */
+/* Signed as docs/daemon.md says a receiver checks it (support/httpd.c, OpenSSL). */
 static void
 assert_signed(const cf_test_http_req *r, const char *secret)
 {
-	unsigned char mac[32];
-	size_t mac_len = 0, i;
-	char want[7 + 65] = "sha256=";
-
-	assert_non_null(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, secret, strlen(secret),
-				  (const unsigned char *)r->body, r->len, mac, sizeof(mac), &mac_len));
-	assert_int_equal(mac_len, 32);
-	for (i = 0; i < 32; i++)
-		snprintf(want + 7 + 2 * i, 3, "%02x", mac[i]);
-	assert_string_equal(r->signature, want);
+	if (!cf_test_http_req_signed(r, secret))
+		fail_msg("%s request: signature '%s' does not verify", r->event, r->signature);
 	assert_string_equal(r->content_type, "application/json");
 	assert_true(strtoll(r->timestamp, NULL, 10) > 1600000000);
-}
-
-/* The first request with X-Certfleet-Event event at or after index from, or -1. */
-static long
-request_find(cf_test_httpd *h, size_t from, const char *event)
-{
-	cf_test_http_req r;
-	size_t i;
-
-	for (i = from; i < cf_test_httpd_count(h); i++) {
-		assert_int_equal(cf_test_httpd_get(h, i, &r), 0);
-		if (strcmp(r.event, event) == 0) {
-			cf_test_http_req_clear(&r);
-			return (long)i;
-		}
-		cf_test_http_req_clear(&r);
-	}
-	return -1;
 }
 
 struct find_ctx {
@@ -451,7 +430,7 @@ request_seen(void *payload)
 {
 	struct find_ctx *fc = payload;
 
-	return request_find(fc->h, 0, fc->event) >= 0;
+	return cf_test_httpd_find(fc->h, 0, fc->event) >= 0;
 }
 
 /*
@@ -484,6 +463,8 @@ test_daemon__webhook_signed_and_retried(void **state)
 	free(secret_line);
 	assert_int_equal(cf_test_httpd_start(&h, script, 1), 0);
 	text = cf_test_printf("audit_schedule = 2s\nrotation_deadline = 2s\n"
+			      "audit_actions = DEVICE_CERTIFICATE_EXPIRING_CHECK:"
+			      "ROTATE_DEVICE_CERTIFICATE, DEVICE_CERTIFICATE_EXPIRING_CHECK : NOTIFY\n"
 			      "webhook_url = http://127.0.0.1:%d/certfleet\n"
 			      "webhook_secret_file = %s\nwebhook_timeout = 5s\n",
 			      cf_test_httpd_port(h), secret_path);
@@ -514,7 +495,7 @@ test_daemon__webhook_signed_and_retried(void **state)
 	fc.event = "rotation.timed_out";
 	if (cf_test_wait_until(request_seen, &fc, 50, WAIT_MS) != 0)
 		fail_msg("no rotation.timed_out POSTed; see %s", log);
-	i = request_find(h, 0, "rotation.timed_out");
+	i = cf_test_httpd_find(h, 0, "rotation.timed_out");
 	cf_test_http_req_clear(&r0);
 	assert_int_equal(cf_test_httpd_get(h, (size_t)i, &r0), 0);
 	assert_signed(&r0, secret);
@@ -524,6 +505,22 @@ test_daemon__webhook_signed_and_retried(void **state)
 	assert_string_equal(json_string_value(json_object_get(body, "state")), "TIMED_OUT");
 	assert_non_null(json_string_value(json_object_get(body, "rotationId")));
 	assert_non_null(json_string_value(json_object_get(body, "thing")));
+	json_decref(body);
+
+	/* NOTIFY, bound to the same check: the finding itself, signed, from the event log. */
+	fc.event = "audit.finding";
+	if (cf_test_wait_until(request_seen, &fc, 50, WAIT_MS) != 0)
+		fail_msg("no audit.finding POSTed; see %s", log);
+	i = cf_test_httpd_find(h, 0, "audit.finding");
+	cf_test_http_req_clear(&r0);
+	assert_int_equal(cf_test_httpd_get(h, (size_t)i, &r0), 0);
+	assert_signed(&r0, secret);
+	body = json_loads(r0.body, 0, NULL);
+	assert_non_null(body);
+	assert_string_equal(json_string_value(json_object_get(body, "check")),
+			    "DEVICE_CERTIFICATE_EXPIRING_CHECK");
+	assert_int_equal(strlen(json_string_value(json_object_get(body, "findingId"))), 32);
+	assert_string_equal(json_string_value(json_object_get(body, "by")), "audit");
 	json_decref(body);
 
 	assert_int_equal(cf_test_bg_stop(d, 0), 0);

@@ -28,6 +28,10 @@
  *
  * Timers: rotation_resend_interval 2s (the deadline case: a deadline of
  * a few seconds). Every wait is a bounded wait for a condition.
+ *
+ * The audit case (issue 5) lets certfleetd find the expiring certificates
+ * itself: scheduled audits every 2 s, the default audit_actions, and its
+ * webhook received by an HTTP server in the test (support/httpd.h).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -48,6 +52,7 @@
 
 #include "support/broker.h"
 #include "support/fleet.h"
+#include "support/httpd.h"
 #include "support/run.h"
 
 #define MAX_ARGV 64
@@ -73,13 +78,21 @@ struct dev {
 	int conn;              /* connections made so far */
 };
 
+/* A certfleet-sim state dir and the run over it: its output and its --summary. */
+struct sim {
+	cf_test_bg *run;
+	const char *state, *log, *summary;
+};
+
 struct fx {
 	cf_test_fleet f; /* T, D, the last run, the root and intermediate (support/fleet.h) */
 
 	cf_test_broker *broker;
-	cf_test_bg *daemon; /* certfleetd */
-	cf_test_bg *sim;    /* certfleet-sim run */
-	cf_test_bg *spy;    /* mosquitto_sub P/# as e2e-spy */
+	cf_test_bg *daemon;  /* certfleetd */
+	struct sim sim;      /* the simulated fleet */
+	struct sim sim2;     /* devices run apart, to be killed alone (the audit case) */
+	cf_test_bg *spy;     /* mosquitto_sub P/# as e2e-spy */
+	cf_test_httpd *hook; /* the webhook's receiver, when a case configures one */
 	struct dev dev[MAX_DEV];
 	size_t ndev;
 	size_t daemon_starts; /* event=mqtt_connected lines expected so far */
@@ -87,7 +100,7 @@ struct fx {
 	const char *dev_ca;
 	const char *svc_cert, *svc_key;
 	const char *spy_cert, *spy_key;
-	const char *daemon_log, *spy_out, *sim_state, *sim_log, *summary, *db;
+	const char *daemon_log, *spy_out, *db;
 };
 
 static char *g_cli, *g_daemon, *g_sim;
@@ -161,11 +174,13 @@ teardown(void **state)
 	if (fx == NULL)
 		return 0;
 	/* Every process first, whatever happened in the case. */
-	cf_test_bg_free(fx->sim);
+	cf_test_bg_free(fx->sim.run);
+	cf_test_bg_free(fx->sim2.run);
 	cf_test_bg_free(fx->daemon);
 	cf_test_bg_free(fx->spy);
 	for (i = 0; i < fx->ndev; i++)
 		dev_disconnect(&fx->dev[i]);
+	cf_test_httpd_free(fx->hook);
 	cf_test_broker_free(fx->broker);
 	rc = cf_test_fleet_clear(&fx->f);
 	free(fx);
@@ -192,7 +207,8 @@ dump_logs(struct fx *fx)
 	size_t i;
 
 	dump_file("certfleetd log", fx->daemon_log, 16384);
-	dump_file("certfleet-sim output", fx->sim_log, 16384);
+	dump_file("certfleet-sim output", fx->sim.log, 16384);
+	dump_file("certfleet-sim output (apart)", fx->sim2.log, 8192);
 	dump_file("spy (mosquitto_sub P/#)", fx->spy_out, 8192);
 	for (i = 0; i < fx->ndev; i++) {
 		dump_file(fx->dev[i].name, fx->dev[i].sub_out, 4096);
@@ -260,9 +276,12 @@ world(struct fx *fx)
 
 	fx->db = cf_test_dpath(&fx->f, "registry.db");
 	fx->daemon_log = cf_test_tpath(&fx->f, "certfleetd.log");
-	fx->sim_state = cf_test_tpath(&fx->f, "sim-state");
-	fx->sim_log = cf_test_tpath(&fx->f, "sim.log");
-	fx->summary = cf_test_tpath(&fx->f, "summary.json");
+	fx->sim.state = cf_test_tpath(&fx->f, "sim-state");
+	fx->sim.log = cf_test_tpath(&fx->f, "sim.log");
+	fx->sim.summary = cf_test_tpath(&fx->f, "summary.json");
+	fx->sim2.state = cf_test_tpath(&fx->f, "sim2-state");
+	fx->sim2.log = cf_test_tpath(&fx->f, "sim2.log");
+	fx->sim2.summary = cf_test_tpath(&fx->f, "sim2-summary.json");
 	cf_test_certfleet(&fx->f, 0, "init", "--quickstart", NULL);
 	cf_test_certfleet(&fx->f, 0, "service", "create", "certfleetd", NULL);
 	fx->svc_cert = cf_test_dpath(&fx->f, "service/certfleetd.pem");
@@ -364,18 +383,19 @@ daemon_stop(struct fx *fx)
 }
 
 /*
- * n simulated devices sim-00001..; returns once the broker admits the last
- * one (the plugin reads a certificate it does not know yet from the
+ * n simulated devices PREFIX00001.. in s's state dir, with certificates
+ * expiring in expires_in (whole days); returns once the broker admits the
+ * last one (the plugin reads a certificate it does not know yet from the
  * registry, so this is at once: a check that the provisioned identities
  * are admissible, before the simulator depends on them).
  */
 static void
-sim_provision(struct fx *fx, int n)
+sim_provision_in(struct fx *fx, struct sim *s, const char *prefix, int n, const char *expires_in)
 {
 	const char *argv[] = { g_sim,          "provision", "--data-dir", fx->f.data, "--state-dir",
-			       fx->sim_state,  "--devices", NULL,         "--prefix", "sim-",
-			       "--expires-in", "10d",       NULL };
-	const char *last;
+			       s->state,       "--devices", NULL,         "--prefix", prefix,
+			       "--expires-in", expires_in,  NULL };
+	const char *last, *name;
 	int64_t deadline;
 
 	if (access(g_sim, X_OK) != 0)
@@ -383,35 +403,41 @@ sim_provision(struct fx *fx, int n)
 	argv[7] = cf_test_keep(&fx->f, cf_test_printf("%d", n));
 	cf_test_fleet_run(&fx->f, argv, 0);
 	/* The plugin reads the registry's changes in order: the last one seen, all are. */
-	last = cf_test_keep(&fx->f, cf_test_printf("%s/sim-%05d/current/", fx->sim_state, n));
+	name = cf_test_keep(&fx->f, cf_test_printf("%s%05d", prefix, n));
+	last = cf_test_keep(&fx->f, cf_test_printf("%s/%s/current/", s->state, name));
 	deadline = cf_test_now_ms() + WAIT_MS;
 	while (connect_probe(fx, cf_test_keep(&fx->f, cf_test_printf("%scert.pem", last)),
-			     cf_test_keep(&fx->f, cf_test_printf("%skey.pem", last)),
-			     cf_test_keep(&fx->f, cf_test_printf("sim-%05d", n))) != 0) {
+			     cf_test_keep(&fx->f, cf_test_printf("%skey.pem", last)), name) != 0) {
 		if (cf_test_now_ms() > deadline) {
 			dump_logs(fx);
-			fail_msg("sim-%05d not admitted by the broker within %d ms", n, WAIT_MS);
+			fail_msg("%s not admitted by the broker within %d ms", name, WAIT_MS);
 		}
 		usleep(50 * 1000);
 	}
 }
 
+/* The fleet of most cases: n devices sim-00001.. expiring in 10 days. */
+static void
+sim_provision(struct fx *fx, int n)
+{
+	sim_provision_in(fx, &fx->sim, "sim-", n, "10d");
+}
+
 /*
- * certfleet-sim run over the provisioned devices, with extra arguments
- * (NULL-terminated), in the background.
+ * certfleet-sim run over the first n devices of s's state dir, with extra
+ * arguments ap (NULL-terminated), in the background.
  */
-static CF_TEST_SENTINEL void
-sim_start(struct fx *fx, int n, ...)
+static void
+sim_startv(struct fx *fx, struct sim *s, int n, va_list ap)
 {
 	const char *argv[MAX_ARGV];
 	size_t k = 0;
-	va_list ap;
 
-	assert_null(fx->sim);
+	assert_null(s->run);
 	argv[k++] = g_sim;
 	argv[k++] = "run";
 	argv[k++] = "--state-dir";
-	argv[k++] = fx->sim_state;
+	argv[k++] = s->state;
 	argv[k++] = "--host";
 	argv[k++] = "127.0.0.1";
 	argv[k++] = "--port";
@@ -421,27 +447,53 @@ sim_start(struct fx *fx, int n, ...)
 	argv[k++] = "--devices";
 	argv[k++] = cf_test_keep(&fx->f, cf_test_printf("%d", n));
 	argv[k++] = "--summary";
-	argv[k++] = fx->summary;
-	va_start(ap, n);
+	argv[k++] = s->summary;
 	cf_test_argv_collect(argv, k, MAX_ARGV, ap);
-	va_end(ap);
-	assert_int_equal(cf_test_bg_start(&fx->sim, argv, fx->sim_log, fx->sim_log), 0);
+	assert_int_equal(cf_test_bg_start(&s->run, argv, s->log, s->log), 0);
 }
 
-/* Wait for the simulator to end by itself: its exit status. */
-static int
-sim_wait(struct fx *fx, int timeout_ms)
+/* certfleet-sim run over the fleet's first n devices, with extra arguments (NULL-terminated). */
+static CF_TEST_SENTINEL void
+sim_start(struct fx *fx, int n, ...)
 {
-	int status = cf_test_bg_wait(fx->sim, timeout_ms);
+	va_list ap;
+
+	va_start(ap, n);
+	sim_startv(fx, &fx->sim, n, ap);
+	va_end(ap);
+}
+
+/* The same over s's state dir. */
+static CF_TEST_SENTINEL void
+sim_start_in(struct fx *fx, struct sim *s, int n, ...)
+{
+	va_list ap;
+
+	va_start(ap, n);
+	sim_startv(fx, s, n, ap);
+	va_end(ap);
+}
+
+/* Wait for the simulator run of s to end by itself: its exit status. */
+static int
+sim_wait_in(struct fx *fx, struct sim *s, int timeout_ms)
+{
+	int status = cf_test_bg_wait(s->run, timeout_ms);
 
 	if (status < 0) {
 		dump_logs(fx);
-		fail_msg("certfleet-sim still running after %d ms", timeout_ms);
+		fail_msg("certfleet-sim (%s) still running after %d ms", s->state, timeout_ms);
 	}
-	cf_test_bg_free(fx->sim);
-	fx->sim = NULL;
-	assert_no_sanitizer_report(fx, fx->sim_log);
+	cf_test_bg_free(s->run);
+	s->run = NULL;
+	assert_no_sanitizer_report(fx, s->log);
 	return status;
+}
+
+static int
+sim_wait(struct fx *fx, int timeout_ms)
+{
+	return sim_wait_in(fx, &fx->sim, timeout_ms);
 }
 
 /*
@@ -451,15 +503,15 @@ sim_wait(struct fx *fx, int timeout_ms)
 static void
 sim_stop(struct fx *fx)
 {
-	int status = cf_test_bg_stop(fx->sim, 20000);
+	int status = cf_test_bg_stop(fx->sim.run, 20000);
 
-	cf_test_bg_free(fx->sim);
-	fx->sim = NULL;
+	cf_test_bg_free(fx->sim.run);
+	fx->sim.run = NULL;
 	if (status != 0 && status != 3) {
 		dump_logs(fx);
 		fail_msg("certfleet-sim exited with %d after SIGTERM", status);
 	}
-	assert_no_sanitizer_report(fx, fx->sim_log);
+	assert_no_sanitizer_report(fx, fx->sim.log);
 }
 
 /* Distinct client ids with prefix that the broker sent a SUBACK to. */
@@ -549,13 +601,16 @@ struct rot_wait {
 	size_t n;
 };
 
+/* Rotations in state; NULL: all of them. */
 static size_t
 rotations_in(struct fx *fx, const char *state)
 {
 	json_t *rows =
-		sql(fx, cf_test_keep(&fx->f, cf_test_printf("SELECT COUNT(*) AS n FROM rotations "
-							    "WHERE state = '%s'",
-							    state)));
+		sql(fx, state == NULL ? "SELECT COUNT(*) AS n FROM rotations"
+				      : cf_test_keep(&fx->f,
+						     cf_test_printf("SELECT COUNT(*) AS n FROM "
+								    "rotations WHERE state = '%s'",
+								    state)));
 
 	return (size_t)cf_test_jint(json_array_get(rows, 0), "n");
 }
@@ -568,7 +623,7 @@ rot_reached(void *payload)
 	return rotations_in(w->fx, w->state) >= w->n;
 }
 
-/* Wait until n rotations are in state. */
+/* Wait until n rotations are in state (NULL: until there are n). */
 static void
 wait_rotations(struct fx *fx, const char *state, size_t n, int timeout_ms)
 {
@@ -581,8 +636,8 @@ wait_rotations(struct fx *fx, const char *state, size_t n, int timeout_ms)
 		dump_logs(fx);
 		fprintf(stderr, "rotations:\n%s\n", dump != NULL ? dump : "?");
 		free(dump);
-		fail_msg("%zu rotations %s after %d ms, wanted %zu", rotations_in(fx, state), state,
-			 timeout_ms, n);
+		fail_msg("%zu rotations %s after %d ms, wanted %zu", rotations_in(fx, state),
+			 state != NULL ? state : "in all", timeout_ms, n);
 	}
 }
 
@@ -1036,7 +1091,7 @@ assert_admitted(struct fx *fx, const char *prefix, size_t n, size_t min)
 static void
 assert_sim_old_refused(struct fx *fx, const char *thing)
 {
-	const char *dir = cf_test_keep(&fx->f, cf_test_printf("%s/%s", fx->sim_state, thing));
+	const char *dir = cf_test_keep(&fx->f, cf_test_printf("%s/%s", fx->sim.state, thing));
 
 	assert_old_refused_new_admitted(
 		fx, thing, cf_test_keep(&fx->f, cf_test_printf("%s/previous/cert.pem", dir)),
@@ -1243,7 +1298,7 @@ test_rotation_e2e__happy_path_one(void **state)
 	assert_int_equal(json_array_size(rows), 1);
 	assert_true(
 		json_is_object(cf_test_certfleet_json(&fx->f, "rotate", "describe", rid, NULL)));
-	sum = cf_test_json_parse(&fx->f, cf_test_file_text(&fx->f, fx->summary));
+	sum = cf_test_json_parse(&fx->f, cf_test_file_text(&fx->f, fx->sim.summary));
 	assert_int_equal(cf_test_jint(sum, "rotated"), 1);
 	assert_int_equal(cf_test_jint(sum, "failed"), 0);
 	assert_string_equal(cf_test_jstr(sum, "outcome"), "until_rotated");
@@ -1279,7 +1334,7 @@ test_rotation_e2e__broker_restart_mid_rotation(void **state)
 	assert_int_equal(cf_test_file_wait(fx->spy_out, "/crt {", 33, WAIT_MS), 0);
 	broker_restart(fx);
 	assert_int_equal(sim_wait(fx, 160000), 0);
-	sum = cf_test_json_parse(&fx->f, cf_test_file_text(&fx->f, fx->summary));
+	sum = cf_test_json_parse(&fx->f, cf_test_file_text(&fx->f, fx->sim.summary));
 	assert_int_equal(cf_test_jint(sum, "rotated"), 100);
 	assert_int_equal(cf_test_jint(sum, "failed"), 0);
 	wait_rotations(fx, "COMPLETED", 100, WAIT_MS);
@@ -1306,7 +1361,7 @@ test_rotation_e2e__happy_path_200(void **state)
 	cf_test_certfleet(&fx->f, 0, "rotate", "start", "--expiring-within", "30d", NULL);
 	assert_int_equal(sim_wait(fx, 160000), 0);
 	assert_int_equal(
-		cf_test_jint(cf_test_json_parse(&fx->f, cf_test_file_text(&fx->f, fx->summary)),
+		cf_test_jint(cf_test_json_parse(&fx->f, cf_test_file_text(&fx->f, fx->sim.summary)),
 			     "rotated"),
 		200);
 	wait_rotations(fx, "COMPLETED", 200, WAIT_MS);
@@ -1495,7 +1550,7 @@ crash_case(struct fx *fx, const char *fault)
 	sim_stop(fx);
 	/* The fault did happen: the simulator counted the crash. */
 	assert_int_equal(
-		cf_test_jint(cf_test_json_parse(&fx->f, cf_test_file_text(&fx->f, fx->summary)),
+		cf_test_jint(cf_test_json_parse(&fx->f, cf_test_file_text(&fx->f, fx->sim.summary)),
 			     "crashes"),
 		1);
 	row = rotation_row(fx, rid);
@@ -1575,6 +1630,423 @@ test_rotation_e2e__daemon_sigkill_each_step(void **state)
 	assert_int_equal(certs_total(fx), before + 20);
 	cf_test_certfleet(&fx->f, 0, "events", "verify", NULL);
 	daemon_stop(fx);
+}
+
+/* ---- cases: audits ----------------------------------------------------------- */
+
+#define EXPIRING "DEVICE_CERTIFICATE_EXPIRING_CHECK"
+#define CRASHER  "sim-crash-00001"
+/* Long enough for the fleet's rotations under ASan on a busy machine; the crasher's times out. */
+#define AUDIT_DEADLINE_S 30
+
+/* The first row of rows whose key is the string value, or NULL. */
+static json_t *
+row_with(json_t *rows, const char *key, const char *value)
+{
+	json_t *row;
+	size_t i;
+
+	json_array_foreach (rows, i, row) {
+		if (strcmp(cf_test_jstr(row, key), value) == 0)
+			return row;
+	}
+	return NULL;
+}
+
+/* What the case waits for in the webhook's requests: see hook_seen(). */
+struct hook_wait {
+	struct fx *fx;
+	const char *event, *key, *value;
+	json_t *body; /* found, kept */
+};
+
+/* A request for event whose body's key (a string or an integer) reads value. */
+static bool
+hook_seen(void *payload)
+{
+	struct hook_wait *w = payload;
+	cf_test_http_req r;
+	char num[32];
+	json_t *body, *v;
+	long i;
+
+	for (i = cf_test_httpd_find(w->fx->hook, 0, w->event); i >= 0;
+	     i = cf_test_httpd_find(w->fx->hook, (size_t)i + 1, w->event)) {
+		assert_int_equal(cf_test_httpd_get(w->fx->hook, (size_t)i, &r), 0);
+		body = json_loads(r.body, 0, NULL);
+		cf_test_http_req_clear(&r);
+		v = json_object_get(body, w->key);
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		if ((json_is_string(v) && strcmp(json_string_value(v), w->value) == 0) ||
+		    (json_is_integer(v) && strcmp(num, w->value) == 0)) {
+			w->body = cf_test_jkeep(&w->fx->f, body);
+			return true;
+		}
+		json_decref(body);
+	}
+	return false;
+}
+
+/* The body of the webhook's request for event with key = value, waiting for it. */
+static json_t *
+hook_wait(struct fx *fx, const char *event, const char *key, const char *value)
+{
+	struct hook_wait w = { fx, event, key, value, NULL };
+
+	if (cf_test_wait_until(hook_seen, &w, 100, WAIT_MS) != 0) {
+		dump_logs(fx);
+		fail_msg("no %s webhook with %s %s within %d ms (%zu requests)", event, key, value,
+			 WAIT_MS, cf_test_httpd_count(fx->hook));
+	}
+	return w.body;
+}
+
+/*
+ * Every request the webhook's receiver got is a POST of JSON to its path,
+ * signed with secret, its X-Certfleet-Event the body's event. Returns how
+ * many were rotation notifications (rotation.failed, rotation.timed_out).
+ */
+static size_t
+assert_hooks_signed(struct fx *fx, const char *secret)
+{
+	size_t i, n = cf_test_httpd_count(fx->hook), rotations = 0;
+	cf_test_http_req r;
+	json_t *body;
+
+	for (i = 0; i < n; i++) {
+		assert_int_equal(cf_test_httpd_get(fx->hook, i, &r), 0);
+		assert_string_equal(r.method, "POST");
+		assert_string_equal(r.path, "/certfleet");
+		assert_string_equal(r.content_type, "application/json");
+		if (!cf_test_http_req_signed(&r, secret))
+			fail_msg("webhook request %zu (%s): signature '%s' does not verify", i,
+				 r.event, r.signature);
+		body = cf_test_json_parse(&fx->f, r.body);
+		assert_string_equal(cf_test_jstr(body, "event"), r.event);
+		rotations += strncmp(r.event, "rotation.", 9) == 0;
+		cf_test_http_req_clear(&r);
+	}
+	return rotations;
+}
+
+struct run_wait {
+	struct fx *fx;
+	int64_t after, found;
+};
+
+static bool
+run_completed_after(void *payload)
+{
+	struct run_wait *w = payload;
+	json_t *rows = sql(w->fx, cf_test_keep(&w->fx->f, cf_test_printf("SELECT MIN(id) AS id "
+									 "FROM audit_runs WHERE "
+									 "id > %lld AND status = "
+									 "'COMPLETED'",
+									 (long long)w->after)));
+	json_t *id = json_object_get(json_array_get(rows, 0), "id");
+
+	w->found = json_is_integer(id) ? json_integer_value(id) : 0;
+	return w->found > 0;
+}
+
+/*
+ * The first audit run begun after this call, once COMPLETED: its id. Run
+ * ids only grow, so a run with a higher id than any run now was begun, and
+ * read the registry, after what the case saw before calling this.
+ */
+static int64_t
+next_audit_run(struct fx *fx)
+{
+	json_t *rows = sql(fx, "SELECT IFNULL(MAX(id), 0) AS id FROM audit_runs");
+	struct run_wait w = { fx, cf_test_jint(json_array_get(rows, 0), "id"), 0 };
+
+	if (cf_test_wait_until(run_completed_after, &w, 200, WAIT_MS) != 0) {
+		dump_logs(fx);
+		fail_msg("no audit run after run %lld within %d ms", (long long)w.after, WAIT_MS);
+	}
+	return w.found;
+}
+
+/*
+ * The history of finding fid of EXPIRING over runs (every audit run, in
+ * order) and rows (every finding of the check, by finding, then run), as
+ * the store defines it: NEW in the first run, OPEN in each next one while
+ * its certificate is still ACTIVE, RESOLVED in exactly one run, absent
+ * after that; never suppressed. Returns the run that resolved it, and adds
+ * the rows it accounted for to *seen.
+ */
+static int64_t
+finding_history(json_t *runs, json_t *rows, const char *fid, size_t *seen)
+{
+	size_t i, j = 0, nrows = json_array_size(rows);
+	int64_t run, resolved = 0;
+	const char *st;
+	json_t *row;
+
+	while (j < nrows && strcmp(cf_test_jstr(json_array_get(rows, j), "finding_id"), fid) != 0)
+		j++;
+	for (i = 0; i < json_array_size(runs); i++) {
+		run = cf_test_jint(json_array_get(runs, i), "id");
+		row = json_array_get(rows, j);
+		if (row != NULL && (strcmp(cf_test_jstr(row, "finding_id"), fid) != 0 ||
+				    cf_test_jint(row, "run_id") != run))
+			row = NULL;
+		if (row == NULL) {
+			if (resolved == 0)
+				fail_msg("finding %s is missing from run %lld, before it was "
+					 "resolved",
+					 fid, (long long)run);
+			continue;
+		}
+		j++;
+		(*seen)++;
+		st = cf_test_jstr(row, "state");
+		if (resolved > 0)
+			fail_msg("finding %s is %s in run %lld, after it was resolved in run %lld",
+				 fid, st, (long long)run, (long long)resolved);
+		if (i == 0)
+			assert_string_equal(st, "NEW");
+		else if (strcmp(st, "RESOLVED") == 0)
+			resolved = run;
+		else
+			assert_string_equal(st, "OPEN");
+		assert_int_equal(cf_test_jint(row, "suppressed"), 0);
+	}
+	if (resolved == 0)
+		fail_msg("finding %s was never resolved", fid);
+	return resolved;
+}
+
+/*
+ * Issue 5 end to end: certfleetd's scheduled audits find the 50 of 200
+ * simulated devices whose certificates expire in 20 days and rotate them
+ * by the default audit_actions. One of them, the crasher, runs in a
+ * certfleet-sim of its own and is SIGKILLed once its rotation has begun:
+ * that rotation times out at rotation_deadline, which the webhook tells;
+ * restarted from its state dir, the crasher is found again (OPEN, the same
+ * finding) by a later audit, which opens a rotation that completes. Then
+ * no finding of the check is open, each one's history is NEW, OPEN...,
+ * RESOLVED; the 150 long-lived devices were never rotated; every webhook
+ * request is signed with the secret; the event log verifies.
+ */
+static void
+test_rotation_e2e__audit_200(void **state)
+{
+	struct fx *fx = *state;
+	const char *secret = "whsec-e2e-audit-200", *secret_path, *crasher_cert, *crasher_id;
+	const char *fid, *r1, *r2;
+	const char *topic = P CRASHER "/csr_req", *why;
+	json_t *expected, *first, *rows, *row, *body, *acted, *ev, *runs;
+	char run_s[32], why_fid[33], why_check[65];
+	long long why_run;
+	int64_t run1, run_r2, run_w, resolved;
+	size_t i, seen = 0;
+
+	world(fx);
+	assert_int_equal(cf_test_httpd_start(&fx->hook, NULL, 0), 0);
+	secret_path = cf_test_tpath(&fx->f, "webhook.secret");
+	cf_test_write_text(secret_path, cf_test_keep(&fx->f, cf_test_printf("%s\n", secret)), 0600);
+	cf_test_config_set(&fx->f, "audit_schedule", "2s", 0600);
+	cf_test_config_set(&fx->f, "rotation_deadline",
+			   cf_test_keep(&fx->f, cf_test_printf("%ds", AUDIT_DEADLINE_S)), 0600);
+	cf_test_config_set(&fx->f, "webhook_url",
+			   cf_test_keep(&fx->f, cf_test_printf("http://127.0.0.1:%d/certfleet",
+							       cf_test_httpd_port(fx->hook))),
+			   0600);
+	cf_test_config_set(&fx->f, "webhook_secret_file", secret_path, 0600);
+
+	/*
+	 * 49 + 1 expiring within audit_device_expiring_days (30, the default),
+	 * 150 for a year: issued now, so neither expiring nor old. The names
+	 * all start with sim- (wait_sim_subscribed()); the fleet's state dir
+	 * sorts the expiring ones first, the crasher has a state dir of its own.
+	 */
+	sim_provision_in(fx, &fx->sim, "sim-exp-", 49, "20d");
+	sim_provision_in(fx, &fx->sim, "sim-long-", 150, "365d");
+	sim_provision_in(fx, &fx->sim2, "sim-crash-", 1, "20d");
+	expected = sql(fx, "SELECT thing, id, 'cert:' || id AS resource FROM certs WHERE thing "
+			   "LIKE 'sim-exp-%' OR thing = '" CRASHER "' ORDER BY thing");
+	assert_int_equal(json_array_size(expected), 50);
+	row = row_with(expected, "thing", CRASHER);
+	crasher_cert = cf_test_jstr(row, "resource");
+	crasher_id = cf_test_jstr(row, "id");
+
+	sim_start(fx, 199, "--until-rotated", "49", "--timeout", "150s", NULL);
+	sim_start_in(fx, &fx->sim2, 1, "--duration", "300s", NULL);
+	wait_sim_subscribed(fx, 200);
+	/* The crasher's own subscriptions (the provisioning probe subscribed to csr_req only). */
+	if (cf_test_file_wait(cf_test_broker_log_file(fx->broker),
+			      CRASHER " 1 " P CRASHER "/csr_rej\n", 1, WAIT_MS) != 0) {
+		dump_logs(fx);
+		fail_msg("%s did not subscribe within %d ms", CRASHER, WAIT_MS);
+	}
+	/*
+	 * Stopped, it cannot answer the csr_req the first audit sends it, so
+	 * the kill below comes after its rotation began and before it can end.
+	 */
+	assert_int_equal(cf_test_bg_signal(fx->sim2.run, SIGSTOP), 0);
+
+	/* The first scheduled run is due at once: it opens 50 rotations. */
+	daemon_start(fx);
+	wait_rotations(fx, NULL, 50, WAIT_MS);
+	runs = cf_test_certfleet_json(&fx->f, "audit", "list", "--limit", "1000", NULL);
+	row = json_array_get(runs, json_array_size(runs) - 1);
+	assert_string_equal(cf_test_jstr(row, "trigger"), "SCHEDULED");
+	assert_string_equal(cf_test_jstr(row, "status"), "COMPLETED");
+	run1 = cf_test_jint(row, "runId");
+	snprintf(run_s, sizeof(run_s), "%lld", (long long)run1);
+	first = cf_test_certfleet_json(&fx->f, "audit", "findings", "--run", run_s, "--check",
+				       EXPIRING, NULL);
+	assert_int_equal(json_array_size(first), 50);
+	json_array_foreach (first, i, row) {
+		if (row_with(expected, "resource", cf_test_jstr(row, "resource")) == NULL)
+			fail_msg("run %s found %s, not an expiring device's", run_s,
+				 cf_test_jstr(row, "resource"));
+		assert_string_equal(cf_test_jstr(row, "state"), "NEW");
+	}
+	fid = cf_test_jstr(row_with(first, "resource", crasher_cert), "findingId");
+	/* Its summary on the webhook: the 50 acted on, each with a rotation opened. */
+	body = hook_wait(fx, "audit.run", "runId", run_s);
+	json_array_foreach (json_object_get(body, "newFindings"), i, row)
+		if (strcmp(cf_test_jstr(row, "check"), EXPIRING) == 0)
+			seen++;
+	assert_int_equal(seen, 50);
+	seen = 0;
+	assert_int_equal(cf_test_jint(body, "acted"), 50);
+	assert_int_equal(cf_test_jint(body, "changed"), 50);
+	acted = json_object_get(body, "findingsActedOn");
+	assert_int_equal(json_array_size(acted), 50);
+	json_array_foreach (acted, i, row) {
+		assert_non_null(row_with(expected, "resource", cf_test_jstr(row, "resource")));
+		assert_string_equal(cf_test_jstr(row, "action"), "ROTATE_DEVICE_CERTIFICATE");
+		assert_string_equal(cf_test_jstr(row, "result"), "changed");
+	}
+
+	/* The crasher's csr_req went out; it dies with it unread. */
+	rows = sql(fx, "SELECT id, state FROM rotations WHERE thing = '" CRASHER "'");
+	assert_int_equal(json_array_size(rows), 1);
+	r1 = cf_test_jstr(json_array_get(rows, 0), "id");
+	msg_in(fx, fx->spy_out, topic, 1);
+	assert_string_equal(cf_test_jstr(rotation_row(fx, r1), "state"), "REQUESTED");
+	assert_int_equal(cf_test_bg_signal(fx->sim2.run, SIGKILL), 0);
+	assert_int_equal(cf_test_bg_wait(fx->sim2.run, 10000), 128 + SIGKILL);
+	cf_test_bg_free(fx->sim2.run);
+	fx->sim2.run = NULL;
+
+	/* The other 49 complete. */
+	assert_int_equal(sim_wait(fx, 160000), 0);
+	body = cf_test_json_parse(&fx->f, cf_test_file_text(&fx->f, fx->sim.summary));
+	assert_int_equal(cf_test_jint(body, "rotated"), 49);
+	assert_int_equal(cf_test_jint(body, "failed"), 0);
+	wait_rotations(fx, "COMPLETED", 49, WAIT_MS);
+
+	/* The crasher's times out, and the webhook says so; it comes back from its disk. */
+	wait_state(fx, r1, "TIMED_OUT", AUDIT_DEADLINE_S * 1000 + WAIT_MS);
+	sim_start_in(fx, &fx->sim2, 1, "--until-rotated", "1", "--timeout", "90s", NULL);
+	body = hook_wait(fx, "rotation.timed_out", "rotationId", r1);
+	assert_string_equal(cf_test_jstr(body, "thing"), CRASHER);
+	assert_string_equal(cf_test_jstr(body, "state"), "TIMED_OUT");
+	/* Timed out where the crash left it: the device never answered. */
+	assert_string_equal(cf_test_jstr(body, "from"), "REQUESTED");
+	assert_string_equal(cf_test_jstr(body, "oldCert"), crasher_id);
+
+	/* A later audit finds it again and opens a new rotation, which completes. */
+	assert_int_equal(sim_wait_in(fx, &fx->sim2, 100000), 0);
+	body = cf_test_json_parse(&fx->f, cf_test_file_text(&fx->f, fx->sim2.summary));
+	assert_int_equal(cf_test_jint(body, "rotated"), 1);
+	rows = sql(fx, "SELECT id, state FROM rotations WHERE thing = '" CRASHER
+		       "' ORDER BY created_at, rowid");
+	assert_int_equal(json_array_size(rows), 2);
+	assert_string_equal(cf_test_jstr(json_array_get(rows, 0), "id"), r1);
+	r2 = cf_test_jstr(json_array_get(rows, 1), "id");
+	wait_state(fx, r2, "COMPLETED", WAIT_MS);
+	/* Opened by the audit, for the same finding, in a run that had it OPEN. */
+	ev = json_array_get(cf_test_certfleet_json(
+				    &fx->f, "events", "list", "--resource",
+				    cf_test_keep(&fx->f, cf_test_printf("rotation:%s", r2)), NULL),
+			    0);
+	assert_string_equal(cf_test_jstr(ev, "action"), "rotation.opened");
+	assert_string_equal(cf_test_jstr(ev, "actor"), "audit");
+	why = cf_test_jstr(json_object_get(ev, "detail"), "why");
+	if (sscanf(why, "audit finding %32[0-9a-f] of %64[A-Z_] (run %lld)", why_fid, why_check,
+		   &why_run) != 3)
+		fail_msg("rotation %s was opened for '%s'", r2, why);
+	assert_string_equal(why_fid, fid);
+	assert_string_equal(why_check, EXPIRING);
+	run_r2 = why_run;
+	assert_true(run_r2 > run1);
+	snprintf(run_s, sizeof(run_s), "%lld", why_run);
+	rows = cf_test_certfleet_json(&fx->f, "audit", "findings", "--run", run_s, "--check",
+				      EXPIRING, NULL);
+	row = row_with(rows, "findingId", fid);
+	assert_non_null(row);
+	assert_string_equal(cf_test_jstr(row, "state"), "OPEN");
+	assert_string_equal(cf_test_jstr(row, "resource"), crasher_cert);
+	body = hook_wait(fx, "audit.run", "runId", run_s);
+	row = row_with(json_object_get(body, "findingsActedOn"), "findingId", fid);
+	assert_non_null(row);
+	assert_string_equal(cf_test_jstr(row, "rotationId"), r2);
+	assert_string_equal(cf_test_jstr(row, "result"), "changed");
+
+	/* A run after that has no open finding of the check: RESOLVED, or gone. */
+	run_w = next_audit_run(fx);
+	snprintf(run_s, sizeof(run_s), "%lld", (long long)run_w);
+	rows = cf_test_certfleet_json(&fx->f, "audit", "findings", "--run", run_s, "--check",
+				      EXPIRING, NULL);
+	json_array_foreach (rows, i, row)
+		assert_string_equal(cf_test_jstr(row, "state"), "RESOLVED");
+	/*
+	 * Nor did the rotations look like misuse: a device seen with its old
+	 * and then its new certificate is no conflict, one certificate seen
+	 * from one address no sharing, and with a webhook there is a notifier.
+	 */
+	rows = cf_test_certfleet_json(&fx->f, "audit", "findings", "--run", run_s, NULL);
+	json_array_foreach (rows, i, row) {
+		const char *check = cf_test_jstr(row, "check");
+
+		if (strcmp(check, "CONFLICTING_CLIENT_IDS_CHECK") == 0 ||
+		    strcmp(check, "DEVICE_CERTIFICATE_SHARED_CHECK") == 0 ||
+		    strcmp(check, "LOGGING_DISABLED_CHECK") == 0)
+			fail_msg("run %s: %s on %s", run_s, check, cf_test_jstr(row, "resource"));
+	}
+	daemon_stop(fx);
+
+	/* Signed, all of them; one rotation notification, the crasher's timeout. */
+	assert_true(cf_test_httpd_find(fx->hook, 0, "audit.run") >= 0);
+	assert_int_equal(assert_hooks_signed(fx, secret), 1);
+	assert_int_equal(cf_test_file_count(fx->daemon_log, secret), 0);
+
+	/* Every finding's history, over every run; no other finding of the check. */
+	runs = sql(fx, "SELECT id, status, \"trigger\" AS trig FROM audit_runs ORDER BY id");
+	json_array_foreach (runs, i, row) {
+		assert_string_equal(cf_test_jstr(row, "status"), "COMPLETED");
+		assert_string_equal(cf_test_jstr(row, "trig"), "SCHEDULED");
+	}
+	rows = sql(fx, "SELECT run_id, finding_id, state, suppressed FROM audit_findings WHERE "
+		       "check_name = '" EXPIRING "' ORDER BY finding_id, run_id");
+	json_array_foreach (first, i, row) {
+		resolved = finding_history(runs, rows, cf_test_jstr(row, "findingId"), &seen);
+		/* The crasher's, only once its second rotation had completed. */
+		if (strcmp(cf_test_jstr(row, "findingId"), fid) == 0)
+			assert_true(resolved > run_r2 && resolved <= run_w);
+	}
+	assert_int_equal(seen, json_array_size(rows));
+
+	/* One rotation per expiring device, the crasher's two; none for the 150. */
+	rows = sql(fx, "SELECT thing, COUNT(*) AS n, SUM(state = 'COMPLETED') AS completed "
+		       "FROM rotations GROUP BY thing ORDER BY thing");
+	assert_int_equal(json_array_size(rows), 50);
+	json_array_foreach (rows, i, row) {
+		assert_non_null(row_with(expected, "thing", cf_test_jstr(row, "thing")));
+		assert_int_equal(cf_test_jint(row, "n"),
+				 strcmp(cf_test_jstr(row, "thing"), CRASHER) == 0 ? 2 : 1);
+		assert_int_equal(cf_test_jint(row, "completed"), 1);
+	}
+	rows = sql(fx, "SELECT COUNT(*) AS n, SUM(status = 'ACTIVE') AS active FROM certs "
+		       "WHERE thing LIKE 'sim-long-%'");
+	assert_int_equal(cf_test_jint(json_array_get(rows, 0), "n"), 150);
+	assert_int_equal(cf_test_jint(json_array_get(rows, 0), "active"), 150);
+	cf_test_certfleet(&fx->f, 0, "events", "verify", NULL);
 }
 
 /* ---- cases: a device played by the test -------------------------------------- */
@@ -1820,6 +2292,7 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_e2e__crash_after_store, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_e2e__audit_200, setup, teardown),
 	};
 
 	/* CF_TEST_FILTER=pattern (cmocka's * and ?) runs only the matching cases. */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <microhttpd.h>
+#include <openssl/evp.h>
 
 #define REQ_MAX 256
 #define BODY_MAX (1024 * 1024)
@@ -215,6 +216,50 @@ cf_test_httpd_get(cf_test_httpd *h, size_t i, cf_test_http_req *out)
 	}
 	pthread_mutex_unlock(&h->lock);
 	return rc;
+}
+
+long
+cf_test_httpd_find(cf_test_httpd *h, size_t from, const char *event)
+{
+	long found = -1;
+	size_t i;
+
+	pthread_mutex_lock(&h->lock);
+	for (i = from; i < h->n && found < 0; i++)
+		if (strcmp(h->reqs[i].event, event) == 0)
+			found = (long)i;
+	pthread_mutex_unlock(&h->lock);
+	return found;
+}
+
+bool
+cf_test_http_req_signed(const cf_test_http_req *r, const char *secret)
+{
+	unsigned char mac[32];
+	size_t mac_len = 0, i, tlen, len;
+	char want[7 + 65] = "sha256=", *text;
+	bool ok;
+
+	if (r->signature == NULL || r->body == NULL || r->timestamp == NULL)
+		return false;
+	/* TIMESTAMP "." BODY */
+	tlen = strlen(r->timestamp);
+	len = tlen + 1 + r->len;
+	text = malloc(len);
+	if (text == NULL)
+		return false;
+	memcpy(text, r->timestamp, tlen);
+	text[tlen] = '.';
+	memcpy(text + tlen + 1, r->body, r->len);
+	ok = EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, secret, strlen(secret),
+		       (const unsigned char *)text, len, mac, sizeof(mac), &mac_len) != NULL &&
+	     mac_len == sizeof(mac);
+	free(text);
+	if (!ok)
+		return false;
+	for (i = 0; i < sizeof(mac); i++)
+		snprintf(want + 7 + 2 * i, 3, "%02x", mac[i]);
+	return strcmp(r->signature, want) == 0;
 }
 
 int

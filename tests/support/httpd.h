@@ -8,6 +8,7 @@
 #ifndef CF_TEST_HTTPD_H
 #define CF_TEST_HTTPD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct cf_test_httpd cf_test_httpd; /* opaque */
@@ -37,6 +38,17 @@ size_t cf_test_httpd_count(cf_test_httpd *h);
 
 /* A copy of request i (0-based) into out, cleared with cf_test_http_req_clear(). */
 int cf_test_httpd_get(cf_test_httpd *h, size_t i, cf_test_http_req *out);
+
+/* The index of the first request from index from on with X-Certfleet-Event event, or -1. */
+long cf_test_httpd_find(cf_test_httpd *h, size_t from, const char *event);
+
+/*
+ * Whether r is signed with secret as a receiver checks it (docs/daemon.md):
+ * X-Certfleet-Signature is "sha256=" and the lowercase hex HMAC-SHA256 of
+ * X-Certfleet-Timestamp, "." and the body, computed here with OpenSSL, not
+ * with certfleet's own code.
+ */
+bool cf_test_http_req_signed(const cf_test_http_req *r, const char *secret);
 
 /* Wait until n requests were answered, at most timeout_ms. */
 int cf_test_httpd_wait(cf_test_httpd *h, size_t n, int timeout_ms);

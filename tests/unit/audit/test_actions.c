@@ -168,6 +168,23 @@ test_audit_actions__bindings(void **state)
 	assert_int_equal(b.actions[exp], 0);
 	assert_int_equal(cf_audit_bindings_parse(&b, "NO_SUCH_CHECK:NOTIFY", &err), CF_EINVAL);
 	assert_non_null(strstr(err.msg, "NO_SUCH_CHECK"));
+	/* Blanks around the colon are fine; an action that fits no finding of the check is not. */
+	assert_int_equal(cf_audit_bindings_parse(&b, "ROTATION_FAILING_CHECK : QUARANTINE_THING",
+						 &err),
+			 0);
+	assert_int_equal(b.actions[index_of("ROTATION_FAILING_CHECK")],
+			 1u << CF_AUDIT_QUARANTINE_THING);
+	assert_int_equal(cf_audit_bindings_parse(&b, "DEVICE_CERTIFICATE_EXPIRING_CHECK:"
+						     "DEACTIVATE_CA_CERTIFICATE",
+						 &err),
+			 CF_EINVAL);
+	assert_non_null(strstr(err.msg, "cannot act on"));
+	assert_int_equal(cf_audit_bindings_parse(&b, "LOGGING_DISABLED_CHECK:ROTATE_DEVICE_CERTIFICATE",
+						 &err),
+			 CF_EINVAL);
+	assert_true(cf_audit_action_fits(CF_AUDIT_REVOKE_DEVICE_CERTIFICATE, "cert:ab"));
+	assert_false(cf_audit_action_fits(CF_AUDIT_REVOKE_DEVICE_CERTIFICATE, "file:/x.crl"));
+	assert_true(cf_audit_action_fits(CF_AUDIT_NOTIFY, "config:notifiers"));
 	assert_int_equal(cf_audit_bindings_parse(&b, "DEVICE_CERTIFICATE_EXPIRING_CHECK:EXPLODE",
 						 &err),
 			 CF_EINVAL);
@@ -345,9 +362,23 @@ test_audit_actions__rotate_once(void **state)
 					   CF_AUDIT_ROTATE_DEVICE_CERTIFICATE, WHO, &err),
 			 0);
 	assert_int_equal(m.changed, 1);
+	/* NOTIFY changes nothing but the log: its event is what certfleetd sends on. */
+	assert_int_equal(fx_count_events(a->fx, "finding:0123456789abcdef0123456789abcdef"), 0);
 	assert_int_equal(cf_audit_mitigate(&m, a->fx->store, a->eng, &f, CF_AUDIT_NOTIFY, WHO,
 					   &err),
 			 0);
+	assert_int_equal(m.changed, 1);
+	assert_int_equal(fx_count_events(a->fx, "finding:0123456789abcdef0123456789abcdef"), 1);
+	/* An expired certificate's device cannot connect: no rotation is opened for it. */
+	fx_add_thing(a->fx, "dev-9");
+	fx_add_cert(a->fx, 9, CA, "dev-9", CF_CERT_ACTIVE, 1);
+	a->fx->now += 2 * 86400;
+	cert_res(res, 9);
+	f = finding("DEVICE_CERTIFICATE_EXPIRING_CHECK", res);
+	assert_int_equal(cf_audit_mitigate(&m, a->fx->store, a->eng, &f,
+					   CF_AUDIT_ROTATE_DEVICE_CERTIFICATE, WHO, &err),
+			 CF_ESTATE);
+	assert_non_null(strstr(err.msg, "expired"));
 	assert_int_equal(m.changed, 0);
 	fx_verify_ok(a->fx);
 }
@@ -423,7 +454,15 @@ test_audit_actions__schedule(void **state)
 	assert_int_equal(cf_audit_schedule_next(&s, 0, t), 1700019000);
 	assert_int_equal(cf_audit_schedule_next(&s, t - 60, t) % 86400, 210 * 60);
 	assert_int_equal(cf_audit_schedule_parse(&s, "monthly", &err), 0);
-	assert_int_equal(cf_audit_schedule_next(&s, t, t), t + 30 * 86400); /* Nov has 30 days */
+	/* The 1st of the next month, 00:00 UTC: 2023-12-01, then from a 31st no drift. */
+	assert_int_equal(cf_audit_schedule_next(&s, t, t), 1701388800);
+	assert_int_equal(cf_audit_schedule_next(&s, 1706659200 /* 2024-01-31 */, 1706659200),
+			 1706745600 /* 2024-02-01 */);
+	assert_int_equal(cf_audit_schedule_next(&s, 1733011200 /* 2024-12-01 */, 1733011200),
+			 1735689600 /* 2025-01-01 */);
+	assert_int_equal(cf_audit_schedule_parse(&s, "366d", &err), 0);
+	assert_int_equal(cf_audit_schedule_parse(&s, "367d", &err), CF_EINVAL);
+	assert_int_equal(cf_audit_schedule_parse(&s, "153722867280912930m", &err), CF_EINVAL);
 	assert_int_equal(cf_audit_schedule_parse(&s, "daily@24:00", &err), CF_EINVAL);
 	assert_int_equal(cf_audit_schedule_parse(&s, "daily@3:30", &err), CF_EINVAL);
 	assert_int_equal(cf_audit_schedule_parse(&s, "hourly", &err), CF_EINVAL);
@@ -461,7 +500,10 @@ test_audit_actions__apply_bindings_once(void **state)
 	assert_int_equal(ap.changed, 2);
 	assert_int_equal(ap.skipped_service, 1);
 	assert_int_equal(ap.failed, 0);
-	/* The next run has them OPEN: nothing is opened twice. */
+	/*
+	 * The next run has them OPEN: nothing is opened twice, and the two
+	 * being rotated do not even count (only svc's is left to skip).
+	 */
 	a->fx->now += 60;
 	assert_int_equal(cf_audit_run(&run, NULL, a->fx->store, &cfg, CF_AUDIT_SCHEDULED, checks,
 				      1, a->fx->now, &err),
@@ -469,7 +511,8 @@ test_audit_actions__apply_bindings_once(void **state)
 	assert_int_equal(cf_audit_apply_bindings(&ap, a->fx->store, a->eng, &b, run, WHO, NULL,
 						 NULL, &err),
 			 0);
-	assert_int_equal(ap.findings, 3);
+	assert_int_equal(ap.findings, 1);
+	assert_int_equal(ap.skipped_service, 1);
 	assert_int_equal(ap.changed, 0);
 	assert_int_equal(ap.failed, 0);
 }

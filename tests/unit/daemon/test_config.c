@@ -97,6 +97,39 @@ test_daemon_config__load_values_and_comments(void **state)
 	cf_config_clear(&cfg);
 }
 
+/* The audit's parameters: CRL paths made absolute, a notifier is a webhook or a topic. */
+static void
+test_daemon_config__audit_parameters(void **state)
+{
+	struct fixture *fx = *state;
+	cf_err err = CF_ERR_INIT;
+	cf_config_audit ca;
+	cf_config cfg;
+	char *want;
+
+	write_conf(fx, "audit_crl_files = crl/a.pem , /etc/pki/b.der\n"
+		       "audit_device_expiring_days = 45\naudit_events_full_every = 0\n");
+	assert_int_equal(cf_config_init(&cfg, fx->dir, &err), CF_OK);
+	assert_int_equal(cf_config_load(&cfg, fx->path, &err), CF_OK);
+	assert_int_equal(cf_config_audit_get(&ca, &cfg, &err), CF_OK);
+	assert_int_equal(ca.audit.ncrl_files, 2);
+	want = cf_path_join(fx->dir, "crl/a.pem");
+	assert_string_equal(ca.audit.crl_files[0], want);
+	free(want);
+	assert_string_equal(ca.audit.crl_files[1], "/etc/pki/b.der");
+	assert_int_equal(ca.audit.device_expiring_days, 45);
+	assert_int_equal(ca.audit.events_full_every, 0);
+	assert_false(ca.audit.notifier_configured);
+	cf_config_audit_clear(&ca);
+	write_conf(fx, "audit_notify_topic = ops/audit\n");
+	assert_int_equal(cf_config_load(&cfg, fx->path, &err), CF_OK);
+	assert_int_equal(cf_config_audit_get(&ca, &cfg, &err), CF_OK);
+	assert_true(ca.audit.notifier_configured);
+	assert_int_equal(ca.audit.events_full_every, 0); /* loaded over the earlier values */
+	cf_config_audit_clear(&ca);
+	cf_config_clear(&cfg);
+}
+
 /* Each bad file is refused with its line number and a reason. */
 static void
 test_daemon_config__errors_name_file_and_line(void **state)
@@ -126,6 +159,12 @@ test_daemon_config__errors_name_file_and_line(void **state)
 		{ "mqtt_port = 70000\n", ":1: mqtt_port must be a whole number from 1 to 65535" },
 		{ "mqtt_keepalive = 1s\n", ":1: mqtt_keepalive must be a duration" },
 		{ "rotation_resend_interval = 0\n", ":1: rotation_resend_interval must be" },
+		{ "audit_crl_files = a.crl,,b.crl\n", ":1: audit_crl_files must be empty or paths" },
+		{ "audit_crl_files = ,\n", ":1: audit_crl_files must be empty or paths" },
+		{ "audit_schedule = 400d\n", ":1: audit_schedule: '400d' is not" },
+		{ "audit_actions = DEVICE_CERTIFICATE_EXPIRING_CHECK:DEACTIVATE_CA_CERTIFICATE\n",
+		  ":1: audit_actions: DEACTIVATE_CA_CERTIFICATE cannot act on" },
+		{ "audit_events_full_every = 1\n", ":1: audit_events_full_every must be a duration" },
 		{ "mqtt_reconnect_min = 2m\nmqtt_reconnect_max = 1m\n",
 		  ": mqtt_reconnect_min (120s) is longer than mqtt_reconnect_max (60s)" },
 	};
@@ -214,6 +253,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_daemon_config__defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_config__load_values_and_comments,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_daemon_config__audit_parameters, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_config__errors_name_file_and_line,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_config__dump_round_trips, setup,

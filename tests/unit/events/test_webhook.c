@@ -89,11 +89,11 @@ test_events__sign_rfc4231(void **state)
 
 	(void)state;
 	/* Test case 2. */
-	assert_int_equal(cf_events_sign(sig, "Jefe", 4, data, strlen(data), &err), CF_OK);
+	assert_int_equal(cf_events_sign(sig, "Jefe", 4, NULL, data, strlen(data), &err), CF_OK);
 	assert_string_equal(sig, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 	/* Test case 3. */
 	memset(data3, 0xdd, sizeof(data3));
-	assert_int_equal(cf_events_sign(sig, key3, sizeof(key3), data3, sizeof(data3), &err), CF_OK);
+	assert_int_equal(cf_events_sign(sig, key3, sizeof(key3), NULL, data3, sizeof(data3), &err), CF_OK);
 	assert_string_equal(sig, "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe");
 }
 
@@ -243,7 +243,9 @@ check_signed(const cf_test_http_req *r, const char *secret)
 	assert_string_equal(r->method, "POST");
 	assert_string_equal(r->path, "/hook");
 	assert_string_equal(r->content_type, "application/json");
-	assert_int_equal(cf_events_sign(sig, secret, strlen(secret), r->body, r->len, &err), CF_OK);
+	assert_int_equal(cf_events_sign(sig, secret, strlen(secret), r->timestamp, r->body, r->len,
+					&err),
+			 CF_OK);
 	snprintf(want, sizeof(want), "sha256=%s", sig);
 	assert_string_equal(r->signature, want);
 	assert_true(strtoll(r->timestamp, NULL, 10) > 1600000000);

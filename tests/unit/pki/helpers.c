@@ -8,6 +8,8 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 char *
 pki_test_fixture(const char *name, size_t *len)
@@ -194,4 +196,70 @@ pki_test_roca_key(int bits, int m_primes)
 	BN_free(m);
 	BN_CTX_free(ctx);
 	return key;
+}
+
+X509_CRL *
+pki_test_crl(EVP_PKEY *key, X509 *issuer, const struct pki_test_revoked *revs, size_t n,
+	     int64_t last, int64_t next)
+{
+	X509_CRL *crl = X509_CRL_new();
+	ASN1_TIME *t;
+	size_t i;
+
+	assert_non_null(crl);
+	assert_int_equal(X509_CRL_set_version(crl, X509_CRL_VERSION_2), 1);
+	assert_int_equal(X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer)), 1);
+	t = ASN1_TIME_set(NULL, (time_t)last);
+	assert_non_null(t);
+	assert_int_equal(X509_CRL_set1_lastUpdate(crl, t), 1);
+	ASN1_TIME_free(t);
+	if (next != 0) {
+		t = ASN1_TIME_set(NULL, (time_t)next);
+		assert_non_null(t);
+		assert_int_equal(X509_CRL_set1_nextUpdate(crl, t), 1);
+		ASN1_TIME_free(t);
+	}
+	for (i = 0; i < n; i++) {
+		X509_REVOKED *rev = X509_REVOKED_new();
+		BIGNUM *bn = NULL;
+		ASN1_INTEGER *sn;
+
+		assert_non_null(rev);
+		assert_true(BN_hex2bn(&bn, revs[i].serial) > 0);
+		sn = BN_to_ASN1_INTEGER(bn, NULL);
+		assert_non_null(sn);
+		assert_int_equal(X509_REVOKED_set_serialNumber(rev, sn), 1);
+		ASN1_INTEGER_free(sn);
+		BN_free(bn);
+		t = ASN1_TIME_set(NULL, (time_t)revs[i].at);
+		assert_non_null(t);
+		assert_int_equal(X509_REVOKED_set_revocationDate(rev, t), 1);
+		ASN1_TIME_free(t);
+		if (revs[i].reason >= 0) {
+			ASN1_ENUMERATED *e = ASN1_ENUMERATED_new();
+
+			assert_non_null(e);
+			assert_int_equal(ASN1_ENUMERATED_set(e, revs[i].reason), 1);
+			assert_int_equal(X509_REVOKED_add1_ext_i2d(rev, NID_crl_reason, e, 0, 0),
+					 1);
+			ASN1_ENUMERATED_free(e);
+		}
+		assert_int_equal(X509_CRL_add0_revoked(crl, rev), 1);
+	}
+	assert_int_equal(X509_CRL_sort(crl), 1);
+	assert_true(X509_CRL_sign(crl, key, EVP_sha256()) > 0);
+	return crl;
+}
+
+void
+pki_test_crl_write(X509_CRL *crl, const char *path, bool der)
+{
+	BIO *bio = BIO_new_file(path, "wb");
+
+	assert_non_null(bio);
+	if (der)
+		assert_int_equal(i2d_X509_CRL_bio(bio, crl), 1);
+	else
+		assert_int_equal(PEM_write_bio_X509_CRL(bio, crl), 1);
+	assert_int_equal(BIO_free(bio), 1);
 }

@@ -3,7 +3,9 @@
 #define CF_TEST_PKI_HELPERS_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
@@ -39,10 +41,29 @@ BIGNUM *pki_test_primorial(int count);
  */
 EVP_PKEY *pki_test_roca_key(int bits, int m_primes);
 
+/* One entry of a CRL made by pki_test_crl(). */
+struct pki_test_revoked {
+	const char *serial; /* hex for BN_hex2bn(): "ff", "-5" */
+	int64_t at;         /* revocationDate */
+	int reason;         /* CRLReason code, -1 for no reason extension */
+};
+
+/*
+ * A v2 CRL with issuer's subject as its issuer, the entries sorted by
+ * serial (X509_CRL_sort()), signed by key with SHA-256. next 0: no
+ * nextUpdate. X509_CRL_free() it.
+ */
+X509_CRL *pki_test_crl(EVP_PKEY *key, X509 *issuer, const struct pki_test_revoked *revs, size_t n,
+		       int64_t last, int64_t next);
+
+/* Write crl to path as DER or PEM ("X509 CRL"). */
+void pki_test_crl_write(X509_CRL *crl, const char *path, bool der);
+
 /* Groups, one per test file; each returns the number of failures. */
 int test_pki_key_run(void);
 int test_pki_csr_run(void);
 int test_pki_issue_run(void);
 int test_pki_cert_run(void);
+int test_pki_crl_run(void);
 
 #endif

@@ -10,5 +10,6 @@ main(void)
 	failed += test_pki_csr_run();
 	failed += test_pki_issue_run();
 	failed += test_pki_cert_run();
+	failed += test_pki_crl_run();
 	return failed == 0 ? 0 : 1;
 }

@@ -82,7 +82,11 @@ remove_file(const char *dir, const char *name)
 int
 fx_teardown(void **state)
 {
+	/* The revocation lists the audit tests write. */
+	static const char *const crl_names[] = { "good.crl",    "other.crl",   "rogue.crl",
+						 "expired.crl", "garbage.crl", "missing.crl" };
 	struct fixture *fx = *state;
+	size_t i;
 
 	cf_store_close(fx->store);
 	if (fx->dir[0] != '\0') {
@@ -90,6 +94,8 @@ fx_teardown(void **state)
 		remove_file(fx->dir, "registry.db-wal");
 		remove_file(fx->dir, "registry.db-shm");
 		remove_file(fx->dir, "garbage.db");
+		for (i = 0; i < CF_ARRAY_LEN(crl_names); i++)
+			remove_file(fx->dir, crl_names[i]);
 		(void)rmdir(fx->dir);
 	}
 	free(fx);
@@ -272,4 +278,36 @@ fx_count_connections(cf_store *store, const cf_store_connection_filter *filter)
 	if (cf_store_connection_list(store, filter, count_connection_cb, &n, &err) != 0)
 		fail_msg("connection_list: %s", err.msg);
 	return n;
+}
+
+int
+fx_findings_cb(const cf_store_finding *f, void *payload)
+{
+	struct fx_findings *g = payload;
+
+	assert_true(g->n < FX_FINDINGS_MAX);
+	snprintf(g->check[g->n], sizeof(g->check[0]), "%s", f->check);
+	snprintf(g->resource[g->n], sizeof(g->resource[0]), "%s", f->resource);
+	snprintf(g->fid[g->n], sizeof(g->fid[0]), "%s", f->finding_id);
+	snprintf(g->reason[g->n], sizeof(g->reason[0]), "%s", f->reason);
+	snprintf(g->detail[g->n], sizeof(g->detail[0]), "%s", f->detail);
+	g->state[g->n] = f->state;
+	g->severity[g->n] = f->severity;
+	g->suppressed[g->n] = f->suppressed;
+	g->run[g->n] = f->run_id;
+	g->n++;
+	return 0;
+}
+
+void
+fx_findings(struct fixture *fx, int64_t run, struct fx_findings *g)
+{
+	cf_store_finding_filter filter = CF_STORE_FINDING_FILTER_INIT;
+	cf_err err = CF_ERR_INIT;
+
+	memset(g, 0, sizeof(*g));
+	filter.run_id = run;
+	filter.include_suppressed = true;
+	if (cf_store_audit_finding_list(fx->store, &filter, fx_findings_cb, g, &err) != 0)
+		fail_msg("finding_list: %s", err.msg);
 }

@@ -95,4 +95,26 @@ int test_delete_run(void);
 int test_connections_run(void);
 int test_audit_run(void);
 
+/* What a finding list returned, copied out of the borrowed records. */
+#define FX_FINDINGS_MAX 64
+
+struct fx_findings {
+	size_t n;
+	char check[FX_FINDINGS_MAX][80];
+	char resource[FX_FINDINGS_MAX][320];
+	char fid[FX_FINDINGS_MAX][33];
+	char reason[FX_FINDINGS_MAX][64];
+	char detail[FX_FINDINGS_MAX][512];
+	cf_finding_state state[FX_FINDINGS_MAX];
+	cf_audit_severity severity[FX_FINDINGS_MAX];
+	bool suppressed[FX_FINDINGS_MAX];
+	int64_t run[FX_FINDINGS_MAX];
+};
+
+/* A cf_store_finding_cb appending to a struct fx_findings (payload). */
+int fx_findings_cb(const cf_store_finding *f, void *payload);
+
+/* The findings of run (0: the latest completed), suppressed ones included, into g. */
+void fx_findings(struct fixture *fx, int64_t run, struct fx_findings *g);
+
 #endif

@@ -15,54 +15,9 @@
 #define CHK_KEY "DEVICE_CERTIFICATE_KEY_QUALITY_CHECK"
 #define REASON  "CERTIFICATE_APPROACHING_EXPIRATION"
 
-/* What a finding list returned, copied out of the borrowed records. */
-struct got {
-	size_t n;
-	char check[64][64];
-	char resource[64][80];
-	char fid[64][33];
-	char detail[64][64];
-	cf_finding_state state[64];
-	cf_audit_severity severity[64];
-	bool suppressed[64];
-	int64_t run[64];
-};
-
-static int
-got_cb(const cf_store_finding *f, void *payload)
-{
-	struct got *g = payload;
-
-	assert_true(g->n < CF_ARRAY_LEN(g->check));
-	snprintf(g->check[g->n], sizeof(g->check[0]), "%s", f->check);
-	snprintf(g->resource[g->n], sizeof(g->resource[0]), "%s", f->resource);
-	snprintf(g->fid[g->n], sizeof(g->fid[0]), "%s", f->finding_id);
-	snprintf(g->detail[g->n], sizeof(g->detail[0]), "%s", f->detail);
-	g->state[g->n] = f->state;
-	g->severity[g->n] = f->severity;
-	g->suppressed[g->n] = f->suppressed;
-	g->run[g->n] = f->run_id;
-	g->n++;
-	return 0;
-}
-
-/* The findings of run (0: the latest completed), suppressed ones included. */
-static void
-findings(struct fixture *fx, int64_t run, struct got *g)
-{
-	cf_store_finding_filter filter = CF_STORE_FINDING_FILTER_INIT;
-	cf_err err = CF_ERR_INIT;
-
-	memset(g, 0, sizeof(*g));
-	filter.run_id = run;
-	filter.include_suppressed = true;
-	if (cf_store_audit_finding_list(fx->store, &filter, got_cb, g, &err) != 0)
-		fail_msg("finding_list: %s", err.msg);
-}
-
 /* The state of (check, resource) in g; -1 when absent. */
 static int
-state_of(const struct got *g, const char *check, const char *resource)
+state_of(const struct fx_findings *g, const char *check, const char *resource)
 {
 	size_t i;
 
@@ -141,12 +96,12 @@ test_store_audit__new_open_resolved(void **state)
 	const char *checks[] = { CHK_CA };
 	cf_store_finding_filter filter = CF_STORE_FINDING_FILTER_INIT;
 	cf_store_audit_run run;
-	struct got g;
+	struct fx_findings g;
 	int64_t r1, r2, r3, r4, r5;
 	cf_err err = CF_ERR_INIT;
 
 	/* No completed run yet: the default list has nothing to show. */
-	assert_int_equal(cf_store_audit_finding_list(fx->store, NULL, got_cb, &g, &err),
+	assert_int_equal(cf_store_audit_finding_list(fx->store, NULL, fx_findings_cb, &g, &err),
 			 CF_ENOTFOUND);
 
 	r1 = begin(fx, checks, 1);
@@ -168,7 +123,7 @@ test_store_audit__new_open_resolved(void **state)
 	assert_string_equal(run.summary, "{\"findings\":1}");
 	cf_store_audit_run_clear(&run);
 
-	findings(fx, 0, &g);
+	fx_findings(fx, 0, &g);
 	assert_int_equal(g.n, 2);
 	assert_int_equal(state_of(&g, CHK_CA, "ca:int-1"), CF_FINDING_NEW);
 	assert_int_equal(state_of(&g, CHK_CA, "ca:int-2"), CF_FINDING_NEW);
@@ -183,10 +138,10 @@ test_store_audit__new_open_resolved(void **state)
 	r2 = begin(fx, checks, 1);
 	add(fx, r2, CHK_CA, "ca:int-1");
 	add(fx, r2, CHK_CA, "ca:int-3");
-	findings(fx, r2, &g);
+	fx_findings(fx, r2, &g);
 	assert_int_equal(g.n, 2); /* resolution waits for the run to complete */
 	finish(fx, r2, CF_AUDIT_COMPLETED);
-	findings(fx, 0, &g);
+	fx_findings(fx, 0, &g);
 	assert_int_equal(g.n, 3);
 	assert_int_equal(g.run[0], r2);
 	assert_int_equal(state_of(&g, CHK_CA, "ca:int-1"), CF_FINDING_OPEN);
@@ -196,7 +151,7 @@ test_store_audit__new_open_resolved(void **state)
 	/* Run 3: nothing found; the two open ones resolve, the resolved one is not repeated. */
 	r3 = begin(fx, checks, 1);
 	finish(fx, r3, CF_AUDIT_COMPLETED);
-	findings(fx, r3, &g);
+	fx_findings(fx, r3, &g);
 	assert_int_equal(g.n, 2);
 	assert_int_equal(state_of(&g, CHK_CA, "ca:int-1"), CF_FINDING_RESOLVED);
 	assert_int_equal(state_of(&g, CHK_CA, "ca:int-3"), CF_FINDING_RESOLVED);
@@ -208,10 +163,10 @@ test_store_audit__new_open_resolved(void **state)
 	r5 = begin(fx, checks, 1);
 	add(fx, r5, CHK_CA, "ca:int-1");
 	finish(fx, r5, CF_AUDIT_COMPLETED);
-	findings(fx, r4, &g);
+	fx_findings(fx, r4, &g);
 	assert_int_equal(g.n, 1);
 	assert_int_equal(state_of(&g, CHK_CA, "ca:int-1"), CF_FINDING_NEW);
-	findings(fx, r5, &g);
+	fx_findings(fx, r5, &g);
 	assert_int_equal(g.n, 1);
 	assert_int_equal(state_of(&g, CHK_CA, "ca:int-1"), CF_FINDING_OPEN);
 
@@ -219,24 +174,24 @@ test_store_audit__new_open_resolved(void **state)
 	memset(&g, 0, sizeof(g));
 	filter.run_id = r2;
 	filter.state = CF_FINDING_RESOLVED;
-	assert_int_equal(cf_store_audit_finding_list(fx->store, &filter, got_cb, &g, &err), 0);
+	assert_int_equal(cf_store_audit_finding_list(fx->store, &filter, fx_findings_cb, &g, &err), 0);
 	assert_int_equal(g.n, 1);
 	assert_string_equal(g.resource[0], "ca:int-2");
 	memset(&g, 0, sizeof(g));
 	filter.state = -1;
 	filter.severity = CF_SEVERITY_CRITICAL;
-	assert_int_equal(cf_store_audit_finding_list(fx->store, &filter, got_cb, &g, &err), 0);
+	assert_int_equal(cf_store_audit_finding_list(fx->store, &filter, fx_findings_cb, &g, &err), 0);
 	assert_int_equal(g.n, 0);
 	filter.severity = -1;
 	filter.check = CHK_DEV;
-	assert_int_equal(cf_store_audit_finding_list(fx->store, &filter, got_cb, &g, &err), 0);
+	assert_int_equal(cf_store_audit_finding_list(fx->store, &filter, fx_findings_cb, &g, &err), 0);
 	assert_int_equal(g.n, 0);
 	filter.check = CHK_CA;
 	filter.limit = 2;
-	assert_int_equal(cf_store_audit_finding_list(fx->store, &filter, got_cb, &g, &err), 0);
+	assert_int_equal(cf_store_audit_finding_list(fx->store, &filter, fx_findings_cb, &g, &err), 0);
 	assert_int_equal(g.n, 2);
 	filter.run_id = 999;
-	assert_int_equal(cf_store_audit_finding_list(fx->store, &filter, got_cb, &g, &err),
+	assert_int_equal(cf_store_audit_finding_list(fx->store, &filter, fx_findings_cb, &g, &err),
 			 CF_ENOTFOUND);
 	assert_int_equal(cf_store_audit_run_get(fx->store, &run, 999, &err), CF_ENOTFOUND);
 	/* Runs newest first. */
@@ -271,7 +226,7 @@ test_store_audit__check_subsets(void **state)
 	const char *key_only[] = { CHK_KEY };
 	cf_store_finding f;
 	struct ids ids;
-	struct got g;
+	struct fx_findings g;
 	int64_t r1, r2, r3;
 	cf_err err = CF_ERR_INIT;
 
@@ -283,7 +238,7 @@ test_store_audit__check_subsets(void **state)
 	/* Run 2 runs only the CA check and finds nothing: the key finding is untouched. */
 	r2 = begin(fx, ca_only, 1);
 	finish(fx, r2, CF_AUDIT_COMPLETED);
-	findings(fx, r2, &g);
+	fx_findings(fx, r2, &g);
 	assert_int_equal(g.n, 1);
 	assert_int_equal(state_of(&g, CHK_CA, "ca:int-1"), CF_FINDING_RESOLVED);
 	assert_int_equal(state_of(&g, CHK_KEY, "thing:dev-1"), -1);
@@ -296,7 +251,7 @@ test_store_audit__check_subsets(void **state)
 	assert_int_equal(cf_store_audit_findings_add(fx->store, r3, &f, 1, &err), CF_EINVAL);
 	assert_non_null(strstr(err.msg, "does not run"));
 	finish(fx, r3, CF_AUDIT_COMPLETED);
-	findings(fx, r3, &g);
+	fx_findings(fx, r3, &g);
 	assert_int_equal(g.n, 1);
 	assert_int_equal(state_of(&g, CHK_KEY, "thing:dev-1"), CF_FINDING_OPEN);
 
@@ -315,7 +270,7 @@ test_store_audit__failed_run_resolves_nothing(void **state)
 	struct fixture *fx = *state;
 	const char *checks[] = { CHK_CA };
 	cf_store_audit_run run;
-	struct got g;
+	struct fx_findings g;
 	int64_t r1, r2, r3;
 	cf_err err = CF_ERR_INIT;
 
@@ -324,20 +279,20 @@ test_store_audit__failed_run_resolves_nothing(void **state)
 	finish(fx, r1, CF_AUDIT_COMPLETED);
 	r2 = begin(fx, checks, 1);
 	finish(fx, r2, CF_AUDIT_FAILED);
-	findings(fx, r2, &g);
+	fx_findings(fx, r2, &g);
 	assert_int_equal(g.n, 0);
 	assert_int_equal(cf_store_audit_run_get(fx->store, &run, r2, &err), 0);
 	assert_int_equal(run.status, CF_AUDIT_FAILED);
 	cf_store_audit_run_clear(&run);
 	/* The latest completed run is still run 1. */
-	findings(fx, 0, &g);
+	fx_findings(fx, 0, &g);
 	assert_int_equal(g.n, 1);
 	assert_int_equal(g.run[0], r1);
 	/* Run 3 compares with run 1: the finding is still OPEN, not NEW. */
 	r3 = begin(fx, checks, 1);
 	add(fx, r3, CHK_CA, "ca:int-1");
 	finish(fx, r3, CF_AUDIT_COMPLETED);
-	findings(fx, r3, &g);
+	fx_findings(fx, r3, &g);
 	assert_int_equal(g.n, 1);
 	assert_int_equal(state_of(&g, CHK_CA, "ca:int-1"), CF_FINDING_OPEN);
 	/* A finished run takes no more findings and cannot finish again. */
@@ -356,7 +311,7 @@ test_store_audit__failed_run_resolves_nothing(void **state)
 		assert_int_equal(cf_store_audit_findings_add(fx->store, 999, &f, 1, &err),
 				 CF_ENOTFOUND);
 	}
-	findings(fx, r3, &g);
+	fx_findings(fx, r3, &g);
 	assert_int_equal(g.n, 1);
 }
 
@@ -407,7 +362,7 @@ test_store_audit__suppressions(void **state)
 	const char *res = "suppression:" CHK_CA ":ca:int-1";
 	char action[64];
 	struct sups sp;
-	struct got g;
+	struct fx_findings g;
 	char *detail;
 	int64_t r1, r2;
 	cf_err err = CF_ERR_INIT;
@@ -432,13 +387,13 @@ test_store_audit__suppressions(void **state)
 	add(fx, r1, CHK_CA, "ca:int-1");
 	add(fx, r1, CHK_CA, "ca:int-2");
 	finish(fx, r1, CF_AUDIT_COMPLETED);
-	findings(fx, r1, &g);
+	fx_findings(fx, r1, &g);
 	assert_int_equal(g.n, 2);
 	assert_true(g.suppressed[0]);
 	assert_false(g.suppressed[1]);
 	/* The default list leaves suppressed findings out. */
 	memset(&g, 0, sizeof(g));
-	assert_int_equal(cf_store_audit_finding_list(fx->store, &filter, got_cb, &g, &err), 0);
+	assert_int_equal(cf_store_audit_finding_list(fx->store, &filter, fx_findings_cb, &g, &err), 0);
 	assert_int_equal(g.n, 1);
 	assert_string_equal(g.resource[0], "ca:int-2");
 
@@ -450,7 +405,7 @@ test_store_audit__suppressions(void **state)
 	r2 = begin(fx, checks, 1);
 	add(fx, r2, CHK_CA, "ca:int-1");
 	finish(fx, r2, CF_AUDIT_COMPLETED);
-	findings(fx, r2, &g);
+	fx_findings(fx, r2, &g);
 	assert_int_equal(g.n, 2);
 	assert_int_equal(state_of(&g, CHK_CA, "ca:int-1"), CF_FINDING_OPEN);
 	assert_int_equal(state_of(&g, CHK_CA, "ca:int-2"), CF_FINDING_RESOLVED);
@@ -518,7 +473,7 @@ test_store_audit__invalid_refused(void **state)
 	cf_store_actor nobody = { "", NULL };
 	cf_store_finding f[3];
 	struct sups sp;
-	struct got g;
+	struct fx_findings g;
 	char longtok[CF_STORE_AUDIT_TOKEN_MAX + 2];
 	int64_t run = 7;
 	cf_err err = CF_ERR_INIT;
@@ -592,14 +547,14 @@ test_store_audit__invalid_refused(void **state)
 	assert_int_equal(cf_store_audit_findings_add(fx->store, run, NULL, 1, &err), CF_EINVAL);
 	assert_int_equal(cf_store_audit_findings_add(fx->store, 0, f, 1, &err), CF_EINVAL);
 	assert_int_equal(cf_store_audit_findings_add(fx->store, run, f, 0, &err), 0);
-	findings(fx, run, &g);
+	fx_findings(fx, run, &g);
 	assert_int_equal(g.n, 0);
 	/* And the good batch goes in; a finding given again in a later batch is refused. */
 	f[2].resource = "client:dev 1";
 	f[2].detail = "{\"days\":12}";
 	assert_int_equal(cf_store_audit_findings_add(fx->store, run, f, 3, &err), 0);
 	assert_int_equal(cf_store_audit_findings_add(fx->store, run, f, 1, &err), CF_EINVAL);
-	findings(fx, run, &g);
+	fx_findings(fx, run, &g);
 	assert_int_equal(g.n, 3);
 
 	/* Finishing. */
@@ -651,19 +606,19 @@ test_store_audit__invalid_refused(void **state)
 		cf_store_finding_filter bad = CF_STORE_FINDING_FILTER_INIT;
 
 		bad.severity = 4;
-		assert_int_equal(cf_store_audit_finding_list(fx->store, &bad, got_cb, &g, &err),
+		assert_int_equal(cf_store_audit_finding_list(fx->store, &bad, fx_findings_cb, &g, &err),
 				 CF_EINVAL);
 		bad.severity = -1;
 		bad.state = 3;
-		assert_int_equal(cf_store_audit_finding_list(fx->store, &bad, got_cb, &g, &err),
+		assert_int_equal(cf_store_audit_finding_list(fx->store, &bad, fx_findings_cb, &g, &err),
 				 CF_EINVAL);
 		bad.state = -1;
 		bad.check = "x";
-		assert_int_equal(cf_store_audit_finding_list(fx->store, &bad, got_cb, &g, &err),
+		assert_int_equal(cf_store_audit_finding_list(fx->store, &bad, fx_findings_cb, &g, &err),
 				 CF_EINVAL);
 		bad.check = NULL;
 		bad.run_id = -1;
-		assert_int_equal(cf_store_audit_finding_list(fx->store, &bad, got_cb, &g, &err),
+		assert_int_equal(cf_store_audit_finding_list(fx->store, &bad, fx_findings_cb, &g, &err),
 				 CF_EINVAL);
 	}
 	assert_int_equal(cf_store_audit_run_list(fx->store, -1, count_run_cb, &sp.n, &err),
@@ -680,7 +635,7 @@ test_store_audit__readonly_refused(void **state)
 	const char *checks[] = { CHK_CA };
 	cf_store_finding f;
 	cf_store *ro = NULL;
-	struct got g;
+	struct fx_findings g;
 	int64_t run, id = 0;
 	int n = 0;
 	cf_err err = CF_ERR_INIT;
@@ -706,12 +661,12 @@ test_store_audit__readonly_refused(void **state)
 
 		memset(&g, 0, sizeof(g));
 		filter.run_id = run;
-		assert_int_equal(cf_store_audit_finding_list(ro, &filter, got_cb, &g, &err), 0);
+		assert_int_equal(cf_store_audit_finding_list(ro, &filter, fx_findings_cb, &g, &err), 0);
 		assert_int_equal(g.n, 1);
 	}
 	cf_store_close(ro);
 	finish(fx, run, CF_AUDIT_COMPLETED);
-	findings(fx, 0, &g);
+	fx_findings(fx, 0, &g);
 	assert_int_equal(g.n, 1);
 }
 
@@ -721,23 +676,23 @@ test_store_audit__in_caller_tx(void **state)
 {
 	struct fixture *fx = *state;
 	const char *checks[] = { CHK_CA };
-	struct got g;
+	struct fx_findings g;
 	int64_t run;
 	cf_err err = CF_ERR_INIT;
 
 	run = begin(fx, checks, 1);
 	assert_int_equal(cf_store_tx_begin(fx->store, &err), 0);
 	add(fx, run, CHK_CA, "ca:int-1");
-	findings(fx, run, &g); /* reads see the transaction's own rows */
+	fx_findings(fx, run, &g); /* reads see the transaction's own rows */
 	assert_int_equal(g.n, 1);
 	cf_store_tx_rollback(fx->store);
-	findings(fx, run, &g);
+	fx_findings(fx, run, &g);
 	assert_int_equal(g.n, 0);
 	assert_int_equal(cf_store_tx_begin(fx->store, &err), 0);
 	add(fx, run, CHK_CA, "ca:int-1");
 	finish(fx, run, CF_AUDIT_COMPLETED);
 	assert_int_equal(cf_store_tx_commit(fx->store, &err), 0);
-	findings(fx, 0, &g);
+	fx_findings(fx, 0, &g);
 	assert_int_equal(g.n, 1);
 }
 
@@ -791,7 +746,7 @@ test_store_audit__batch_100k(void **state)
 	const char *checks[] = { CHK_DEV, CHK_KEY };
 	cf_store_finding_filter filter = CF_STORE_FINDING_FILTER_INIT;
 	struct big *b;
-	struct got g;
+	struct fx_findings g;
 	char id[65];
 	double first, second;
 	int64_t r1, r2;
@@ -819,11 +774,11 @@ test_store_audit__batch_100k(void **state)
 	filter.check = CHK_KEY;
 	filter.state = CF_FINDING_OPEN;
 	filter.limit = 5;
-	assert_int_equal(cf_store_audit_finding_list(fx->store, &filter, got_cb, &g, &err), 0);
+	assert_int_equal(cf_store_audit_finding_list(fx->store, &filter, fx_findings_cb, &g, &err), 0);
 	assert_int_equal(g.n, 5);
 	filter.state = CF_FINDING_NEW;
 	memset(&g, 0, sizeof(g));
-	assert_int_equal(cf_store_audit_finding_list(fx->store, &filter, got_cb, &g, &err), 0);
+	assert_int_equal(cf_store_audit_finding_list(fx->store, &filter, fx_findings_cb, &g, &err), 0);
 	assert_int_equal(g.n, 0);
 	free(b);
 }

@@ -16,6 +16,8 @@
 
 #include <sqlite3.h>
 
+#include "../pki/helpers.h"
+
 /* Run sql on the registry file with a connection of our own, as an attacker would. */
 static void
 raw_exec(struct fixture *fx, const char *sql)
@@ -40,7 +42,8 @@ raw_exec(struct fixture *fx, const char *sql)
 
 /* What migration 6 adds, for the cases that make an older schema out of a new file. */
 #define DROP_AUDIT_TABLES                                                                        \
-	"DROP TABLE audit_findings; DROP TABLE audit_runs; DROP TABLE audit_suppressions; "
+	"DROP TABLE audit_findings; DROP TABLE audit_runs; DROP TABLE audit_suppressions; "     \
+	"ALTER TABLE certs DROP COLUMN key_roca; "
 
 static void
 raw_tamper(struct fixture *fx, const char *sql)
@@ -420,7 +423,7 @@ test_store_sqlite__row_without_event_detected(void **state)
 	snprintf(sql, sizeof(sql),
 		 "INSERT INTO certs SELECT '%s', 'ff', ca, thing, status, not_before, not_after, "
 		 "key_type, key_bits, sig_alg, spki_sha256, pem, created_at, updated_at, "
-		 "revoke_reason, revoked_at, change_seq, deleted_at FROM certs LIMIT 1",
+		 "revoke_reason, revoked_at, change_seq, deleted_at, key_roca FROM certs LIMIT 1",
 		 id);
 	raw_exec(fx, sql);
 	expect_bad_msg(fx, NULL, 0, id);
@@ -830,6 +833,93 @@ test_store_sqlite__schema_5_is_migrated(void **state)
 	assert_int_equal(fx_verify_ok(fx), 7);
 }
 
+/* Insert certificate n of "int-1" with a real PEM for key (self-signed), labelled key_type. */
+static void
+add_pem_cert(struct fixture *fx, uint64_t n, EVP_PKEY *key, const char *key_type, int bits,
+	     bool key_roca)
+{
+	struct fx_cert c;
+	char *pem = NULL;
+	size_t len = 0;
+	X509 *x = NULL;
+	cf_err err = CF_ERR_INIT;
+
+	assert_int_equal(cf_pki_root_create(&x, key, "device", NULL, 30, NULL), 0);
+	assert_int_equal(cf_pki_cert_to_pem(&pem, &len, x, NULL), 0);
+	fx_cert_init(&c, n, "int-1", "a", CF_CERT_ACTIVE, 30);
+	c.cert.pem = pem;
+	c.cert.key_type = (char *)(uintptr_t)key_type;
+	c.cert.key_bits = bits;
+	c.cert.sig_alg = (char *)(uintptr_t)"sha256WithRSAEncryption";
+	c.cert.key_roca = key_roca;
+	if (cf_store_cert_insert(fx->store, &c.cert, NULL, 0, false, &fx_actor, &err) != 0)
+		fail_msg("cert_insert: %s", err.msg);
+	free(pem);
+	X509_free(x);
+}
+
+static bool
+key_roca_of(struct fixture *fx, uint64_t n)
+{
+	cf_store_cert cert;
+	cf_err err = CF_ERR_INIT;
+	char id[65];
+	bool roca;
+
+	fx_id(id, n);
+	if (cf_store_cert_get(fx->store, &cert, id, &err) != 0)
+		fail_msg("cert_get: %s", err.msg);
+	roca = cert.key_roca;
+	cf_store_cert_clear(&cert);
+	return roca;
+}
+
+/*
+ * Migration 6 sets key_roca for the certificates already there from their
+ * PEM: an RSA key with the ROCA fingerprint yes; an ordinary RSA key, an
+ * EC one, or an RSA row whose PEM cannot be read, no (and the migration
+ * goes through).
+ */
+static void
+test_store_sqlite__schema_5_key_roca_backfilled(void **state)
+{
+	struct fixture *fx = *state;
+	EVP_PKEY *roca = pki_test_roca_key(512, 39), *rsa = NULL;
+	struct fx_cert c;
+	int version = 0;
+	cf_err err = CF_ERR_INIT;
+
+	fx_require_sqlite(fx);
+	fx_add_ca(fx, "int-1");
+	fx_add_thing(fx, "a");
+	assert_int_equal(cf_pki_key_generate(&rsa, CF_KEY_RSA_2048, NULL), 0);
+	add_pem_cert(fx, 1, roca, "RSA-512", 512, false); /* the flag is what migration 6 adds */
+	add_pem_cert(fx, 2, rsa, "RSA-2048", 2048, false);
+	add_pem_cert(fx, 3, roca, "RSA-512", 512, true);
+	fx_add_cert(fx, 4, "int-1", "a", CF_CERT_ACTIVE, 30); /* placeholder PEM, EC */
+	fx_cert_init(&c, 5, "int-1", "a", CF_CERT_ACTIVE, 30); /* RSA, placeholder PEM */
+	c.cert.key_type = (char *)(uintptr_t)"RSA-2048";
+	assert_int_equal(cf_store_cert_insert(fx->store, &c.cert, NULL, 0, false, &fx_actor, &err),
+			 0);
+	assert_true(key_roca_of(fx, 3));
+	cf_store_close(fx->store);
+	fx->store = NULL;
+	raw_exec(fx, DROP_AUDIT_TABLES "DELETE FROM schema_migrations WHERE version = 6");
+	assert_int_equal(raw_schema_version(fx), 5);
+	assert_int_equal(cf_store_open(&fx->store, fx->uri, &err), 0);
+	cf_store_set_clock(fx->store, fx_clock, fx);
+	assert_int_equal(cf_store_schema_version(fx->store, &version, NULL), 0);
+	assert_int_equal(version, 6);
+	assert_true(key_roca_of(fx, 1));
+	assert_false(key_roca_of(fx, 2));
+	assert_true(key_roca_of(fx, 3));
+	assert_false(key_roca_of(fx, 4));
+	assert_false(key_roca_of(fx, 5));
+	fx_verify_ok(fx);
+	EVP_PKEY_free(rsa);
+	EVP_PKEY_free(roca);
+}
+
 /* The size of the registry's -wal file, -1 when there is none. */
 static long long
 wal_size(struct fixture *fx)
@@ -1118,6 +1208,164 @@ test_store_sqlite__policy_history_verifies(void **state)
 	expect_bad_msg(fx, NULL, detached, "policy 'p3' is attached to certificate");
 }
 
+/*
+ * cf_store_events_verify_chain() over a tampered file. chain_seed(): the
+ * six events of seed(), the head at event 6 kept as the anchor, then three
+ * more events (things c, d, e: 7 to 9).
+ */
+static void
+chain_seed(struct fixture *fx, cf_store_event_anchor *anchor)
+{
+	cf_err err = CF_ERR_INIT;
+
+	seed(fx);
+	assert_int_equal(cf_store_events_head(fx->store, &anchor->seq, anchor->hash, &err), 0);
+	assert_int_equal(anchor->seq, 6);
+	fx_add_thing(fx, "c");
+	fx_add_thing(fx, "d");
+	fx_add_thing(fx, "e");
+}
+
+static int64_t
+chain_count(struct fixture *fx, const cf_store_event_anchor *anchor)
+{
+	int64_t count = -1, bad = -1;
+	cf_err err = CF_ERR_INIT;
+
+	if (cf_store_events_verify_chain(fx->store, anchor, NULL, &count, &bad, &err) != 0)
+		fail_msg("verify_chain: %s (bad seq %lld)", err.msg, (long long)bad);
+	return count;
+}
+
+static void
+expect_chain_bad(struct fixture *fx, const cf_store_event_anchor *anchor, int64_t want_bad,
+		 const char *want_msg)
+{
+	cf_store_event_anchor head;
+	int64_t count = 0, bad = -1;
+	cf_err err = CF_ERR_INIT;
+
+	assert_int_equal(cf_store_events_verify_chain(fx->store, anchor, &head, &count, &bad, &err),
+			 CF_EINTEGRITY);
+	if (strstr(err.msg, want_msg) == NULL)
+		fail_msg("verify_chain: '%s', want '%s'", err.msg, want_msg);
+	assert_int_equal(bad, want_bad);
+	assert_int_equal(head.seq, 0);
+}
+
+/* An event after the anchor altered: the walk from the anchor stops at it. */
+static void
+test_store_sqlite__chain_after_anchor_altered(void **state)
+{
+	struct fixture *fx = *state;
+	cf_store_event_anchor anchor;
+
+	fx_require_sqlite(fx);
+	chain_seed(fx, &anchor);
+	assert_int_equal(chain_count(fx, &anchor), 4);
+	raw_tamper(fx, "UPDATE events SET detail = '{}' WHERE seq = 8");
+	expect_chain_bad(fx, &anchor, 8, "event 8 was altered");
+	expect_chain_bad(fx, NULL, 8, "event 8 was altered");
+}
+
+/* The anchor's own event altered in place: its hash no longer holds. */
+static void
+test_store_sqlite__chain_anchor_event_altered(void **state)
+{
+	struct fixture *fx = *state;
+	cf_store_event_anchor anchor;
+
+	fx_require_sqlite(fx);
+	chain_seed(fx, &anchor);
+	raw_tamper(fx, "UPDATE events SET actor = 'someone-else' WHERE seq = 6");
+	expect_chain_bad(fx, &anchor, 6, "event 6 was altered");
+}
+
+/*
+ * An event before the anchor altered: the walk from the anchor does not
+ * see it, by design, since it reads nothing older than the anchor's event
+ * (whose hash vouched for the past when it was verified). Only a walk of
+ * the whole chain, without an anchor, finds it.
+ */
+static void
+test_store_sqlite__chain_before_anchor_needs_whole_walk(void **state)
+{
+	struct fixture *fx = *state;
+	cf_store_event_anchor anchor;
+
+	fx_require_sqlite(fx);
+	chain_seed(fx, &anchor);
+	raw_tamper(fx, "UPDATE events SET actor = 'someone-else' WHERE seq = 2");
+	assert_int_equal(chain_count(fx, &anchor), 4);
+	expect_chain_bad(fx, NULL, 2, "event 2 was altered");
+	expect_bad(fx, 2);
+}
+
+/* The newest events cut off and the head rolled back: consistent, but short of the anchor. */
+static void
+test_store_sqlite__chain_truncated_below_anchor(void **state)
+{
+	struct fixture *fx = *state;
+	cf_store_event_anchor anchor;
+
+	fx_require_sqlite(fx);
+	chain_seed(fx, &anchor);
+	raw_tamper(fx, "DELETE FROM events WHERE seq > 4; "
+		       "UPDATE event_head SET seq = 4, "
+		       "hash = (SELECT hash FROM events WHERE seq = 4)");
+	assert_int_equal(chain_count(fx, NULL), 4); /* the rest agrees with itself */
+	expect_chain_bad(fx, &anchor, 6, "before the anchor");
+}
+
+/* Cut back before the anchor and written again: a new event 6 that is not the anchor's. */
+static void
+test_store_sqlite__chain_rewritten_from_anchor(void **state)
+{
+	struct fixture *fx = *state;
+	cf_store_event_anchor anchor;
+
+	fx_require_sqlite(fx);
+	chain_seed(fx, &anchor);
+	raw_tamper(fx, "DELETE FROM events WHERE seq > 5; "
+		       "UPDATE event_head SET seq = 5, "
+		       "hash = (SELECT hash FROM events WHERE seq = 5)");
+	fx_add_thing(fx, "f"); /* event 6 again, another one */
+	fx_add_thing(fx, "g");
+	assert_int_equal(chain_count(fx, NULL), 7);
+	expect_chain_bad(fx, &anchor, 6, "differs from the anchor");
+}
+
+/* The anchor's event gone from the middle of the log: the log no longer holds the anchor. */
+static void
+test_store_sqlite__chain_anchor_event_deleted(void **state)
+{
+	struct fixture *fx = *state;
+	cf_store_event_anchor anchor;
+
+	fx_require_sqlite(fx);
+	chain_seed(fx, &anchor);
+	raw_tamper(fx, "DELETE FROM events WHERE seq = 6");
+	expect_chain_bad(fx, &anchor, 6, "no longer holds event 6");
+	expect_chain_bad(fx, NULL, 6, "event 6 is missing");
+}
+
+/* The head row edited, or events left past it: the walk from an anchor checks the head too. */
+static void
+test_store_sqlite__chain_head_row_checked(void **state)
+{
+	struct fixture *fx = *state;
+	cf_store_event_anchor anchor;
+
+	fx_require_sqlite(fx);
+	chain_seed(fx, &anchor);
+	raw_tamper(fx, "UPDATE event_head SET seq = 8, "
+		       "hash = (SELECT hash FROM events WHERE seq = 8)");
+	expect_chain_bad(fx, &anchor, 0, "does not match the last event");
+	raw_exec(fx, "UPDATE event_head SET seq = 9, hash = '22222222222222222222222222222222"
+		     "22222222222222222222222222222222'"); /* the guards are gone already */
+	expect_chain_bad(fx, &anchor, 0, "does not match the last event");
+}
+
 int
 test_sqlite_run(void)
 {
@@ -1156,6 +1404,21 @@ test_sqlite_run(void)
 		cmocka_unit_test_setup_teardown(
 			test_store_sqlite__truncated_with_head_detected_by_anchor, fx_setup,
 			fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__chain_after_anchor_altered,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__chain_anchor_event_altered,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_store_sqlite__chain_before_anchor_needs_whole_walk, fx_setup,
+			fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__chain_truncated_below_anchor,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__chain_rewritten_from_anchor,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__chain_anchor_event_deleted,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__chain_head_row_checked,
+						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_sqlite__log_is_append_only, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_sqlite__schema_1_is_migrated, fx_setup,
@@ -1172,6 +1435,8 @@ test_sqlite_run(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_sqlite__schema_5_is_migrated, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sqlite__schema_5_key_roca_backfilled,
+						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_sqlite__checkpoint_before_replacement,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_sqlite__autocheckpoint, fx_setup,

@@ -744,6 +744,296 @@ test_store_store__events_head_anchor(void **state)
 	assert_int_equal(cf_store_events_verify(fx->store, &count, &bad, &b, &err), CF_EINVAL);
 }
 
+/* key_roca is kept as inserted and handed out by cert_get, cert_list and cert_scan. */
+struct roca_seen {
+	int n;
+	char ids[4][65];
+	bool roca[4];
+};
+
+static int
+roca_scan_cb(const cf_store_cert_facts *f, void *payload)
+{
+	struct roca_seen *s = payload;
+
+	assert_true(s->n < 4);
+	snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s", f->id);
+	s->roca[s->n++] = f->key_roca;
+	return 0;
+}
+
+static int
+roca_list_cb(const cf_store_cert *c, void *payload)
+{
+	struct roca_seen *s = payload;
+
+	assert_true(s->n < 4);
+	snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s", c->id);
+	s->roca[s->n++] = c->key_roca;
+	return 0;
+}
+
+/* The key_roca s saw for certificate n. */
+static bool
+roca_of(const struct roca_seen *s, uint64_t n)
+{
+	char id[65];
+	int i;
+
+	fx_id(id, n);
+	for (i = 0; i < s->n; i++)
+		if (strcmp(s->ids[i], id) == 0)
+			return s->roca[i];
+	fail_msg("certificate %llu not seen", (unsigned long long)n);
+	return false;
+}
+
+static void
+test_store_store__cert_key_roca(void **state)
+{
+	struct fixture *fx = *state;
+	cf_store_cert_filter filter = CF_STORE_CERT_FILTER_INIT;
+	struct roca_seen s;
+	struct fx_cert c;
+	cf_store_cert got;
+	cf_err err = CF_ERR_INIT;
+	uint64_t n;
+
+	fx_add_ca(fx, CA);
+	fx_add_thing(fx, "a");
+	for (n = 1; n <= 3; n++) {
+		fx_cert_init(&c, n, CA, "a", ACT, 30);
+		c.cert.key_type = (char *)(uintptr_t)"RSA-2048";
+		c.cert.key_bits = 2048;
+		c.cert.sig_alg = (char *)(uintptr_t)"sha256WithRSAEncryption";
+		c.cert.key_roca = n == 2;
+		if (cf_store_cert_insert(fx->store, &c.cert, NULL, 0, false, &fx_actor, &err) != 0)
+			fail_msg("cert_insert: %s", err.msg);
+	}
+	for (n = 1; n <= 3; n++) {
+		fx_cert_init(&c, n, CA, "a", ACT, 30);
+		assert_int_equal(cf_store_cert_get(fx->store, &got, c.id, &err), 0);
+		assert_int_equal(got.key_roca, n == 2);
+		cf_store_cert_clear(&got);
+	}
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(cf_store_cert_scan(fx->store, -1, false, roca_scan_cb, &s, &err), 0);
+	assert_int_equal(s.n, 3);
+	assert_false(roca_of(&s, 1));
+	assert_true(roca_of(&s, 2));
+	assert_false(roca_of(&s, 3));
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(cf_store_cert_list(fx->store, &filter, roca_list_cb, &s, &err), 0);
+	assert_int_equal(s.n, 3);
+	assert_false(roca_of(&s, 1));
+	assert_true(roca_of(&s, 2));
+	assert_false(roca_of(&s, 3));
+	fx_verify_ok(fx);
+}
+
+/*
+ * cf_store_cert_get_by_serial(): the certificate a CA issued with a serial,
+ * the CA being part of the key; serials only in the registry's own form.
+ */
+static void
+test_store_store__cert_get_by_serial(void **state)
+{
+	static const char serial40[] = "fedcba9876543210fedcba9876543210fedcba98";
+	static const char *const malformed[] = {
+		"0ff", "FF", "", "00", "fg", "ff ", "-1",
+		"1fedcba9876543210fedcba9876543210fedcba98", /* 41 digits */
+	};
+	struct fixture *fx = *state;
+	struct fx_cert c;
+	cf_store_cert got;
+	cf_err err = CF_ERR_INIT;
+	char id[65];
+	size_t i;
+
+	fx_add_ca(fx, CA);
+	fx_add_ca(fx, "int-2");
+	fx_add_thing(fx, "a");
+	fx_cert_init(&c, 1, CA, "a", ACT, 30);
+	snprintf(c.serial, sizeof(c.serial), "ff");
+	assert_int_equal(cf_store_cert_insert(fx->store, &c.cert, NULL, 0, false, &fx_actor, &err),
+			 0);
+	/* The same serial under another CA is another certificate. */
+	fx_cert_init(&c, 2, "int-2", "a", ACT, 30);
+	snprintf(c.serial, sizeof(c.serial), "ff");
+	assert_int_equal(cf_store_cert_insert(fx->store, &c.cert, NULL, 0, false, &fx_actor, &err),
+			 0);
+	fx_cert_init(&c, 3, CA, "a", ACT, 30);
+	c.cert.serial = (char *)(uintptr_t)serial40;
+	assert_int_equal(cf_store_cert_insert(fx->store, &c.cert, NULL, 0, false, &fx_actor, &err),
+			 0);
+
+	assert_int_equal(cf_store_cert_get_by_serial(fx->store, &got, CA, "ff", &err), 0);
+	fx_id(id, 1);
+	assert_string_equal(got.id, id);
+	assert_string_equal(got.ca, CA);
+	assert_string_equal(got.serial, "ff");
+	assert_string_equal(got.thing, "a");
+	assert_int_equal(got.status, ACT);
+	cf_store_cert_clear(&got);
+	assert_int_equal(cf_store_cert_get_by_serial(fx->store, &got, "int-2", "ff", &err), 0);
+	fx_id(id, 2);
+	assert_string_equal(got.id, id);
+	assert_string_equal(got.ca, "int-2");
+	cf_store_cert_clear(&got);
+	assert_int_equal(cf_store_cert_get_by_serial(fx->store, &got, CA, serial40, &err), 0);
+	fx_id(id, 3);
+	assert_string_equal(got.id, id);
+	cf_store_cert_clear(&got);
+
+	/* Unknown: the serial under a CA that did not issue it, an unknown CA, serial "0". */
+	assert_int_equal(cf_store_cert_get_by_serial(fx->store, &got, "int-2", serial40, &err),
+			 CF_ENOTFOUND);
+	assert_int_equal(cf_store_cert_get_by_serial(fx->store, &got, "int-3", "ff", &err),
+			 CF_ENOTFOUND);
+	assert_int_equal(cf_store_cert_get_by_serial(fx->store, &got, CA, "fe", &err), CF_ENOTFOUND);
+	assert_int_equal(cf_store_cert_get_by_serial(fx->store, &got, CA, "0", &err), CF_ENOTFOUND);
+	assert_null(got.id);
+
+	/* Deleted certificates are found too, with deleted_at. */
+	fx_id(id, 1);
+	assert_int_equal(cf_store_cert_transition(fx->store, id, INA, NULL, &fx_actor, &err), 0);
+	assert_int_equal(cf_store_cert_delete(fx->store, id, &fx_actor, &err), 0);
+	assert_int_equal(cf_store_cert_get_by_serial(fx->store, &got, CA, "ff", &err), 0);
+	assert_string_equal(got.id, id);
+	assert_true(got.deleted_at != 0);
+	assert_int_equal(got.status, INA);
+	cf_store_cert_clear(&got);
+
+	/* Not the registry's form: a leading zero, uppercase, empty, over 40 digits. */
+	for (i = 0; i < CF_ARRAY_LEN(malformed); i++) {
+		err = (cf_err)CF_ERR_INIT;
+		if (cf_store_cert_get_by_serial(fx->store, &got, CA, malformed[i], &err) !=
+		    CF_EINVAL)
+			fail_msg("serial '%s': want CF_EINVAL", malformed[i]);
+		assert_int_equal(err.code, CF_EINVAL);
+	}
+	assert_int_equal(cf_store_cert_get_by_serial(fx->store, &got, CA, NULL, &err), CF_EINVAL);
+	assert_int_equal(cf_store_cert_get_by_serial(fx->store, &got, NULL, "ff", &err), CF_EINVAL);
+	assert_int_equal(cf_store_cert_get_by_serial(NULL, &got, CA, "ff", &err), CF_EINVAL);
+	assert_int_equal(cf_store_cert_get_by_serial(fx->store, NULL, CA, "ff", &err), CF_EINVAL);
+}
+
+/* cf_store_events_verify_chain() and its count for anchor; returns the head it verified. */
+static cf_store_event_anchor
+chain_ok(struct fixture *fx, const cf_store_event_anchor *anchor, int64_t want_count)
+{
+	cf_store_event_anchor head;
+	int64_t count = -1, bad = -1;
+	cf_err err = CF_ERR_INIT;
+
+	memset(&head, 0x55, sizeof(head));
+	if (cf_store_events_verify_chain(fx->store, anchor, &head, &count, &bad, &err) != 0)
+		fail_msg("verify_chain: %s (bad seq %lld)", err.msg, (long long)bad);
+	assert_int_equal(bad, 0);
+	assert_int_equal(count, want_count);
+	return head;
+}
+
+/*
+ * The chain walked from an anchor: the whole chain without one, from the
+ * anchor's event to the head with one, the verified head handed back; an
+ * anchor the log does not hold, or a malformed one, refused.
+ */
+static void
+test_store_store__events_verify_chain(void **state)
+{
+	struct fixture *fx = *state;
+	cf_store_event_anchor head, a, mid, b;
+	int64_t count = -1, bad = -1, seq = 0;
+	char hash[65];
+	cf_err err = CF_ERR_INIT;
+
+	/* An empty log: nothing walked, the genesis head; seq 0 with it is an anchor too. */
+	head = chain_ok(fx, NULL, 0);
+	assert_int_equal(head.seq, 0);
+	assert_int_equal(strspn(head.hash, "0"), 64);
+	chain_ok(fx, &head, 0);
+
+	fx_add_ca(fx, CA);
+	fx_add_thing(fx, "a");
+	fx_add_thing(fx, "b");
+	assert_int_equal(cf_store_events_head(fx->store, &mid.seq, mid.hash, &err), 0);
+	assert_int_equal(mid.seq, 3);
+	fx_add_cert(fx, 1, CA, "a", ACT, 30);
+	fx_add_cert(fx, 2, CA, "b", ACT, 30);
+	fx_add_thing(fx, "c");
+	assert_int_equal(cf_store_events_head(fx->store, &seq, hash, &err), 0);
+	assert_int_equal(seq, 6);
+
+	/* No anchor: every event, and the head is cf_store_events_head()'s. */
+	head = chain_ok(fx, NULL, 6);
+	assert_int_equal(head.seq, seq);
+	assert_string_equal(head.hash, hash);
+	/* NULL head is allowed. */
+	assert_int_equal(cf_store_events_verify_chain(fx->store, NULL, NULL, &count, &bad, &err), 0);
+	assert_int_equal(count, 6);
+	/* The head as anchor: its own event only. */
+	a = head;
+	head = chain_ok(fx, &a, 1);
+	assert_int_equal(head.seq, 6);
+	assert_string_equal(head.hash, hash);
+	/* An anchor in the middle: from it to the head, head - anchor + 1 events. */
+	head = chain_ok(fx, &mid, 6 - 3 + 1);
+	assert_int_equal(head.seq, 6);
+	assert_string_equal(head.hash, hash);
+	/* The first event, and seq 0 with the genesis hash: the whole chain. */
+	assert_int_equal(cf_store_events_head(fx->store, &b.seq, b.hash, &err), 0);
+	b.seq = 0;
+	memset(b.hash, '0', 64);
+	b.hash[64] = '\0';
+	chain_ok(fx, &b, 6);
+	/* The log grows; an older head stays a good anchor. */
+	fx_add_thing(fx, "d");
+	head = chain_ok(fx, &a, 2);
+	assert_int_equal(head.seq, 7);
+
+	/* An anchor with another hash: the log does not hold it. */
+	b = mid;
+	b.hash[63] = b.hash[63] == 'a' ? 'b' : 'a';
+	memset(&head, 0x55, sizeof(head));
+	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, &head, &count, &bad, &err),
+			 CF_EINTEGRITY);
+	assert_int_equal(bad, 3);
+	assert_contains(err.msg, "differs from the anchor");
+	assert_int_equal(head.seq, 0); /* no head vouched for */
+	/* seq 0 with another hash than the genesis one. */
+	b.seq = 0;
+	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, &head, &count, &bad, &err),
+			 CF_EINTEGRITY);
+	/* An anchor past the end of the log. */
+	b = a;
+	b.seq = 8;
+	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, &head, &count, &bad, &err),
+			 CF_EINTEGRITY);
+	assert_int_equal(bad, 8);
+	assert_contains(err.msg, "before the anchor");
+
+	/* Malformed anchors, and missing outputs, are the caller's mistake. */
+	b = a;
+	b.seq = -1;
+	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, &head, &count, &bad, &err),
+			 CF_EINVAL);
+	b = a;
+	b.hash[10] = 'A';
+	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, &head, &count, &bad, &err),
+			 CF_EINVAL);
+	b = a;
+	b.hash[63] = '\0';
+	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, &head, &count, &bad, &err),
+			 CF_EINVAL);
+	assert_int_equal(cf_store_events_verify_chain(fx->store, &a, &head, NULL, &bad, &err),
+			 CF_EINVAL);
+	assert_int_equal(cf_store_events_verify_chain(fx->store, &a, &head, &count, NULL, &err),
+			 CF_EINVAL);
+	assert_int_equal(cf_store_events_verify_chain(NULL, &a, &head, &count, &bad, &err),
+			 CF_EINVAL);
+}
+
 int
 test_store_run(void)
 {
@@ -775,6 +1065,12 @@ test_store_run(void)
 		cmocka_unit_test_setup_teardown(test_store_store__regcode_once, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_store__events_list_and_verify, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_store__cert_key_roca, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_store__cert_get_by_serial, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_store_store__events_verify_chain, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_store_store__events_head_anchor, fx_setup,
 						fx_teardown),
