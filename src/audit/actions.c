@@ -358,17 +358,6 @@ cf_audit_finding_find(cf_audit_finding_ref *out, cf_store *store, int64_t run_id
 
 /* ---- bindings ------------------------------------------------------------------ */
 
-static int
-check_index(const char *name, size_t len)
-{
-	const cf_audit_check_info *c;
-	size_t i;
-
-	for (i = 0; (c = cf_audit_check_at(i)) != NULL; i++)
-		if (strlen(c->name) == len && strncmp(c->name, name, len) == 0)
-			return (int)i;
-	return -1;
-}
 
 /* What the findings of a check name, and what an action takes: resource kinds. */
 enum {
@@ -475,7 +464,7 @@ cf_audit_bindings_parse(cf_audit_bindings *out, const char *text, cf_err *err)
 					  (int)(end - item), item);
 		clen = (size_t)(colon - item);
 		check = trim_span(item, &clen);
-		ci = check_index(check, clen);
+		ci = cf_audit__check_index(check, clen);
 		if (ci < 0)
 			return cf_err_set(err, CF_EINVAL, NULL, "audit_actions: unknown check '%.*s'",
 					  (int)clen, check);

@@ -47,13 +47,14 @@ cf_audit_check_at(size_t i)
 	return i < CF_AUDIT__COUNT ? &cf_audit__checks[i] : NULL;
 }
 
-static int
-check_index(const char *name)
+int
+cf_audit__check_index(const char *name, size_t len)
 {
 	int i;
 
 	for (i = 0; name != NULL && i < CF_AUDIT__COUNT; i++)
-		if (strcmp(cf_audit__checks[i].name, name) == 0)
+		if (strlen(cf_audit__checks[i].name) == len &&
+		    strncmp(cf_audit__checks[i].name, name, len) == 0)
 			return i;
 	return -1;
 }
@@ -61,9 +62,47 @@ check_index(const char *name)
 const cf_audit_check_info *
 cf_audit_check_find(const char *name)
 {
-	int i = check_index(name);
+	int i = name != NULL ? cf_audit__check_index(name, strlen(name)) : -1;
 
 	return i >= 0 ? &cf_audit__checks[i] : NULL;
+}
+
+int
+cf_audit_checks_parse(const char **names, size_t *n, const char *text, cf_err *err)
+{
+	const char *p = text != NULL ? text : "", *end, *item;
+	size_t len;
+	int i;
+
+	*n = 0;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (strcmp(p, "all") == 0)
+		return CF_OK;
+	for (;;) {
+		end = strchr(p, ',');
+		len = end != NULL ? (size_t)(end - p) : strlen(p);
+		item = p;
+		while (len > 0 && (*item == ' ' || *item == '\t')) {
+			item++;
+			len--;
+		}
+		while (len > 0 && (item[len - 1] == ' ' || item[len - 1] == '\t'))
+			len--;
+		i = cf_audit__check_index(item, len);
+		if (i < 0)
+			return cf_err_set(err, CF_EINVAL, NULL,
+					  "audit_checks: '%.*s' is not a check ('all' or check "
+					  "names separated by commas)",
+					  (int)len, item);
+		if (*n == CF_AUDIT__COUNT)
+			return cf_err_set(err, CF_EINVAL, NULL, "audit_checks: a check named twice");
+		names[(*n)++] = cf_audit__checks[i].name;
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	return CF_OK;
 }
 
 static void
@@ -229,9 +268,11 @@ summary_json(const cf_audit_summary *sum)
 	json_object_set_new(o, "elapsedMs", json_integer(sum->elapsed_ms));
 	if (sum->events_verified)
 		json_object_set_new(o, "eventsHead",
-				    json_pack("{s:I, s:s, s:I, s:I}", "seq",
+				    json_pack("{s:I, s:s, s:I, s:s, s:I, s:I}", "seq",
 					      (json_int_t)sum->events_head.seq, "hash",
-					      sum->events_head.hash, "fullAt",
+					      sum->events_head.hash, "sweepSeq",
+					      (json_int_t)sum->events_sweep.seq, "sweepHash",
+					      sum->events_sweep.hash, "fullAt",
 					      (json_int_t)sum->events_full_at, "checked",
 					      (json_int_t)sum->events_checked));
 	text = json_dumps(o, JSON_COMPACT);
@@ -337,7 +378,7 @@ cf_audit_run(int64_t *run_out, cf_audit_summary *summary, cf_store *store,
 	if (run == NULL)
 		return cf_err_set(err, CF_ENOMEM, NULL, "audit run");
 	for (i = 0; i < n; i++) {
-		idx = check_index(checks[i]);
+		idx = checks[i] != NULL ? cf_audit__check_index(checks[i], strlen(checks[i])) : -1;
 		if (idx < 0) {
 			rc = cf_err_set(err, CF_EINVAL, "UNKNOWN_CHECK", "unknown check '%.64s'",
 					checks[i] != NULL ? checks[i] : "(null)");

@@ -37,9 +37,9 @@ typedef struct cf_audit_config {
 	const char *const *crl_files;
 	size_t ncrl_files;
 	bool notifier_configured;     /* LOGGING_DISABLED_CHECK: a notifier is set up, false */
-	int64_t events_full_every;    /* LOGGING_DISABLED_CHECK: seconds between walks of the
-					 whole chain (between them, from the last verified
-					 head on), 7 days */
+	int64_t events_full_every;    /* LOGGING_DISABLED_CHECK: seconds a sweep of the
+					 whole chain takes, a share of it each run (0:
+					 every run walks it all), 7 days */
 } cf_audit_config;
 
 /* Fill cfg with the defaults above. */
@@ -59,6 +59,14 @@ const cf_audit_check_info *cf_audit_check_at(size_t i);
 /* The check named name (exactly, upper case), or NULL. Borrowed, static. */
 const cf_audit_check_info *cf_audit_check_find(const char *name);
 
+/*
+ * The audit_checks config value: "all" (*n = 0: every check) or check names
+ * separated by commas, into names (static strings, CF_AUDIT_CHECKS_MAX of
+ * room). CF_EINVAL naming what is wrong; a name given twice is left to
+ * cf_audit_run() to refuse.
+ */
+int cf_audit_checks_parse(const char **names, size_t *n, const char *text, cf_err *err);
+
 /* The most checks of the table (an upper bound for the summary's arrays). */
 #define CF_AUDIT_CHECKS_MAX 16
 
@@ -73,10 +81,15 @@ typedef struct cf_audit_summary {
 	int64_t by_check[CF_AUDIT_CHECKS_MAX];    /* indexed like cf_audit_check_at() */
 	bool ran[CF_AUDIT_CHECKS_MAX];            /* the check was part of the run */
 	int64_t elapsed_ms;
-	/* LOGGING_DISABLED_CHECK: the chain head it verified, kept as the next run's anchor */
+	/*
+	 * LOGGING_DISABLED_CHECK's record for the next run: the head the run
+	 * reached from the last one's, and where its sweep of the older events
+	 * stopped (the genesis once a sweep reached the head).
+	 */
 	bool events_verified;
 	cf_store_event_anchor events_head;
-	int64_t events_full_at; /* when the whole chain was last walked */
+	cf_store_event_anchor events_sweep;
+	int64_t events_full_at; /* when a sweep last reached the head, 0: never */
 	int64_t events_checked; /* events walked by this run */
 } cf_audit_summary;
 
@@ -257,6 +270,7 @@ typedef struct cf_audit_applied {
 	size_t changed;         /* of which changed something */
 	size_t failed;          /* of which failed (each told to cb, and the run goes on) */
 	size_t skipped_service; /* ROTATE skipped: the thing is a service principal */
+	size_t skipped_expired; /* ROTATE skipped: the certificate expired (re-provision) */
 	size_t left;            /* findings left for the next run (over CF_AUDIT_APPLY_MAX) */
 } cf_audit_applied;
 

@@ -86,6 +86,11 @@ typedef struct cf_audit__run {
 /* The table of checks. */
 extern const cf_audit_check_info cf_audit__checks[CF_AUDIT__COUNT];
 
+_Static_assert(CF_AUDIT__COUNT <= CF_AUDIT_CHECKS_MAX, "raise CF_AUDIT_CHECKS_MAX");
+
+/* The index in the table of the check named by name[0, len), or -1. */
+int cf_audit__check_index(const char *name, size_t len);
+
 /*
  * Queue a finding of check on resource (copied) with reason (static) and
  * detail (stolen, may be NULL), writing the batch when it is full.

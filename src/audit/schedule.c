@@ -8,7 +8,7 @@
  * same time again: a run missed while nobody was up is due at once, and a
  * run that already happened is not done twice.
  */
-#include "audit/audit.h"
+#include "audit/audit_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,43 +184,59 @@ struct todo {
 	size_t n, cap;
 	const cf_audit_bindings *b;
 	cf_store *store;
-	size_t left;
+	size_t left, expired, service;
 	bool oom;
 };
 
-static int
-check_idx(const char *name)
-{
-	const cf_audit_check_info *c;
-	size_t i;
 
-	for (i = 0; (c = cf_audit_check_at(i)) != NULL; i++)
-		if (strcmp(c->name, name) == 0)
-			return (int)i;
-	return -1;
-}
+/* Whether ROTATE has something to do for a finding, or why not. */
+enum rotate_skip { ROTATE_GO = 0, ROTATE_OPEN, ROTATE_EXPIRED, ROTATE_SERVICE };
 
 /*
- * Whether the thing a finding's cert:ID names is being rotated already:
- * then a ROTATE binding has nothing to do, and the finding must not take
- * a place under CF_AUDIT_APPLY_MAX from one that has.
+ * Decided before a finding takes one of the CF_AUDIT_APPLY_MAX places, so
+ * that those go to findings an action can change: the thing (thing:NAME, or
+ * cert:ID's thing) is being rotated already, the certificate has expired
+ * (its device cannot connect to be rotated), or the thing is a service
+ * principal.
  */
-static bool
-rotating(cf_store *store, const char *resource)
+static enum rotate_skip
+rotate_skip(cf_store *store, const char *resource)
 {
+	enum rotate_skip why = ROTATE_GO;
 	cf_store_rotation rot;
 	cf_store_cert cert;
-	bool open = false;
+	const char *thing = NULL;
+	bool svc = false;
 
-	if (strncmp(resource, "cert:", 5) != 0 ||
-	    cf_store_cert_get(store, &cert, resource + 5, NULL) != CF_OK)
-		return false;
-	if (cert.thing != NULL && cf_store_rotation_get_open(store, &rot, cert.thing, NULL) == CF_OK) {
-		open = true;
+	memset(&cert, 0, sizeof(cert));
+	if (strncmp(resource, "thing:", 6) == 0)
+		thing = resource + 6;
+	else if (strncmp(resource, "cert:", 5) == 0 &&
+		 cf_store_cert_get(store, &cert, resource + 5, NULL) == CF_OK)
+		thing = cert.thing;
+	if (cert.id != NULL && cert.not_after <= cf_store_now(store))
+		why = ROTATE_EXPIRED;
+	else if (thing != NULL && cf_store_rotation_get_open(store, &rot, thing, NULL) == CF_OK) {
+		why = ROTATE_OPEN;
 		cf_store_rotation_clear(&rot);
+	} else if (thing != NULL && cf_store_thing_is_service(store, &svc, thing, NULL) == CF_OK &&
+		   svc) {
+		why = ROTATE_SERVICE;
 	}
 	cf_store_cert_clear(&cert);
-	return open;
+	return why;
+}
+
+/* Whether an action bound to check ci fits resource. */
+static bool
+some_action_fits(unsigned int actions, const char *resource)
+{
+	unsigned int a;
+
+	for (a = 0; a < CF_AUDIT_ACTION_COUNT; a++)
+		if ((actions & (1u << a)) != 0 && cf_audit_action_fits((cf_audit_action)a, resource))
+			return true;
+	return false;
 }
 
 static int
@@ -232,12 +248,23 @@ todo_cb(const cf_store_finding *f, void *payload)
 
 	if (f->state == CF_FINDING_RESOLVED || f->suppressed)
 		return 0;
-	ci = check_idx(f->check);
-	if (ci < 0 || ci >= CF_AUDIT_CHECKS_MAX || t->b->actions[ci] == 0)
+	ci = cf_audit__check_index(f->check, strlen(f->check));
+	if (ci < 0 || ci >= CF_AUDIT_CHECKS_MAX || !some_action_fits(t->b->actions[ci], f->resource))
 		return 0;
-	if (t->b->actions[ci] == 1u << CF_AUDIT_ROTATE_DEVICE_CERTIFICATE &&
-	    rotating(t->store, f->resource))
-		return 0;
+	if (t->b->actions[ci] == 1u << CF_AUDIT_ROTATE_DEVICE_CERTIFICATE) {
+		switch (rotate_skip(t->store, f->resource)) {
+		case ROTATE_GO:
+			break;
+		case ROTATE_OPEN:
+			return 0; /* the next run finds it OPEN, or RESOLVED */
+		case ROTATE_EXPIRED:
+			t->expired++;
+			return 0;
+		case ROTATE_SERVICE:
+			t->service++;
+			return 0;
+		}
+	}
 	if (t->n == CF_AUDIT_APPLY_MAX) {
 		t->left++;
 		return 0;
@@ -269,27 +296,17 @@ static bool
 is_service(cf_store *store, const char *resource)
 {
 	cf_store_cert cert;
-	cf_store_thing thing;
-	const char *name = NULL, *role;
-	json_t *attrs = NULL;
+	const char *name = NULL;
 	bool svc = false;
-	cf_err err = CF_ERR_INIT;
 
 	memset(&cert, 0, sizeof(cert));
-	memset(&thing, 0, sizeof(thing));
 	if (strncmp(resource, "thing:", 6) == 0)
 		name = resource + 6;
 	else if (strncmp(resource, "cert:", 5) == 0 &&
-		 cf_store_cert_get(store, &cert, resource + 5, &err) == CF_OK)
+		 cf_store_cert_get(store, &cert, resource + 5, NULL) == CF_OK)
 		name = cert.thing;
-	if (name != NULL && cf_store_thing_get(store, &thing, name, &err) == CF_OK &&
-	    thing.attributes != NULL) {
-		attrs = json_loads(thing.attributes, 0, NULL);
-		role = json_string_value(json_object_get(attrs, "role"));
-		svc = role != NULL && strcmp(role, "service") == 0;
-	}
-	json_decref(attrs);
-	cf_store_thing_clear(&thing);
+	if (name != NULL && cf_store_thing_is_service(store, &svc, name, NULL) != CF_OK)
+		svc = false;
 	cf_store_cert_clear(&cert);
 	return svc;
 }
@@ -318,9 +335,11 @@ cf_audit_apply_bindings(cf_audit_applied *out, cf_store *store, struct cf_rotati
 		goto out;
 	out->findings = t.n;
 	out->left = t.left;
+	out->skipped_expired = t.expired;
+	out->skipped_service = t.service;
 	for (i = 0; i < t.n; i++) {
 		cf_audit_finding_ref *r = &t.items[i];
-		int ci = check_idx(r->check);
+		int ci = cf_audit__check_index(r->check, strlen(r->check));
 
 		r->finding.run_id = r->run_id;
 		r->finding.finding_id = r->finding_id;

@@ -20,7 +20,8 @@ typedef enum {
 	KEY_TOPIC_OPT, /* a KEY_TOPIC, or "" */
 	KEY_SCHEDULE,  /* cf_audit_schedule_parse() */
 	KEY_ACTIONS,   /* cf_audit_bindings_parse() */
-	KEY_PATHS      /* "", or file paths separated by commas */
+	KEY_PATHS,     /* "", or file paths separated by commas */
+	KEY_CHECKS     /* cf_audit_checks_parse() */
 } key_type;
 
 struct key_desc {
@@ -43,6 +44,7 @@ struct key_desc {
 #define SCHEDULE(field) KEY_SCHEDULE, offsetof(cf_config, field)
 #define ACTIONS(field) KEY_ACTIONS, offsetof(cf_config, field)
 #define PATHS(field) KEY_PATHS, offsetof(cf_config, field)
+#define CHECKS(field) KEY_CHECKS, offsetof(cf_config, field)
 
 static const struct key_desc keys[] = {
 	{ "store", STR(store), "sqlite:registry.db", 0, 0, NULL,
@@ -118,6 +120,8 @@ static const struct key_desc keys[] = {
 	  "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK: CRL files (PEM or DER, comma-separated, relative to the data dir) of CAs in the registry" },
 	{ "audit_events_full_every", DUR(audit_events_full_every), "7d", 0, 3650 * 86400, NULL,
 	  "LOGGING_DISABLED_CHECK: the whole event chain is verified this often, in between from the head the last audit verified (0: every run)" },
+	{ "audit_checks", CHECKS(audit_checks), "all", 0, 0, NULL,
+	  "the checks certfleetd's scheduled runs run: all, or check names separated by commas" },
 	{ "audit_schedule", SCHEDULE(audit_schedule), "daily", 0, 0, NULL,
 	  "certfleetd runs every audit check: off, daily, weekly, monthly, daily@HH:MM (UTC) or an interval such as 6h" },
 	{ "audit_actions", ACTIONS(audit_actions), CF_AUDIT_ACTIONS_DEFAULT, 0, 0, NULL,
@@ -309,6 +313,17 @@ key_set(cf_config *cfg, const struct key_desc *k, const char *text, char *why, s
 		cf_err err = CF_ERR_INIT;
 
 		if (cf_audit_bindings_parse(&b, text, &err) != CF_OK) {
+			snprintf(why, why_len, "%.150s", err.msg);
+			return CF_EINVAL;
+		}
+		break;
+	}
+	case KEY_CHECKS: {
+		const char *names[CF_AUDIT_CHECKS_MAX];
+		cf_err err = CF_ERR_INIT;
+		size_t n;
+
+		if (cf_audit_checks_parse(names, &n, text, &err) != CF_OK) {
 			snprintf(why, why_len, "%.150s", err.msg);
 			return CF_EINVAL;
 		}
@@ -578,6 +593,7 @@ cf_config_dump(const cf_config *cfg, FILE *fp)
 		case KEY_SCHEDULE:
 		case KEY_ACTIONS:
 		case KEY_PATHS:
+		case KEY_CHECKS:
 			memcpy(&str, base, sizeof(str));
 			fprintf(fp, "%s = %s\n", k->name, str);
 			break;

@@ -55,6 +55,7 @@ typedef struct cf_config {
 	int64_t audit_rotation_failures;
 	int64_t audit_shared_window; /* seconds */
 	char *audit_crl_files;       /* "" or comma-separated CRL paths */
+	char *audit_checks;          /* cf_audit_checks_parse(): "all" or names */
 	int64_t audit_events_full_every; /* seconds */
 	char *audit_schedule;     /* cf_audit_schedule_parse() */
 	char *audit_actions;      /* cf_audit_bindings_parse() */

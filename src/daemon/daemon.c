@@ -246,8 +246,9 @@ rotation_timers(cf_daemon *d)
 
 /* ---- scheduled audits -------------------------------------------------- */
 
-/* A scheduled run that failed is tried again this many seconds later. */
-#define AUDIT_RETRY_S 300
+/* A scheduled run that failed is tried again this many seconds later at most, and at least. */
+#define AUDIT_RETRY_S     300
+#define AUDIT_RETRY_MIN_S 60
 
 /* The actor of everything a scheduled audit changes (with why naming the finding). */
 #define AUDIT_ACTOR "audit"
@@ -289,14 +290,14 @@ notify_log(cf_daemon *d, const struct audit_notice *n, cf_err *err)
 	(void)d;
 	(void)err;
 	cf_log_info("event=audit_run run=%lld findings=%lld critical=%lld high=%lld medium=%lld "
-		    "low=%lld acted=%zu changed=%zu failed=%zu left=%zu elapsed_ms=%lld",
+		    "low=%lld acted=%zu changed=%zu failed=%zu left=%zu expired=%zu elapsed_ms=%lld",
 		    (long long)n->run_id, (long long)s->findings,
 		    (long long)s->by_severity[CF_SEVERITY_CRITICAL],
 		    (long long)s->by_severity[CF_SEVERITY_HIGH],
 		    (long long)s->by_severity[CF_SEVERITY_MEDIUM],
 		    (long long)s->by_severity[CF_SEVERITY_LOW], n->applied->findings,
 		    n->applied->changed, n->applied->failed, n->applied->left,
-		    (long long)s->elapsed_ms);
+		    n->applied->skipped_expired, (long long)s->elapsed_ms);
 	return CF_OK;
 }
 
@@ -310,20 +311,29 @@ mqtt_enabled(const cf_daemon *d)
 static json_t *
 audit_notice_json(const struct audit_notice *n)
 {
-	json_t *sev;
+	json_t *sev, *o;
 	int i;
 
 	sev = json_object();
 	for (i = 0; i < 4; i++)
 		json_object_set_new(sev, cf_audit_severity_name((cf_audit_severity)i),
 				    json_integer(n->sum->by_severity[i]));
-	return json_pack("{s:I, s:I, s:s, s:I, s:o, s:O, s:b, s:I, s:I, s:I, s:O}", "runId",
+	o = json_pack("{s:I, s:I, s:s, s:I, s:o, s:O, s:b, s:I, s:I, s:I, s:O}", "runId",
 			(json_int_t)n->run_id, "time", (json_int_t)n->time, "trigger",
 			"SCHEDULED", "findings", (json_int_t)n->sum->findings, "bySeverity", sev,
 			"newFindings", n->fresh, "moreNewFindings", n->more, "acted",
 			(json_int_t)n->applied->findings, "changed",
 			(json_int_t)n->applied->changed, "failed", (json_int_t)n->applied->failed,
 			"findingsActedOn", n->acted);
+	/*
+	 * The event chain's head the run verified: kept by the receiver, it is
+	 * an anchor outside the registry (`certfleet events verify --anchor`).
+	 */
+	if (o != NULL && n->sum->events_verified)
+		json_object_set_new(o, "eventsHead",
+				    json_pack("{s:I, s:s}", "seq", (json_int_t)n->sum->events_head.seq,
+					      "hash", n->sum->events_head.hash));
+	return o;
 }
 
 /* Into the outbox: committed first, published by the loop like every other row. */
@@ -492,6 +502,8 @@ audit_plan(cf_daemon *d, int64_t now)
 static void
 audit_scheduled(cf_daemon *d, int64_t now)
 {
+	const char *checks[CF_AUDIT_CHECKS_MAX];
+	size_t nchecks = 0;
 	cf_config_audit acfg;
 	cf_audit_summary sum;
 	cf_audit_bindings b;
@@ -504,10 +516,12 @@ audit_scheduled(cf_daemon *d, int64_t now)
 	int rc;
 
 	memset(&sum, 0, sizeof(sum));
-	rc = cf_config_audit_get(&acfg, &d->cfg, &err);
+	rc = cf_audit_checks_parse(checks, &nchecks, d->cfg.audit_checks, &err);
+	if (rc == CF_OK)
+		rc = cf_config_audit_get(&acfg, &d->cfg, &err);
 	if (rc == CF_OK) {
-		rc = cf_audit_run(&run, &sum, d->store, &acfg.audit, CF_AUDIT_SCHEDULED, NULL, 0,
-				  now, &err);
+		rc = cf_audit_run(&run, &sum, d->store, &acfg.audit, CF_AUDIT_SCHEDULED, checks,
+				  nchecks, now, &err);
 		cf_config_audit_clear(&acfg);
 	}
 	if (rc != CF_OK) {
@@ -520,6 +534,9 @@ audit_scheduled(cf_daemon *d, int64_t now)
 		audit_plan(d, cf_time_now());
 		if (d->audit_next > now + AUDIT_RETRY_S)
 			d->audit_next = now + AUDIT_RETRY_S;
+		/* An overdue slot (no run recorded) is not retried on every tick. */
+		if (d->audit_next < now + AUDIT_RETRY_MIN_S)
+			d->audit_next = now + AUDIT_RETRY_MIN_S;
 		return;
 	}
 	memset(&applied, 0, sizeof(applied));
@@ -573,6 +590,15 @@ audit_timer(cf_daemon *d)
 		else if (n > 0)
 			cf_log_warn("event=audit_runs_interrupted count=%zu", n);
 		audit_plan(d, now);
+		if (d->audit_next == INT64_MAX) {
+			cf_log_info("event=audit_planned next=off");
+		} else {
+			char when[CF_TIME_BUF];
+
+			cf_log_info("event=audit_planned next=%s in_s=%lld",
+				    cf_time_format(when, d->audit_next),
+				    (long long)(d->audit_next - now));
+		}
 	}
 	if (now >= d->audit_next)
 		audit_scheduled(d, now);

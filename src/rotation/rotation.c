@@ -777,27 +777,6 @@ cands_collect(cf_rotation_engine *eng, struct cands *c, const cf_rotation_select
 	return CF_OK;
 }
 
-/* A service principal: the thing's attribute role is "service". */
-static int
-is_service(cf_rotation_engine *eng, bool *out, const char *thing, cf_err *err)
-{
-	cf_store_thing rec;
-	json_t *attrs;
-	const char *role;
-	int rc;
-
-	*out = false;
-	memset(&rec, 0, sizeof(rec));
-	rc = cf_store_thing_get(eng->store, &rec, thing, err);
-	if (rc != CF_OK)
-		return rc;
-	attrs = json_loads(rec.attributes != NULL ? rec.attributes : "{}", 0, NULL);
-	role = json_string_value(json_object_get(attrs, "role"));
-	*out = role != NULL && strcmp(role, "service") == 0;
-	json_decref(attrs);
-	cf_store_thing_clear(&rec);
-	return CF_OK;
-}
 
 /* Start one candidate's rotation and count what happened; CF_OK unless the store failed. */
 static int
@@ -809,7 +788,7 @@ start_cand(cf_rotation_engine *eng, cf_rotation_bulk *out, const struct cand *c,
 	bool service = false;
 	int rc;
 
-	rc = is_service(eng, &service, c->thing, &e);
+	rc = cf_store_thing_is_service(eng->store, &service, c->thing, &e);
 	if (rc == CF_OK && service) {
 		out->skipped_service++;
 		return CF_OK;

@@ -471,7 +471,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_ATTACH] = "INSERT INTO cert_policies (cert_id, policy) VALUES (?1, ?2)",
 	[ST_DETACH] = "DELETE FROM cert_policies WHERE cert_id = ?1 AND policy = ?2",
 	[ST_EVENTS_ALL] = "SELECT " EVENT_COLS " FROM events ORDER BY seq",
-	[ST_EVENTS_FROM] = "SELECT " EVENT_COLS " FROM events WHERE seq >= ?1 ORDER BY seq",
+	[ST_EVENTS_FROM] = "SELECT " EVENT_COLS " FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
 	[ST_CERTS_ALL] = "SELECT id, status, change_seq, deleted_at FROM certs",
 	/* The primary key's order: grouped by certificate without a sort. */
 	[ST_LINKS_ALL] = "SELECT cert_id, policy FROM cert_policies ORDER BY cert_id",
@@ -2614,10 +2614,12 @@ sq_cert_scan(cf_store *store, const char *policy, int status, bool include_delet
 	/*
 	 * With a policy, from its attachments: one pass over cert_policies (no
 	 * index on the policy side) and a lookup per attached certificate.
+	 * CROSS JOIN keeps that order: left to itself the planner starts from
+	 * the status index and visits every ACTIVE certificate.
 	 */
 	snprintf(sql, sizeof(sql),
 		 "SELECT " FACTS_COLS " FROM %s WHERE 1%s%s%s",
-		 (mask & 4u) ? "cert_policies p JOIN certs c ON c.id = p.cert_id"
+		 (mask & 4u) ? "cert_policies p CROSS JOIN certs c ON c.id = p.cert_id"
 			     : "certs c NOT INDEXED",
 		 (mask & 1u) ? " AND c.status = ?1" : "", (mask & 2u) ? " AND c.deleted_at = 0" : "",
 		 (mask & 4u) ? " AND p.policy = ?2" : "");
@@ -3042,16 +3044,20 @@ sq_events_head(cf_store *store, int64_t *seq, char hash[65], cf_err *err)
 	return head_get(sq_of(store), seq, hash, err);
 }
 
+/* Feed v the events from seq from on, at most rows of them (-1: all). */
 static int
-verify_events(struct sq *sq, cf_store__verify *v, int64_t from, int64_t *bad_seq, cf_err *err)
+verify_events(struct sq *sq, cf_store__verify *v, int64_t from, int64_t rows, int64_t *bad_seq,
+	      cf_err *err)
 {
+	bool all = from <= 1 && rows < 0;
 	sqlite3_stmt *st = NULL;
 	cf_store_event ev;
 	int rc, sqlrc, brc = SQLITE_OK;
 
-	rc = stmt_get(&st, sq, from > 1 ? ST_EVENTS_FROM : ST_EVENTS_ALL, err);
-	if (rc == CF_OK && from > 1) {
+	rc = stmt_get(&st, sq, all ? ST_EVENTS_ALL : ST_EVENTS_FROM, err);
+	if (rc == CF_OK && !all) {
 		bind_int(&brc, st, 1, from);
+		bind_int(&brc, st, 2, rows);
 		if (brc != SQLITE_OK)
 			rc = bind_fail(sq, brc, err);
 	}
@@ -3139,7 +3145,7 @@ sq_events_verify(cf_store *store, const cf_store_event_anchor *anchor, int64_t *
 	if (rc == CF_OK)
 		rc = head_get(sq, &head_seq, head_hash, err);
 	if (rc == CF_OK)
-		rc = verify_events(sq, v, 1, bad_seq, err);
+		rc = verify_events(sq, v, 1, -1, bad_seq, err);
 	if (rc == CF_OK)
 		rc = cf_store__verify_head(v, head_seq, head_hash, bad_seq, err);
 	if (rc == CF_OK)
@@ -3156,13 +3162,13 @@ sq_events_verify(cf_store *store, const cf_store_event_anchor *anchor, int64_t *
 }
 
 static int
-sq_events_verify_chain(cf_store *store, const cf_store_event_anchor *anchor,
-		       cf_store_event_anchor *head, int64_t *count, int64_t *bad_seq, cf_err *err)
+sq_events_verify_chain(cf_store *store, const cf_store_event_anchor *anchor, int64_t limit,
+		       cf_store_event_anchor *last, int64_t *count, int64_t *bad_seq, cf_err *err)
 {
 	struct sq *sq = sq_of(store);
 	cf_store__verify *v = NULL;
 	char head_hash[65];
-	int64_t head_seq = 0;
+	int64_t head_seq = 0, from = anchor != NULL && anchor->seq > 0 ? anchor->seq : 1;
 	bool began;
 	int rc;
 
@@ -3173,14 +3179,16 @@ sq_events_verify_chain(cf_store *store, const cf_store_event_anchor *anchor,
 	began = rc == CF_OK;
 	if (rc == CF_OK)
 		rc = head_get(sq, &head_seq, head_hash, err);
+	/* The anchor's own event is read again: limit counts the ones after it. */
 	if (rc == CF_OK)
-		rc = verify_events(sq, v, anchor != NULL ? anchor->seq : 1, bad_seq, err);
-	if (rc == CF_OK)
+		rc = verify_events(sq, v, from,
+				   limit > 0 ? limit + (anchor != NULL && anchor->seq > 0) : -1,
+				   bad_seq, err);
+	/* The head row is checked when the walk got there (a limited one may stop short). */
+	if (rc == CF_OK && (limit == 0 || cf_store__verify_last(v, last) >= head_seq))
 		rc = cf_store__verify_head(v, head_seq, head_hash, bad_seq, err);
-	if (rc == CF_OK) {
-		head->seq = head_seq;
-		memcpy(head->hash, head_hash, sizeof(head->hash));
-	}
+	if (rc == CF_OK)
+		(void)cf_store__verify_last(v, last);
 	*count = cf_store__verify_count(v);
 	if (began)
 		(void)tx_close(sq, false, NULL);

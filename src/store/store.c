@@ -898,6 +898,27 @@ cf_store_thing_get(cf_store *store, cf_store_thing *out, const char *name, cf_er
 }
 
 int
+cf_store_thing_is_service(cf_store *store, bool *out, const char *name, cf_err *err)
+{
+	cf_store_thing rec;
+	json_t *attrs;
+	const char *role;
+	int rc;
+
+	*out = false;
+	memset(&rec, 0, sizeof(rec));
+	rc = cf_store_thing_get(store, &rec, name, err);
+	if (rc != CF_OK)
+		return rc;
+	attrs = json_loads(rec.attributes != NULL ? rec.attributes : "{}", 0, NULL);
+	role = json_string_value(json_object_get(attrs, "role"));
+	*out = role != NULL && strcmp(role, "service") == 0;
+	json_decref(attrs);
+	cf_store_thing_clear(&rec);
+	return CF_OK;
+}
+
+int
 cf_store_thing_list(cf_store *store, cf_store_thing_cb cb, void *payload, cf_err *err)
 {
 	if (store == NULL || cb == NULL)
@@ -1612,24 +1633,29 @@ cf_store_events_verify(cf_store *store, int64_t *count, int64_t *bad_seq,
 }
 
 int
-cf_store_events_verify_chain(cf_store *store, const cf_store_event_anchor *anchor,
-			     cf_store_event_anchor *head, int64_t *count, int64_t *bad_seq,
+cf_store_events_verify_chain(cf_store *store, const cf_store_event_anchor *anchor, int64_t limit,
+			     cf_store_event_anchor *last, int64_t *count, int64_t *bad_seq,
 			     cf_err *err)
 {
-	cf_store_event_anchor local;
+	cf_store_event_anchor local, from;
 
-	if (store == NULL || count == NULL || bad_seq == NULL)
-		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument");
+	if (store == NULL || count == NULL || bad_seq == NULL || limit < 0)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument or negative limit");
 	*count = 0;
 	*bad_seq = 0;
-	if (head == NULL)
-		head = &local;
-	memset(head, 0, sizeof(*head));
+	/* last may be anchor: the sweep hands its stopping place back in the same variable. */
+	if (anchor != NULL) {
+		from = *anchor;
+		anchor = &from;
+	}
+	if (last == NULL)
+		last = &local;
+	memset(last, 0, sizeof(*last));
 	if (anchor != NULL && (anchor->seq < 0 || strnlen(anchor->hash, 65) != 64 ||
 			       !is_hex_lower(anchor->hash, 64)))
 		return cf_err_set(err, CF_EINVAL, NULL,
 				  "an anchor is a seq >= 0 and 64 lowercase hex digits");
-	return store->backend->events_verify_chain(store, anchor, head, count, bad_seq, err);
+	return store->backend->events_verify_chain(store, anchor, limit, last, count, bad_seq, err);
 }
 
 /* ---- audits -------------------------------------------------------------- */

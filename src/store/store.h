@@ -347,6 +347,13 @@ int cf_store_thing_insert(cf_store *store, const char *name, const char *attribu
 
 int cf_store_thing_get(cf_store *store, cf_store_thing *out, const char *name, cf_err *err);
 
+/*
+ * Whether thing name is a service principal (its attribute role is
+ * "service": certfleetd and other back-end identities, never rotated or
+ * audited as devices). CF_ENOTFOUND when there is no such thing.
+ */
+int cf_store_thing_is_service(cf_store *store, bool *out, const char *name, cf_err *err);
+
 typedef int (*cf_store_thing_cb)(const cf_store_thing *thing, void *payload);
 
 int cf_store_thing_list(cf_store *store, cf_store_thing_cb cb, void *payload, cf_err *err);
@@ -1041,6 +1048,9 @@ int cf_store_events_list(cf_store *store, const cf_store_event_filter *filter,
  * cf_store_events_head(), keep it outside the registry, and pass it back
  * to cf_store_events_verify().
  */
+/* The prev_hash of the first event, and the hash of an empty log's head (seq 0). */
+#define CF_STORE_GENESIS_HASH "0000000000000000000000000000000000000000000000000000000000000000"
+
 typedef struct cf_store_event_anchor {
 	int64_t seq;   /* 0 for an empty log */
 	char hash[65]; /* lowercase hex, NUL-terminated; 64 zeros at seq 0 */
@@ -1092,18 +1102,20 @@ int cf_store_events_verify(cf_store *store, int64_t *count, int64_t *bad_seq,
 
 /*
  * The chain alone, from an anchor on: the events from anchor->seq (NULL or
- * seq 0: from the first) to the head must link and hash as in
- * cf_store_events_verify(), the event at anchor->seq must still have
- * exactly anchor->hash, and the head row must match the last event. No
- * replay and no registry rows, so the cost is that of the events after
- * the anchor: the periodic check of a log whose head was verified before
- * (the audit keeps each verified head as the next run's anchor). *head
- * (may be NULL) gets the verified head. CF_EINTEGRITY with *bad_seq and
- * err->msg as for cf_store_events_verify(); CF_EINVAL for a malformed
- * anchor; CF_EBUSY, CF_ESTORE.
+ * seq 0: from the first) must link and hash as in cf_store_events_verify(),
+ * and the event at anchor->seq must still have exactly anchor->hash. With
+ * limit 0 the walk goes to the end and the head row must match the last
+ * event; with limit > 0 it stops after that many events past the anchor
+ * (the head row is checked if it got there). No replay and no registry
+ * rows, so the cost is that of the events walked: the audit's check of a
+ * log whose earlier part it verified before. *last (may be NULL) gets the
+ * last event verified (the anchor when none came after it). *count counts
+ * the anchor's own event too. CF_EINTEGRITY with *bad_seq and err->msg as
+ * for cf_store_events_verify(); CF_EINVAL for a malformed anchor or a
+ * negative limit; CF_EBUSY, CF_ESTORE.
  */
 int cf_store_events_verify_chain(cf_store *store, const cf_store_event_anchor *anchor,
-				 cf_store_event_anchor *head, int64_t *count, int64_t *bad_seq,
-				 cf_err *err);
+				 int64_t limit, cf_store_event_anchor *last, int64_t *count,
+				 int64_t *bad_seq, cf_err *err);
 
 #endif

@@ -29,8 +29,6 @@
 /* Bumped whenever the table below changes shape. */
 #define CF_STORE_BACKEND_VERSION 7
 
-/* The prev_hash of the first event: 64 zeros. */
-#define CF_STORE_GENESIS_HASH "0000000000000000000000000000000000000000000000000000000000000000"
 
 /* Every handle, whatever the backend. */
 struct cf_store {
@@ -207,10 +205,10 @@ struct cf_store_backend {
 	 */
 	int (*events_verify)(cf_store *store, const cf_store_event_anchor *anchor, int64_t *count,
 			     int64_t *bad_seq, cf_err *err);
-	/* cf_store_events_verify_chain(): anchor checked by store.c, or NULL; head not NULL. */
+	/* cf_store_events_verify_chain(): anchor checked by store.c, or NULL; last not NULL. */
 	int (*events_verify_chain)(cf_store *store, const cf_store_event_anchor *anchor,
-				   cf_store_event_anchor *head, int64_t *count, int64_t *bad_seq,
-				   cf_err *err);
+				   int64_t limit, cf_store_event_anchor *last, int64_t *count,
+				   int64_t *bad_seq, cf_err *err);
 };
 
 extern const struct cf_store_backend cf_store__sqlite_backend;
@@ -289,6 +287,8 @@ int cf_store__verify_event(cf_store__verify *v, const cf_store_event *ev, int64_
 			   cf_err *err);
 int cf_store__verify_head(cf_store__verify *v, int64_t head_seq, const char *head_hash,
 			  int64_t *bad_seq, cf_err *err);
+/* The last event that passed, as an anchor (seq 0 and the genesis hash before any); its seq. */
+int64_t cf_store__verify_last(const cf_store__verify *v, cf_store_event_anchor *out);
 /*
  * One row of the certificate table: its id and status as stored (either may
  * be NULL), its change_seq, and whether it is deleted (deleted_at != 0).

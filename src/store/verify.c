@@ -760,6 +760,14 @@ cf_store__verify_event(cf_store__verify *v, const cf_store_event *ev, int64_t *b
 	return CF_OK;
 }
 
+int64_t
+cf_store__verify_last(const cf_store__verify *v, cf_store_event_anchor *out)
+{
+	out->seq = v->expect - 1;
+	memcpy(out->hash, v->prev, sizeof(out->hash));
+	return out->seq;
+}
+
 int
 cf_store__verify_head(cf_store__verify *v, int64_t head_seq, const char *head_hash,
 		      int64_t *bad_seq, cf_err *err)

@@ -355,6 +355,7 @@ test_daemon__scheduled_audit_rotates_once(void **state)
 	char *sub_out = cf_test_printf("%s/d3.sub", g.fleet.tmp);
 	const char *topics[] = { "certfleet/audit", NULL };
 	cf_test_identity e1, e2;
+	const char *in_s;
 	cf_test_bg *d, *sub = NULL;
 	json_t *rows;
 	size_t runs;
@@ -398,8 +399,11 @@ test_daemon__scheduled_audit_rotates_once(void **state)
 	setup(NULL);
 	conf_append("audit_schedule = 1h\n");
 	d = daemon_start(log);
-	assert_int_equal(cf_test_file_wait(log, "event=mqtt_connected", 1, WAIT_MS), 0);
-	usleep(1500 * 1000);
+	/* The plan it logs at start: the next run an hour after the last, not now. */
+	assert_int_equal(cf_test_file_wait(log, "event=audit_planned ", 1, WAIT_MS), 0);
+	in_s = strstr(cf_test_file_text(&g.fleet, log), " in_s=");
+	assert_non_null(in_s);
+	assert_in_range(strtoll(in_s + 6, NULL, 10), 60, 3600);
 	assert_int_equal(cf_test_file_count(log, "event=audit_run "), 0);
 	assert_int_equal(cf_test_bg_stop(d, 0), 0);
 	cf_test_bg_free(d);

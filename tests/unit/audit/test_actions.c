@@ -461,6 +461,24 @@ test_audit_actions__schedule(void **state)
 	assert_int_equal(cf_audit_schedule_next(&s, 1733011200 /* 2024-12-01 */, 1733011200),
 			 1735689600 /* 2025-01-01 */);
 	assert_int_equal(cf_audit_schedule_parse(&s, "366d", &err), 0);
+	/* audit_checks: all, or names (blanks around them are fine). */
+	{
+		const char *names[CF_AUDIT_CHECKS_MAX];
+		size_t n = 99;
+
+		assert_int_equal(cf_audit_checks_parse(names, &n, "all", &err), 0);
+		assert_int_equal(n, 0);
+		assert_int_equal(cf_audit_checks_parse(names, &n,
+						       " DEVICE_CERTIFICATE_EXPIRING_CHECK ,"
+						       "LOGGING_DISABLED_CHECK",
+						       &err),
+				 0);
+		assert_int_equal(n, 2);
+		assert_string_equal(names[1], "LOGGING_DISABLED_CHECK");
+		assert_int_equal(cf_audit_checks_parse(names, &n, "ALL", &err), CF_EINVAL);
+		assert_int_equal(cf_audit_checks_parse(names, &n, "LOGGING_DISABLED_CHECK,", &err),
+				 CF_EINVAL);
+	}
 	assert_int_equal(cf_audit_schedule_parse(&s, "367d", &err), CF_EINVAL);
 	assert_int_equal(cf_audit_schedule_parse(&s, "153722867280912930m", &err), CF_EINVAL);
 	assert_int_equal(cf_audit_schedule_parse(&s, "daily@24:00", &err), CF_EINVAL);
@@ -480,12 +498,18 @@ test_audit_actions__apply_bindings_once(void **state)
 	cf_err err = CF_ERR_INIT;
 	int64_t run = 0, last = 0;
 
-	/* dev-2's certificate 3 expires soon too, and service principal svc's. */
+	/*
+	 * dev-2's certificate 3 expires soon too, and service principal svc's;
+	 * dev-7's has expired (its device cannot connect to be rotated).
+	 */
 	fx_add_cert(a->fx, 5, CA, "dev-2", CF_CERT_ACTIVE, 10);
 	assert_int_equal(cf_store_thing_insert(a->fx->store, "svc", "{\"role\":\"service\"}",
 					       &fx_actor, &err),
 			 0);
 	fx_add_cert(a->fx, 6, CA, "svc", CF_CERT_ACTIVE, 10);
+	fx_add_thing(a->fx, "dev-7");
+	fx_add_cert(a->fx, 7, CA, "dev-7", CF_CERT_ACTIVE, 1);
+	a->fx->now += 2 * 86400;
 	assert_int_equal(cf_audit_bindings_parse(&b, CF_AUDIT_ACTIONS_DEFAULT, &err), 0);
 	cf_audit_config_init(&cfg);
 	assert_int_equal(cf_audit_run(&run, NULL, a->fx->store, &cfg, CF_AUDIT_SCHEDULED, checks,
@@ -496,13 +520,15 @@ test_audit_actions__apply_bindings_once(void **state)
 	assert_int_equal(cf_audit_apply_bindings(&ap, a->fx->store, a->eng, &b, run, WHO, NULL,
 						 NULL, &err),
 			 0);
-	assert_int_equal(ap.findings, 3);
+	/* Only the two that can be rotated take a place, and nothing fails. */
+	assert_int_equal(ap.findings, 2);
 	assert_int_equal(ap.changed, 2);
 	assert_int_equal(ap.skipped_service, 1);
+	assert_int_equal(ap.skipped_expired, 1);
 	assert_int_equal(ap.failed, 0);
 	/*
 	 * The next run has them OPEN: nothing is opened twice, and the two
-	 * being rotated do not even count (only svc's is left to skip).
+	 * being rotated do not even take a place.
 	 */
 	a->fx->now += 60;
 	assert_int_equal(cf_audit_run(&run, NULL, a->fx->store, &cfg, CF_AUDIT_SCHEDULED, checks,
@@ -511,8 +537,9 @@ test_audit_actions__apply_bindings_once(void **state)
 	assert_int_equal(cf_audit_apply_bindings(&ap, a->fx->store, a->eng, &b, run, WHO, NULL,
 						 NULL, &err),
 			 0);
-	assert_int_equal(ap.findings, 1);
+	assert_int_equal(ap.findings, 0);
 	assert_int_equal(ap.skipped_service, 1);
+	assert_int_equal(ap.skipped_expired, 1);
 	assert_int_equal(ap.changed, 0);
 	assert_int_equal(ap.failed, 0);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <sqlite3.h>
 
 #include "../pki/helpers.h"
@@ -93,6 +94,22 @@ run_summary(struct fixture *fx, int64_t run)
 	snprintf(text, sizeof(text), "%s", r.summary);
 	cf_store_audit_run_clear(&r);
 	return text;
+}
+
+/* A number of run's summary's eventsHead. */
+static int64_t
+summary_int(struct fixture *fx, int64_t run, const char *key)
+{
+	json_t *sum = json_loads(run_summary(fx, run), 0, NULL);
+	json_t *v = json_object_get(json_object_get(sum, "eventsHead"), key);
+	int64_t n;
+
+	if (!json_is_integer(v))
+		fail_msg("run %lld: no eventsHead.%s in %s", (long long)run, key,
+			 run_summary(fx, run));
+	n = (int64_t)json_integer_value(v);
+	json_decref(sum);
+	return n;
 }
 
 /* A CA with a parent and a key type of choice. */
@@ -1116,23 +1133,31 @@ test_audit__policy_overly_permissive(void **state)
 	free(service_doc);
 }
 
-/* Run sql on the registry file with a connection of its own, log guards dropped first. */
+/* Run sql on the registry file with a connection of its own, as an attacker would. */
 static void
-raw_tamper(struct fixture *fx, const char *sql)
+raw_sql(struct fixture *fx, const char *sql)
 {
 	sqlite3 *db = NULL;
 	char *msg = NULL;
+
+	assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg);
+	sqlite3_close(db);
+}
+
+/* The same with the log's guards dropped first (once per registry). */
+static void
+raw_tamper(struct fixture *fx, const char *sql)
+{
 	char buf[1024];
 
 	snprintf(buf, sizeof(buf),
 		 "DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete; "
 		 "DROP TRIGGER event_head_no_delete; DROP TRIGGER event_head_forward_only; %s",
 		 sql);
-	assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	if (sqlite3_exec(db, buf, NULL, NULL, &msg) != SQLITE_OK)
-		fail_msg("%s: %s", sql, msg);
-	sqlite3_close(db);
+	raw_sql(fx, buf);
 }
 
 static void
@@ -1141,7 +1166,7 @@ test_audit__logging_disabled(void **state)
 	struct fixture *fx = *state;
 	cf_audit_config cfg;
 	struct fx_findings g;
-	int64_t run;
+	int64_t run, head;
 	int i;
 
 	fx_require_sqlite(fx);
@@ -1157,30 +1182,115 @@ test_audit__logging_disabled(void **state)
 	assert_true(i >= 0);
 	assert_string_equal(g.reason[i], "NO_NOTIFIER");
 	assert_int_equal(g.severity[i], CF_SEVERITY_MEDIUM);
-	/* A notifier, the chain intact: nothing; the head verified is kept. */
+	/* A notifier, the chain intact: nothing; the head and the sweep's place are kept. */
 	cfg.notifier_configured = true;
 	run = run1(fx, &cfg, C_LOGGING, &g);
 	i = find(&g, C_LOGGING, "config:notifiers");
 	assert_true(i >= 0);
 	assert_int_equal(g.state[i], CF_FINDING_RESOLVED);
 	assert_int_equal(find(&g, C_LOGGING, "registry:events"), -1);
-	assert_non_null(strstr(run_summary(fx, run), "\"eventsHead\":{"));
-	/* The next run walks only what came after that head (one event more, and the head's). */
+	head = summary_int(fx, run, "seq");
+	assert_true(head >= 5);
+	assert_int_equal(summary_int(fx, run, "sweepSeq"), 2); /* one event a run, at this size */
+	/*
+	 * The next run walks from that head (its event and the two new ones)
+	 * and sweeps one older event on (the event it starts from, and one).
+	 */
 	device(fx, "c", 3, CF_CERT_ACTIVE, 100);
 	run = run1(fx, &cfg, C_LOGGING, &g);
 	assert_int_equal(find(&g, C_LOGGING, "registry:events"), -1);
-	assert_non_null(strstr(run_summary(fx, run), "\"checked\":3}"));
-	/* An old event rewritten underneath: only a walk of the whole chain sees it. */
-	raw_tamper(fx, "UPDATE events SET actor = 'someone-else' WHERE seq = 2");
-	run1(fx, &cfg, C_LOGGING, &g);
+	assert_int_equal(summary_int(fx, run, "seq"), head + 2);
+	assert_int_equal(summary_int(fx, run, "checked"), 3 + 2);
+	assert_int_equal(summary_int(fx, run, "sweepSeq"), 3);
+	/* An old event rewritten in place, hash left alone: unseen until the sweep gets there. */
+	raw_tamper(fx, "UPDATE events SET actor = 'someone-else' WHERE seq = 5");
+	run = run1(fx, &cfg, C_LOGGING, &g);
 	assert_int_equal(find(&g, C_LOGGING, "registry:events"), -1);
-	cfg.events_full_every = 0;
+	assert_int_equal(summary_int(fx, run, "sweepSeq"), 4);
 	run1(fx, &cfg, C_LOGGING, &g);
 	i = find(&g, C_LOGGING, "registry:events");
 	assert_true(i >= 0);
 	assert_string_equal(g.reason[i], "EVENT_CHAIN_BROKEN");
 	assert_int_equal(g.state[i], CF_FINDING_NEW);
-	assert_non_null(strstr(g.detail[i], "\"badSeq\":2"));
+	assert_non_null(strstr(g.detail[i], "\"badSeq\":5"));
+	/* It stays: the next run starts from the same, last good record. */
+	run1(fx, &cfg, C_LOGGING, &g);
+	i = find(&g, C_LOGGING, "registry:events");
+	assert_true(i >= 0);
+	assert_int_equal(g.state[i], CF_FINDING_OPEN);
+	/* With events_full_every 0 every run walks it all, and finds it at once. */
+	cfg.events_full_every = 0;
+	run1(fx, &cfg, C_LOGGING, &g);
+	i = find(&g, C_LOGGING, "registry:events");
+	assert_true(i >= 0);
+	assert_non_null(strstr(g.detail[i], "\"badSeq\":5"));
+}
+
+/* A week after the last run, the sweep covers the whole chain in one go. */
+static void
+test_audit__logging_sweep_by_time(void **state)
+{
+	struct fixture *fx = *state;
+	cf_audit_config cfg;
+	struct fx_findings g;
+	int64_t run;
+	int n;
+
+	fx_require_sqlite(fx);
+	fx_add_ca(fx, CA);
+	for (n = 1; n <= 20; n++) {
+		char thing[16];
+
+		snprintf(thing, sizeof(thing), "d%d", n);
+		device(fx, thing, (uint64_t)n, CF_CERT_ACTIVE, 100);
+	}
+	cf_audit_config_init(&cfg);
+	cfg.notifier_configured = true;
+	run = run1(fx, &cfg, C_LOGGING, &g);
+	/* A first run: a day's share of the 41 events (41 * 1/7 + 1). */
+	assert_int_equal(summary_int(fx, run, "sweepSeq"), 6);
+	assert_int_equal(summary_int(fx, run, "fullAt"), 0);
+	fx->now += 2 * DAY;
+	run = run1(fx, &cfg, C_LOGGING, &g);
+	assert_int_equal(summary_int(fx, run, "sweepSeq"), 6 + 41 * 2 / 7 + 1);
+	fx->now += 7 * DAY;
+	run = run1(fx, &cfg, C_LOGGING, &g);
+	assert_int_equal(summary_int(fx, run, "sweepSeq"), 0); /* round done, starts over */
+	assert_int_equal(summary_int(fx, run, "fullAt"), fx->now);
+	assert_int_equal(g.n, 0);
+}
+
+/* The audit's own record edited (a forged fullAt, a head that is not one): a finding. */
+static void
+test_audit__logging_record_damaged(void **state)
+{
+	struct fixture *fx = *state;
+	cf_audit_config cfg;
+	struct fx_findings g;
+	int i;
+
+	fx_require_sqlite(fx);
+	fx_add_ca(fx, CA);
+	device(fx, "a", 1, CF_CERT_ACTIVE, 100);
+	cf_audit_config_init(&cfg);
+	cfg.notifier_configured = true;
+	run1(fx, &cfg, C_LOGGING, &g);
+	raw_sql(fx, "UPDATE audit_runs SET summary = json_set(summary, '$.eventsHead.fullAt', "
+		       "-1) WHERE id = (SELECT MAX(id) FROM audit_runs)");
+	run1(fx, &cfg, C_LOGGING, &g);
+	i = find(&g, C_LOGGING, "registry:events");
+	assert_true(i >= 0);
+	assert_string_equal(g.reason[i], "EVENT_CHAIN_BROKEN");
+	assert_non_null(strstr(g.detail[i], "does not read back"));
+	/* The run was not stopped by it, and recorded a head of its own: the next is clean. */
+	run1(fx, &cfg, C_LOGGING, &g);
+	i = find(&g, C_LOGGING, "registry:events");
+	assert_true(i >= 0);
+	assert_int_equal(g.state[i], CF_FINDING_RESOLVED);
+	raw_sql(fx, "UPDATE audit_runs SET summary = json_set(summary, '$.eventsHead.hash', "
+		       "'ABC') WHERE id = (SELECT MAX(id) FROM audit_runs)");
+	run1(fx, &cfg, C_LOGGING, &g);
+	assert_true(find(&g, C_LOGGING, "registry:events") >= 0);
 }
 
 /* The newest events cut off with the head rolled back: the last verified head is gone. */
@@ -1231,6 +1341,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_audit__policy_overly_permissive, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_audit__logging_truncated, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit__logging_sweep_by_time, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit__logging_record_damaged, fx_setup,
+						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_audit__logging_disabled, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_audit__unknown_check_writes_nothing, fx_setup,
 						fx_teardown),

@@ -1232,7 +1232,7 @@ chain_count(struct fixture *fx, const cf_store_event_anchor *anchor)
 	int64_t count = -1, bad = -1;
 	cf_err err = CF_ERR_INIT;
 
-	if (cf_store_events_verify_chain(fx->store, anchor, NULL, &count, &bad, &err) != 0)
+	if (cf_store_events_verify_chain(fx->store, anchor, 0, NULL, &count, &bad, &err) != 0)
 		fail_msg("verify_chain: %s (bad seq %lld)", err.msg, (long long)bad);
 	return count;
 }
@@ -1245,7 +1245,7 @@ expect_chain_bad(struct fixture *fx, const cf_store_event_anchor *anchor, int64_
 	int64_t count = 0, bad = -1;
 	cf_err err = CF_ERR_INIT;
 
-	assert_int_equal(cf_store_events_verify_chain(fx->store, anchor, &head, &count, &bad, &err),
+	assert_int_equal(cf_store_events_verify_chain(fx->store, anchor, 0, &head, &count, &bad, &err),
 			 CF_EINTEGRITY);
 	if (strstr(err.msg, want_msg) == NULL)
 		fail_msg("verify_chain: '%s', want '%s'", err.msg, want_msg);

@@ -927,7 +927,7 @@ chain_ok(struct fixture *fx, const cf_store_event_anchor *anchor, int64_t want_c
 	cf_err err = CF_ERR_INIT;
 
 	memset(&head, 0x55, sizeof(head));
-	if (cf_store_events_verify_chain(fx->store, anchor, &head, &count, &bad, &err) != 0)
+	if (cf_store_events_verify_chain(fx->store, anchor, 0, &head, &count, &bad, &err) != 0)
 		fail_msg("verify_chain: %s (bad seq %lld)", err.msg, (long long)bad);
 	assert_int_equal(bad, 0);
 	assert_int_equal(count, want_count);
@@ -970,7 +970,7 @@ test_store_store__events_verify_chain(void **state)
 	assert_int_equal(head.seq, seq);
 	assert_string_equal(head.hash, hash);
 	/* NULL head is allowed. */
-	assert_int_equal(cf_store_events_verify_chain(fx->store, NULL, NULL, &count, &bad, &err), 0);
+	assert_int_equal(cf_store_events_verify_chain(fx->store, NULL, 0, NULL, &count, &bad, &err), 0);
 	assert_int_equal(count, 6);
 	/* The head as anchor: its own event only. */
 	a = head;
@@ -991,24 +991,42 @@ test_store_store__events_verify_chain(void **state)
 	fx_add_thing(fx, "d");
 	head = chain_ok(fx, &a, 2);
 	assert_int_equal(head.seq, 7);
+	/*
+	 * A limited walk (the audit's sweep): that many events past the anchor,
+	 * the last one handed back; from the genesis, the first ones; past the
+	 * head, the walk just ends there.
+	 */
+	assert_int_equal(cf_store_events_verify_chain(fx->store, &mid, 2, &b, &count, &bad, &err),
+			 0);
+	assert_int_equal(b.seq, 5);
+	assert_int_equal(count, 3);
+	assert_int_equal(cf_store_events_verify_chain(fx->store, NULL, 2, &b, &count, &bad, &err), 0);
+	assert_int_equal(b.seq, 2);
+	assert_int_equal(count, 2);
+	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, 100, &b, &count, &bad, &err),
+			 0);
+	assert_int_equal(b.seq, 7);
+	assert_string_equal(b.hash, head.hash);
+	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, -1, &b, &count, &bad, &err),
+			 CF_EINVAL);
 
 	/* An anchor with another hash: the log does not hold it. */
 	b = mid;
 	b.hash[63] = b.hash[63] == 'a' ? 'b' : 'a';
 	memset(&head, 0x55, sizeof(head));
-	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, &head, &count, &bad, &err),
+	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, 0, &head, &count, &bad, &err),
 			 CF_EINTEGRITY);
 	assert_int_equal(bad, 3);
 	assert_contains(err.msg, "differs from the anchor");
 	assert_int_equal(head.seq, 0); /* no head vouched for */
 	/* seq 0 with another hash than the genesis one. */
 	b.seq = 0;
-	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, &head, &count, &bad, &err),
+	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, 0, &head, &count, &bad, &err),
 			 CF_EINTEGRITY);
 	/* An anchor past the end of the log. */
 	b = a;
 	b.seq = 8;
-	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, &head, &count, &bad, &err),
+	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, 0, &head, &count, &bad, &err),
 			 CF_EINTEGRITY);
 	assert_int_equal(bad, 8);
 	assert_contains(err.msg, "before the anchor");
@@ -1016,21 +1034,21 @@ test_store_store__events_verify_chain(void **state)
 	/* Malformed anchors, and missing outputs, are the caller's mistake. */
 	b = a;
 	b.seq = -1;
-	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, &head, &count, &bad, &err),
+	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, 0, &head, &count, &bad, &err),
 			 CF_EINVAL);
 	b = a;
 	b.hash[10] = 'A';
-	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, &head, &count, &bad, &err),
+	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, 0, &head, &count, &bad, &err),
 			 CF_EINVAL);
 	b = a;
 	b.hash[63] = '\0';
-	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, &head, &count, &bad, &err),
+	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, 0, &head, &count, &bad, &err),
 			 CF_EINVAL);
-	assert_int_equal(cf_store_events_verify_chain(fx->store, &a, &head, NULL, &bad, &err),
+	assert_int_equal(cf_store_events_verify_chain(fx->store, &a, 0, &head, NULL, &bad, &err),
 			 CF_EINVAL);
-	assert_int_equal(cf_store_events_verify_chain(fx->store, &a, &head, &count, NULL, &err),
+	assert_int_equal(cf_store_events_verify_chain(fx->store, &a, 0, &head, &count, NULL, &err),
 			 CF_EINVAL);
-	assert_int_equal(cf_store_events_verify_chain(NULL, &a, &head, &count, &bad, &err),
+	assert_int_equal(cf_store_events_verify_chain(NULL, &a, 0, &head, &count, &bad, &err),
 			 CF_EINVAL);
 }
 
