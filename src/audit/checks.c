@@ -564,13 +564,16 @@ revoked_cas(cf_audit__run *run)
  */
 #define SET_MAX 16
 
+/* Comebacks of an address after another one that make a certificate shared. */
+#define SHARED_RETURNS_MIN 3
+
 struct set_entry {
 	char *key;
 	char *vals[SET_MAX];
 	size_t nvals;
 	bool more;
-	size_t last;   /* the value added last, by index (SET_MAX: one not kept) */
-	bool returned; /* a value came again after another one */
+	size_t last;    /* the value added last, by index (SET_MAX: one not kept) */
+	size_t returns; /* times a value came again after another one */
 	struct set_entry *next;
 };
 
@@ -621,7 +624,7 @@ set_map_add(struct set_map *m, const char *key, const char *val)
 	}
 	for (i = 0; i < e->nvals; i++) {
 		if (strcmp(e->vals[i], val) == 0) {
-			e->returned = e->returned || e->last != i;
+			e->returns += e->last != i;
 			e->last = i;
 			return CF_OK;
 		}
@@ -726,13 +729,15 @@ emit_shared(cf_audit__run *run, struct conn_maps *m)
 				;
 			/*
 			 * Addresses: one device that moves (a new DHCP lease, a
-			 * cellular network) goes from one to the next; copies of it
-			 * running at once take the session from each other, back
-			 * and forth, so an address comes again after another one.
+			 * cellular network) goes from one to the next, and one that
+			 * switches between two networks now and then comes back
+			 * once or twice; copies of it running at once take the
+			 * session from each other, back and forth, at every
+			 * reconnect.
 			 */
 			if (e->nvals > 1)
 				reason = "CERTIFICATE_SHARED_BY_CLIENT_IDS";
-			else if (a != NULL && a->returned)
+			else if (a != NULL && a->returns >= SHARED_RETURNS_MIN)
 				reason = "CERTIFICATE_SHARED_BY_ADDRESSES";
 			if (reason == NULL || strlen(e->key) != 64)
 				continue;

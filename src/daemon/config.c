@@ -194,7 +194,6 @@ topic_prefix_valid(const char *text)
 	return true;
 }
 
-/* Validate text for key k and store it in cfg; on error fill why. */
 /* The longest path of a KEY_PATHS list (an audit finding names it as "file:<path>"). */
 #define PATH_ITEM_MAX 255
 
@@ -235,6 +234,7 @@ paths_valid(const char *text)
 	return paths_each(text, NULL, NULL);
 }
 
+/* Validate text for key k and store it in cfg; on error fill why. */
 static int
 key_set(cf_config *cfg, const struct key_desc *k, const char *text, char *why, size_t why_len)
 {

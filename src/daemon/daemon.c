@@ -608,13 +608,13 @@ audit_timer(cf_daemon *d)
 
 /* Event-log rows read in one pass at most. */
 #define EVENTS_PASS_MAX 2000
-/* Notices sent from one pass at most (the rest are counted in the log). */
+/* Notices sent from one pass at most; the pass stops there and the next tick goes on. */
 #define EVENT_NOTIFY_MAX 200
 
 struct notices_ctx {
 	cf_daemon *d;
 	json_t *list; /* notices to send, each with its "event" */
-	size_t rows, skipped;
+	size_t rows;
 };
 
 /* FAILED and TIMED_OUT rotations: rotation.failed, rotation.timed_out. */
@@ -659,6 +659,9 @@ notice_seen(const cf_store_event *ev, void *payload)
 	struct notices_ctx *nc = payload;
 	json_t *detail, *o;
 
+	/* Full: this event is read again by the next pass (the cursor stays before it). */
+	if (json_array_size(nc->list) >= EVENT_NOTIFY_MAX)
+		return 1;
 	nc->rows++;
 	nc->d->events_seq = ev->seq;
 	if (ev->detail == NULL || (strcmp(ev->action, "rotation.state") != 0 &&
@@ -669,14 +672,8 @@ notice_seen(const cf_store_event *ev, void *payload)
 	if (o == NULL)
 		o = finding_notice(ev, detail);
 	json_decref(detail);
-	if (o == NULL)
-		return 0;
-	if (json_array_size(nc->list) >= EVENT_NOTIFY_MAX) {
-		nc->skipped++;
-		json_decref(o);
-		return 0;
-	}
-	json_array_append_new(nc->list, o);
+	if (o != NULL && json_array_append_new(nc->list, o) != 0)
+		return CF_ENOMEM;
 	return 0;
 }
 
@@ -712,7 +709,7 @@ static void
 event_notices_poll(cf_daemon *d)
 {
 	cf_store_event_filter f = CF_STORE_EVENT_FILTER_INIT;
-	struct notices_ctx nc = { d, NULL, 0, 0 };
+	struct notices_ctx nc = { d, NULL, 0 };
 	cf_err err = CF_ERR_INIT;
 	char hash[65];
 	size_t i;
@@ -748,8 +745,6 @@ event_notices_poll(cf_daemon *d)
 		cf_store_rotation_clear(&rot);
 		notice_send(d, o);
 	}
-	if (nc.skipped > 0)
-		cf_log_warn("event=notify_dropped why=too_many_notices count=%zu", nc.skipped);
 	json_decref(nc.list);
 }
 

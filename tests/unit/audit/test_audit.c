@@ -471,10 +471,16 @@ test_audit__device_shared(void **state)
 	connect(fx, fx->now - 50, 3, "d", "10.0.0.5", "accepted");
 	connect(fx, fx->now - 2 * DAY, 4, "e", "10.0.0.6", "accepted"); /* outside the window */
 	connect(fx, fx->now - 40, 4, "f", "10.0.0.6", "accepted");
-	/* Two copies taking the session from each other: an address comes back. */
+	/* Two copies taking the session from each other: the addresses take turns. */
 	connect(fx, fx->now - 35, 5, "g", "10.0.0.7", "accepted");
 	connect(fx, fx->now - 30, 5, "g", "10.0.0.8", "accepted");
 	connect(fx, fx->now - 25, 5, "g", "10.0.0.7", "accepted");
+	connect(fx, fx->now - 20, 5, "g", "10.0.0.8", "accepted");
+	connect(fx, fx->now - 15, 5, "g", "10.0.0.7", "accepted");
+	/* One device back on its first network once (Wi-Fi, LTE, Wi-Fi): not shared. */
+	connect(fx, fx->now - 35, 6, "h", "10.0.0.9", "accepted");
+	connect(fx, fx->now - 30, 6, "h", "10.0.0.10", "accepted");
+	connect(fx, fx->now - 25, 6, "h", "10.0.0.9", "accepted");
 	run1(fx, NULL, C_SHARED, &g);
 	assert_int_equal(g.n, 2);
 	i = find(&g, C_SHARED, cert_res(1));
@@ -486,6 +492,7 @@ test_audit__device_shared(void **state)
 	assert_int_equal(find(&g, C_SHARED, cert_res(2)), -1);
 	assert_int_equal(find(&g, C_SHARED, cert_res(3)), -1);
 	assert_int_equal(find(&g, C_SHARED, cert_res(4)), -1);
+	assert_int_equal(find(&g, C_SHARED, cert_res(6)), -1);
 }
 
 static void
