@@ -437,6 +437,24 @@ request_seen(void *payload)
 	return cf_test_httpd_find(fc->h, 0, fc->event) >= 0;
 }
 
+/* The body of the first request of event, waited for and its signature checked. */
+static json_t *
+signed_body(cf_test_httpd *h, const char *event, const char *secret, const char *log)
+{
+	struct find_ctx fc = { h, event };
+	cf_test_http_req r;
+	json_t *body;
+
+	if (cf_test_wait_until(request_seen, &fc, 50, WAIT_MS) != 0)
+		fail_msg("no %s POSTed; see %s", event, log);
+	assert_int_equal(cf_test_httpd_get(h, (size_t)cf_test_httpd_find(h, 0, event), &r), 0);
+	assert_signed(&r, secret);
+	body = json_loads(r.body, 0, NULL);
+	assert_non_null(body);
+	cf_test_http_req_clear(&r);
+	return body;
+}
+
 /*
  * The webhook: a scheduled run's summary is POSTed, signed with the secret
  * file's key; the server's first answer (500) is retried with the same
@@ -450,14 +468,12 @@ test_daemon__webhook_signed_and_retried(void **state)
 	char *log = cf_test_printf("%s/d5.log", g.fleet.tmp);
 	char *secret_path = cf_test_printf("%s/webhook.secret", g.fleet.tmp);
 	const char *secret = "whsec-0123456789abcdef";
-	struct find_ctx fc;
 	cf_test_identity e3;
 	cf_test_httpd *h = NULL;
 	cf_test_http_req r0, r1;
 	char *text, *secret_line;
 	json_t *body;
 	cf_test_bg *d;
-	long i;
 
 	(void)state;
 	cf_test_identity_new(&e3, &g.fleet, "exp3", "/CN=exp3", "--days", "20", NULL);
@@ -495,16 +511,7 @@ test_daemon__webhook_signed_and_retried(void **state)
 	assert_int_equal(cf_test_file_wait(log, "event=webhook_sent ", 1, WAIT_MS), 0);
 
 	/* exp3's rotation, opened by the audit, times out: a signed rotation.timed_out. */
-	fc.h = h;
-	fc.event = "rotation.timed_out";
-	if (cf_test_wait_until(request_seen, &fc, 50, WAIT_MS) != 0)
-		fail_msg("no rotation.timed_out POSTed; see %s", log);
-	i = cf_test_httpd_find(h, 0, "rotation.timed_out");
-	cf_test_http_req_clear(&r0);
-	assert_int_equal(cf_test_httpd_get(h, (size_t)i, &r0), 0);
-	assert_signed(&r0, secret);
-	body = json_loads(r0.body, 0, NULL);
-	assert_non_null(body);
+	body = signed_body(h, "rotation.timed_out", secret, log);
 	assert_string_equal(json_string_value(json_object_get(body, "event")), "rotation.timed_out");
 	assert_string_equal(json_string_value(json_object_get(body, "state")), "TIMED_OUT");
 	assert_non_null(json_string_value(json_object_get(body, "rotationId")));
@@ -512,15 +519,7 @@ test_daemon__webhook_signed_and_retried(void **state)
 	json_decref(body);
 
 	/* NOTIFY, bound to the same check: the finding itself, signed, from the event log. */
-	fc.event = "audit.finding";
-	if (cf_test_wait_until(request_seen, &fc, 50, WAIT_MS) != 0)
-		fail_msg("no audit.finding POSTed; see %s", log);
-	i = cf_test_httpd_find(h, 0, "audit.finding");
-	cf_test_http_req_clear(&r0);
-	assert_int_equal(cf_test_httpd_get(h, (size_t)i, &r0), 0);
-	assert_signed(&r0, secret);
-	body = json_loads(r0.body, 0, NULL);
-	assert_non_null(body);
+	body = signed_body(h, "audit.finding", secret, log);
 	assert_string_equal(json_string_value(json_object_get(body, "check")),
 			    "DEVICE_CERTIFICATE_EXPIRING_CHECK");
 	assert_int_equal(strlen(json_string_value(json_object_get(body, "findingId"))), 32);
