@@ -1617,12 +1617,13 @@ logging(cf_audit__run *run)
 		return rc;
 	/*
 	 * The sweep's share: head * span / every events (without overflow),
-	 * plus one so that it always moves; all of them with every 0 or a
-	 * whole period since the last run.
+	 * plus one so that it always moves; with every 0 or a whole period
+	 * since the last run, a new round over all of them.
 	 */
-	if (every <= 0 || span >= every)
+	if (every <= 0 || span >= every) {
 		limit = 0;
-	else if (span <= 0)
+		memset(&sweep_from, 0, sizeof(sweep_from));
+	} else if (span <= 0)
 		limit = 1;
 	else
 		limit = sum->events_head.seq / every * span +
