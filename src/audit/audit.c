@@ -71,7 +71,7 @@ int
 cf_audit_checks_parse(const char **names, size_t *n, const char *text, cf_err *err)
 {
 	const char *p = text != NULL ? text : "", *end, *item;
-	size_t len;
+	size_t len, k;
 	int i;
 
 	*n = 0;
@@ -95,8 +95,11 @@ cf_audit_checks_parse(const char **names, size_t *n, const char *text, cf_err *e
 					  "audit_checks: '%.*s' is not a check ('all' or check "
 					  "names separated by commas)",
 					  (int)len, item);
-		if (*n == CF_AUDIT__COUNT)
-			return cf_err_set(err, CF_EINVAL, NULL, "audit_checks: a check named twice");
+		for (k = 0; k < *n; k++)
+			if (names[k] == cf_audit__checks[i].name)
+				return cf_err_set(err, CF_EINVAL, NULL,
+						  "audit_checks: %s is named twice",
+						  cf_audit__checks[i].name);
 		names[(*n)++] = cf_audit__checks[i].name;
 		if (end == NULL)
 			break;
@@ -266,7 +269,9 @@ summary_json(const cf_audit_summary *sum)
 	json_object_set(o, "bySeverity", sev);
 	json_object_set(o, "byCheck", checks);
 	json_object_set_new(o, "elapsedMs", json_integer(sum->elapsed_ms));
-	if (sum->events_verified)
+	if (sum->events_broken)
+		json_object_set_new(o, "eventsHead", json_pack("{s:b}", "broken", 1));
+	else if (sum->events_verified)
 		json_object_set_new(o, "eventsHead",
 				    json_pack("{s:I, s:s, s:I, s:s, s:I, s:I}", "seq",
 					      (json_int_t)sum->events_head.seq, "hash",

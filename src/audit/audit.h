@@ -62,8 +62,7 @@ const cf_audit_check_info *cf_audit_check_find(const char *name);
 /*
  * The audit_checks config value: "all" (*n = 0: every check) or check names
  * separated by commas, into names (static strings, CF_AUDIT_CHECKS_MAX of
- * room). CF_EINVAL naming what is wrong; a name given twice is left to
- * cf_audit_run() to refuse.
+ * room). CF_EINVAL naming what is wrong (an unknown name, one given twice).
  */
 int cf_audit_checks_parse(const char **names, size_t *n, const char *text, cf_err *err);
 
@@ -87,6 +86,7 @@ typedef struct cf_audit_summary {
 	 * stopped (the genesis once a sweep reached the head).
 	 */
 	bool events_verified;
+	bool events_broken; /* the walk found the chain broken: nothing verified */
 	cf_store_event_anchor events_head;
 	cf_store_event_anchor events_sweep;
 	int64_t events_full_at; /* when a sweep last reached the head, 0: never */
@@ -239,8 +239,8 @@ int cf_audit_schedule_parse(cf_audit_schedule *out, const char *text, cf_err *er
 int64_t cf_audit_schedule_next(const cf_audit_schedule *sched, int64_t last, int64_t now);
 
 /*
- * The start time of the newest SCHEDULED run, in *out (0 when none).
- * CF_ESTORE.
+ * The start time of the newest SCHEDULED run that did not fail, in *out (0
+ * when none): a FAILED run's slot is run again. CF_ESTORE.
  */
 int cf_audit_last_scheduled(int64_t *out, cf_store *store, cf_err *err);
 
@@ -271,6 +271,7 @@ typedef struct cf_audit_applied {
 	size_t failed;          /* of which failed (each told to cb, and the run goes on) */
 	size_t skipped_service; /* ROTATE skipped: the thing is a service principal */
 	size_t skipped_expired; /* ROTATE skipped: the certificate expired (re-provision) */
+	size_t skipped_unbound; /* ROTATE skipped: the certificate is bound to no thing */
 	size_t left;            /* findings left for the next run (over CF_AUDIT_APPLY_MAX) */
 } cf_audit_applied;
 
@@ -279,12 +280,14 @@ typedef struct cf_audit_applied {
 
 /*
  * Apply the actions bound to each check (b) to the NEW and OPEN,
- * unsuppressed findings of run run_id, by who (certfleetd: "audit"). ROTATE
- * leaves things with an open rotation alone (cf_audit_mitigate()'s
- * already) and, as cf_rotation_start_many() does, service principals. cb
- * (may be NULL) hears of each action applied. A failing action is counted
- * and the others go on. CF_ENOTFOUND for an unknown run; CF_ENOMEM,
- * CF_ESTORE when the findings cannot be read.
+ * unsuppressed findings of run run_id, by who (certfleetd: "audit"), each
+ * action only where it fits the resource. ROTATE is left out, before a
+ * finding takes one of the CF_AUDIT_APPLY_MAX places, for a thing already
+ * being rotated, an expired certificate (its device cannot connect), an
+ * unbound one, and, as cf_rotation_start_many() does, a service principal
+ * (counted in out). cb (may be NULL) hears of each action applied. A failing
+ * action is counted and the others go on. CF_ENOTFOUND for an unknown run;
+ * CF_ENOMEM, CF_ESTORE when the findings cannot be read.
  */
 int cf_audit_apply_bindings(cf_audit_applied *out, cf_store *store,
 			    struct cf_rotation_engine *eng, const cf_audit_bindings *b,

@@ -1452,14 +1452,19 @@ revocation_lists(cf_audit__run *run)
 
 /* ---- logging ---------------------------------------------------------------- */
 
-/* The last run's record of the chain (its summary's eventsHead), checked. */
+/*
+ * The runs' records of the chain (their summaries' eventsHead): the newest
+ * good one, and the newest that does not read back, whenever it was.
+ */
 struct chain_state {
 	int64_t run_id; /* the current run, skipped */
-	bool found;     /* a COMPLETED run has an eventsHead */
-	bool damaged;   /* ... that does not read as one */
-	int64_t from_run, at;
+	int64_t now;
+	bool found;       /* a good record */
+	int64_t from_run; /* ... of this run */
+	int64_t at;       /* ... begun then (the store's clock) */
 	cf_store_event_anchor head, sweep;
 	int64_t full_at;
+	int64_t damaged_run; /* the newest run whose record was edited or removed, 0: none */
 };
 
 static bool
@@ -1478,33 +1483,55 @@ anchor_read(cf_store_event_anchor *out, json_t *seq, json_t *hash)
 	return true;
 }
 
+/* Clock slack allowed between a run's start and a later run's now, in seconds. */
+#define CHAIN_CLOCK_SLACK 300
+
+/*
+ * Every COMPLETED run is read, not only the newest: an edited record stays
+ * a finding (suppress it to acknowledge it), it does not clear itself once
+ * newer runs have recorded heads of their own.
+ */
 static int
 chain_state_cb(const cf_store_audit_run *r, void *payload)
 {
 	struct chain_state *c = payload;
+	cf_store_event_anchor head, sweep;
 	json_t *sum, *eh, *full;
+	bool ok;
 
 	if (r->id == c->run_id || r->status != CF_AUDIT_COMPLETED)
 		return 0;
 	sum = json_loads(r->summary != NULL ? r->summary : "{}", 0, NULL);
 	eh = json_object_get(sum, "eventsHead");
 	if (eh == NULL) {
+		/* Every run of the check records one: gone, it was removed. */
+		if (r->checks != NULL && strstr(r->checks, "\"LOGGING_DISABLED_CHECK\"") != NULL &&
+		    c->damaged_run == 0)
+			c->damaged_run = r->id;
 		json_decref(sum);
-		return 0; /* a run without this check */
+		return 0;
 	}
-	c->found = true;
-	c->from_run = r->id;
-	c->at = r->started_at;
+	if (json_is_true(json_object_get(eh, "broken"))) {
+		json_decref(sum);
+		return 0; /* the chain was broken then: nothing verified to go on from */
+	}
 	full = json_object_get(eh, "fullAt");
-	c->damaged = !anchor_read(&c->head, json_object_get(eh, "seq"),
-				  json_object_get(eh, "hash")) ||
-		     !anchor_read(&c->sweep, json_object_get(eh, "sweepSeq"),
-				  json_object_get(eh, "sweepHash")) ||
-		     c->sweep.seq > c->head.seq || !json_is_integer(full) ||
-		     json_integer_value(full) < 0;
-	c->full_at = c->damaged ? 0 : (int64_t)json_integer_value(full);
+	ok = anchor_read(&head, json_object_get(eh, "seq"), json_object_get(eh, "hash")) &&
+	     anchor_read(&sweep, json_object_get(eh, "sweepSeq"), json_object_get(eh, "sweepHash")) &&
+	     sweep.seq <= head.seq && json_is_integer(full) && json_integer_value(full) >= 0 &&
+	     r->started_at > 0 && r->started_at <= c->now + CHAIN_CLOCK_SLACK;
+	if (!ok && c->damaged_run == 0)
+		c->damaged_run = r->id;
+	if (ok && !c->found) {
+		c->found = true;
+		c->from_run = r->id;
+		c->at = r->started_at;
+		c->head = head;
+		c->sweep = sweep;
+		c->full_at = (int64_t)json_integer_value(full);
+	}
 	json_decref(sum);
-	return 1;
+	return 0;
 }
 
 static int
@@ -1562,7 +1589,7 @@ chain_walk(cf_audit__run *run, const cf_store_event_anchor *from, int64_t limit,
 static int
 logging(cf_audit__run *run)
 {
-	struct chain_state prev = { run->run_id, false, false, 0, 0, { 0, "" }, { 0, "" }, 0 };
+	struct chain_state prev = { run->run_id, run->now, false, 0, 0, { 0, "" }, { 0, "" }, 0, 0 };
 	int64_t every = run->cfg->events_full_every, span, limit;
 	cf_audit_summary *sum = run->sum;
 	cf_store_event_anchor sweep_from, swept;
@@ -1583,17 +1610,16 @@ logging(cf_audit__run *run)
 		rc = cf_store_audit_run_list(run->store, 0, chain_state_cb, &prev, run->err);
 	if (rc < 0)
 		return rc;
-	if (prev.damaged) {
-		char why[160];
+	if (prev.damaged_run > 0) {
+		char why[200];
 
 		snprintf(why, sizeof(why),
-			 "the chain head run %lld verified (its summary's eventsHead) does not "
-			 "read back: the audit record was edited",
-			 (long long)prev.from_run);
+			 "run %lld's record of the chain (its summary's eventsHead) was edited or "
+			 "removed; the walk goes on from the newest good one (%s)",
+			 (long long)prev.damaged_run, prev.found ? "an older run's" : "none: the head as found");
 		rc = chain_broken(run, 0, why);
 		if (rc != CF_OK)
 			return rc;
-		prev.found = false;
 	}
 	memset(&sweep_from, 0, sizeof(sweep_from));
 	memcpy(sweep_from.hash, CF_STORE_GENESIS_HASH, sizeof(sweep_from.hash));
@@ -1614,7 +1640,7 @@ logging(cf_audit__run *run)
 		span = 0;
 	}
 	if (rc != CF_OK || broken)
-		return rc;
+		goto out;
 	/*
 	 * The sweep's share: head * span / every events (without overflow),
 	 * plus one so that it always moves; with every 0 or a whole period
@@ -1630,7 +1656,7 @@ logging(cf_audit__run *run)
 			sum->events_head.seq % every * span / every + 1;
 	rc = chain_walk(run, sweep_from.seq > 0 ? &sweep_from : NULL, limit, &swept, &broken);
 	if (rc != CF_OK || broken)
-		return rc;
+		goto out;
 	if (every <= 0)
 		sum->events_head = swept; /* the whole chain, to its head */
 	sum->events_full_at = prev.full_at;
@@ -1643,7 +1669,10 @@ logging(cf_audit__run *run)
 		sum->events_sweep = swept;
 	}
 	sum->events_verified = true;
-	return CF_OK;
+out:
+	/* A broken chain is recorded as such: the next run goes on from the last good record. */
+	sum->events_broken = broken;
+	return rc;
 }
 
 /* ---- after the pass ------------------------------------------------------- */

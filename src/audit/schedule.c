@@ -97,6 +97,9 @@ cf_audit_schedule_next(const cf_audit_schedule *sched, int64_t last, int64_t now
 {
 	int64_t next;
 
+	/* A last run in the future (a clock set back, an edited row) must not stop the schedule. */
+	if (last > now)
+		last = now;
 	switch (sched->kind) {
 	case CF_AUDIT_SCHEDULE_INTERVAL:
 		next = last > 0 ? last + sched->interval : now;
@@ -117,10 +120,11 @@ cf_audit_schedule_next(const cf_audit_schedule *sched, int64_t last, int64_t now
 	return next < now ? now : next;
 }
 
+/* The newest scheduled run that did not fail: a FAILED one is retried, after a restart too. */
 static int
 last_cb(const cf_store_audit_run *run, void *payload)
 {
-	if (run->trigger != CF_AUDIT_SCHEDULED)
+	if (run->trigger != CF_AUDIT_SCHEDULED || run->status == CF_AUDIT_FAILED)
 		return 0;
 	*(int64_t *)payload = run->started_at;
 	return 1;
@@ -179,25 +183,31 @@ cf_audit_abandon_stale(size_t *count, cf_store *store, int64_t before, cf_err *e
 
 /* ---- the bound actions ------------------------------------------------------ */
 
+/* A finding to act on, and the bound actions that fit it and have something to do. */
+struct todo_item {
+	cf_audit_finding_ref ref;
+	unsigned int actions;
+};
+
 struct todo {
-	cf_audit_finding_ref *items;
+	struct todo_item *items;
 	size_t n, cap;
 	const cf_audit_bindings *b;
 	cf_store *store;
-	size_t left, expired, service;
+	size_t left, expired, service, unbound;
 	bool oom;
 };
 
 
 /* Whether ROTATE has something to do for a finding, or why not. */
-enum rotate_skip { ROTATE_GO = 0, ROTATE_OPEN, ROTATE_EXPIRED, ROTATE_SERVICE };
+enum rotate_skip { ROTATE_GO = 0, ROTATE_OPEN, ROTATE_EXPIRED, ROTATE_SERVICE, ROTATE_UNBOUND };
 
 /*
  * Decided before a finding takes one of the CF_AUDIT_APPLY_MAX places, so
  * that those go to findings an action can change: the thing (thing:NAME, or
  * cert:ID's thing) is being rotated already, the certificate has expired
- * (its device cannot connect to be rotated), or the thing is a service
- * principal.
+ * (its device cannot connect to be rotated) or is bound to no thing, or the
+ * thing is a service principal.
  */
 static enum rotate_skip
 rotate_skip(cf_store *store, const char *resource)
@@ -216,6 +226,8 @@ rotate_skip(cf_store *store, const char *resource)
 		thing = cert.thing;
 	if (cert.id != NULL && cert.not_after <= cf_store_now(store))
 		why = ROTATE_EXPIRED;
+	else if (cert.id != NULL && cert.thing == NULL)
+		why = ROTATE_UNBOUND;
 	else if (thing != NULL && cf_store_rotation_get_open(store, &rot, thing, NULL) == CF_OK) {
 		why = ROTATE_OPEN;
 		cf_store_rotation_clear(&rot);
@@ -227,51 +239,63 @@ rotate_skip(cf_store *store, const char *resource)
 	return why;
 }
 
-/* Whether an action bound to check ci fits resource. */
-static bool
-some_action_fits(unsigned int actions, const char *resource)
+/* The actions of the mask actions that fit resource. */
+static unsigned int
+fitting(unsigned int actions, const char *resource)
 {
-	unsigned int a;
+	unsigned int a, out = 0;
 
 	for (a = 0; a < CF_AUDIT_ACTION_COUNT; a++)
 		if ((actions & (1u << a)) != 0 && cf_audit_action_fits((cf_audit_action)a, resource))
-			return true;
-	return false;
+			out |= 1u << a;
+	return out;
 }
 
 static int
 todo_cb(const cf_store_finding *f, void *payload)
 {
+	const unsigned int rotate = 1u << CF_AUDIT_ROTATE_DEVICE_CERTIFICATE;
 	struct todo *t = payload;
 	cf_audit_finding_ref *r;
+	unsigned int actions;
 	int ci;
 
 	if (f->state == CF_FINDING_RESOLVED || f->suppressed)
 		return 0;
 	ci = cf_audit__check_index(f->check, strlen(f->check));
-	if (ci < 0 || ci >= CF_AUDIT_CHECKS_MAX || !some_action_fits(t->b->actions[ci], f->resource))
+	if (ci < 0 || ci >= CF_AUDIT_CHECKS_MAX)
 		return 0;
-	if (t->b->actions[ci] == 1u << CF_AUDIT_ROTATE_DEVICE_CERTIFICATE) {
+	actions = fitting(t->b->actions[ci], f->resource);
+	if ((actions & rotate) != 0) {
 		switch (rotate_skip(t->store, f->resource)) {
 		case ROTATE_GO:
 			break;
-		case ROTATE_OPEN:
-			return 0; /* the next run finds it OPEN, or RESOLVED */
+		case ROTATE_OPEN: /* the next run finds it OPEN, or RESOLVED */
+			actions &= ~rotate;
+			break;
 		case ROTATE_EXPIRED:
+			actions &= ~rotate;
 			t->expired++;
-			return 0;
+			break;
 		case ROTATE_SERVICE:
+			actions &= ~rotate;
 			t->service++;
-			return 0;
+			break;
+		case ROTATE_UNBOUND:
+			actions &= ~rotate;
+			t->unbound++;
+			break;
 		}
 	}
+	if (actions == 0)
+		return 0;
 	if (t->n == CF_AUDIT_APPLY_MAX) {
 		t->left++;
 		return 0;
 	}
 	if (t->n == t->cap) {
 		size_t cap = t->cap == 0 ? 64 : t->cap * 2;
-		cf_audit_finding_ref *grown = realloc(t->items, cap * sizeof(*grown));
+		struct todo_item *grown = realloc(t->items, cap * sizeof(*grown));
 
 		if (grown == NULL) {
 			t->oom = true;
@@ -280,7 +304,8 @@ todo_cb(const cf_store_finding *f, void *payload)
 		t->items = grown;
 		t->cap = cap;
 	}
-	r = &t->items[t->n++];
+	t->items[t->n].actions = actions;
+	r = &t->items[t->n++].ref;
 	memset(r, 0, sizeof(*r));
 	r->run_id = f->run_id;
 	snprintf(r->finding_id, sizeof(r->finding_id), "%s", f->finding_id);
@@ -289,26 +314,6 @@ todo_cb(const cf_store_finding *f, void *payload)
 	r->state = f->state;
 	r->finding.severity = f->severity;
 	return 0;
-}
-
-/* Is the thing of resource (thing:, or cert:'s thing) a service principal (role=service)? */
-static bool
-is_service(cf_store *store, const char *resource)
-{
-	cf_store_cert cert;
-	const char *name = NULL;
-	bool svc = false;
-
-	memset(&cert, 0, sizeof(cert));
-	if (strncmp(resource, "thing:", 6) == 0)
-		name = resource + 6;
-	else if (strncmp(resource, "cert:", 5) == 0 &&
-		 cf_store_cert_get(store, &cert, resource + 5, NULL) == CF_OK)
-		name = cert.thing;
-	if (name != NULL && cf_store_thing_is_service(store, &svc, name, NULL) != CF_OK)
-		svc = false;
-	cf_store_cert_clear(&cert);
-	return svc;
 }
 
 int
@@ -337,9 +342,9 @@ cf_audit_apply_bindings(cf_audit_applied *out, cf_store *store, struct cf_rotati
 	out->left = t.left;
 	out->skipped_expired = t.expired;
 	out->skipped_service = t.service;
+	out->skipped_unbound = t.unbound;
 	for (i = 0; i < t.n; i++) {
-		cf_audit_finding_ref *r = &t.items[i];
-		int ci = cf_audit__check_index(r->check, strlen(r->check));
+		cf_audit_finding_ref *r = &t.items[i].ref;
 
 		r->finding.run_id = r->run_id;
 		r->finding.finding_id = r->finding_id;
@@ -351,13 +356,8 @@ cf_audit_apply_bindings(cf_audit_applied *out, cf_store *store, struct cf_rotati
 			cf_audit_acted acted;
 			cf_err aerr = CF_ERR_INIT;
 
-			if ((b->actions[ci] & (1u << a)) == 0 ||
-			    !cf_audit_action_fits((cf_audit_action)a, r->resource))
+			if ((t.items[i].actions & (1u << a)) == 0)
 				continue;
-			if (a == CF_AUDIT_ROTATE_DEVICE_CERTIFICATE && is_service(store, r->resource)) {
-				out->skipped_service++;
-				continue;
-			}
 			rc = cf_audit_mitigate(&m, store, eng, &r->finding, (cf_audit_action)a, who,
 					       &aerr);
 			out->actions++;

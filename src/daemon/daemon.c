@@ -615,6 +615,7 @@ struct notices_ctx {
 	cf_daemon *d;
 	json_t *list; /* notices to send, each with its "event" */
 	size_t rows;
+	size_t max; /* notices this pass takes at most */
 };
 
 /* FAILED and TIMED_OUT rotations: rotation.failed, rotation.timed_out. */
@@ -660,20 +661,20 @@ notice_seen(const cf_store_event *ev, void *payload)
 	json_t *detail, *o;
 
 	/* Full: this event is read again by the next pass (the cursor stays before it). */
-	if (json_array_size(nc->list) >= EVENT_NOTIFY_MAX)
+	if (json_array_size(nc->list) >= nc->max)
 		return 1;
 	nc->rows++;
+	if (ev->detail != NULL && (strcmp(ev->action, "rotation.state") == 0 ||
+				   strcmp(ev->action, "audit.notified") == 0)) {
+		detail = json_loads(ev->detail, 0, NULL);
+		o = rotation_notice(ev, detail);
+		if (o == NULL)
+			o = finding_notice(ev, detail);
+		json_decref(detail);
+		if (o != NULL && json_array_append_new(nc->list, o) != 0)
+			return CF_ENOMEM; /* read again next time */
+	}
 	nc->d->events_seq = ev->seq;
-	if (ev->detail == NULL || (strcmp(ev->action, "rotation.state") != 0 &&
-				   strcmp(ev->action, "audit.notified") != 0))
-		return 0;
-	detail = json_loads(ev->detail, 0, NULL);
-	o = rotation_notice(ev, detail);
-	if (o == NULL)
-		o = finding_notice(ev, detail);
-	json_decref(detail);
-	if (o != NULL && json_array_append_new(nc->list, o) != 0)
-		return CF_ENOMEM;
 	return 0;
 }
 
@@ -709,7 +710,7 @@ static void
 event_notices_poll(cf_daemon *d)
 {
 	cf_store_event_filter f = CF_STORE_EVENT_FILTER_INIT;
-	struct notices_ctx nc = { d, NULL, 0 };
+	struct notices_ctx nc = { d, NULL, 0, EVENT_NOTIFY_MAX };
 	cf_err err = CF_ERR_INIT;
 	char hash[65];
 	size_t i;
@@ -724,6 +725,11 @@ event_notices_poll(cf_daemon *d)
 		d->events_seq_set = true;
 		return;
 	}
+	/* No more than the webhook's queue has room for: a slow receiver slows the reading. */
+	if (webhook_enabled(d) && cf_events_webhook_room(d->webhook) < nc.max)
+		nc.max = cf_events_webhook_room(d->webhook);
+	if (nc.max == 0)
+		return;
 	nc.list = json_array();
 	if (nc.list == NULL)
 		return;

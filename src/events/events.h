@@ -93,6 +93,9 @@ void cf_events_webhook_step(cf_events_webhook *wh);
 /* Notifications queued or in flight. */
 size_t cf_events_webhook_pending(const cf_events_webhook *wh);
 
+/* Notifications that can still be queued before the oldest would be dropped. */
+size_t cf_events_webhook_room(const cf_events_webhook *wh);
+
 /* Is a request in flight (the caller's loop should step again soon)? */
 bool cf_events_webhook_busy(const cf_events_webhook *wh);
 

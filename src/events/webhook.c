@@ -453,6 +453,12 @@ cf_events_webhook_pending(const cf_events_webhook *wh)
 	return wh != NULL ? wh->n : 0;
 }
 
+size_t
+cf_events_webhook_room(const cf_events_webhook *wh)
+{
+	return wh->cfg.queue_max - wh->n;
+}
+
 bool
 cf_events_webhook_busy(const cf_events_webhook *wh)
 {

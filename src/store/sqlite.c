@@ -3185,7 +3185,8 @@ sq_events_verify_chain(cf_store *store, const cf_store_event_anchor *anchor, int
 				   limit > 0 ? limit + (anchor != NULL && anchor->seq > 0) : -1,
 				   bad_seq, err);
 	/* The head row is checked when the walk got there (a limited one may stop short). */
-	if (rc == CF_OK && (limit == 0 || cf_store__verify_last(v, last) >= head_seq))
+	if (rc == CF_OK && (limit == 0 || cf_store__verify_last(v, last) >= head_seq ||
+			    cf_store__verify_count(v) == 0))
 		rc = cf_store__verify_head(v, head_seq, head_hash, bad_seq, err);
 	if (rc == CF_OK)
 		(void)cf_store__verify_last(v, last);

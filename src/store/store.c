@@ -529,9 +529,12 @@ check_cert(const cf_store_cert *cert, cf_err *err)
 	    !is_hex_lower(cert->id, 64))
 		return cf_err_set(err, CF_EINVAL, NULL,
 				  "certificate id must be 64 lowercase hex digits");
-	if (cert->serial == NULL || cert->serial[0] == '\0' ||
-	    !is_hex_lower(cert->serial, strlen(cert->serial)))
-		return cf_err_set(err, CF_EINVAL, NULL, "serial must be lowercase hex");
+	/* As cf_pki_cert_info writes it, and cf_store_cert_get_by_serial() finds it. */
+	if (cert->serial == NULL || cert->serial[0] == '\0' || strlen(cert->serial) > 40 ||
+	    !is_hex_lower(cert->serial, strlen(cert->serial)) ||
+	    (cert->serial[0] == '0' && cert->serial[1] != '\0'))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "serial must be 1 to 40 lowercase hex digits without leading zeros");
 	if (check_name("CA", cert->ca, err) != CF_OK)
 		return CF_EINVAL;
 	if (cert->thing != NULL && check_name("thing", cert->thing, err) != CF_OK)
@@ -543,6 +546,9 @@ check_cert(const cf_store_cert *cert, cf_err *err)
 	    cert->pem == NULL)
 		return cf_err_set(err, CF_EINVAL, NULL,
 				  "key_type, sig_alg, spki_sha256 and pem are required");
+	if (strlen(cert->spki_sha256) != 64 || !is_hex_lower(cert->spki_sha256, 64))
+		return cf_err_set(err, CF_EINVAL, NULL,
+				  "spki_sha256 must be 64 lowercase hex digits");
 	if (cert->not_after <= cert->not_before)
 		return cf_err_set(err, CF_EINVAL, NULL, "not_after must follow not_before");
 	return CF_OK;
@@ -1639,8 +1645,8 @@ cf_store_events_verify_chain(cf_store *store, const cf_store_event_anchor *ancho
 {
 	cf_store_event_anchor local, from;
 
-	if (store == NULL || count == NULL || bad_seq == NULL || limit < 0)
-		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument or negative limit");
+	if (store == NULL || count == NULL || bad_seq == NULL || limit < 0 || limit == INT64_MAX)
+		return cf_err_set(err, CF_EINVAL, NULL, "NULL argument or limit out of range");
 	*count = 0;
 	*bad_seq = 0;
 	/* last may be anchor: the sweep hands its stopping place back in the same variable. */

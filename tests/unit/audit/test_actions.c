@@ -544,6 +544,46 @@ test_audit_actions__apply_bindings_once(void **state)
 	assert_int_equal(ap.failed, 0);
 }
 
+/*
+ * ROTATE with NOTIFY on one check: an expired certificate and an unbound
+ * one are not rotated (nothing fails), but NOTIFY still applies to them.
+ */
+static void
+test_audit_actions__mixed_binding_skips(void **state)
+{
+	struct afx *a = *state;
+	static const char *const checks[] = { "DEVICE_CERTIFICATE_EXPIRING_CHECK" };
+	cf_audit_config cfg;
+	cf_audit_bindings b;
+	cf_audit_applied ap;
+	cf_err err = CF_ERR_INIT;
+	int64_t run = 0;
+
+	fx_add_thing(a->fx, "dev-8");
+	fx_add_cert(a->fx, 8, CA, "dev-8", CF_CERT_ACTIVE, 1);
+	fx_add_cert(a->fx, 9, CA, NULL, CF_CERT_ACTIVE, 10);
+	a->fx->now += 2 * 86400;
+	assert_int_equal(cf_audit_bindings_parse(&b,
+						 "DEVICE_CERTIFICATE_EXPIRING_CHECK:"
+						 "ROTATE_DEVICE_CERTIFICATE,"
+						 "DEVICE_CERTIFICATE_EXPIRING_CHECK:NOTIFY",
+						 &err),
+			 0);
+	cf_audit_config_init(&cfg);
+	assert_int_equal(cf_audit_run(&run, NULL, a->fx->store, &cfg, CF_AUDIT_SCHEDULED, checks,
+				      1, a->fx->now, &err),
+			 0);
+	assert_int_equal(cf_audit_apply_bindings(&ap, a->fx->store, a->eng, &b, run, WHO, NULL,
+						 NULL, &err),
+			 0);
+	assert_int_equal(ap.skipped_expired, 1);
+	assert_int_equal(ap.skipped_unbound, 1);
+	assert_int_equal(ap.failed, 0);
+	/* Still acted on (NOTIFY), the expired and unbound ones included: one action each at least. */
+	assert_true(ap.findings >= 2);
+	assert_true(ap.actions >= ap.findings);
+}
+
 int
 main(void)
 {
@@ -557,6 +597,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_audit_actions__quarantine_thing, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_audit_actions__rotate_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_actions__mixed_binding_skips, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_audit_actions__find_after_run, setup,
 						teardown),
 		cmocka_unit_test(test_audit_actions__schedule),

@@ -1267,7 +1267,12 @@ test_audit__logging_sweep_by_time(void **state)
 	assert_int_equal(g.n, 0);
 }
 
-/* The audit's own record edited (a forged fullAt, a head that is not one): a finding. */
+/*
+ * The audit's own record edited (a forged fullAt) or removed: a finding that
+ * stays (suppress it to acknowledge it). The walk goes on from the newest
+ * good record, so what was hidden behind the edited one (here the log cut
+ * back by one event) is not seen by the walk: the finding is the trace.
+ */
 static void
 test_audit__logging_record_damaged(void **state)
 {
@@ -1279,25 +1284,66 @@ test_audit__logging_record_damaged(void **state)
 	fx_require_sqlite(fx);
 	fx_add_ca(fx, CA);
 	device(fx, "a", 1, CF_CERT_ACTIVE, 100);
+	device(fx, "b", 2, CF_CERT_ACTIVE, 100);
 	cf_audit_config_init(&cfg);
 	cfg.notifier_configured = true;
-	run1(fx, &cfg, C_LOGGING, &g);
+	run1(fx, &cfg, C_LOGGING, &g); /* run 1: a good record, head 5 */
+	assert_int_equal(g.n, 0);
+	device(fx, "c", 3, CF_CERT_ACTIVE, 100);
+	run1(fx, &cfg, C_LOGGING, &g); /* run 2: head 7 */
+	/* The log cut back to 6, run 2's record made unreadable to hide it. */
+	raw_tamper(fx, "DELETE FROM events WHERE seq > 6; "
+		       "UPDATE event_head SET seq = 6, hash = (SELECT hash FROM events WHERE seq = 6)");
 	raw_sql(fx, "UPDATE audit_runs SET summary = json_set(summary, '$.eventsHead.fullAt', "
-		       "-1) WHERE id = (SELECT MAX(id) FROM audit_runs)");
+		    "-1) WHERE id = 2");
 	run1(fx, &cfg, C_LOGGING, &g);
 	i = find(&g, C_LOGGING, "registry:events");
 	assert_true(i >= 0);
 	assert_string_equal(g.reason[i], "EVENT_CHAIN_BROKEN");
-	assert_non_null(strstr(g.detail[i], "does not read back"));
-	/* The run was not stopped by it, and recorded a head of its own: the next is clean. */
+	assert_non_null(strstr(g.detail[i], "run 2's record"));
+	/* It stays, newer good records or not. */
 	run1(fx, &cfg, C_LOGGING, &g);
 	i = find(&g, C_LOGGING, "registry:events");
 	assert_true(i >= 0);
-	assert_int_equal(g.state[i], CF_FINDING_RESOLVED);
-	raw_sql(fx, "UPDATE audit_runs SET summary = json_set(summary, '$.eventsHead.hash', "
-		       "'ABC') WHERE id = (SELECT MAX(id) FROM audit_runs)");
+	assert_int_equal(g.state[i], CF_FINDING_OPEN);
+	/* A record removed outright is the same. */
+	raw_sql(fx, "UPDATE audit_runs SET summary = json_remove(summary, '$.eventsHead') "
+		    "WHERE id = 1");
 	run1(fx, &cfg, C_LOGGING, &g);
-	assert_true(find(&g, C_LOGGING, "registry:events") >= 0);
+	i = find(&g, C_LOGGING, "registry:events");
+	assert_true(i >= 0);
+	assert_int_equal(g.state[i], CF_FINDING_OPEN);
+}
+
+/* A walk that finds the chain broken records that, and the finding stays on later runs. */
+static void
+test_audit__logging_broken_stays(void **state)
+{
+	struct fixture *fx = *state;
+	cf_audit_config cfg;
+	struct fx_findings g;
+	int64_t run;
+	int i;
+
+	fx_require_sqlite(fx);
+	fx_add_ca(fx, CA);
+	device(fx, "a", 1, CF_CERT_ACTIVE, 100);
+	cf_audit_config_init(&cfg);
+	cfg.notifier_configured = true;
+	run1(fx, &cfg, C_LOGGING, &g);
+	device(fx, "b", 2, CF_CERT_ACTIVE, 100);
+	/* A new event, after the verified head, altered: the walk from that head sees it. */
+	raw_tamper(fx, "UPDATE events SET actor = 'someone-else' WHERE seq = (SELECT MAX(seq) "
+		       "FROM events)");
+	run = run1(fx, &cfg, C_LOGGING, &g);
+	i = find(&g, C_LOGGING, "registry:events");
+	assert_true(i >= 0);
+	assert_int_equal(g.state[i], CF_FINDING_NEW);
+	assert_non_null(strstr(run_summary(fx, run), "\"broken\":true"));
+	run1(fx, &cfg, C_LOGGING, &g);
+	i = find(&g, C_LOGGING, "registry:events");
+	assert_true(i >= 0);
+	assert_int_equal(g.state[i], CF_FINDING_OPEN);
 }
 
 /* The newest events cut off with the head rolled back: the last verified head is gone. */
@@ -1351,6 +1397,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_audit__logging_sweep_by_time, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_audit__logging_record_damaged, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_audit__logging_broken_stays, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_audit__logging_disabled, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_audit__unknown_check_writes_nothing, fx_setup,

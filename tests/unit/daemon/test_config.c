@@ -163,6 +163,8 @@ test_daemon_config__errors_name_file_and_line(void **state)
 		{ "audit_checks = DEVICE_CERTIFICATE_EXPIRING_CHECK, NO_SUCH_CHECK\n",
 		  ":1: audit_checks: 'NO_SUCH_CHECK' is not a check" },
 		{ "audit_checks =\n", ":1: audit_checks: '' is not a check" },
+		{ "audit_checks = LOGGING_DISABLED_CHECK,LOGGING_DISABLED_CHECK\n",
+		  ":1: audit_checks: LOGGING_DISABLED_CHECK is named twice" },
 		{ "audit_crl_files = ,\n", ":1: audit_crl_files must be empty or paths" },
 		{ "audit_schedule = 400d\n", ":1: audit_schedule: '400d' is not" },
 		{ "audit_actions = DEVICE_CERTIFICATE_EXPIRING_CHECK:DEACTIVATE_CA_CERTIFICATE\n",

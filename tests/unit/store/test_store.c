@@ -346,6 +346,18 @@ test_store_store__cert_insert_errors(void **state)
 	assert_int_equal(cf_store_cert_insert(fx->store, &c.cert, pols, 1, false, &fx_actor, &err),
 			 CF_ENOTFOUND);
 	assert_contains(err.msg, "missing");
+	/* Serials and key digests as the lookups compare them: no leading zero, lowercase. */
+	snprintf(c.serial, sizeof(c.serial), "0a");
+	assert_int_equal(cf_store_cert_insert(fx->store, &c.cert, NULL, 0, false, &fx_actor, &err),
+			 CF_EINVAL);
+	assert_contains(err.msg, "leading zeros");
+	fx_cert_init(&c, 1, CA, "dev-1", ACT, 30);
+	c.cert.spki_sha256 = (char *)(uintptr_t)"ABCDEF0123456789ABCDEF0123456789"
+						  "ABCDEF0123456789ABCDEF0123456789";
+	assert_int_equal(cf_store_cert_insert(fx->store, &c.cert, NULL, 0, false, &fx_actor, &err),
+			 CF_EINVAL);
+	assert_contains(err.msg, "spki_sha256");
+	fx_cert_init(&c, 1, CA, "dev-1", ACT, 30);
 	assert_int_equal(fx_count_events(fx, NULL), events);
 
 	assert_int_equal(cf_store_cert_insert(fx->store, &c.cert, NULL, 0, false, &fx_actor, NULL),
@@ -1009,6 +1021,10 @@ test_store_store__events_verify_chain(void **state)
 	assert_string_equal(b.hash, head.hash);
 	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, -1, &b, &count, &bad, &err),
 			 CF_EINVAL);
+	/* A limited walk from an anchor past the log's end: refused, not an empty success. */
+	b.seq = 99;
+	assert_int_equal(cf_store_events_verify_chain(fx->store, &b, 5, &b, &count, &bad, &err),
+			 CF_EINTEGRITY);
 
 	/* An anchor with another hash: the log does not hold it. */
 	b = mid;
