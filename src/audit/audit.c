@@ -280,6 +280,9 @@ summary_json(const cf_audit_summary *sum)
 					      sum->events_sweep.hash, "fullAt",
 					      (json_int_t)sum->events_full_at, "checked",
 					      (json_int_t)sum->events_checked));
+	if (sum->events_verified && !sum->events_broken && sum->events_damaged_run > 0)
+		json_object_set_new(json_object_get(o, "eventsHead"), "damagedRun",
+				    json_integer(sum->events_damaged_run));
 	text = json_dumps(o, JSON_COMPACT);
 out:
 	json_decref(o);

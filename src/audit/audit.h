@@ -90,6 +90,7 @@ typedef struct cf_audit_summary {
 	cf_store_event_anchor events_head;
 	cf_store_event_anchor events_sweep;
 	int64_t events_full_at; /* when a sweep last reached the head, 0: never */
+	int64_t events_damaged_run; /* a run whose record was found edited or removed, 0: none */
 	int64_t events_checked; /* events walked by this run */
 } cf_audit_summary;
 

@@ -1487,9 +1487,11 @@ anchor_read(cf_store_event_anchor *out, json_t *seq, json_t *hash)
 #define CHAIN_CLOCK_SLACK 300
 
 /*
- * Every COMPLETED run is read, not only the newest: an edited record stays
- * a finding (suppress it to acknowledge it), it does not clear itself once
- * newer runs have recorded heads of their own.
+ * Newest first, down to the newest good record. A damaged one newer than it
+ * is noted; an older one was noted by the run that met it, which carried it
+ * forward in its own record (damagedRun), so an edited record stays a
+ * finding (suppress it to acknowledge it) without every run reading every
+ * run there ever was.
  */
 static int
 chain_state_cb(const cf_store_audit_run *r, void *payload)
@@ -1520,18 +1522,22 @@ chain_state_cb(const cf_store_audit_run *r, void *payload)
 	     anchor_read(&sweep, json_object_get(eh, "sweepSeq"), json_object_get(eh, "sweepHash")) &&
 	     sweep.seq <= head.seq && json_is_integer(full) && json_integer_value(full) >= 0 &&
 	     r->started_at > 0 && r->started_at <= c->now + CHAIN_CLOCK_SLACK;
-	if (!ok && c->damaged_run == 0)
-		c->damaged_run = r->id;
-	if (ok && !c->found) {
-		c->found = true;
-		c->from_run = r->id;
-		c->at = r->started_at;
-		c->head = head;
-		c->sweep = sweep;
-		c->full_at = (int64_t)json_integer_value(full);
+	if (!ok) {
+		if (c->damaged_run == 0)
+			c->damaged_run = r->id;
+		json_decref(sum);
+		return 0;
 	}
+	c->found = true;
+	c->from_run = r->id;
+	c->at = r->started_at;
+	c->head = head;
+	c->sweep = sweep;
+	c->full_at = (int64_t)json_integer_value(full);
+	if (c->damaged_run == 0 && json_is_integer(json_object_get(eh, "damagedRun")))
+		c->damaged_run = (int64_t)json_integer_value(json_object_get(eh, "damagedRun"));
 	json_decref(sum);
-	return 0;
+	return 1;
 }
 
 static int
@@ -1613,6 +1619,7 @@ logging(cf_audit__run *run)
 	if (prev.damaged_run > 0) {
 		char why[200];
 
+		sum->events_damaged_run = prev.damaged_run;
 		snprintf(why, sizeof(why),
 			 "run %lld's record of the chain (its summary's eventsHead) was edited or "
 			 "removed; the walk goes on from the newest good one (%s)",
