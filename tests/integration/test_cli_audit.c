@@ -23,29 +23,11 @@
 
 #define EXPIRING "DEVICE_CERTIFICATE_EXPIRING_CHECK"
 
-static char *g_bin;
-
-static int
-group_setup(void **state)
-{
-	(void)state;
-	g_bin = cf_test_binary("cli/certfleet");
-	return g_bin != NULL ? 0 : -1;
-}
-
-static int
-group_teardown(void **state)
-{
-	(void)state;
-	free(g_bin);
-	return 0;
-}
-
 static int
 setup(void **state)
 {
 	cf_test_fleet *fx;
-	int rc = cf_test_fleet_new(&fx, "certfleet-audit", g_bin);
+	int rc = cf_test_fleet_new(&fx, "certfleet-audit", cf_test_cli());
 
 	*state = fx;
 	return rc;
@@ -244,5 +226,5 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_cli_audit__mitigate, setup, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, cf_test_cli_group_setup, cf_test_cli_group_teardown);
 }

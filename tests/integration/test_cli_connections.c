@@ -29,29 +29,11 @@
 /* A client id with a terminal escape, a newline and a DEL: what a hostile device may send. */
 #define EVIL_CLIENT "ev\x1b[31mil\nx\x7f"
 
-static char *g_bin;
-
-static int
-group_setup(void **state)
-{
-	(void)state;
-	g_bin = cf_test_binary("cli/certfleet");
-	return g_bin != NULL ? 0 : -1;
-}
-
-static int
-group_teardown(void **state)
-{
-	(void)state;
-	free(g_bin);
-	return 0;
-}
-
 static int
 setup(void **state)
 {
 	cf_test_fleet *fx;
-	int rc = cf_test_fleet_new(&fx, "certfleet-conn", g_bin);
+	int rc = cf_test_fleet_new(&fx, "certfleet-conn", cf_test_cli());
 
 	*state = fx;
 	if (rc == 0)
@@ -322,5 +304,5 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_cli_connections__usage, setup, teardown),
 	};
 
-	return cmocka_run_group_tests_name("cli_connections", tests, group_setup, group_teardown);
+	return cmocka_run_group_tests_name("cli_connections", tests, cf_test_cli_group_setup, cf_test_cli_group_teardown);
 }

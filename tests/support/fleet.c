@@ -40,6 +40,32 @@ cf_test_binary(const char *rel)
 	return path;
 }
 
+static char *cli_path;
+
+int
+cf_test_cli_group_setup(void **state)
+{
+	(void)state;
+	free(cli_path);
+	cli_path = cf_test_binary("cli/certfleet");
+	return cli_path != NULL ? 0 : -1;
+}
+
+int
+cf_test_cli_group_teardown(void **state)
+{
+	(void)state;
+	free(cli_path);
+	cli_path = NULL;
+	return 0;
+}
+
+const char *
+cf_test_cli(void)
+{
+	return cli_path;
+}
+
 int
 cf_test_fleet_init(cf_test_fleet *f, const char *prefix, const char *certfleet)
 {

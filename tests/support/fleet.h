@@ -83,6 +83,15 @@ typedef struct cf_test_identity {
 char *cf_test_binary(const char *rel);
 
 /*
+ * cmocka group setup and teardown of a CLI test: find the certfleet
+ * program (cf_test_binary("cli/certfleet")) once, and release it.
+ * cf_test_cli() is its path, for cf_test_fleet_new(); NULL before.
+ */
+int cf_test_cli_group_setup(void **state);
+int cf_test_cli_group_teardown(void **state);
+const char *cf_test_cli(void);
+
+/*
  * Make the temp dir ($TMPDIR or /tmp)/<prefix>-XXXXXX for f; D is named but
  * not made. certfleet is the binary the steps run (borrowed). On failure
  * f holds nothing to clear.
