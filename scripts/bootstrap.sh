@@ -9,7 +9,9 @@ packages=(
 	libsqlite3-dev sqlite3
 	libjansson-dev
 	libcmocka-dev
-	libmosquitto-dev mosquitto mosquitto-clients
+	libmosquitto-dev mosquitto mosquitto-clients mosquitto-dev
+	libcurl4-openssl-dev
+	libmicrohttpd-dev
 )
 
 missing=()
